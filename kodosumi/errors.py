@@ -1,0 +1,133 @@
+"""The error catalog: every domain error maps to one gRPC status and one public reason.
+
+Domain code raises these; `kodosumi.rpc.status` turns them into a `google.rpc.Status` with an
+`ErrorInfo` detail (and `BadRequest` for field violations). This module knows nothing of gRPC
+so that the engine and domain logic can raise catalog errors freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+ERROR_DOMAIN = "kodosumi.dev"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field of a request: `field` is a dotted path such as `inputs.query`."""
+
+    field: str
+    description: str
+
+
+class KodosumiError(Exception):
+    """Base of every error a client may see. `status` is the name of a gRPC status code."""
+
+    status: ClassVar[str] = "INTERNAL"
+    default_reason: ClassVar[str] = "INTERNAL"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.metadata = metadata or {}
+
+
+class InvalidArgument(KodosumiError):
+    status = "INVALID_ARGUMENT"
+    default_reason = "INVALID_ARGUMENT"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: list[FieldViolation] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.violations = violations or []
+
+    @classmethod
+    def field(cls, name: str, description: str) -> InvalidArgument:
+        """A request with one bad field; the message names it."""
+        return cls(f"{name}: {description}", violations=[FieldViolation(name, description)])
+
+
+class NotFound(KodosumiError):
+    status = "NOT_FOUND"
+    default_reason = "NOT_FOUND"
+
+
+class AlreadyExists(KodosumiError):
+    status = "ALREADY_EXISTS"
+    default_reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(KodosumiError):
+    status = "FAILED_PRECONDITION"
+    default_reason = "FAILED_PRECONDITION"
+
+
+class PermissionDenied(KodosumiError):
+    status = "PERMISSION_DENIED"
+    default_reason = "PERMISSION_DENIED"
+
+
+class Unauthenticated(KodosumiError):
+    status = "UNAUTHENTICATED"
+    default_reason = "UNAUTHENTICATED"
+
+
+class ResourceExhausted(KodosumiError):
+    status = "RESOURCE_EXHAUSTED"
+    default_reason = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(KodosumiError):
+    """The service cannot take the call now (shutting down, dependency down); retry later."""
+
+    status = "UNAVAILABLE"
+    default_reason = "UNAVAILABLE"
+
+
+class DeadlineExceeded(KodosumiError):
+    status = "DEADLINE_EXCEEDED"
+    default_reason = "DEADLINE_EXCEEDED"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    status: str
+    description: str
+    examples: list[str] = field(default_factory=list)
+
+
+# The public catalog: which reasons exist, what they mean and which status carries them.
+CATALOG: dict[str, CatalogEntry] = {
+    "FLOW_NOT_FOUND": CatalogEntry("NOT_FOUND", "No flow of that name on this node."),
+    "EXECUTION_NOT_FOUND": CatalogEntry("NOT_FOUND", "No execution with that id (or not yours)."),
+    "INVALID_INPUTS": CatalogEntry("INVALID_ARGUMENT", "Launch inputs violate the flow's schema."),
+    "INVALID_ARGUMENT": CatalogEntry(
+        "INVALID_ARGUMENT", "A request field is missing or malformed."
+    ),
+    "MALFORMED_REQUEST": CatalogEntry("INVALID_ARGUMENT", "The request bytes do not decode."),
+    "EXECUTION_FINISHED": CatalogEntry(
+        "FAILED_PRECONDITION", "The execution already ended; it cannot be changed."
+    ),
+    "NO_INPUT_AWAITED": CatalogEntry(
+        "FAILED_PRECONDITION", "The execution awaits no input with that request id."
+    ),
+    "INVALID_INPUT_VALUE": CatalogEntry(
+        "INVALID_ARGUMENT", "The provided input violates the request's schema."
+    ),
+    "NODE_SHUTTING_DOWN": CatalogEntry("UNAVAILABLE", "The node is stopping; try another node."),
+    "TOO_MANY_EXECUTIONS": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The node runs as many executions as it is configured for."
+    ),
+    "PERMISSION_DENIED": CatalogEntry("PERMISSION_DENIED", "The caller's roles do not allow it."),
+    "UNAUTHENTICATED": CatalogEntry("UNAUTHENTICATED", "No acceptable identity on the call."),
+    "INTERNAL": CatalogEntry("INTERNAL", "An internal fault; details are in the server's log."),
+}

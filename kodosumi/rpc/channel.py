@@ -1,0 +1,26 @@
+"""Client channels: mTLS with the caller's credentials, keepalive for long watch streams."""
+
+from __future__ import annotations
+
+import grpc
+
+from kodosumi.tls import TlsMaterial
+
+CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.enable_retries", 1),
+]
+
+
+def open_channel(target: str, tls: TlsMaterial | None) -> grpc.aio.Channel:
+    """An aio channel to `target`; plaintext only when `tls` is None (an explicit --insecure)."""
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
+    )
+    return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)

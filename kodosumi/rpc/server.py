@@ -1,0 +1,85 @@
+"""Build a daemon's grpc.aio server: mTLS (or explicit plaintext), the guard, health, reflection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from kodosumi.authz import Policy
+from kodosumi.rpc.guard import Authenticator, GuardInterceptor
+from kodosumi.tls import TlsMaterial
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    max_receive_message_bytes: int = 4 * 1024 * 1024
+    max_send_message_bytes: int = 64 * 1024 * 1024
+    max_concurrent_streams: int = 1024
+    keepalive_time_ms: int = 30_000
+    keepalive_timeout_ms: int = 10_000
+
+
+def create_server(
+    policy: Policy,
+    authenticator: Authenticator,
+    limits: ServerLimits = ServerLimits(),
+) -> grpc.aio.Server:
+    options = [
+        ("grpc.max_receive_message_length", limits.max_receive_message_bytes),
+        ("grpc.max_send_message_length", limits.max_send_message_bytes),
+        ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
+        ("grpc.keepalive_time_ms", limits.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", limits.keepalive_timeout_ms),
+        # Let clients send keepalive pings on idle watch streams without being cut off.
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.so_reuseport", 0),
+    ]
+    return grpc.aio.server(interceptors=[GuardInterceptor(policy, authenticator)], options=options)
+
+
+def bind(server: grpc.aio.Server, address: str, tls: TlsMaterial | None) -> int:
+    """Listen on `address` (`127.0.0.1:0` picks a free port); returns the bound port."""
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        credentials = grpc.ssl_server_credentials(
+            [(tls.key, tls.cert)], root_certificates=tls.ca_cert, require_client_auth=True
+        )
+        port = server.add_secure_port(address, credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return port
+
+
+def add_health_and_reflection(
+    server: grpc.aio.Server, service_names: Iterable[str]
+) -> health_aio.HealthServicer:
+    """Serve grpc.health.v1 (overall and per service, all SERVING) and server reflection."""
+    names = list(service_names)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    return health
+
+
+async def set_serving(
+    health: health_aio.HealthServicer, service_names: Iterable[str], up: bool
+) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ["", *service_names]:
+        await health.set(name, status)
