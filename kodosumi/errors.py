@@ -35,6 +35,10 @@ class KodosumiError(Exception):
         self.reason = reason or self.default_reason
         self.metadata = metadata or {}
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Errors cross process boundaries (Ray actors); keep reason and metadata on the way.
+        return (_rebuild, (type(self), self.message, self.reason, self.metadata, []))
+
 
 class InvalidArgument(KodosumiError):
     status = "INVALID_ARGUMENT"
@@ -50,10 +54,25 @@ class InvalidArgument(KodosumiError):
         super().__init__(message, reason=reason)
         self.violations = violations or []
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, self.reason, {}, self.violations))
+
     @classmethod
     def field(cls, name: str, description: str) -> InvalidArgument:
         """A request with one bad field; the message names it."""
         return cls(f"{name}: {description}", violations=[FieldViolation(name, description)])
+
+
+def _rebuild(
+    cls: type[KodosumiError],
+    message: str,
+    reason: str,
+    metadata: dict[str, str],
+    violations: list[FieldViolation],
+) -> KodosumiError:
+    if issubclass(cls, InvalidArgument):
+        return cls(message, violations=violations, reason=reason)
+    return cls(message, reason=reason, metadata=metadata)
 
 
 class NotFound(KodosumiError):

@@ -1,0 +1,167 @@
+"""The context object a flow receives: its identity, its inputs, and the ways to report and ask.
+
+Flow code takes it as a parameter named `ctx` (or `context`, or annotated `FlowContext`).
+Every method is safe to call from any thread of the flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+from engine import events
+from kodosumi.v1 import event_pb2
+
+if TYPE_CHECKING:
+    from engine.runner import ExecutionRun
+
+ARTIFACT_CHUNK_BYTES = 256 * 1024
+_MISSING: Any = object()
+
+InputKind = Literal["form", "approval", "text"]
+TimeoutPolicy = Literal["fail", "default"]
+_KINDS = {
+    "form": event_pb2.INPUT_KIND_FORM,
+    "approval": event_pb2.INPUT_KIND_APPROVAL,
+    "text": event_pb2.INPUT_KIND_TEXT,
+}
+
+
+class ExecutionCancelled(BaseException):
+    """Raised inside a flow that was cancelled (or timed out). A BaseException, like
+    asyncio.CancelledError, so that `except Exception` in flow code does not swallow it."""
+
+
+class InputTimedOut(Exception):
+    """An input request timed out and its policy is to fail the execution."""
+
+
+class FlowContext:
+    def __init__(self, run: ExecutionRun) -> None:
+        self._run = run
+
+    @property
+    def execution_id(self) -> str:
+        return self._run.spec.execution_id
+
+    @property
+    def flow(self) -> str:
+        return self._run.spec.flow
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return self._run.spec.inputs
+
+    @property
+    def attempt(self) -> int:
+        return self._run.spec.attempt
+
+    @property
+    def node_id(self) -> str:
+        return self._run.spec.node_id
+
+    @property
+    def cancelled(self) -> bool:
+        return self._run.cancel_requested
+
+    def check_cancelled(self) -> None:
+        """Raise ExecutionCancelled when the execution was cancelled; call it in long loops."""
+        if self._run.cancel_requested:
+            raise ExecutionCancelled(self._run.cancel_reason)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep that wakes up (raising ExecutionCancelled) as soon as the run is cancelled."""
+        if self._run.cancel_event.wait(max(0.0, seconds)):
+            raise ExecutionCancelled(self._run.cancel_reason)
+
+    def emit(self, event: event_pb2.Event) -> int:
+        """Append a prepared event (one `kind` set); blocks while the buffer is full."""
+        return self._run.emit(event)
+
+    def log(self, message: str, level: int | str = logging.INFO, logger: str = "") -> None:
+        levelno = level if isinstance(level, int) else logging.getLevelName(level.upper())
+        self.emit(
+            events.log(message, levelno if isinstance(levelno, int) else logging.INFO, logger)
+        )
+
+    def progress(self, fraction: float | None = None, message: str = "") -> None:
+        self.emit(events.progress(fraction, message))
+
+    def markdown(self, text: str, name: str = "markdown") -> None:
+        self.artifact(name, text, media_type="text/markdown")
+
+    def artifact(
+        self, name: str, data: bytes | str | dict[str, Any] | list[Any], media_type: str = ""
+    ) -> str:
+        """Emit content as an artifact, in chunks for large data; returns the artifact id."""
+        if isinstance(data, bytes):
+            payload, media = data, media_type or "application/octet-stream"
+        elif isinstance(data, str):
+            payload, media = data.encode(), media_type or "text/plain"
+        else:
+            payload, media = json.dumps(data).encode(), media_type or "application/json"
+        artifact_id = uuid.uuid4().hex[:16]
+        chunks = [
+            payload[i : i + ARTIFACT_CHUNK_BYTES]
+            for i in range(0, max(len(payload), 1), ARTIFACT_CHUNK_BYTES)
+        ]
+        for index, chunk in enumerate(chunks):
+            self.emit(
+                events.artifact_chunk(
+                    artifact_id, name, media, chunk, index, index == len(chunks) - 1, len(payload)
+                )
+            )
+        return artifact_id
+
+    def set_result(self, value: Any) -> None:
+        """The execution's result when the flow function returns None (async generators)."""
+        self._run.result_value = value
+
+    def metric(self, name: str, value: float, unit: str = "", **attributes: str) -> None:
+        self.emit(events.metric(name, value, unit, attributes))
+
+    def request_input(
+        self,
+        prompt: str,
+        *,
+        schema: dict[str, Any] | None = None,
+        kind: InputKind = "form",
+        timeout: float | None = None,
+        default: Any = _MISSING,
+        on_timeout: TimeoutPolicy = "fail",
+    ) -> Any:
+        """Ask a human or a system for input and wait for the answer (validated by `schema`).
+
+        The execution is AWAITING_INPUT while any request is open. On timeout the policy
+        decides: `"default"` returns `default`, `"fail"` raises InputTimedOut.
+        """
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {sorted(_KINDS)}")
+        if schema is None:
+            schema = {"approval": {"type": "boolean"}, "text": {"type": "string"}}.get(
+                kind, {"type": "object"}
+            )
+        use_default = on_timeout == "default"
+        if use_default and default is _MISSING:
+            raise ValueError("on_timeout='default' needs a default")
+        return self._run.request_input(
+            prompt,
+            kind=_KINDS[kind],
+            schema=schema,
+            timeout=timeout or 0.0,
+            default=None if default is _MISSING else default,
+            use_default=use_default,
+        )
+
+    async def arequest_input(self, prompt: str, **options: Any) -> Any:
+        """`request_input` for async flows: waits without blocking the flow's event loop."""
+        return await asyncio.to_thread(self.request_input, prompt, **options)
+
+    def approve(self, prompt: str, *, timeout: float | None = None) -> bool:
+        return bool(self.request_input(prompt, kind="approval", timeout=timeout))
+
+    def ask(self, prompt: str, *, timeout: float | None = None) -> str:
+        return str(self.request_input(prompt, kind="text", timeout=timeout))

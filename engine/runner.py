@@ -1,0 +1,279 @@
+"""One execution inside an executor: its thread, its buffer, its cancel and input state.
+
+Each execution runs in a thread of its own (async flows on a private event loop in that
+thread), so a flow that blocks never stalls the executor's control loop, which keeps
+answering drain, cancel and provide_input. Exactly one terminal status event ends the
+stream: the first one appended seals the buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from engine import capture, events, loader
+from engine.adapters import adapter_for
+from engine.buffer import ExecutionBuffer
+from engine.context import ExecutionCancelled, FlowContext, InputTimedOut
+from engine.spec import ExecutionSpec
+from kodosumi.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from kodosumi.v1 import event_pb2
+
+log = logging.getLogger(__name__)
+
+S = event_pb2
+
+
+@dataclass
+class PendingInput:
+    request_id: str
+    schema: dict[str, Any]
+    answered: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+
+
+class ExecutionRun:
+    def __init__(self, spec: ExecutionSpec, buffer: ExecutionBuffer) -> None:
+        self.spec = spec
+        self.buffer = buffer
+        self.ctx = FlowContext(self)
+        self.cancel_event = threading.Event()
+        self.cancel_status = 0
+        self.cancel_reason = ""
+        self.result_value: Any = None
+        self._thread: threading.Thread | None = None
+        self._flow_loop: asyncio.AbstractEventLoop | None = None
+        self._flow_task: asyncio.Task[Any] | None = None
+        self._inputs_lock = threading.Lock()
+        self._pending: dict[str, PendingInput] = {}
+        self._partial: dict[int, str] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def start(self) -> None:
+        self.emit(events.status(S.EXECUTION_STATUS_STARTING), wait=False)
+        self._thread = threading.Thread(
+            target=self._main, name=f"kodosumi-{self.spec.execution_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _main(self) -> None:
+        token = capture.bind(self)
+        try:
+            loader.add_python_path(self.spec.python_path)
+            target = loader.load(self.spec.entrypoint)
+            adapter = adapter_for(target)
+            self.check_cancelled()
+            self.emit(events.status(S.EXECUTION_STATUS_RUNNING))
+            value = adapter.run(target, self.ctx)
+            self.check_cancelled()
+            self._flush_output()
+            self.emit(events.result(value if value is not None else self.result_value))
+            self.emit(events.status(S.EXECUTION_STATUS_SUCCEEDED))
+        except (ExecutionCancelled, asyncio.CancelledError):
+            self._finish_cancelled()
+        except BaseException as exc:
+            if self.cancel_requested:
+                self._finish_cancelled()
+            else:
+                self._flush_output()
+                self.emit(events.error(exc))
+                self.emit(events.status(S.EXECUTION_STATUS_FAILED, f"{type(exc).__name__}: {exc}"))
+        finally:
+            capture.unbind(token)
+
+    def _finish_cancelled(self) -> None:
+        self._flush_output()
+        self.emit(
+            events.status(self.cancel_status or S.EXECUTION_STATUS_CANCELLED, self.cancel_reason)
+        )
+
+    def check_cancelled(self) -> None:
+        if self.cancel_requested:
+            raise ExecutionCancelled(self.cancel_reason)
+
+    def run_async(self, make_coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        """Run an async flow on a private loop in this execution's thread."""
+        loop = asyncio.new_event_loop()
+        self._flow_loop = loop
+        try:
+            task = loop.create_task(make_coroutine())
+            self._flow_task = task
+            if self.cancel_requested:
+                task.cancel()
+            return loop.run_until_complete(task)
+        finally:
+            self._flow_task = None
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                self._flow_loop = None
+                loop.close()
+
+    def request_cancel(self, status: int, reason: str) -> bool:
+        """Ask the flow to stop (cooperatively). False when the execution already ended."""
+        if self.buffer.sealed:
+            return False
+        if not self.cancel_event.is_set():
+            self.cancel_status, self.cancel_reason = status, reason
+            self.cancel_event.set()
+            with self._inputs_lock:
+                for pending in self._pending.values():
+                    pending.answered.set()
+            loop, task = self._flow_loop, self._flow_task
+            if loop is not None and task is not None:
+                loop.call_soon_threadsafe(task.cancel)
+        return True
+
+    def force_stop(self) -> None:
+        """The grace period is over: interrupt the flow thread and end the stream now.
+
+        An exception is injected into the thread (it fires at the next Python bytecode; a
+        thread blocked in C code stays blocked and is abandoned); whatever it emits later is
+        discarded because the terminal event seals the buffer.
+        """
+        if self.buffer.sealed:
+            return
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread.ident is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(thread.ident), ctypes.py_object(ExecutionCancelled)
+            )
+        reason = self.cancel_reason or "cancelled"
+        grace = self.spec.cancel_grace_seconds
+        self.emit(
+            events.status(
+                self.cancel_status or S.EXECUTION_STATUS_CANCELLED,
+                f"{reason} (did not stop within {grace:g}s; interrupted)",
+            ),
+            wait=False,
+        )
+        self.buffer.release()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- events ------------------------------------------------------------------------------
+
+    def emit(self, event: event_pb2.Event, *, wait: bool = True) -> int:
+        return self.buffer.append(event, wait=wait)
+
+    def output(self, stream: int, text: str) -> None:
+        """Text written to stdout/stderr: complete lines become events, the rest waits."""
+        pending = self._partial.get(stream, "") + text
+        if "\n" not in pending:
+            self._partial[stream] = pending
+            return
+        *lines, rest = pending.split("\n")
+        self._partial[stream] = rest
+        for line in lines:
+            self.emit(events.output_line(stream, line.rstrip("\r")))
+
+    def _flush_output(self) -> None:
+        for stream, rest in list(self._partial.items()):
+            if rest:
+                self.emit(events.output_line(stream, rest))
+        self._partial.clear()
+
+    def log_record(self, message: str, levelno: int, logger: str) -> None:
+        self.emit(events.log(message, levelno, logger))
+
+    # -- human input -------------------------------------------------------------------------
+
+    def request_input(
+        self,
+        prompt: str,
+        *,
+        kind: int,
+        schema: dict[str, Any],
+        timeout: float,
+        default: Any,
+        use_default: bool,
+    ) -> Any:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+        self.check_cancelled()
+        request = PendingInput(uuid.uuid4().hex[:12], schema)
+        with self._inputs_lock:
+            self._pending[request.request_id] = request
+            first = len(self._pending) == 1
+        if first:
+            self.emit(events.status(S.EXECUTION_STATUS_AWAITING_INPUT))
+        self.emit(
+            events.input_requested(
+                request.request_id, kind, prompt, schema, timeout, default, use_default
+            )
+        )
+        answered = request.answered.wait(timeout if timeout > 0 else None)
+        self.check_cancelled()
+        if answered:
+            return request.value
+        with self._inputs_lock:
+            if request.answered.is_set():  # the answer raced the timeout and won
+                return request.value
+            del self._pending[request.request_id]
+            remaining = len(self._pending)
+        if not use_default:
+            raise InputTimedOut(f"input request {request.request_id} timed out after {timeout:g}s")
+        self.emit(events.input_provided(request.request_id, default, "", timed_out=True))
+        if remaining == 0:
+            self.emit(events.status(S.EXECUTION_STATUS_RUNNING))
+        return default
+
+    def provide_input(self, request_id: str, value: Any, provided_by: str) -> None:
+        """Answer an open input request (called from the control loop, never blocks)."""
+        with self._inputs_lock:
+            if self.buffer.sealed:
+                raise FailedPrecondition(
+                    f"execution {self.spec.execution_id} already ended", reason="EXECUTION_FINISHED"
+                )
+            request = self._pending.get(request_id)
+            if request is None:
+                raise FailedPrecondition(
+                    f"execution {self.spec.execution_id} awaits no input with request_id "
+                    f"{request_id!r}",
+                    reason="NO_INPUT_AWAITED",
+                )
+            violations = schema_violations(request.schema, value)
+            if violations:
+                raise InvalidArgument(
+                    "value does not match the input request's schema: "
+                    + "; ".join(f"{v.field}: {v.description}" for v in violations),
+                    violations=violations,
+                    reason="INVALID_INPUT_VALUE",
+                )
+            request.value = value
+            del self._pending[request_id]
+            remaining = len(self._pending)
+            self.emit(events.input_provided(request_id, value, provided_by), wait=False)
+            if remaining == 0:
+                self.emit(events.status(S.EXECUTION_STATUS_RUNNING), wait=False)
+            request.answered.set()
+
+    def open_requests(self) -> list[str]:
+        with self._inputs_lock:
+            return list(self._pending)
+
+
+def schema_violations(
+    schema: dict[str, Any], value: Any, root: str = "value"
+) -> list[FieldViolation]:
+    """Every way `value` violates `schema`, each named by its dotted path below `root`."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    found = []
+    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+        path = ".".join(str(p) for p in error.absolute_path)
+        found.append(FieldViolation(f"{root}.{path}" if path else root, error.message))
+    return found
