@@ -85,7 +85,9 @@ class ExecutionHost:
             if run is None:
                 continue
             run.buffer.ack(seq)
-            if run.buffer.finished and not run.alive:
+            if run.buffer.finished:
+                # A flow abandoned after cancellation may still be running; its buffer is
+                # sealed, so forgetting it loses nothing.
                 del self._runs[execution_id]
         result = self._collect(max_events)
         if result[0] or wait_seconds <= 0:

@@ -17,14 +17,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 from engine import capture, events, loader
 from engine.adapters import adapter_for
 from engine.buffer import ExecutionBuffer
 from engine.context import ExecutionCancelled, FlowContext, InputTimedOut
 from engine.spec import ExecutionSpec
-from kodosumi.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from kodosumi.errors import FailedPrecondition, InvalidArgument
+from kodosumi.schema import check_schema
+from kodosumi.schema import violations as schema_violations
 from kodosumi.v1 import event_pb2
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class ExecutionRun:
         default: Any,
         use_default: bool,
     ) -> Any:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
+        check_schema(schema)
         self.check_cancelled()
         request = PendingInput(uuid.uuid4().hex[:12], schema)
         with self._inputs_lock:
@@ -246,7 +246,7 @@ class ExecutionRun:
                     f"{request_id!r}",
                     reason="NO_INPUT_AWAITED",
                 )
-            violations = schema_violations(request.schema, value)
+            violations = schema_violations(request.schema, value, root="value")
             if violations:
                 raise InvalidArgument(
                     "value does not match the input request's schema: "
@@ -265,15 +265,3 @@ class ExecutionRun:
     def open_requests(self) -> list[str]:
         with self._inputs_lock:
             return list(self._pending)
-
-
-def schema_violations(
-    schema: dict[str, Any], value: Any, root: str = "value"
-) -> list[FieldViolation]:
-    """Every way `value` violates `schema`, each named by its dotted path below `root`."""
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    found = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
-        path = ".".join(str(p) for p in error.absolute_path)
-        found.append(FieldViolation(f"{root}.{path}" if path else root, error.message))
-    return found

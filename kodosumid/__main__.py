@@ -1,0 +1,3 @@
+from kodosumid.cli import main
+
+main()

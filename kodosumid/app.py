@@ -1,0 +1,192 @@
+"""Assemble and run a node: credentials, store, Ray, executor pool, gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import ray
+
+from kodosumi.authz import ADMIN, StaticRoleResolver
+from kodosumi.pki import load_certificate, spiffe_id_of
+from kodosumi.rpc.guard import Authenticator
+from kodosumi.rpc.server import (
+    ServerLimits,
+    add_health_and_reflection,
+    bind,
+    create_server,
+    set_serving,
+)
+from kodosumi.tls import TlsFiles, TlsMaterial, ensure_dev_pki
+from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumid.catalog import Catalog, example_flows
+from kodosumid.config import NodeConfig, ensure_node_id
+from kodosumid.convert import flow_message
+from kodosumid.event_store import EventStore
+from kodosumid.executions import ExecutionManager
+from kodosumid.fanout import WatchHub
+from kodosumid.policy import NODE_POLICY
+from kodosumid.pool import ExecutorPool
+from kodosumid.ray_runtime import start_ray, stop_ray
+from kodosumid.servicers import VERSION, FlowServicer, NodeServicer, node_load
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    flow_pb2.DESCRIPTOR.services_by_name["FlowService"].full_name,
+    node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+)
+
+
+class NodeApp:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = ensure_node_id(config)
+        self.port = 0
+        self.identity = ""
+        self.ray_address = ""
+        self.client_files: TlsFiles | None = None
+        self._owns_ray = False
+        self._started = time.monotonic()
+        self._start_time_ns = time.time_ns()
+        self.store: EventStore | None = None
+        self.manager: ExecutionManager | None = None
+        self.pool: ExecutorPool | None = None
+        self._server: object | None = None
+        self._health: object | None = None
+        self._pool_task: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        host = self.config.listen.rsplit(":", 1)[0]
+        if host in ("0.0.0.0", "[::]", ""):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    @property
+    def info_file(self) -> Path:
+        return self.config.state_dir / "node.json"
+
+    def _credentials(self) -> tuple[TlsMaterial | None, str, tuple[str, ...]]:
+        """TLS material, trust domain and extra admins (the local user of a dev CA)."""
+        if self.config.insecure:
+            return None, "", ()
+        if self.config.tls is not None:
+            files = TlsFiles(self.config.tls.ca_cert, self.config.tls.cert, self.config.tls.key)
+            extra: tuple[str, ...] = ()
+        else:
+            files, self.client_files, user = ensure_dev_pki(
+                self.config.state_dir, self.config.node_id
+            )
+            extra = (str(user),)
+        identity = spiffe_id_of(load_certificate(files.cert))
+        self.identity = str(identity)
+        return files.read(), identity.trust_domain, extra
+
+    async def start(self) -> None:
+        config = self.config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        tls, trust_domain, extra_admins = self._credentials()
+        catalog = Catalog(config.flows if config.flows is not None else example_flows())
+        if not config.python_path:
+            self.config = config = replace(config, python_path=(os.getcwd(),))
+
+        self.store = EventStore(
+            config.state_dir / "events.sqlite", synchronous=config.store_synchronous
+        )
+        await self.store.open()
+        self._owns_ray = not ray.is_initialized()
+        self.ray_address = await asyncio.to_thread(start_ray, config.ray)
+        self.pool = ExecutorPool(config.pool, config.node_id, detached=not config.ray.embedded)
+        hub = WatchHub()
+        self.manager = ExecutionManager(config, catalog, self.store, hub, self.pool)
+        await self.manager.recover()
+        # The pool warms up while the server already accepts launches (they wait for it).
+        self._pool_task = asyncio.get_running_loop().create_task(self.pool.start())
+        self.pool.ready = self._pool_task
+
+        authenticator = Authenticator(
+            trust_domain=trust_domain or None,
+            roles=StaticRoleResolver(
+                admins=config.admins + extra_admins, operators=config.operators
+            ),
+            insecure_roles=frozenset({ADMIN}),
+        )
+        server = create_server(
+            NODE_POLICY,
+            authenticator,
+            ServerLimits(max_receive_message_bytes=config.max_message_bytes),
+        )
+        flow_pb2_grpc.add_FlowServiceServicer_to_server(
+            FlowServicer(catalog, self.manager, config.node_id), server
+        )
+        node_pb2_grpc.add_NodeServiceServicer_to_server(
+            NodeServicer(lambda: self._info(catalog, hub)), server
+        )
+        self._health = add_health_and_reflection(server, SERVICE_NAMES)
+        self.port = bind(server, config.listen, tls)
+        await server.start()
+        self._server = server
+        await set_serving(self._health, SERVICE_NAMES, True)  # type: ignore[arg-type]
+        self._write_info_file()
+        log.info(
+            "node %s serving on %s (%s)", config.node_id, self.address, self.identity or "insecure"
+        )
+
+    def _info(self, catalog: Catalog, hub: WatchHub) -> node_pb2.NodeInfo:
+        assert self.manager is not None
+        info = node_pb2.NodeInfo(
+            node_id=self.config.node_id,
+            version=VERSION,
+            identity=self.identity,
+            endpoints=[self.address],
+            flows=[flow_message(f, self.config.node_id) for f in catalog.list()],
+            load=node_load(self.manager, hub.watcher_count, self._started),
+            ray_address=self.ray_address,
+            capabilities=["watch-batches", "human-input", "process-isolation"],
+        )
+        info.start_time.FromNanoseconds(self._start_time_ns)
+        return info
+
+    def _write_info_file(self) -> None:
+        data = {
+            "address": self.address,
+            "node_id": self.config.node_id,
+            "insecure": self.config.insecure,
+            "pid": os.getpid(),
+            "identity": self.identity,
+        }
+        tmp = self.info_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(self.info_file)
+
+    async def stop(self) -> None:
+        """Graceful stop: NOT_SERVING, finish or cancel executions, then close everything."""
+        log.info("node %s stopping", self.config.node_id)
+        with contextlib.suppress(FileNotFoundError):
+            self.info_file.unlink()
+        if self._health is not None:
+            await set_serving(self._health, SERVICE_NAMES, False)  # type: ignore[arg-type]
+        if self.manager is not None:
+            await self.manager.shutdown(self.config.shutdown_grace_seconds)
+        if self._server is not None:
+            await self._server.stop(1.0)  # type: ignore[attr-defined]
+        if self._pool_task is not None:
+            self._pool_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pool_task
+        if self.pool is not None:
+            await self.pool.close()
+        if self.store is not None:
+            await self.store.close()
+        if self._owns_ray:
+            await asyncio.to_thread(stop_ray)
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()  # type: ignore[attr-defined]

@@ -1,0 +1,93 @@
+"""`kodosumid`: run a node until SIGTERM or SIGINT, then stop gracefully."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from kodosumi import __version__
+from kodosumi.errors import KodosumiError
+from kodosumid.app import NodeApp
+from kodosumid.catalog import entrypoint_flow, example_flows
+from kodosumid.config import NodeConfig, load_config
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="kodosumid", description="Run a kodosumi node: serve flows, run them on Ray."
+    )
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--state-dir", type=Path, help="where the node keeps its state")
+    parser.add_argument("--listen", help="HOST:PORT to serve on (default 127.0.0.1:7470)")
+    parser.add_argument("--node-id", help="the node's id (default: generated once, kept)")
+    parser.add_argument("--insecure", action="store_true", help="serve plaintext (no mTLS)")
+    parser.add_argument("--ray-address", help="join this Ray cluster instead of an embedded one")
+    parser.add_argument(
+        "--flow",
+        action="append",
+        default=[],
+        metavar="ENTRYPOINT",
+        help="add an ad-hoc flow (module:attr, dotted path or YAML file); repeatable",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--version", action="version", version=f"kodosumid {__version__}")
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> NodeConfig:
+    config = load_config(args.config)
+    if args.state_dir:
+        config = replace(config, state_dir=args.state_dir.expanduser().resolve())
+    if args.listen:
+        config = replace(config, listen=args.listen)
+    if args.node_id:
+        config = replace(config, node_id=args.node_id)
+    if args.insecure:
+        config = replace(config, insecure=True)
+    if args.ray_address:
+        config = replace(config, ray=replace(config.ray, address=args.ray_address))
+    if args.flow:
+        base = config.flows if config.flows is not None else example_flows()
+        extra = []
+        for entry in args.flow:
+            is_file = entry.endswith((".yaml", ".yml"))
+            extra.append(
+                entrypoint_flow(str(Path(entry).expanduser().resolve()) if is_file else entry)
+            )
+        known = {f.name for f in base}
+        config = replace(config, flows=tuple(base) + tuple(f for f in extra if f.name not in known))
+    return config
+
+
+async def serve(config: NodeConfig) -> None:
+    app = NodeApp(config)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = build_config(args)
+    except KodosumiError as e:
+        print(f"kodosumid: invalid configuration: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as e:
+        print(f"kodosumid: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    asyncio.run(serve(config))

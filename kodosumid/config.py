@@ -1,0 +1,220 @@
+"""The node's configuration: one TOML file, overridden by `KODOSUMI_*` variables and flags.
+
+```toml
+[node]
+id = "node-a"                 # default: generated once and kept in the state directory
+listen = "127.0.0.1:7470"
+state_dir = "~/.local/share/kodosumi"
+insecure = false              # plaintext; only with intent
+
+[tls]                         # omit for the development CA in <state_dir>/pki
+ca_cert = "ca.pem"
+cert = "node.pem"
+key = "node.key"
+
+[ray]
+address = ""                  # empty: embedded local Ray; else e.g. "127.0.0.1:6379"
+num_cpus = 2
+
+[pool]
+shared_executors = 1          # actors that host many executions each
+warm_executors = 1            # pre-started spares for flows that ask for a process of their own
+max_executions_per_executor = 250
+
+[[flows]]
+name = "hello"
+entrypoint = "flows.basic:hello"
+input_schema = { type = "object", properties = { name = { type = "string" } } }
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kodosumi.errors import InvalidArgument
+from kodosumi.paths import default_state_dir
+
+DEFAULT_LISTEN = "127.0.0.1:7470"
+ISOLATIONS = ("shared", "process")
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEntry:
+    name: str
+    entrypoint: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    version: str = ""
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    timeout_seconds: float = 0.0
+    # "shared": many executions per executor process; "process": one process of its own.
+    isolation: str = "shared"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsPaths:
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, slots=True)
+class RayConfig:
+    address: str = ""
+    num_cpus: int = 2
+    object_store_memory: int = 200 * 1024 * 1024
+    namespace: str = "kodosumi"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.address
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    shared_executors: int = 1
+    warm_executors: int = 1
+    max_executions_per_executor: int = 250
+    # Unacknowledged events an execution may hold before its flow waits (backpressure).
+    buffer_capacity: int = 10_000
+    drain_batch: int = 10_000
+    # Modules executors import ahead of the first launch (e.g. "crewai" for crew flows).
+    preload_modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    node_id: str = ""
+    listen: str = DEFAULT_LISTEN
+    state_dir: Path = field(default_factory=default_state_dir)
+    insecure: bool = False
+    tls: TlsPaths | None = None
+    trust_domain: str = ""
+    ray: RayConfig = field(default_factory=RayConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    # None: the example flows.
+    flows: tuple[FlowEntry, ...] | None = None
+    # Folders put on the executors' sys.path so entrypoints import (default: the working dir).
+    python_path: tuple[str, ...] = ()
+    shutdown_grace_seconds: float = 10.0
+    cancel_grace_seconds: float = 5.0
+    admins: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
+    # "NORMAL" survives a process crash; "FULL" also survives power loss (see docs/operations.md).
+    store_synchronous: str = "NORMAL"
+    max_message_bytes: int = 4 * 1024 * 1024
+
+
+def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
+    where = f"flows[{index}]"
+    for key in ("name", "entrypoint"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise InvalidArgument.field(f"{where}.{key}", "required string")
+    isolation = raw.get("isolation", "shared")
+    if isolation not in ISOLATIONS:
+        raise InvalidArgument.field(f"{where}.isolation", f"one of {', '.join(ISOLATIONS)}")
+    schema = raw.get("input_schema", {"type": "object"})
+    if not isinstance(schema, dict):
+        raise InvalidArgument.field(f"{where}.input_schema", "a JSON Schema object")
+    return FlowEntry(
+        name=raw["name"],
+        entrypoint=raw["entrypoint"],
+        description=str(raw.get("description", "")),
+        tags=tuple(raw.get("tags", ())),
+        version=str(raw.get("version", "")),
+        input_schema=schema,
+        timeout_seconds=float(raw.get("timeout_seconds", 0.0)),
+        isolation=isolation,
+    )
+
+
+def flows_from(raw_flows: list[dict[str, Any]]) -> tuple[FlowEntry, ...]:
+    flows = tuple(_flow(raw, i) for i, raw in enumerate(raw_flows))
+    names = [f.name for f in flows]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise InvalidArgument.field(
+            "flows", f"duplicate flow names: {', '.join(sorted(duplicates))}"
+        )
+    return flows
+
+
+def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> NodeConfig:
+    """Read the TOML file (if any), then apply `KODOSUMI_*` environment overrides."""
+    env = dict(os.environ if env is None else env)
+    data: dict[str, Any] = {}
+    if path is not None:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    node = data.get("node", {})
+    base = path.parent if path is not None else Path.cwd()
+    config = NodeConfig(
+        node_id=str(node.get("id", "")),
+        listen=str(node.get("listen", DEFAULT_LISTEN)),
+        state_dir=_path(node["state_dir"], base) if "state_dir" in node else default_state_dir(),
+        insecure=bool(node.get("insecure", False)),
+        trust_domain=str(node.get("trust_domain", "")),
+        shutdown_grace_seconds=float(node.get("shutdown_grace_seconds", 10.0)),
+        cancel_grace_seconds=float(node.get("cancel_grace_seconds", 5.0)),
+        admins=tuple(node.get("admins", ())),
+        operators=tuple(node.get("operators", ())),
+        store_synchronous=str(node.get("store_synchronous", "NORMAL")).upper(),
+        python_path=tuple(str(_path(p, base)) for p in node.get("python_path", ())),
+    )
+    if "tls" in data:
+        tls = data["tls"]
+        config = replace(
+            config,
+            tls=TlsPaths(
+                _path(tls["ca_cert"], base), _path(tls["cert"], base), _path(tls["key"], base)
+            ),
+        )
+    if "ray" in data:
+        config = replace(config, ray=RayConfig(**data["ray"]))
+    if "pool" in data:
+        config = replace(config, pool=PoolConfig(**data["pool"]))
+    if "flows" in data:
+        flows = [dict(raw) for raw in data["flows"]]
+        for raw in flows:
+            entry = str(raw.get("entrypoint", ""))
+            if entry.endswith((".yaml", ".yml")):
+                raw["entrypoint"] = str(_path(entry, base))
+        config = replace(config, flows=flows_from(flows))
+    return _apply_env(config, env)
+
+
+def _apply_env(config: NodeConfig, env: dict[str, str]) -> NodeConfig:
+    if "KODOSUMI_NODE_ID" in env:
+        config = replace(config, node_id=env["KODOSUMI_NODE_ID"])
+    if "KODOSUMI_LISTEN" in env:
+        config = replace(config, listen=env["KODOSUMI_LISTEN"])
+    if env.get("KODOSUMI_INSECURE", "").lower() in {"1", "true", "yes"}:
+        config = replace(config, insecure=True)
+    if "KODOSUMI_RAY_ADDRESS" in env:
+        config = replace(config, ray=replace(config.ray, address=env["KODOSUMI_RAY_ADDRESS"]))
+    return config
+
+
+def _path(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def ensure_node_id(config: NodeConfig) -> NodeConfig:
+    """A node keeps its id across restarts: generated once and stored in the state directory."""
+    if config.node_id:
+        return config
+    id_file = config.state_dir / "node_id"
+    if id_file.is_file():
+        node_id = id_file.read_text().strip()
+    else:
+        node_id = f"node-{uuid.uuid4().hex[:8]}"
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(node_id + "\n")
+    return replace(config, node_id=node_id)

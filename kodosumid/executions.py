@@ -1,0 +1,524 @@
+"""Executions on this node: launch, drain, store, fan out, watch, cancel, answer, recover.
+
+Domain logic only: it takes plain objects (a Principal, dicts) and raises catalog errors;
+the servicer around it is the only part that knows gRPC.
+
+The path of an event: the engine appends it to its execution's buffer in an executor
+actor; one drain loop per executor long-polls the actor, writes the batch to the store in
+one transaction, publishes it to the watchers, and acknowledges it on its next drain call,
+after which the actor may drop it. The node itself writes events only while no executor
+writes for the execution: the first ones at launch, and a terminal status when the
+executor is gone or never started, so every execution has a single writer of its `seq`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayError, RayTaskError
+
+from kodosumi.authz import Principal
+from kodosumi.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    KodosumiError,
+    NotFound,
+    Unavailable,
+)
+from kodosumi.jsonvalue import dict_to_struct
+from kodosumi.schema import violations
+from kodosumi.v1 import event_pb2
+from kodosumid import crashpoints
+from kodosumid.catalog import Catalog
+from kodosumid.config import FlowEntry, NodeConfig
+from kodosumid.event_store import TERMINAL, EventStore, ExecutionRecord, Page, StatusChange
+from kodosumid.fanout import Batch, WatchHub
+from kodosumid.pool import PROCESS, Executor, ExecutorPool
+
+log = logging.getLogger(__name__)
+
+READ_BATCH = 2000
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+# Extra time, beyond the cancel grace, before an isolated executor is killed outright.
+KILL_MARGIN_SECONDS = 2.0
+
+
+@dataclass(eq=False)
+class LiveExecution:
+    record: ExecutionRecord
+    flow: FlowEntry
+    stored_seq: int
+    status: int
+    executor: Executor | None = None
+    cancel_requested: bool = False
+    cancel_reason: str = ""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _status_event(
+    execution_id: str, seq: int, attempt: int, status: int, reason: str = ""
+) -> bytes:
+    event = event_pb2.Event(execution_id=execution_id, seq=seq, attempt=attempt)
+    event.time_unix_nano = time.time_ns()
+    event.status_changed.status = status  # type: ignore[assignment]
+    event.status_changed.reason = reason
+    return event.SerializeToString()
+
+
+def _remote_error(error: BaseException) -> BaseException:
+    """The catalog error an actor raised, unwrapped from Ray's task error."""
+    if isinstance(error, RayTaskError) and isinstance(error.cause, KodosumiError):
+        return error.cause
+    return error
+
+
+class ExecutionManager:
+    def __init__(
+        self,
+        config: NodeConfig,
+        catalog: Catalog,
+        store: EventStore,
+        hub: WatchHub,
+        pool: ExecutorPool,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.store = store
+        self.hub = hub
+        self.pool = pool
+        self._live: dict[str, LiveExecution] = {}
+        self._drains: dict[str, asyncio.Task[None]] = {}
+        self._finished_acks: dict[str, dict[str, int]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def counts(self) -> dict[int, int]:
+        result: dict[int, int] = {}
+        for live in self._live.values():
+            result[live.status] = result.get(live.status, 0) + 1
+        return result
+
+    async def _visible(self, principal: Principal, execution_id: str) -> ExecutionRecord:
+        if not execution_id:
+            raise InvalidArgument.field("execution_id", "required")
+        record = await self.store.get_execution(execution_id)
+        # Someone else's execution is reported as missing: its existence is not leaked.
+        if record is None or not principal.may_act_on(record.owner):
+            raise NotFound(f"no execution {execution_id!r}", reason="EXECUTION_NOT_FOUND")
+        return record
+
+    async def get(self, principal: Principal, execution_id: str) -> ExecutionRecord:
+        return await self._visible(principal, execution_id)
+
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        statuses: list[int],
+        flow: str,
+        page_size: int,
+        page_token: str,
+    ) -> Page:
+        if page_size < 0:
+            raise InvalidArgument.field("page_size", "must not be negative")
+        for status in statuses:
+            if status not in event_pb2.ExecutionStatus.values():
+                raise InvalidArgument.field("statuses", f"unknown status {status}")
+        return await self.store.list_executions(
+            owner=None if principal.privileged else principal.id,
+            statuses=statuses,
+            flow=flow,
+            page_size=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+            page_token=page_token,
+        )
+
+    # -- launch -------------------------------------------------------------------------------
+
+    async def launch(
+        self, principal: Principal, flow_name: str, inputs: dict[str, Any]
+    ) -> ExecutionRecord:
+        if self._closing:
+            raise Unavailable("the node is shutting down", reason="NODE_SHUTTING_DOWN")
+        flow = self.catalog.get(flow_name)
+        bad = violations(flow.input_schema, inputs, root="inputs")
+        if bad:
+            raise InvalidArgument(
+                f"inputs do not match the schema of flow {flow.name!r}: "
+                + "; ".join(f"{v.field}: {v.description}" for v in bad),
+                violations=bad,
+                reason="INVALID_INPUTS",
+            )
+        execution_id = uuid.uuid4().hex
+        record = ExecutionRecord(
+            execution_id=execution_id,
+            flow=flow.name,
+            owner=principal.id,
+            status=event_pb2.EXECUTION_STATUS_PENDING,
+            status_reason="",
+            inputs=inputs,
+            create_ns=time.time_ns(),
+            node_id=self.config.node_id,
+        )
+        inputs_event = event_pb2.Event(execution_id=execution_id, seq=2, attempt=1)
+        inputs_event.time_unix_nano = time.time_ns()
+        dict_to_struct(inputs, inputs_event.inputs_received.inputs)
+        first = [
+            _status_event(execution_id, 1, 1, event_pb2.EXECUTION_STATUS_PENDING),
+            inputs_event.SerializeToString(),
+        ]
+        await self.store.create_execution(record, first)
+        record = replace(record, last_seq=len(first))
+        live = LiveExecution(record, flow, stored_seq=len(first), status=record.status)
+        self._live[execution_id] = live
+        self.hub.publish(execution_id, Batch(1, first))
+        self._spawn(self._dispatch(live))
+        return record
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self, live: LiveExecution) -> None:
+        execution_id = live.record.execution_id
+        try:
+            executor = await self.pool.acquire(live.flow.isolation)
+        except Exception as e:
+            log.exception("no executor for %s", execution_id)
+            await self._end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, f"no executor: {e}")
+            return
+        executor.executions.add(execution_id)
+        live.executor = executor
+        await self.store.set_executor(execution_id, executor.name)
+        self._ensure_drain(executor)
+        if live.cancel_requested:
+            await self._end_by_node(live, event_pb2.EXECUTION_STATUS_CANCELLED, live.cancel_reason)
+            return
+        spec = {
+            "execution_id": execution_id,
+            "flow": live.flow.name,
+            "entrypoint": live.flow.entrypoint,
+            "inputs": live.record.inputs,
+            "first_seq": live.stored_seq + 1,
+            "attempt": live.record.attempt,
+            "timeout_seconds": live.flow.timeout_seconds,
+            "cancel_grace_seconds": self.config.cancel_grace_seconds,
+            "owner": live.record.owner,
+            "node_id": self.config.node_id,
+            "python_path": list(self.config.python_path),
+        }
+        try:
+            await executor.actor.start.remote(spec)
+        except RayActorError:
+            return  # the drain loop sees the dead executor and ends the execution
+        except Exception as e:
+            log.exception("starting %s failed", execution_id)
+            executor.executions.discard(execution_id)
+            await self._end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, f"start failed: {e}")
+
+    # -- drain --------------------------------------------------------------------------------
+
+    def _ensure_drain(self, executor: Executor) -> None:
+        if executor.name not in self._drains:
+            task = asyncio.get_running_loop().create_task(self._drain_loop(executor))
+            self._drains[executor.name] = task
+
+    async def _drain_loop(self, executor: Executor) -> None:
+        batch_size = self.config.pool.drain_batch
+        finished = self._finished_acks.setdefault(executor.name, {})
+        try:
+            while not executor.dead:
+                acks = {
+                    eid: self._live[eid].stored_seq
+                    for eid in executor.executions
+                    if eid in self._live
+                }
+                acks.update(finished)
+                sent_finished = dict(finished)
+                try:
+                    events, statuses = await executor.actor.drain.remote(acks, batch_size, 1.0)
+                except RayError as e:
+                    if not executor.dead:
+                        await self._executor_died(executor, e)
+                    return
+                for eid in sent_finished:
+                    finished.pop(eid, None)
+                crashpoints.reach("after_drain")
+                if events:
+                    await self._store_and_publish(executor, events, statuses)
+                if not executor.executions and executor.isolation == PROCESS and not finished:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("drain loop of %s failed", executor.name)
+            await self._executor_died(executor, RuntimeError("drain loop failed"))
+        finally:
+            self._drains.pop(executor.name, None)
+
+    async def _store_and_publish(
+        self,
+        executor: Executor,
+        events: dict[str, list[bytes]],
+        statuses: dict[str, list[tuple[int, int, str]]],
+    ) -> None:
+        batches: dict[str, tuple[int, list[bytes]]] = {}
+        changes: dict[str, list[StatusChange]] = {}
+        for eid, drained in events.items():
+            live = self._live.get(eid)
+            if live is None or not drained:
+                continue
+            first = event_pb2.Event.FromString(drained[0]).seq
+            datas = drained
+            if first <= live.stored_seq:  # already stored (re-sent after a restart)
+                datas = drained[live.stored_seq - first + 1 :]
+                first = live.stored_seq + 1
+            if not datas:
+                continue
+            if first != live.stored_seq + 1:
+                log.error("gap in %s: stored %d, next %d", eid, live.stored_seq, first)
+            batches[eid] = (first, datas)
+            last = first + len(datas) - 1
+            changes[eid] = [
+                StatusChange(*s) for s in statuses.get(eid, ()) if first <= s[0] <= last
+            ]
+        if not batches:
+            return
+        await self.store.append(batches, changes)
+        crashpoints.reach("after_store")
+        for eid, (first, datas) in batches.items():
+            live = self._live[eid]
+            live.stored_seq = first + len(datas) - 1
+            terminal_seq = 0
+            for change in changes.get(eid, ()):
+                live.status = change.status
+                if change.status in TERMINAL:
+                    terminal_seq = change.seq
+            self.hub.publish(eid, Batch(first, datas, terminal_seq))
+            if terminal_seq:
+                self._finish(live, executor)
+        crashpoints.reach("after_publish")
+
+    def _finish(self, live: LiveExecution, executor: Executor | None) -> None:
+        execution_id = live.record.execution_id
+        self._live.pop(execution_id, None)
+        live.done.set()
+        if executor is not None:
+            self._finished_acks.setdefault(executor.name, {})[execution_id] = live.stored_seq
+            self.pool.release(executor, execution_id)
+
+    async def _executor_died(self, executor: Executor, error: BaseException) -> None:
+        self.pool.forget(executor)
+        self._finished_acks.pop(executor.name, None)
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        for eid in list(executor.executions):
+            live = self._live.get(eid)
+            if live is None:
+                continue
+            if live.cancel_requested:
+                await self._end_by_node(
+                    live, event_pb2.EXECUTION_STATUS_CANCELLED, live.cancel_reason
+                )
+            else:
+                reason = f"executor {executor.name} died: {cause[:300]}"
+                await self._end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, reason)
+        executor.executions.clear()
+
+    async def _end_by_node(self, live: LiveExecution, status: int, reason: str) -> None:
+        """Write the terminal status for an execution no executor writes for any more."""
+        if live.record.execution_id not in self._live:
+            return
+        seq = live.stored_seq + 1
+        data = _status_event(live.record.execution_id, seq, live.record.attempt, status, reason)
+        change = StatusChange(seq, status, reason)
+        await self.store.append(
+            {live.record.execution_id: (seq, [data])}, {live.record.execution_id: [change]}
+        )
+        live.stored_seq, live.status = seq, status
+        self.hub.publish(live.record.execution_id, Batch(seq, [data], seq))
+        executor = live.executor
+        self._finish(live, None)
+        if executor is not None:
+            executor.executions.discard(live.record.execution_id)
+            if executor.isolation == PROCESS and not executor.dead:
+                self.pool.release(executor, live.record.execution_id)
+
+    # -- watch --------------------------------------------------------------------------------
+
+    async def watch(
+        self, principal: Principal, execution_id: str, after_seq: int
+    ) -> AsyncIterator[list[bytes]]:
+        """Stored events after `after_seq`, then live ones, until the terminal status event."""
+        await self._visible(principal, execution_id)
+        sub = self.hub.subscribe(execution_id)
+        try:
+            cursor = after_seq
+            live_mode = False
+            while True:
+                if not live_mode:
+                    rows = await self.store.read_events(execution_id, cursor, READ_BATCH)
+                    if rows:
+                        yield [data for _, data in rows]
+                        cursor = rows[-1][0]
+                        continue
+                    record = await self.store.get_execution(execution_id)
+                    if record is None or (record.terminal and cursor >= record.last_seq):
+                        return
+                    live_mode = True
+                batch = await sub.next()
+                if batch is None or batch.first_seq > cursor + 1:
+                    live_mode = False  # lagging or a gap: catch up from the store
+                    continue
+                if batch.last_seq <= cursor:
+                    continue
+                yield batch.events[cursor + 1 - batch.first_seq :]
+                cursor = batch.last_seq
+                if batch.terminal_seq and cursor >= batch.terminal_seq:
+                    return
+        finally:
+            sub.close()
+
+    # -- cancel and input ---------------------------------------------------------------------
+
+    async def cancel(self, principal: Principal, execution_id: str, reason: str) -> ExecutionRecord:
+        record = await self._visible(principal, execution_id)
+        live = self._live.get(execution_id)
+        if record.terminal or live is None:
+            raise FailedPrecondition(
+                f"execution {execution_id} already ended "
+                f"({event_pb2.ExecutionStatus.Name(record.status)})",
+                reason="EXECUTION_FINISHED",
+            )
+        if live.cancel_requested:
+            return record
+        live.cancel_requested = True
+        live.cancel_reason = reason or f"cancelled by {principal.id}"
+        executor = live.executor
+        if executor is None:
+            return record  # not dispatched yet: the dispatcher ends it as cancelled
+        try:
+            await executor.actor.cancel.remote(execution_id, live.cancel_reason)
+        except RayError as e:
+            cause = _remote_error(e)
+            if isinstance(cause, KodosumiError):
+                if cause.reason == "EXECUTION_FINISHED":
+                    return record
+                raise cause from None
+            # A dead executor: the drain loop ends the execution as cancelled.
+        if executor.isolation == PROCESS:
+            self._spawn(self._kill_if_stuck(live, executor))
+        return record
+
+    async def _kill_if_stuck(self, live: LiveExecution, executor: Executor) -> None:
+        """Hard stop for a flow in a process of its own that ignores cancellation."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                live.done.wait(), self.config.cancel_grace_seconds + KILL_MARGIN_SECONDS
+            )
+            return
+        log.warning("killing executor %s: execution did not stop", executor.name)
+        self.pool.kill(executor)
+
+    async def provide_input(
+        self, principal: Principal, execution_id: str, request_id: str, value: Any
+    ) -> None:
+        if not request_id:
+            raise InvalidArgument.field("request_id", "required")
+        record = await self._visible(principal, execution_id)
+        live = self._live.get(execution_id)
+        if record.terminal or live is None:
+            raise FailedPrecondition(
+                f"execution {execution_id} already ended", reason="EXECUTION_FINISHED"
+            )
+        if live.executor is None:
+            raise FailedPrecondition(
+                f"execution {execution_id} awaits no input", reason="NO_INPUT_AWAITED"
+            )
+        try:
+            await live.executor.actor.provide_input.remote(
+                execution_id, request_id, value, principal.id
+            )
+        except RayError as e:
+            cause = _remote_error(e)
+            if isinstance(cause, KodosumiError):
+                raise cause from None
+            raise Unavailable(f"the executor of {execution_id} is gone") from None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """After a restart: re-attach to executions whose executor survived, close the rest."""
+        survivors: dict[str, Executor] = {}
+        if not self.config.ray.embedded:
+            for name in self.pool.existing_actor_names():
+                try:
+                    actor = ray.get_actor(name, namespace=self.config.ray.namespace)
+                    hosted = await actor.hosted.remote()
+                except (RayError, ValueError):
+                    continue
+                isolation = "shared" if name[len(self.pool.prefix)] == "s" else PROCESS
+                executor = self.pool.adopt(name, actor, isolation)
+                executor.executions.update(hosted)
+                survivors[name] = executor
+        for record in await self.store.unfinished():
+            flow = self._flow_or_placeholder(record)
+            live = LiveExecution(record, flow, stored_seq=record.last_seq, status=record.status)
+            self._live[record.execution_id] = live
+            executor = survivors.get(record.executor)
+            if executor is not None and record.execution_id in executor.executions:
+                live.executor = executor
+                continue
+            reason = (
+                "the node restarted and the embedded Ray stopped with it"
+                if self.config.ray.embedded
+                else "the node restarted and the execution's executor is gone"
+            )
+            await self._end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, reason)
+        for executor in survivors.values():
+            executor.executions.intersection_update(self._live)
+            self._ensure_drain(executor)
+
+    def _flow_or_placeholder(self, record: ExecutionRecord) -> FlowEntry:
+        try:
+            return self.catalog.get(record.flow)
+        except KodosumiError:
+            return FlowEntry(name=record.flow, entrypoint="")
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Stop launching, let running executions finish within the grace period, cancel the
+        rest, and record an explicit terminal status for anything still open."""
+        self._closing = True
+        await self._wait_all(grace_seconds)
+        for live in list(self._live.values()):
+            with contextlib.suppress(KodosumiError):
+                await self.cancel(_NODE, live.record.execution_id, "the node is shutting down")
+        await self._wait_all(self.config.cancel_grace_seconds + 1.0)
+        for task in list(self._drains.values()):
+            task.cancel()
+        await asyncio.gather(*self._drains.values(), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        for live in list(self._live.values()):
+            await self._end_by_node(
+                live, event_pb2.EXECUTION_STATUS_CANCELLED, "the node shut down before it ended"
+            )
+
+    async def _wait_all(self, seconds: float) -> None:
+        waits = [live.done.wait() for live in self._live.values()]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), seconds)
+
+
+_NODE = Principal(None, frozenset({"admin"}))

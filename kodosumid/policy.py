@@ -1,0 +1,27 @@
+"""Who may call which RPC of a node (fail closed: methods not listed are refused).
+
+Per-execution rules (users act only on their own executions; operators and admins on all)
+are enforced by the domain, which sees the caller as a Principal.
+"""
+
+from __future__ import annotations
+
+from kodosumi.authz import ADMIN, HUMAN_ROLES, NODE, OPERATOR, Rule, standard_rules
+
+_FLOW = "/kodosumi.v1.FlowService/"
+_USERS = Rule(HUMAN_ROLES)
+# Peers call flows on behalf of their users (peer forwarding), so nodes may use the flow API.
+_USERS_AND_NODES = Rule(HUMAN_ROLES | {NODE})
+
+NODE_POLICY: dict[str, Rule] = {
+    **standard_rules(),
+    _FLOW + "ListFlows": _USERS_AND_NODES,
+    _FLOW + "GetFlow": _USERS_AND_NODES,
+    _FLOW + "LaunchExecution": _USERS_AND_NODES,
+    _FLOW + "GetExecution": _USERS_AND_NODES,
+    _FLOW + "ListExecutions": _USERS_AND_NODES,
+    _FLOW + "WatchExecution": _USERS_AND_NODES,
+    _FLOW + "CancelExecution": _USERS_AND_NODES,
+    _FLOW + "ProvideInput": _USERS_AND_NODES,
+    "/kodosumi.v1.NodeService/GetNodeInfo": Rule.of(ADMIN, OPERATOR, "user", NODE),
+}

@@ -1,0 +1,75 @@
+"""Flows used by the node tests (imported inside executor actors as `tests.flowlib`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from engine import FlowContext, Markdown
+
+log = logging.getLogger("tests.flowlib")
+
+
+def hello(name: str = "world", ctx: FlowContext | None = None) -> str:
+    print(f"hello {name}")
+    return f"hello {name}"
+
+
+def emit_many(count: int, ctx: FlowContext) -> dict[str, int]:
+    """Emits `count` progress events, as fast as the buffer takes them."""
+    for i in range(count):
+        ctx.progress(message=str(i))
+    return {"emitted": count}
+
+
+def chatty(lines: int = 3) -> Markdown:
+    for i in range(lines):
+        print(f"line {i}")
+    log.warning("a warning")
+    return Markdown("# done")
+
+
+async def async_hello(inputs: dict[str, Any]) -> dict[str, Any]:
+    await asyncio.sleep(0.01)
+    return {"greeting": f"hi {inputs.get('name', 'you')}"}
+
+
+def counting(steps: int = 3) -> Iterator[float]:
+    for i in range(steps):
+        yield (i + 1) / steps
+    return "counted"  # type: ignore[return-value]  # a generator's return value is its result
+
+
+def fails() -> None:
+    raise ValueError("this flow always fails")
+
+
+def sleepy(seconds: float, ctx: FlowContext) -> str:
+    """Sleeps cooperatively: a cancel wakes it up at once."""
+    ctx.sleep(seconds)
+    return "slept"
+
+
+def stubborn(seconds: float) -> str:
+    """Ignores cancellation (plain time.sleep in a loop): only a hard stop ends it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "never cancelled"
+
+
+def asks(ctx: FlowContext) -> dict[str, Any]:
+    answer = ctx.request_input(
+        "How many?",
+        schema={"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
+    )
+    return {"answer": answer}
+
+
+def asks_with_timeout(ctx: FlowContext) -> Any:
+    return ctx.request_input(
+        "Approve?", kind="approval", timeout=0.5, default=False, on_timeout="default"
+    )
