@@ -8,6 +8,7 @@ twice (a node that crashed after storing but before acknowledging) is ignored by
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -114,6 +115,9 @@ class EventStore:
         self.path = path
         self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
+        # One connection serves every writer (drain loops, launches): transactions must not
+        # interleave on it.
+        self._write_lock = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -136,6 +140,10 @@ class EventStore:
 
     async def create_execution(self, record: ExecutionRecord, events: list[bytes]) -> None:
         """Insert a new execution with its first events (seq 1..n) in one transaction."""
+        async with self._write_lock:
+            await self._create(record, events)
+
+    async def _create(self, record: ExecutionRecord, events: list[bytes]) -> None:
         db = self.db
         await db.execute("BEGIN")
         try:
@@ -182,6 +190,15 @@ class EventStore:
             for execution_id, (first_seq, datas) in batches.items()
             for i, data in enumerate(datas)
         ]
+        async with self._write_lock:
+            await self._append(rows, batches, statuses)
+
+    async def _append(
+        self,
+        rows: list[tuple[str, int, bytes]],
+        batches: dict[str, tuple[int, list[bytes]]],
+        statuses: dict[str, list[StatusChange]],
+    ) -> None:
         now = time.time_ns()
         db = self.db
         await db.execute("BEGIN")
@@ -220,9 +237,11 @@ class EventStore:
         )
 
     async def set_executor(self, execution_id: str, executor: str) -> None:
-        await self.db.execute(
-            "UPDATE executions SET executor = ? WHERE execution_id = ?", (executor, execution_id)
-        )
+        async with self._write_lock:
+            await self.db.execute(
+                "UPDATE executions SET executor = ? WHERE execution_id = ?",
+                (executor, execution_id),
+            )
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         async with self.db.execute(

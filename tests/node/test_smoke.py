@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from kodosumi.v1 import event_pb2
-
 from tests.node.conftest import RunningNode
 from tests.node.helpers import collect, kinds, launch, statuses
 
