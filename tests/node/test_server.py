@@ -20,6 +20,7 @@ from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import flow_pb2, node_pb2
 from kodosumid.policy import NODE_POLICY
 from tests.node.conftest import RunningNode
+from tests.node.helpers import eventually
 
 
 def test_policy_covers_exactly_the_served_methods() -> None:
@@ -51,8 +52,8 @@ async def test_reflection_lists_the_services(shared_node: RunningNode) -> None:
             database = ProtoReflectionDescriptorDatabase(channel)
             names = set(database.get_services())
             pool = descriptor_pool.DescriptorPool(database)
-            method = pool.FindMethodByName("kodosumi.v1.FlowService.LaunchExecution")
-            return names, method.input_type.full_name
+            service = pool.FindServiceByName("kodosumi.v1.FlowService")
+            return names, service.methods_by_name["LaunchExecution"].input_type.full_name
 
     services, launch_input = await asyncio.to_thread(browse)
     assert {
@@ -64,6 +65,11 @@ async def test_reflection_lists_the_services(shared_node: RunningNode) -> None:
 
 
 async def test_node_info(shared_node: RunningNode) -> None:
+    async def executors_up() -> bool:
+        reply = await shared_node.node.GetNodeInfo(node_pb2.GetNodeInfoRequest(), timeout=10)
+        return reply.node.load.executor_actors >= 1
+
+    await eventually(executors_up)
     info = (await shared_node.node.GetNodeInfo(node_pb2.GetNodeInfoRequest(), timeout=10)).node
     assert info.node_id == "test-node"
     assert info.identity == "spiffe://local.kodosumi/node/test-node"
