@@ -149,4 +149,22 @@ CATALOG: dict[str, CatalogEntry] = {
     "PERMISSION_DENIED": CatalogEntry("PERMISSION_DENIED", "The caller's roles do not allow it."),
     "UNAUTHENTICATED": CatalogEntry("UNAUTHENTICATED", "No acceptable identity on the call."),
     "INTERNAL": CatalogEntry("INTERNAL", "An internal fault; details are in the server's log."),
+    # The registry (registryd).
+    "NODE_NOT_FOUND": CatalogEntry("NOT_FOUND", "The registry holds no node with that id."),
+    "NODE_NOT_REGISTERED": CatalogEntry(
+        "NOT_FOUND", "Heartbeat from a node that is not registered (or left): register again."
+    ),
+    "FLOW_OFFER_NOT_FOUND": CatalogEntry("NOT_FOUND", "That node offers no flow of that name."),
+    "NODE_IDENTITY_MISMATCH": CatalogEntry(
+        "PERMISSION_DENIED", "A node may write only the registry entry of its own node id."
+    ),
+    "REVISION_COMPACTED": CatalogEntry(
+        "FAILED_PRECONDITION", "The registry no longer keeps changes that old: list again."
+    ),
+    "REVISION_IN_FUTURE": CatalogEntry(
+        "OUT_OF_RANGE", "The revision is ahead of the registry's log: list again."
+    ),
+    "REGISTRY_SHUTTING_DOWN": CatalogEntry(
+        "UNAVAILABLE", "The registry is stopping; reconnect and resume the watch."
+    ),
 }

@@ -36,3 +36,18 @@ def test_registryd_never_imports_the_node_the_engine_or_ray() -> None:
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_every_registry_error_is_in_the_catalog_with_its_status() -> None:
+    from kodosumi.errors import CATALOG, KodosumiError
+    from registryd import errors
+
+    classes = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, KodosumiError) and c.__module__ == errors.__name__
+    ]
+    assert len(classes) == 7
+    for cls in classes:
+        assert cls.default_reason in CATALOG, cls
+        assert CATALOG[cls.default_reason].status == cls.status, cls

@@ -1,0 +1,24 @@
+"""registryd: the registry daemon. Nodes register and keep a lease by heartbeat; clients read.
+
+Rooms: `model` (plain domain types), `registry` (the domain: leases, changes, watches),
+`lease` and `changes` (its pure parts), `store` with `memory_store` and `sqlite_store` (state),
+`feed` (wakes watchers), `validate` (request rules), `policy` (who may call what), `codec` and
+`servicer` (the thin gRPC layer), `config`, `credentials`, `daemon` and `cli` (the process).
+"""
+
+from registryd.clock import Clock, ManualClock, SystemClock
+from registryd.config import LeaseConfig, RegistryConfig, TlsConfig, load_config
+from registryd.daemon import RegistryDaemon
+from registryd.registry import Registry
+
+__all__ = [
+    "Clock",
+    "LeaseConfig",
+    "ManualClock",
+    "Registry",
+    "RegistryConfig",
+    "RegistryDaemon",
+    "SystemClock",
+    "TlsConfig",
+    "load_config",
+]

@@ -1,0 +1,225 @@
+"""One registry process: the store, the domain, the gRPC server, the lease sweeper and the
+`registry.json` that tells local tools where the registry listens.
+
+Tests build a `RegistryDaemon` in-process (with a `ManualClock` and no sweeper) exactly as
+`registryd` does from its command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from kodosumi.authz import StaticRoleResolver
+from kodosumi.rpc.guard import Authenticator
+from kodosumi.rpc.server import add_health_and_reflection, bind, create_server, set_serving
+from kodosumi.v1 import registry_pb2_grpc
+from registryd.clock import Clock, SystemClock
+from registryd.config import RegistryConfig
+from registryd.credentials import RegistryCredentials, ensure_credentials
+from registryd.policy import INSECURE_ROLES, SERVICE_NAME, registry_policy
+from registryd.registry import Registry
+from registryd.servicer import RegistryServicer
+from registryd.sqlite_store import SqliteStore
+from registryd.store import RegistryStore
+
+log = logging.getLogger(__name__)
+
+DATABASE_FILE = "registry.sqlite"
+ADDRESS_FILE = "registry.json"
+LOCK_FILE = "registry.lock"
+
+
+class ListenError(OSError):
+    """The registry cannot listen on the configured address."""
+
+
+class StateDirBusy(OSError):
+    """Another registry process owns the state directory (the store has a single writer)."""
+
+
+class _StateLock:
+    """An exclusive `flock` on `<state>/registry.lock`, held while the daemon runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StateDirBusy(
+                f"another registryd uses {self.path.parent} (it holds {self.path.name})"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def dial_address(listen: str, port: int) -> str:
+    """A `host:port` a local client can dial for a server listening on `listen`."""
+    host = listen.rpartition(":")[0]
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = "127.0.0.1"
+    return f"{host}:{port}"
+
+
+class RegistryDaemon:
+    def __init__(
+        self,
+        config: RegistryConfig,
+        *,
+        clock: Clock | None = None,
+        run_sweeper: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.run_sweeper = run_sweeper
+        self.credentials: RegistryCredentials | None = None
+        self.port = 0
+        self._store: RegistryStore | None = None
+        self._registry: Registry | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health: Any = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self._lock = _StateLock(config.state_dir / LOCK_FILE)
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise RuntimeError("the registry daemon is not started")
+        return self._registry
+
+    @property
+    def address(self) -> str:
+        return dial_address(self.config.listen, self.port)
+
+    @property
+    def address_file(self) -> Path:
+        return self.config.state_dir / ADDRESS_FILE
+
+    async def start(self) -> None:
+        config = self.config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            if not config.insecure:
+                self.credentials = ensure_credentials(
+                    config.state_dir, config.registry_id, config.tls
+                )
+            self._store = await SqliteStore.open(config.state_dir / DATABASE_FILE)
+        except BaseException:
+            self._lock.release()
+            raise
+        try:
+            self._registry = Registry(
+                self._store, self.clock, config.lease, change_retention=config.change_retention
+            )
+            await self._registry.start()
+            await self._serve()
+        except BaseException:
+            await self._close_store()
+            self._lock.release()
+            raise
+        if self.run_sweeper:
+            self._sweeper = asyncio.create_task(
+                self._registry.run_sweeper(config.lease.sweep_interval), name="registry-sweeper"
+            )
+        self._write_address_file()
+        log.info(
+            "registry %s serving on %s (%s)",
+            config.registry_id,
+            self.address,
+            "insecure" if config.insecure else f"mTLS, trust domain {self.trust_domain}",
+        )
+
+    @property
+    def trust_domain(self) -> str | None:
+        return self.credentials.trust_domain if self.credentials else None
+
+    async def _serve(self) -> None:
+        authenticator = Authenticator(
+            trust_domain=self.trust_domain,
+            roles=StaticRoleResolver(),
+            insecure_roles=INSECURE_ROLES,
+        )
+        server = create_server(registry_policy(), authenticator)
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(
+            RegistryServicer(self.registry), server
+        )
+        self._health = add_health_and_reflection(server, [SERVICE_NAME])
+        tls = self.credentials.material() if self.credentials else None
+        try:
+            self.port = bind(server, self.config.listen, tls)
+        except (OSError, RuntimeError) as e:
+            raise ListenError(f"cannot listen on {self.config.listen}: {e}") from None
+        await server.start()
+        self._server = server
+        await set_serving(self._health, [SERVICE_NAME], True)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful stop: NOT_SERVING, end watches, let calls finish, persist leases, close."""
+        if self._stopped.is_set():
+            return
+        grace = self.config.shutdown_grace if grace is None else grace
+        with contextlib.suppress(FileNotFoundError):
+            self.address_file.unlink()
+        if self._health is not None:
+            await set_serving(self._health, [SERVICE_NAME], False)
+        if self._registry is not None:
+            self._registry.stop_watches()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._registry is not None:
+            await self._registry.close()
+        await self._close_store()
+        self._lock.release()
+        self._stopped.set()
+        log.info("registry %s stopped", self.config.registry_id)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def _close_store(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.close()
+
+    def _write_address_file(self) -> None:
+        creds = self.credentials
+        info: dict[str, Any] = {
+            "address": self.address,
+            "listen": self.config.listen,
+            "registry_id": self.config.registry_id,
+            "insecure": self.config.insecure,
+            "pid": os.getpid(),
+            "identity": str(creds.identity) if creds else "",
+            "trust_domain": creds.trust_domain if creds else "",
+            "ca_cert": str(creds.files.ca_cert) if creds else "",
+        }
+        if creds is not None and creds.client is not None:
+            info["client_cert"] = str(creds.client.cert)
+            info["client_key"] = str(creds.client.key)
+        tmp = self.address_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+        tmp.replace(self.address_file)

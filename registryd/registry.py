@@ -1,0 +1,405 @@
+"""The registry's domain: registrations, leases, liveness, reads and watches.
+
+Plain typed objects in and out, a `RegistryStore` and a `Clock` injected; nothing here knows
+gRPC. Rules:
+
+- A node registers with its full state; registering again re-asserts it (flows missing from the
+  new registration are removed) and is idempotent: the same state makes no change.
+- Heartbeats renew the lease in memory (the hot path touches no disk); `sweep` persists
+  renewed leases and turns nodes whose lease ran out OFFLINE. OFFLINE nodes are kept and
+  visible; a heartbeat or a registration brings them back. Deregistered nodes are LEFT.
+- On `start`, every node that was ONLINE keeps its lease at least `restart_grace` seconds.
+- Every change gets a revision in the store's log; `watch` replays the log after a revision
+  and then follows it, so a client resumes after a disconnect without gaps or repeats.
+
+State changes (register, deregister, revive, expire) run one at a time under a lock; the
+heartbeat of an ONLINE node takes no lock and no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import replace
+
+from kodosumi.authz import Principal
+from kodosumi.errors import InvalidArgument
+from registryd.changes import registration_changes
+from registryd.clock import Clock
+from registryd.config import LeaseConfig
+from registryd.errors import (
+    FlowOfferNotFound,
+    NodeNotFound,
+    NodeNotRegistered,
+    RevisionCompacted,
+    RevisionInFuture,
+)
+from registryd.feed import ChangeFeed
+from registryd.lease import Lease, LeaseRules, LeaseTable
+from registryd.model import (
+    Change,
+    ChangeDraft,
+    ChangeKind,
+    FlowOffer,
+    FlowOfferPage,
+    Heartbeat,
+    LeaseGrant,
+    NodeAnnouncement,
+    NodeLoad,
+    NodePage,
+    NodeQuery,
+    NodeRecord,
+    NodeState,
+)
+from registryd.policy import check_node_writer
+from registryd.store import RegistryStore
+from registryd.validate import check_announcement, check_node_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+# Changes per watch response.
+WATCH_BATCH = 256
+
+
+class Registry:
+    def __init__(
+        self,
+        store: RegistryStore,
+        clock: Clock,
+        lease: LeaseConfig | None = None,
+        *,
+        change_retention: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.rules = LeaseRules(lease or LeaseConfig())
+        self.change_retention = change_retention
+        self._leases = LeaseTable()
+        self._feed = ChangeFeed()
+        self._lock = asyncio.Lock()
+
+    @property
+    def revision(self) -> int:
+        """The latest committed revision watchers know of."""
+        return self._feed.revision
+
+    @property
+    def online_count(self) -> int:
+        return len(self._leases)
+
+    async def start(self) -> None:
+        """Take up the stored state: every ONLINE node gets at least the restart grace period."""
+        now = self.clock.now()
+        grace_until = now + self.rules.config.restart_grace
+        async with self._lock:
+            for node in await self.store.list_nodes(
+                NodeQuery(states=frozenset({NodeState.ONLINE}))
+            ):
+                self._leases.put(
+                    replace(node, lease_expires_at=max(node.lease_expires_at, grace_until))
+                )
+            self._feed.publish(await self.store.revision())
+        log.info(
+            "registry holds %d online node(s) at revision %d", len(self._leases), self.revision
+        )
+
+    def stop_watches(self) -> None:
+        """End every watch stream with UNAVAILABLE (clients reconnect and resume)."""
+        self._feed.close()
+
+    async def close(self) -> None:
+        """Persist renewed leases; the store stays open (its owner closes it)."""
+        self.stop_watches()
+        async with self._lock:
+            await self.store.save_leases(self._leases.take_dirty())
+
+    # -- writes (node role; a node writes its own entry only) ---------------------------------
+
+    async def register(
+        self, writer: Principal, announcement: NodeAnnouncement
+    ) -> tuple[NodeRecord, LeaseGrant]:
+        check_node_writer(writer, announcement.node_id)
+        check_announcement(announcement)
+        interval = self.rules.interval(announcement.heartbeat_interval)
+        identity = str(writer.identity) if writer.identity else ""
+        async with self._lock:
+            now = self.clock.now()
+            before = await self.store.get_node(announcement.node_id)
+            lease = self._leases.get(announcement.node_id)
+            grant = self.rules.grant(interval, now)
+            was_online = before is not None and before.state is NodeState.ONLINE
+            after = NodeRecord(
+                node_id=announcement.node_id,
+                identity=identity,
+                endpoints=announcement.endpoints,
+                flows=announcement.flows,
+                version=announcement.version,
+                capabilities=announcement.capabilities,
+                state=NodeState.ONLINE,
+                state_reason=before.state_reason if before and was_online else "registered",
+                load=announcement.load or _last_load(lease, before),
+                first_registered_at=before.first_registered_at if before else now,
+                state_changed_at=before.state_changed_at if before and was_online else now,
+                last_heartbeat_at=now,
+                lease_expires_at=grant.expires_at,
+                heartbeat_interval=interval,
+                revision=before.revision if before else 0,
+            )
+            saved, changes = await self.store.commit(
+                after, registration_changes(before, after, now)
+            )
+            self._leases.put(saved)
+            self._publish(changes)
+        if changes and changes[0].kind is ChangeKind.NODE_ONLINE:
+            log.info("node %s online with %d flow(s)", saved.node_id, len(saved.flows))
+        elif changes:
+            log.info("node %s re-registered: %d change(s)", saved.node_id, len(changes))
+        return saved, grant
+
+    async def heartbeat(self, writer: Principal, beat: Heartbeat) -> LeaseGrant:
+        check_node_writer(writer, beat.node_id)
+        lease = self._leases.get(beat.node_id)
+        if lease is not None:
+            # The hot path: an ONLINE node renews its lease in memory.
+            now = self.clock.now()
+            interval = self.rules.interval(beat.heartbeat_interval, lease.heartbeat_interval)
+            grant = self.rules.grant(interval, now)
+            LeaseTable.renew(lease, grant, now, beat.load)
+            return grant
+        check_node_id(beat.node_id)
+        self.rules.interval(beat.heartbeat_interval)
+        async with self._lock:
+            return await self._revive(beat)
+
+    async def _revive(self, beat: Heartbeat) -> LeaseGrant:
+        """A heartbeat from a node without a live lease: OFFLINE comes back, others register."""
+        now = self.clock.now()
+        lease = self._leases.get(beat.node_id)
+        if lease is not None:
+            # Renewed or re-registered while this call waited for the lock.
+            grant = self.rules.grant(
+                self.rules.interval(beat.heartbeat_interval, lease.heartbeat_interval), now
+            )
+            LeaseTable.renew(lease, grant, now, beat.load)
+            return grant
+        node = await self.store.get_node(beat.node_id)
+        if node is None:
+            raise NodeNotRegistered(beat.node_id, "is not registered")
+        if node.state is NodeState.LEFT:
+            raise NodeNotRegistered(beat.node_id, "deregistered")
+        grant = self.rules.grant(
+            self.rules.interval(beat.heartbeat_interval, node.heartbeat_interval), now
+        )
+        if node.state is NodeState.ONLINE:
+            # Stored ONLINE without a live lease (a failed sweep): hold the lease again.
+            lease = self._leases.put(node)
+            LeaseTable.renew(lease, grant, now, beat.load)
+            return grant
+        back = replace(
+            node,
+            state=NodeState.ONLINE,
+            state_reason="heartbeat after the lease ran out",
+            state_changed_at=now,
+            last_heartbeat_at=now,
+            lease_expires_at=grant.expires_at,
+            heartbeat_interval=grant.heartbeat_interval,
+            load=beat.load or node.load,
+        )
+        saved, changes = await self.store.commit(back, [ChangeDraft(ChangeKind.NODE_ONLINE, now)])
+        self._leases.put(saved)
+        self._publish(changes)
+        log.info("node %s online again: it heartbeats after its lease ran out", saved.node_id)
+        return grant
+
+    async def deregister(self, writer: Principal, node_id: str, reason: str = "") -> NodeRecord:
+        check_node_writer(writer, node_id)
+        check_node_id(node_id)
+        async with self._lock:
+            now = self.clock.now()
+            node = await self.store.get_node(node_id)
+            if node is None:
+                raise NodeNotFound(node_id)
+            if node.state is NodeState.LEFT:
+                return node
+            node = self._live(node)
+            self._leases.drop(node_id)
+            left = replace(
+                node,
+                state=NodeState.LEFT,
+                state_reason=reason or "deregistered",
+                state_changed_at=now,
+                lease_expires_at=min(node.lease_expires_at, now),
+            )
+            saved, changes = await self.store.commit(left, [ChangeDraft(ChangeKind.NODE_LEFT, now)])
+            self._publish(changes)
+        log.info("node %s left: %s", node_id, saved.state_reason)
+        return saved
+
+    # -- liveness ------------------------------------------------------------------------------
+
+    async def sweep(self) -> list[str]:
+        """One step of the lease keeper: expire ran-out leases, persist renewed ones, compact
+        the change log. Returns the ids of the nodes that went OFFLINE."""
+        now = self.clock.now()
+        # Taken out of the table before any await: a heartbeat arriving meanwhile finds no
+        # lease, waits for the lock and then revives the node it finds OFFLINE.
+        expired = self._leases.pop_expired(now)
+        gone: list[str] = []
+        async with self._lock:
+            for i, lease in enumerate(expired):
+                if self._leases.get(lease.node_id) is not None:
+                    continue  # re-registered while we waited for the lock
+                try:
+                    if await self._expire(lease, now):
+                        gone.append(lease.node_id)
+                except BaseException:
+                    # Keep the leases not yet expired in the store, so the next sweep retries.
+                    for rest in expired[i:]:
+                        self._leases.restore(rest)
+                    raise
+            await self.store.save_leases(self._leases.take_dirty())
+            await self._compact()
+        for node_id in gone:
+            log.info("node %s is offline: its lease ran out", node_id)
+        return gone
+
+    async def _expire(self, lease: Lease, now: float) -> bool:
+        node = await self.store.get_node(lease.node_id)
+        if node is None or node.state is not NodeState.ONLINE:
+            return False
+        offline = replace(
+            node,
+            state=NodeState.OFFLINE,
+            state_reason=(f"lease ran out: no heartbeat for {now - lease.last_heartbeat_at:.1f} s"),
+            state_changed_at=now,
+            last_heartbeat_at=lease.last_heartbeat_at,
+            lease_expires_at=lease.expires_at,
+            heartbeat_interval=lease.heartbeat_interval,
+            load=lease.load,
+        )
+        _, changes = await self.store.commit(offline, [ChangeDraft(ChangeKind.NODE_OFFLINE, now)])
+        self._publish(changes)
+        return True
+
+    async def _compact(self) -> None:
+        revision = await self.store.revision()
+        if revision - await self.store.compacted_revision() > self.change_retention:
+            await self.store.compact(revision - self.change_retention)
+
+    async def run_sweeper(self, interval: float) -> None:
+        """Sweep every `interval` seconds until cancelled; a failed sweep is logged and retried."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("registry sweep failed; retrying in %.1f s", interval)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get_node(self, node_id: str) -> NodeRecord:
+        check_node_id(node_id)
+        node = await self.store.get_node(node_id)
+        if node is None:
+            raise NodeNotFound(node_id)
+        return self._live(node)
+
+    async def list_nodes(self, query: NodeQuery, page_size: int = 0) -> NodePage:
+        size = _page_size(page_size)
+        revision = await self.store.revision()
+        nodes = await self.store.list_nodes(replace(query, limit=size + 1))
+        more = len(nodes) > size
+        nodes = [self._live(n) for n in nodes[:size]]
+        return NodePage(nodes, nodes[-1].node_id if more else "", revision)
+
+    async def get_flow_offer(self, node_id: str, flow_name: str) -> FlowOffer:
+        node = await self.get_node(node_id)
+        flow = node.flow(flow_name)
+        if flow is None:
+            raise FlowOfferNotFound(node_id, flow_name)
+        return FlowOffer(flow, node)
+
+    async def list_flow_offers(self, query: NodeQuery) -> FlowOfferPage:
+        revision = await self.store.revision()
+        nodes = await self.store.list_nodes(replace(query, after_node_id="", limit=0))
+        offers = [
+            FlowOffer(flow, live)
+            for live in map(self._live, nodes)
+            for flow in live.flows
+            if query.matches_flow(flow)
+        ]
+        offers.sort(key=lambda o: (o.flow.name, o.node.node_id))
+        return FlowOfferPage(offers, revision)
+
+    async def open_watch(self, after_revision: int) -> Watch:
+        """Check where a watch starts (so errors come before the stream) and open it.
+
+        `after_revision` 0 starts at the oldest change still kept.
+        """
+        if after_revision < 0:
+            raise InvalidArgument.field("after_revision", "must not be negative")
+        current = await self.store.revision()
+        compacted = await self.store.compacted_revision()
+        if after_revision > current:
+            raise RevisionInFuture(after_revision, current)
+        start = after_revision or compacted
+        if start < compacted:
+            raise RevisionCompacted(start, compacted)
+        return Watch(self, start, current)
+
+    async def _follow(self, after: int) -> AsyncGenerator[list[Change], None]:
+        revision = after
+        while True:
+            changes = await self.store.changes_after(revision, WATCH_BATCH)
+            if changes:
+                yield changes
+                revision = changes[-1].revision
+            elif revision >= self._feed.revision:
+                await self._feed.wait_beyond(revision)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _live(self, node: NodeRecord) -> NodeRecord:
+        """The stored node with its in-memory lease (heartbeats are persisted lazily)."""
+        lease = self._leases.get(node.node_id)
+        if lease is None or node.state is not NodeState.ONLINE:
+            return node
+        return replace(
+            node,
+            last_heartbeat_at=lease.last_heartbeat_at,
+            lease_expires_at=lease.expires_at,
+            heartbeat_interval=lease.heartbeat_interval,
+            load=lease.load,
+        )
+
+    def _publish(self, changes: list[Change]) -> None:
+        if changes:
+            self._feed.publish(changes[-1].revision)
+
+
+class Watch:
+    """An open watch: `start_revision` is where replay begins, `revision` the registry's
+    revision when it opened. Iterate for batches of consecutive changes."""
+
+    def __init__(self, registry: Registry, start_revision: int, revision: int) -> None:
+        self.start_revision = start_revision
+        self.revision = revision
+        self._registry = registry
+
+    def __aiter__(self) -> AsyncGenerator[list[Change], None]:
+        return self._registry._follow(self.start_revision)
+
+
+def _page_size(requested: int) -> int:
+    if requested < 0:
+        raise InvalidArgument.field("page_size", "must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _last_load(lease: Lease | None, before: NodeRecord | None) -> NodeLoad:
+    if lease is not None:
+        return lease.load
+    return before.load if before is not None else NodeLoad()
