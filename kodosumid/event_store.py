@@ -269,7 +269,8 @@ class EventStore:
         page_token: str = "",
     ) -> Page:
         """Newest first, keyset-paged: the token names the last row of the previous page."""
-        where, params = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        params: list[Any] = []
         if owner is not None:
             where.append("owner = ?")
             params.append(owner)

@@ -121,7 +121,7 @@ class ExecutionManager:
     async def get(self, principal: Principal, execution_id: str) -> ExecutionRecord:
         return await self._visible(principal, execution_id)
 
-    async def list(
+    async def list_executions(
         self,
         principal: Principal,
         *,
@@ -397,7 +397,7 @@ class ExecutionManager:
         if record.terminal or live is None:
             raise FailedPrecondition(
                 f"execution {execution_id} already ended "
-                f"({event_pb2.ExecutionStatus.Name(record.status)})",
+                f"({event_pb2.ExecutionStatus.Name(record.status)})",  # type: ignore[arg-type]
                 reason="EXECUTION_FINISHED",
             )
         if live.cancel_requested:

@@ -60,7 +60,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     async def ListExecutions(
         self, request: flow_pb2.ListExecutionsRequest, context: Context
     ) -> flow_pb2.ListExecutionsResponse:
-        page = await self.executions.list(
+        page = await self.executions.list_executions(
             current_principal(),
             statuses=list(request.statuses),
             flow=request.flow,

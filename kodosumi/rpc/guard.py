@@ -79,7 +79,7 @@ class Authenticator:
     async def authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
         if self.trust_domain is None:
             return Principal(None, self.insecure_roles)
-        pems = context.auth_context().get("x509_pem_cert")
+        pems: Any = context.auth_context().get("x509_pem_cert")
         if not pems:
             raise Unauthenticated("the call carries no client certificate")
         cert, identity, problem = _parse_peer(pems[0])
@@ -125,9 +125,11 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -139,13 +141,15 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         authorize(self.policy, method, principal)
         _principal.set(principal)
 
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         decode = _decoder(handler.request_deserializer)
         serialize = handler.response_serializer
         admit = self._admit
 
         if handler.unary_unary:
-            inner_uu = handler.unary_unary
+            inner_uu: Any = handler.unary_unary
 
             async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
@@ -159,7 +163,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(unary_unary, None, serialize)
 
         if handler.unary_stream:
-            inner_us = handler.unary_stream
+            inner_us: Any = handler.unary_stream
             if inspect.isasyncgenfunction(inner_us):
 
                 async def unary_stream(
@@ -193,7 +197,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         # Streaming requests (reflection, health watch variants): authenticate, then delegate.
         deserialize = handler.request_deserializer
         if handler.stream_unary:
-            inner_su = handler.stream_unary
+            inner_su: Any = handler.stream_unary
 
             async def stream_unary(
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
@@ -208,7 +212,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.stream_unary_rpc_method_handler(stream_unary, deserialize, serialize)
 
-        inner_ss = handler.stream_stream
+        inner_ss: Any = handler.stream_stream
         if inspect.isasyncgenfunction(inner_ss):
 
             async def stream_stream(

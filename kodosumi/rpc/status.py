@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -40,7 +42,8 @@ def internal_status() -> status_pb2.Status:
 
 
 def to_grpc_status(status: status_pb2.Status) -> grpc.Status:
-    return rpc_status.to_status(status)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
 
 
 def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
@@ -53,7 +56,7 @@ def details_of(call: grpc.aio.AioRpcError | grpc.RpcError) -> tuple[str, list[Fi
     """The catalog reason and field violations a failed call carries (empty when it has none)."""
     reason = ""
     violations: list[FieldViolation] = []
-    trailing = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
+    trailing: Any = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
     for key, value in trailing or ():
         if key != "grpc-status-details-bin":
             continue
