@@ -467,6 +467,10 @@ class ExecutionManager:
                     hosted = await actor.hosted.remote()
                 except (RayError, ValueError):
                     continue
+                if not hosted:
+                    # An idle executor of the previous run (a warm spare): nothing to resume.
+                    ray.kill(actor, no_restart=True)
+                    continue
                 isolation = "shared" if name[len(self.pool.prefix)] == "s" else PROCESS
                 executor = self.pool.adopt(name, actor, isolation)
                 executor.executions.update(hosted)

@@ -73,3 +73,11 @@ def asks_with_timeout(ctx: FlowContext) -> Any:
     return ctx.request_input(
         "Approve?", kind="approval", timeout=0.5, default=False, on_timeout="default"
     )
+
+
+def ticking(ticks: int, interval: float, ctx: FlowContext) -> dict[str, int]:
+    """Emits one progress event per tick, slowly (a run that outlives a node restart)."""
+    for i in range(ticks):
+        ctx.progress((i + 1) / ticks, f"tick {i}")
+        ctx.sleep(interval)
+    return {"ticks": ticks}

@@ -32,5 +32,7 @@ def test_generated_code_has_not_drifted(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("npm") is None and not BUF.exists(), reason="no buf CLI")
 def test_buf_lint_is_clean() -> None:
     assert BUF.exists(), "`make test` installs buf into .tools"
-    result = subprocess.run([str(BUF), "lint"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(BUF), "lint"], check=False, cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -17,7 +17,6 @@ import pytest
 from kodosumi.rpc.channel import open_channel
 from kodosumi.tls import dev_client_files
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
-
 from tests.node.helpers import collect, eventually, launch, statuses
 
 REPO = Path(__file__).resolve().parents[2]
