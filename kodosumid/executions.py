@@ -9,6 +9,10 @@ one transaction, publishes it to the watchers, and acknowledges it on its next d
 after which the actor may drop it. The node itself writes events only while no executor
 writes for the execution: the first ones at launch, and a terminal status when the
 executor is gone or never started, so every execution has a single writer of its `seq`.
+
+A flow this node does not offer is launched on a peer that does (`kodosumid/relay.py`): the
+execution keeps the peer's id and `seq` numbers here, and a relay task takes the drain
+loop's place as its single writer.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
-from kodosumi.authz import Principal
+from kodosumi.authz import NODE, Principal
 from kodosumi.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -42,6 +46,14 @@ from kodosumid.config import FlowEntry, NodeConfig
 from kodosumid.event_store import TERMINAL, EventStore, ExecutionRecord, Page, StatusChange
 from kodosumid.fanout import Batch, WatchHub
 from kodosumid.pool import PROCESS, Executor, ExecutorPool
+from kodosumid.relay import (
+    PeerExecutions,
+    RelaySettings,
+    peer_executor,
+    peer_of,
+    relay,
+    status_changes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +71,8 @@ class LiveExecution:
     stored_seq: int
     status: int
     executor: Executor | None = None
+    # The peer node that runs it, for an execution relayed from there.
+    peer: str = ""
     cancel_requested: bool = False
     cancel_reason: str = ""
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -89,12 +103,15 @@ class ExecutionManager:
         store: EventStore,
         hub: WatchHub,
         pool: ExecutorPool,
+        peers: PeerExecutions | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
         self.store = store
         self.hub = hub
         self.pool = pool
+        self.peers = peers if config.peers.forward else None
+        self.relay_settings = RelaySettings(grace_seconds=config.peers.relay_grace_seconds)
         self._live: dict[str, LiveExecution] = {}
         self._drains: dict[str, asyncio.Task[None]] = {}
         self._finished_acks: dict[str, dict[str, int]] = {}
@@ -146,11 +163,22 @@ class ExecutionManager:
     # -- launch -------------------------------------------------------------------------------
 
     async def launch(
-        self, principal: Principal, flow_name: str, inputs: dict[str, Any]
+        self,
+        principal: Principal,
+        flow_name: str,
+        inputs: dict[str, Any],
+        *,
+        forwarded: bool = False,
     ) -> ExecutionRecord:
+        """`forwarded`: a peer forwarded this launch here; it is never forwarded again."""
         if self._closing:
             raise Unavailable("the node is shutting down", reason="NODE_SHUTTING_DOWN")
-        flow = self.catalog.get(flow_name)
+        try:
+            flow = self.catalog.get(flow_name)
+        except NotFound:
+            if self.peers is None or forwarded or NODE in principal.roles:
+                raise
+            return await self._launch_on_peer(self.peers, principal, flow_name, inputs)
         bad = violations(flow.input_schema, inputs, root="inputs")
         if bad:
             raise InvalidArgument(
@@ -184,6 +212,51 @@ class ExecutionManager:
         self.hub.publish(execution_id, Batch(1, first))
         self._spawn(self._dispatch(live))
         return record
+
+    async def _launch_on_peer(
+        self, peers: PeerExecutions, principal: Principal, flow_name: str, inputs: dict[str, Any]
+    ) -> ExecutionRecord:
+        """Launch on a peer (which validates the inputs), then relay it as a local execution
+        under the peer's execution id; its events arrive with the peer's `seq` numbers."""
+        remote = await peers.launch(flow_name, inputs)
+        record = ExecutionRecord(
+            execution_id=remote.execution_id,
+            flow=flow_name,
+            owner=principal.id,
+            status=event_pb2.EXECUTION_STATUS_PENDING,
+            status_reason="",
+            inputs=inputs,
+            create_ns=time.time_ns(),
+            executor=peer_executor(remote.node_id),
+            node_id=self.config.node_id,
+        )
+        await self.store.create_execution(record, [])
+        flow = FlowEntry(name=flow_name, entrypoint="")
+        live = LiveExecution(record, flow, stored_seq=0, status=record.status, peer=remote.node_id)
+        self._live[record.execution_id] = live
+        self._spawn(self._relay(live))
+        return record
+
+    async def _relay(self, live: LiveExecution) -> None:
+        assert self.peers is not None
+        execution_id = live.record.execution_id
+        problem = await relay(
+            self.peers,
+            live.peer,
+            execution_id,
+            stored_seq=lambda: live.stored_seq,
+            ended=live.done.is_set,
+            store=lambda events: self._store_and_publish(
+                None, {execution_id: events}, {execution_id: status_changes(events)}
+            ),
+            settings=self.relay_settings,
+        )
+        if problem:
+            log.warning("relayed execution %s: %s", execution_id, problem)
+            if live.cancel_requested:
+                await self._end_by_node(live, event_pb2.EXECUTION_STATUS_CANCELLED, problem)
+            else:
+                await self._end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, problem)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -269,7 +342,7 @@ class ExecutionManager:
 
     async def _store_and_publish(
         self,
-        executor: Executor,
+        executor: Executor | None,
         events: dict[str, list[bytes]],
         statuses: dict[str, list[tuple[int, int, str]]],
     ) -> None:
@@ -402,6 +475,10 @@ class ExecutionManager:
             )
         if live.cancel_requested:
             return record
+        if live.peer:
+            return await self._cancel_on_peer(
+                live, record, reason or f"cancelled by {principal.id}"
+            )
         live.cancel_requested = True
         live.cancel_reason = reason or f"cancelled by {principal.id}"
         executor = live.executor
@@ -418,6 +495,19 @@ class ExecutionManager:
             # A dead executor: the drain loop ends the execution as cancelled.
         if executor.isolation == PROCESS:
             self._spawn(self._kill_if_stuck(live, executor))
+        return record
+
+    async def _cancel_on_peer(
+        self, live: LiveExecution, record: ExecutionRecord, reason: str
+    ) -> ExecutionRecord:
+        """The peer cancels; its CANCELLED arrives through the relay like any other event."""
+        assert self.peers is not None
+        try:
+            await self.peers.cancel(live.peer, live.record.execution_id, reason)
+        except KodosumiError as e:
+            if e.reason != "EXECUTION_FINISHED":
+                raise
+        live.cancel_requested, live.cancel_reason = True, reason
         return record
 
     async def _kill_if_stuck(self, live: LiveExecution, executor: Executor) -> None:
@@ -441,6 +531,9 @@ class ExecutionManager:
             raise FailedPrecondition(
                 f"execution {execution_id} already ended", reason="EXECUTION_FINISHED"
             )
+        if live.peer and self.peers is not None:
+            await self.peers.provide_input(live.peer, execution_id, request_id, value)
+            return
         if live.executor is None:
             raise FailedPrecondition(
                 f"execution {execution_id} awaits no input", reason="NO_INPUT_AWAITED"
@@ -479,9 +572,18 @@ class ExecutionManager:
             flow = self._flow_or_placeholder(record)
             live = LiveExecution(record, flow, stored_seq=record.last_seq, status=record.status)
             self._live[record.execution_id] = live
+            live.peer = peer_of(record.executor)
+            if live.peer and self.peers is not None:
+                self._spawn(self._relay(live))  # the peer may still run it: resume the relay
+                continue
             executor = survivors.get(record.executor)
             if executor is not None and record.execution_id in executor.executions:
                 live.executor = executor
+                continue
+            if record.status == event_pb2.EXECUTION_STATUS_PENDING and record.last_seq == 2:
+                # Accepted but no engine event stored: it never visibly started, so it
+                # starts now instead of failing.
+                self._spawn(self._dispatch(live))
                 continue
             reason = (
                 "the node restarted and the embedded Ray stopped with it"

@@ -50,7 +50,7 @@ class Daemon:
         self.config = config
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
         info = self.state_dir / "node.json"
         info.unlink(missing_ok=True)
         self.process = subprocess.Popen(
@@ -64,6 +64,7 @@ class Daemon:
                 str(self.state_dir),
             ],
             cwd=REPO,
+            env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=(self.state_dir / "daemon.log").open("ab"),
         )
