@@ -143,6 +143,12 @@ CATALOG: dict[str, CatalogEntry] = {
         "INVALID_ARGUMENT", "The provided input violates the request's schema."
     ),
     "NODE_SHUTTING_DOWN": CatalogEntry("UNAVAILABLE", "The node is stopping; try another node."),
+    "PEER_UNAVAILABLE": CatalogEntry(
+        "UNAVAILABLE", "The peer node that runs the flow cannot be reached now; retry."
+    ),
+    "PEER_REFUSED": CatalogEntry(
+        "UNAVAILABLE", "The peer node refused this node's identity (trust domain, revocation)."
+    ),
     "TOO_MANY_EXECUTIONS": CatalogEntry(
         "RESOURCE_EXHAUSTED", "The node runs as many executions as it is configured for."
     ),
@@ -162,7 +168,7 @@ CATALOG: dict[str, CatalogEntry] = {
         "FAILED_PRECONDITION", "The registry no longer keeps changes that old: list again."
     ),
     "REVISION_IN_FUTURE": CatalogEntry(
-        "OUT_OF_RANGE", "The revision is ahead of the registry's log: list again."
+        "INVALID_ARGUMENT", "The revision is ahead of the registry's log: list again."
     ),
     "REGISTRY_SHUTTING_DOWN": CatalogEntry(
         "UNAVAILABLE", "The registry is stopping; reconnect and resume the watch."

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from kodosumi.errors import (
     FailedPrecondition,
-    KodosumiError,
+    FieldViolation,
+    InvalidArgument,
     NotFound,
     PermissionDenied,
     Unavailable,
@@ -62,15 +63,21 @@ class RevisionCompacted(FailedPrecondition):
         self.compacted = compacted
 
 
-class RevisionInFuture(KodosumiError):
-    status = "OUT_OF_RANGE"
+class RevisionInFuture(InvalidArgument):
+    """A watch from a revision this registry never reached (another registry's, or a wiped
+    one): the field is invalid for this registry."""
+
     default_reason = "REVISION_IN_FUTURE"
 
     def __init__(self, revision: int, current: int) -> None:
-        super().__init__(
+        description = (
             f"revision {revision} is ahead of the registry's revision {current} "
-            "(is this another registry?); list again and watch from the revision of the list",
-            metadata={"revision": str(current)},
+            "(is this another registry?); list again and watch from the revision of the list"
+        )
+        super().__init__(
+            f"after_revision: {description}",
+            violations=[FieldViolation("after_revision", description)],
+            reason=self.default_reason,
         )
 
 

@@ -1,181 +1,34 @@
 """Fixtures for the CrewAI engine tests: a hermetic environment and an execution driver.
 
-The tests drive `engine.host.ExecutionHost` directly (no Ray, no gRPC). CrewAI must find a
-private HOME and its switches set before it is first imported, which this module does at
-import time, before any test module imports crewai.
+The root conftest gives the session a private HOME and CrewAI's offline switches before
+anything imports crewai; this one adds what only these tests need.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-REPO = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
 
 if not os.environ.get("HOME", "").startswith(tempfile.gettempdir()):
     os.environ["HOME"] = tempfile.mkdtemp(prefix="kodosumi-crew-home-")
-os.environ["CREWAI_STORAGE_DIR"] = "kodosumi-tests"
+os.environ.setdefault("CREWAI_STORAGE_DIR", "kodosumi-tests")
 os.environ["CREWAI_DISABLE_TELEMETRY"] = "true"
 os.environ["CREWAI_DISABLE_VERSION_CHECK"] = "true"
 os.environ["CREWAI_TRACING_ENABLED"] = "false"
 os.environ.pop("KODOSUMI_EXAMPLE_LLM", None)  # the examples must run on the offline model
-for folder in (str(REPO), str(HERE)):
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
 
-import pytest  # noqa: E402
+import pytest
 
-from engine.host import ExecutionHost  # noqa: E402
-from kodosumi.jsonvalue import value_to_python  # noqa: E402
-from kodosumi.v1 import event_pb2  # noqa: E402
-
-TERMINAL = {
-    event_pb2.EXECUTION_STATUS_SUCCEEDED,
-    event_pb2.EXECUTION_STATUS_FAILED,
-    event_pb2.EXECUTION_STATUS_CANCELLED,
-    event_pb2.EXECUTION_STATUS_TIMED_OUT,
-}
-
-
-@dataclass
-class Run:
-    """The events of one execution, with helpers to look at them."""
-
-    execution_id: str
-    events: list[event_pb2.Event] = field(default_factory=list)
-
-    @property
-    def kinds(self) -> list[str]:
-        return [str(e.WhichOneof("kind")) for e in self.events]
-
-    @property
-    def status(self) -> int:
-        return int(self.events[-1].status_changed.status) if self.events else 0
-
-    @property
-    def finished(self) -> bool:
-        return (
-            bool(self.events)
-            and self.events[-1].WhichOneof("kind") == "status_changed"
-            and (self.events[-1].status_changed.status in TERMINAL)
-        )
-
-    def of(self, kind: str) -> list[Any]:
-        return [getattr(e, kind) for e in self.events if e.WhichOneof("kind") == kind]
-
-    def steps(self) -> list[tuple[str, int, str]]:
-        """(kind, phase, name) of every typed step, in stream order."""
-        out = []
-        for e in self.events:
-            kind = e.WhichOneof("kind")
-            if kind == "task_step":
-                out.append((kind, e.task_step.phase, e.task_step.task_name))
-            elif kind == "agent_step":
-                out.append((kind, e.agent_step.phase, e.agent_step.agent_role))
-            elif kind == "llm_call" and e.llm_call.phase != event_pb2.STEP_PHASE_STREAMING:
-                out.append((kind, e.llm_call.phase, e.llm_call.agent_role))
-            elif kind == "tool_call":
-                out.append((kind, e.tool_call.phase, e.tool_call.tool_name))
-            elif kind == "framework_event":
-                out.append((kind, 0, e.framework_event.type))
-        return out
-
-    def framework_types(self) -> list[str]:
-        return [f.type for f in self.of("framework_event")]
-
-    def output_text(self) -> str:
-        return "\n".join(line.text for line in self.of("output_line"))
-
-    @property
-    def result(self) -> event_pb2.Result:
-        results = self.of("result")
-        assert results, f"no result; kinds: {self.kinds}"
-        return results[-1]  # type: ignore[no-any-return]
-
-    def result_json(self) -> Any:
-        return value_to_python(self.result.json)
-
-
-# answer(request) -> value for an input request, or None to leave it open
-Answer = Callable[[event_pb2.InputRequested], Any]
-
-
-class Driver:
-    """Starts executions on one host and drains them until each ends (with a deadline)."""
-
-    def __init__(self, host: ExecutionHost) -> None:
-        self.host = host
-        self._count = 0
-
-    async def start(
-        self,
-        entrypoint: str,
-        inputs: dict[str, Any] | None = None,
-        **spec: Any,
-    ) -> str:
-        self._count += 1
-        execution_id = spec.pop("execution_id", f"crew-{self._count}-{time.monotonic_ns()}")
-        await self.host.start(
-            {
-                "execution_id": execution_id,
-                "flow": spec.pop("flow", "test"),
-                "entrypoint": entrypoint,
-                "inputs": inputs or {},
-                "python_path": [str(REPO), str(HERE)],
-                **spec,
-            }
-        )
-        return execution_id
-
-    async def follow(
-        self,
-        execution_ids: list[str],
-        *,
-        answer: Answer | None = None,
-        on_event: Callable[[str, event_pb2.Event], Awaitable[None]] | None = None,
-        timeout: float = 60.0,
-    ) -> dict[str, Run]:
-        runs = {eid: Run(eid) for eid in execution_ids}
-        acks: dict[str, int] = {}
-        deadline = time.monotonic() + timeout
-        while not all(run.finished for run in runs.values()):
-            assert time.monotonic() < deadline, {
-                eid: run.kinds[-5:] for eid, run in runs.items() if not run.finished
-            }
-            batch, _ = await self.host.drain(acks, wait_seconds=0.5)
-            for eid, raws in batch.items():
-                for raw in raws:
-                    event = event_pb2.Event.FromString(raw)
-                    acks[eid] = event.seq
-                    if eid not in runs:
-                        continue
-                    runs[eid].events.append(event)
-                    if on_event is not None:
-                        await on_event(eid, event)
-                    if answer is not None and event.WhichOneof("kind") == "input_requested":
-                        value = answer(event.input_requested)
-                        await self.host.provide_input(
-                            eid, event.input_requested.request_id, value, "tester"
-                        )
-        await self.host.drain(acks, wait_seconds=0)  # acknowledge the terminal events
-        return runs
-
-    async def run(
-        self, entrypoint: str, inputs: dict[str, Any] | None = None, **options: Any
-    ) -> Run:
-        answer = options.pop("answer", None)
-        timeout = options.pop("timeout", 60.0)
-        execution_id = await self.start(entrypoint, inputs, **options)
-        return (await self.follow([execution_id], answer=answer, timeout=timeout))[execution_id]
+from engine.host import ExecutionHost
+from tests.engine_crew.helpers import Driver
 
 
 @pytest.fixture(scope="session")
 def driver() -> Driver:
     return Driver(ExecutionHost())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # crewai 1.15.30 reads its own deprecated attributes on every kickoff; nothing here can
+    # act on those warnings, and hundreds of them would hide the ones that matter.
+    config.addinivalue_line("filterwarnings", r"ignore::DeprecationWarning:crewai(\..*)?")
