@@ -65,7 +65,7 @@ def node_config(state_dir: Path, **changes: Any) -> NodeConfig:
         state_dir=state_dir,
         flows=TEST_FLOWS,
         python_path=(str(REPO),),
-        pool=PoolConfig(shared_executors=1, warm_executors=1),
+        pool=PoolConfig(shared_executors=1, warm_executors=1, preload_modules=()),
         shutdown_grace_seconds=2.0,
         cancel_grace_seconds=1.0,
     )
