@@ -58,6 +58,50 @@ def hello_script(inputs: dict[str, Any]) -> list[event_pb2.Event]:
     ]
 
 
+def fail_script(inputs: dict[str, Any]) -> list[event_pb2.Event]:
+    return [
+        status_event(event_pb2.EXECUTION_STATUS_RUNNING),
+        event_pb2.Event(
+            error=event_pb2.Error(type="ValueError", message="bad", traceback="Traceback: x")
+        ),
+        status_event(event_pb2.EXECUTION_STATUS_FAILED, "ValueError: bad"),
+    ]
+
+
+def asking_script(
+    kind: int, schema: dict[str, Any]
+) -> Callable[[dict[str, Any]], list[event_pb2.Event]]:
+    """A flow that asks for input at once and waits for the answer."""
+
+    def script(inputs: dict[str, Any]) -> list[event_pb2.Event]:
+        return [
+            status_event(event_pb2.EXECUTION_STATUS_RUNNING),
+            event_pb2.Event(
+                input_requested=event_pb2.InputRequested(
+                    request_id="r1", kind=kind, prompt="Go on?", schema=dict_to_struct(schema)
+                )
+            ),
+            status_event(event_pb2.EXECUTION_STATUS_AWAITING_INPUT),
+        ]
+
+    return script
+
+
+def answered(value: Any) -> list[event_pb2.Event]:
+    """What an asking flow does with its answer: echo it as the result and succeed."""
+    return [
+        event_pb2.Event(result=event_pb2.Result(text=f"answer: {value!r}")),
+        status_event(event_pb2.EXECUTION_STATUS_SUCCEEDED),
+    ]
+
+
+FORM_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "count": {"type": "integer"}},
+    "required": ["count"],
+}
+
+
 @dataclass
 class Scripted:
     """An execution of the fake node: its row and its stored events."""
@@ -86,14 +130,21 @@ class FakeNode:
         ]
         # flow name -> events emitted right after launch (before the test adds more)
         self.scripts: dict[str, Callable[[dict[str, Any]], list[event_pb2.Event]]] = {
-            "hello": hello_script
+            "hello": hello_script,
+            "fail": fail_script,
+            "approve": asking_script(event_pb2.INPUT_KIND_APPROVAL, {"type": "boolean"}),
+            "form": asking_script(event_pb2.INPUT_KIND_FORM, FORM_SCHEMA),
         }
+        for name in ("fail", "approve", "form"):
+            self.flows.append(flow_pb2.Flow(name=name, entrypoint=f"flows.{name}:main"))
         self.runs: dict[str, Scripted] = {}
         self.order: list[str] = []
         # Watch calls abort with UNAVAILABLE after this many batches (None: never), as
         # long as `breaks` lasts.
         self.break_after: int | None = None
         self.breaks = 0
+        # "abort": UNAVAILABLE, as a node going away; "end": close the stream cleanly early.
+        self.break_mode = "abort"
         self.batch_size = 2
         self.watch_calls: list[int] = []
         self.loop = asyncio.new_event_loop()
@@ -263,11 +314,13 @@ class _FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         while True:
             if node.breaks and node.break_after is not None and batches >= node.break_after:
                 node.breaks -= 1
+                if node.break_mode == "end":
+                    return
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "scripted break")
             if run.execution.status in TERMINAL and sent >= len(run.events):
                 return  # the contract: nothing after the terminal event, so end at once
             async with run.changed:
-                await run.changed.wait_for(lambda: len(run.events) > sent)
+                await run.changed.wait_for(lambda after=sent: len(run.events) > after)
             batch = run.events[sent : sent + node.batch_size]
             yield flow_pb2.WatchExecutionResponse(events=batch)
             batches += 1
@@ -297,6 +350,8 @@ class _FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             await _abort(context, NotFound("no such execution", reason="EXECUTION_NOT_FOUND"))
             raise AssertionError("unreachable")
         value = value_to_python(request.value)
+        if run.execution.status != event_pb2.EXECUTION_STATUS_AWAITING_INPUT:
+            await _abort(context, FailedPrecondition("awaits no input", reason="NO_INPUT_AWAITED"))
         run.provided.append((request.request_id, value))
         await self.node._append(
             request.execution_id,
@@ -307,6 +362,7 @@ class _FlowServicer(flow_pb2_grpc.FlowServiceServicer):
                     )
                 ),
                 status_event(event_pb2.EXECUTION_STATUS_RUNNING),
+                *answered(value),
             ],
         )
         return flow_pb2.ProvideInputResponse()

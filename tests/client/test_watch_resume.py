@@ -122,3 +122,19 @@ def test_backoff_is_capped_and_jittered_downwards() -> None:
     for delay, base in zip(delays, bases, strict=True):
         assert base * 0.75 <= delay <= base
     assert FAST_RECONNECT.max_attempts == 5
+
+
+async def test_a_stream_that_ends_early_is_resumed(
+    fake_node: FakeNode, fake_config: ConnectConfig
+) -> None:
+    execution_id = fake_node.create("hello")
+    fake_node.append(execution_id, [line("a"), line("b"), line("c")])
+    fake_node.append(execution_id, [status_event(event_pb2.EXECUTION_STATUS_SUCCEEDED)])
+    fake_node.break_after, fake_node.breaks, fake_node.break_mode = 1, 1, "end"
+    calls: list[tuple[int, str]] = []
+    async with AsyncClient(fake_config) as client:
+        stream = client.watch(execution_id, on_reconnect=lambda n, d, why: calls.append((n, why)))
+        seqs = [e.seq async for e in stream]
+    assert seqs == [1, 2, 3, 4, 5]
+    assert calls == [(1, "the stream ended before the terminal event")]
+    assert fake_node.watch_calls == [0, 2]

@@ -1,0 +1,39 @@
+"""kodoclient: the Python SDK (asyncio and blocking) and the `kodoclient`/`koco` CLI.
+
+The public surface is what `__all__` lists; modules starting with `_` are private.
+
+    async with AsyncClient() as client:          # node and credentials resolved as the CLI does
+        execution = await client.launch("hello", {"name": "Ada"})
+        async for event in client.watch(execution.execution_id):
+            ...
+"""
+
+from kodoclient._async import AsyncClient
+from kodoclient._sync import Client
+from kodoclient.config import ConnectConfig, NodeFile, ReconnectPolicy, resolve_config
+from kodoclient.errors import ConfigError, KodoclientError
+from kodoclient.events import (
+    TERMINAL_STATUSES,
+    is_terminal,
+    open_input_requests,
+    parse_status,
+    status_name,
+)
+from kodosumi.errors import FieldViolation
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "AsyncClient",
+    "Client",
+    "ConfigError",
+    "ConnectConfig",
+    "FieldViolation",
+    "KodoclientError",
+    "NodeFile",
+    "ReconnectPolicy",
+    "is_terminal",
+    "open_input_requests",
+    "parse_status",
+    "resolve_config",
+    "status_name",
+]

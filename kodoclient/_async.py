@@ -1,0 +1,339 @@
+"""The asyncio SDK: one `AsyncClient` per node, every unary call under a deadline, and a
+watch that resumes by itself from the last seen `seq` when the stream breaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from contextlib import aclosing
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+
+from kodoclient.config import ConnectConfig, resolve_config
+from kodoclient.errors import KodoclientError
+from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_requests, parse_status
+from kodosumi.jsonvalue import dict_to_struct, python_to_value
+from kodosumi.rpc.channel import open_channel
+from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+_Resp = TypeVar("_Resp")
+
+StatusFilter = Iterable[event_pb2.ExecutionStatus.ValueType | str]
+# (attempt, seconds until it, why the stream broke)
+ReconnectHook = Callable[[int, float, str], None]
+
+# Words of gRPC core that mean "the transport went away" when a reset stream surfaces with
+# a code other than UNAVAILABLE (a server stopped without grace cancels its streams).
+_TRANSPORT_HINTS = (
+    "RST_STREAM",
+    "Socket closed",
+    "Connection reset",
+    "connection reset",
+    "Stream removed",
+    "GOAWAY",
+    "Broken pipe",
+)
+
+
+def _resumable(error: grpc.aio.AioRpcError) -> bool:
+    code = error.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return True
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED):
+        details = error.details() or ""
+        return any(hint in details for hint in _TRANSPORT_HINTS)
+    return False
+
+
+class AsyncClient:
+    """An asyncio client of one node's FlowService and NodeService.
+
+    Use it as an async context manager, or call `close()`. The channel opens lazily on the
+    first call, inside the running loop, so a client may be built outside any loop.
+    """
+
+    def __init__(
+        self, config: ConnectConfig | None = None, *, rng: random.Random | None = None
+    ) -> None:
+        self._config = config if config is not None else resolve_config()
+        # Reconnect jitter draws from here; tests pass a seeded generator.
+        self._rng = rng if rng is not None else random.Random()
+        self._channel: grpc.aio.Channel | None = None
+        self._flow_stub: flow_pb2_grpc.FlowServiceAsyncStub | None = None
+        self._node_stub: node_pb2_grpc.NodeServiceAsyncStub | None = None
+
+    @property
+    def config(self) -> ConnectConfig:
+        return self._config
+
+    async def __aenter__(self) -> Self:
+        self._flows()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        channel, self._channel = self._channel, None
+        self._flow_stub = self._node_stub = None
+        if channel is not None:
+            await channel.close()
+
+    def _flows(self) -> flow_pb2_grpc.FlowServiceAsyncStub:
+        if self._flow_stub is None:
+            self._open()
+        assert self._flow_stub is not None
+        return self._flow_stub
+
+    def _nodes(self) -> node_pb2_grpc.NodeServiceAsyncStub:
+        if self._node_stub is None:
+            self._open()
+        assert self._node_stub is not None
+        return self._node_stub
+
+    def _open(self) -> None:
+        self._channel = open_channel(self._config.target, self._config.tls)
+        self._flow_stub = flow_pb2_grpc.FlowServiceStub(self._channel)
+        self._node_stub = node_pb2_grpc.NodeServiceStub(self._channel)
+
+    async def _unary(
+        self,
+        method: str,
+        call: Callable[..., Awaitable[_Resp]],
+        request: Any,
+        call_timeout: float | None,
+    ) -> _Resp:
+        # Every unary call has a deadline: the caller's, else the config's.
+        try:
+            return await call(request, timeout=call_timeout or self._config.call_timeout)
+        except grpc.aio.AioRpcError as e:
+            raise KodoclientError.from_rpc(e, method) from None
+
+    # -- flows -------------------------------------------------------------------------
+
+    async def list_flows(
+        self, tag: str = "", *, call_timeout: float | None = None
+    ) -> list[flow_pb2.Flow]:
+        response = await self._unary(
+            "ListFlows", self._flows().ListFlows, flow_pb2.ListFlowsRequest(tag=tag), call_timeout
+        )
+        return list(response.flows)
+
+    async def get_flow(self, name: str, *, call_timeout: float | None = None) -> flow_pb2.Flow:
+        response = await self._unary(
+            "GetFlow", self._flows().GetFlow, flow_pb2.GetFlowRequest(name=name), call_timeout
+        )
+        return response.flow
+
+    # -- executions ----------------------------------------------------------------------
+
+    async def launch(
+        self,
+        flow: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        call_timeout: float | None = None,
+    ) -> flow_pb2.Execution:
+        """Start `flow` with `inputs`; the node answers at once (status PENDING)."""
+        request = flow_pb2.LaunchExecutionRequest(flow=flow)
+        dict_to_struct(dict(inputs or {}), request.inputs)
+        response = await self._unary(
+            "LaunchExecution", self._flows().LaunchExecution, request, call_timeout
+        )
+        return response.execution
+
+    async def get_execution(
+        self, execution_id: str, *, call_timeout: float | None = None
+    ) -> flow_pb2.Execution:
+        request = flow_pb2.GetExecutionRequest(execution_id=execution_id)
+        response = await self._unary(
+            "GetExecution", self._flows().GetExecution, request, call_timeout
+        )
+        return response.execution
+
+    async def list_executions_page(
+        self,
+        *,
+        page_size: int = 50,
+        page_token: str = "",
+        statuses: StatusFilter = (),
+        flow: str = "",
+        call_timeout: float | None = None,
+    ) -> tuple[list[flow_pb2.Execution], str]:
+        """One page, newest first, and the token of the next page ("" after the last)."""
+        request = flow_pb2.ListExecutionsRequest(
+            page_size=page_size,
+            page_token=page_token,
+            statuses=[parse_status(s) if isinstance(s, str) else s for s in statuses],
+            flow=flow,
+        )
+        response = await self._unary(
+            "ListExecutions", self._flows().ListExecutions, request, call_timeout
+        )
+        return list(response.executions), response.next_page_token
+
+    async def list_executions(
+        self,
+        *,
+        statuses: StatusFilter = (),
+        flow: str = "",
+        limit: int | None = None,
+        page_size: int = 100,
+        call_timeout: float | None = None,
+    ) -> AsyncGenerator[flow_pb2.Execution, None]:
+        """Every matching execution, newest first, fetching pages as they are consumed."""
+        wanted = list(statuses)
+        token, seen = "", 0
+        while True:
+            size = page_size if limit is None else max(1, min(page_size, limit - seen))
+            page, token = await self.list_executions_page(
+                page_size=size,
+                page_token=token,
+                statuses=wanted,
+                flow=flow,
+                call_timeout=call_timeout,
+            )
+            for execution in page:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield execution
+            if not token or (limit is not None and seen >= limit):
+                return
+
+    async def cancel(
+        self, execution_id: str, reason: str = "", *, call_timeout: float | None = None
+    ) -> flow_pb2.Execution:
+        request = flow_pb2.CancelExecutionRequest(execution_id=execution_id, reason=reason)
+        response = await self._unary(
+            "CancelExecution", self._flows().CancelExecution, request, call_timeout
+        )
+        return response.execution
+
+    async def provide_input(
+        self, execution_id: str, request_id: str, value: Any, *, call_timeout: float | None = None
+    ) -> None:
+        """Answer the open input request `request_id` with a JSON-compatible `value`."""
+        request = flow_pb2.ProvideInputRequest(execution_id=execution_id, request_id=request_id)
+        python_to_value(value, request.value)
+        await self._unary("ProvideInput", self._flows().ProvideInput, request, call_timeout)
+
+    # -- events --------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        execution_id: str,
+        after_seq: int = 0,
+        *,
+        on_reconnect: ReconnectHook | None = None,
+    ) -> AsyncGenerator[event_pb2.Event, None]:
+        """Every event after `after_seq`, one by one, until the terminal status event.
+
+        When the stream breaks (node restart, connection reset) the watch reconnects from
+        the last `seq` it yielded, so the caller sees each event exactly once and in order.
+        It gives up with a `KodoclientError` (UNAVAILABLE) after the config's
+        `reconnect.max_attempts` consecutive attempts that brought nothing new.
+        `on_reconnect(attempt, delay_seconds, cause)` is called before each wait.
+        """
+        policy = self._config.reconnect
+        last, failures = after_seq, 0
+        while True:
+            request = flow_pb2.WatchExecutionRequest(execution_id=execution_id, after_seq=last)
+            call = self._flows().WatchExecution(request)
+            progressed = False
+            try:
+                async for response in call:
+                    for event in response.events:
+                        # A resumed stream must not repeat what the caller already has.
+                        if event.seq <= last:
+                            continue
+                        last, progressed = event.seq, True
+                        yield event
+                        if is_terminal(event):
+                            return
+                # The stream ended cleanly without a terminal event: either the caller
+                # resumed past the end of a finished execution, or the node let go early.
+                if await self._finished_at(execution_id, last):
+                    return
+                cause = "the stream ended before the terminal event"
+            except grpc.aio.AioRpcError as e:
+                if not _resumable(e):
+                    raise KodoclientError.from_rpc(e, "WatchExecution") from None
+                cause = f"{e.code().name}: {e.details()}"
+            finally:
+                call.cancel()
+            failures = 1 if progressed else failures + 1
+            if failures > policy.max_attempts:
+                raise KodoclientError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"watch of {execution_id} gave up after {policy.max_attempts} reconnect "
+                    f"attempts (last seq {last}): {cause}",
+                    method="WatchExecution",
+                )
+            delay = policy.delay(failures, self._rng)
+            if on_reconnect is not None:
+                on_reconnect(failures, delay, cause)
+            log.info(
+                "watch of %s broke (%s); resuming after seq %d in %.2fs",
+                execution_id,
+                cause,
+                last,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    async def _finished_at(self, execution_id: str, last: int) -> bool:
+        try:
+            execution = await self.get_execution(execution_id)
+        except KodoclientError as e:
+            if e.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return False  # the node went away with the stream: resume like any break
+            raise
+        return execution.status in TERMINAL_STATUSES and last >= execution.last_seq
+
+    async def history(self, execution_id: str, after_seq: int = 0) -> list[event_pb2.Event]:
+        """The events stored so far (after `after_seq`), without waiting for new ones."""
+        execution = await self.get_execution(execution_id)
+        if execution.last_seq <= after_seq:
+            return []
+        events: list[event_pb2.Event] = []
+        async with aclosing(self.watch(execution_id, after_seq)) as stream:
+            async for event in stream:
+                events.append(event)
+                if event.seq >= execution.last_seq:
+                    break
+        return events
+
+    async def pending_inputs(self, execution_id: str) -> list[event_pb2.InputRequested]:
+        """The input requests of the execution that nobody has answered yet, oldest first."""
+        return open_input_requests(await self.history(execution_id))
+
+    async def wait(self, execution_id: str) -> flow_pb2.Execution:
+        """Follow the execution to its end (resuming as `watch` does); the final state."""
+        execution = await self.get_execution(execution_id)
+        if execution.status not in TERMINAL_STATUSES:
+            async with aclosing(self.watch(execution_id, execution.last_seq)) as stream:
+                async for _ in stream:
+                    pass
+            execution = await self.get_execution(execution_id)
+        return execution
+
+    # -- node ----------------------------------------------------------------------------
+
+    async def node_info(self, *, call_timeout: float | None = None) -> node_pb2.NodeInfo:
+        response = await self._unary(
+            "GetNodeInfo", self._nodes().GetNodeInfo, node_pb2.GetNodeInfoRequest(), call_timeout
+        )
+        return response.node

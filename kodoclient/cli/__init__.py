@@ -1,0 +1,96 @@
+"""The `kodoclient` command (alias `koco`): the global options and the command table.
+
+Each command lives in a module of its own in this package; `main` only gathers them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kodoclient.cli import exit_codes
+from kodoclient.cli.cancel import cancel
+from kodoclient.cli.context import CliState, Settings
+from kodoclient.cli.flows import flows
+from kodoclient.cli.input import input_
+from kodoclient.cli.launch import launch
+from kodoclient.cli.ls import ls
+from kodoclient.cli.node import node as node_command
+from kodoclient.cli.run import run
+from kodoclient.cli.status import status
+from kodoclient.cli.watch import watch
+from kodoclient.config import DEFAULT_CALL_TIMEOUT
+from kodosumi import __version__
+
+_EPILOG = (
+    "\b\nThe node: --node, else $KODOSUMI_NODE, else the node.json of a node running\n"
+    "from --state-dir (default $KODOSUMI_HOME or the per-user data dir), else\n"
+    "127.0.0.1:7470. Credentials: --ca/--cert/--key, else the development files a\n"
+    "local node wrote under <state-dir>/pki; plaintext only with --insecure\n"
+    "($KODOSUMI_INSECURE=1).\n"
+    "\n\b\nExit codes:\n" + exit_codes.help_table()
+)
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=_EPILOG,
+)
+@click.option("--node", metavar="HOST:PORT", help="Address of the node to talk to.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The local node's state directory (node.json, pki/).",
+)
+@click.option("--insecure", is_flag=True, help="Plaintext, no TLS (the node must allow it).")
+@click.option("--ca", type=_FILE, help="CA certificate (PEM) that signed the node's cert.")
+@click.option("--cert", type=_FILE, help="Client certificate (PEM); needs --key.")
+@click.option("--key", type=_FILE, help="Client private key (PEM); needs --cert.")
+@click.option(
+    "--json", "json_output", is_flag=True, help="Machine output: one JSON object per line."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_CALL_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Deadline of each call to the node (streams excepted).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Also show streamed chunks and tracebacks.")
+@click.version_option(__version__, prog_name="kodoclient")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    node: str | None,
+    state_dir: Path | None,
+    insecure: bool,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    json_output: bool,
+    timeout: float,
+    verbose: bool,
+) -> None:
+    """Run and watch agentic flows on a kodosumi node."""
+    state = ctx.ensure_object(CliState)
+    state.settings = Settings(
+        node=node,
+        state_dir=state_dir,
+        insecure=insecure,
+        ca=ca,
+        cert=cert,
+        key=key,
+        json=json_output,
+        timeout=timeout,
+        verbose=verbose,
+    )
+
+
+for _command in (run, flows, launch, watch, status, ls, cancel, input_, node_command):
+    main.add_command(_command)
+
+__all__ = ["main"]

@@ -1,0 +1,134 @@
+"""What every command shares: the global options, the consoles, and the one place where
+errors become messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from kodoclient.cli import exit_codes
+from kodoclient.cli.embedded import DEFAULT_COMMAND
+from kodoclient.cli.exit_codes import ExitCode
+from kodoclient.config import DEFAULT_CALL_TIMEOUT, ConnectConfig, resolve_config
+from kodoclient.errors import KodoclientError
+from kodosumi.paths import default_state_dir
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The global options, as given (None: not given, resolve as the SDK does)."""
+
+    node: str | None = None
+    state_dir: Path | None = None
+    insecure: bool = False
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    json: bool = False
+    timeout: float = DEFAULT_CALL_TIMEOUT
+    verbose: bool = False
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir if self.state_dir is not None else default_state_dir()
+
+    def connect_config(self) -> ConnectConfig:
+        return resolve_config(
+            target=self.node,
+            state_dir=self.state,
+            # The flag can only say "plaintext"; its absence leaves the choice to env/node.json.
+            insecure=True if self.insecure else None,
+            ca=self.ca,
+            cert=self.cert,
+            key=self.key,
+            call_timeout=self.timeout,
+        )
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
+
+
+@dataclass
+class CliState:
+    """Lives in click's `ctx.obj`. Tests may pass one in (`CliRunner.invoke(obj=...)`)."""
+
+    settings: Settings = field(default_factory=Settings)
+    # Consoles look up sys.stdout/stderr when they write, so CliRunner captures them.
+    out: Console = field(default_factory=Console)
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+    # None: ask the terminal. Tests set True to drive the input prompts through stdin.
+    interactive: bool | None = None
+    # How `run` starts an embedded node; tests substitute a scripted daemon.
+    node_command: tuple[str, ...] = DEFAULT_COMMAND
+
+    @property
+    def can_prompt(self) -> bool:
+        if self.settings.json:
+            return False
+        return self.interactive if self.interactive is not None else _stdin_is_tty()
+
+    def emit(self, data: dict[str, Any]) -> None:
+        """One JSON object on one line of stdout (the --json output)."""
+        click.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+    def note(self, message: str) -> None:
+        """Progress chatter for humans: stderr, so stdout stays the command's result."""
+        if not self.settings.json:
+            self.err.print(message, style="dim", highlight=False)
+
+    def report(self, error: KodoclientError, code: ExitCode) -> None:
+        if self.settings.json:
+            payload: dict[str, Any] = {
+                "code": error.code_name,
+                "reason": error.reason,
+                "message": error.message,
+                "exit_code": code.code,
+            }
+            if error.violations:
+                payload["violations"] = [
+                    {"field": v.field, "description": v.description} for v in error.violations
+                ]
+            click.echo(json.dumps({"error": payload}, ensure_ascii=False), err=True)
+            return
+        self.err.print(
+            f"error: {error}", style="red", highlight=False, markup=False, soft_wrap=True
+        )
+        if code is exit_codes.UNREACHABLE:
+            self.err.print(
+                "hint: start a node with `kodosumid`, or point at one with --node "
+                "(and --ca/--cert/--key or --insecure)",
+                style="dim",
+                highlight=False,
+                markup=False,
+            )
+
+
+def state_of(ctx: click.Context) -> CliState:
+    state = ctx.find_object(CliState)
+    if state is None:
+        raise click.UsageError("internal: no CLI state")
+    return state
+
+
+def execute(ctx: click.Context, body: Callable[[], Coroutine[Any, Any, ExitCode]]) -> NoReturn:
+    """Run an async command body and exit with its code, or with the code of its error."""
+    state = state_of(ctx)
+    try:
+        code = asyncio.run(body())
+    except KodoclientError as e:
+        code = exit_codes.for_error(e)
+        state.report(e, code)
+    except KeyboardInterrupt:
+        code = exit_codes.INTERRUPTED
+        state.note("interrupted")
+    ctx.exit(code.code)

@@ -1,0 +1,157 @@
+"""`koco run FLOW`: launch, follow live, print the result; bring a node along if needed.
+
+When no node is reachable at an address the user did not name, `run` starts an embedded
+node for the length of the command. When FLOW is an entrypoint the reachable node does not
+have in its catalog, it starts an embedded node with `--flow FLOW` beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+
+from kodoclient._async import AsyncClient
+from kodoclient.cli import exit_codes
+from kodoclient.cli.context import CliState, Settings, execute, state_of
+from kodoclient.cli.embedded import embedded_node
+from kodoclient.cli.exit_codes import ExitCode
+from kodoclient.cli.flowref import looks_like_entrypoint, match_flow
+from kodoclient.cli.follow import follow
+from kodoclient.cli.options import inputs_from, inputs_options, json_option
+from kodoclient.config import NODE_ENV, live_node_file
+from kodoclient.errors import ConfigError, KodoclientError
+from kodosumi.v1 import flow_pb2
+
+
+async def reach(settings: Settings) -> tuple[AsyncClient | None, KodoclientError | None]:
+    """A client of a node that answers, or None and why there is none.
+
+    Errors other than "nobody there" (bad flags, a refusing node) are raised.
+    """
+    try:
+        config = settings.connect_config()
+    except ConfigError as e:
+        if e.reason != "NO_CREDENTIALS":
+            raise
+        return None, e
+    client = AsyncClient(config)
+    try:
+        # A short probe: the point is to decide quickly whether to bring a node along.
+        await client.node_info(call_timeout=min(3.0, settings.timeout))
+    except KodoclientError as e:
+        await client.close()
+        if exit_codes.for_error(e) is not exit_codes.UNREACHABLE:
+            raise
+        return None, e
+    return client, None
+
+
+def _named_target(settings: Settings) -> bool:
+    """Whether the user named the node (flag or env): then never start one in its stead."""
+    return bool(settings.node or os.environ.get(NODE_ENV))
+
+
+def _embedded_state_dir(settings: Settings) -> Path | None:
+    """The state dir for an embedded node: the user's, unless a live node already owns it."""
+    if live_node_file(settings.state) is not None:
+        return None  # a temporary one
+    return settings.state
+
+
+async def _start_embedded(
+    stack: AsyncExitStack, state: CliState, flow_ref: str, state_dir: Path | None
+) -> AsyncClient:
+    settings = state.settings
+    flows = [flow_ref] if looks_like_entrypoint(flow_ref) else []
+    where = state_dir if state_dir is not None else "a temporary directory"
+    state.note(f"starting an embedded node (state in {where})…")
+    node = await stack.enter_async_context(
+        embedded_node(
+            state_dir=state_dir,
+            flows=flows,
+            insecure=settings.insecure,
+            call_timeout=settings.timeout,
+            command=state.node_command,
+        )
+    )
+    state.note(f"embedded node {node.node_id or node.pid} serving on {node.config.target}")
+    return await stack.enter_async_context(AsyncClient(node.config))
+
+
+def _not_found(flow_ref: str, client: AsyncClient, catalog: list[flow_pb2.Flow]) -> KodoclientError:
+    known = ", ".join(sorted(f.name for f in catalog)) or "none"
+    return KodoclientError(
+        grpc.StatusCode.NOT_FOUND,
+        f"no flow {flow_ref!r} on {client.config.target} (known: {known})",
+        reason="FLOW_NOT_FOUND",
+    )
+
+
+async def run_flow(
+    state: CliState, flow_ref: str, inputs: dict[str, Any], embedded: bool | None
+) -> ExitCode:
+    settings = state.settings
+    async with AsyncExitStack() as stack:
+        client: AsyncClient | None = None
+        if embedded is not True:
+            client, why = await reach(settings)
+            if client is not None:
+                stack.push_async_callback(client.close)
+            elif embedded is False or _named_target(settings):
+                assert why is not None
+                raise why
+        started_embedded = client is None
+        if client is None:
+            client = await _start_embedded(stack, state, flow_ref, _embedded_state_dir(settings))
+        catalog = await client.list_flows()
+        flow = match_flow(catalog, flow_ref)
+        if flow is None and not started_embedded and embedded is not False:
+            if not looks_like_entrypoint(flow_ref):
+                raise _not_found(flow_ref, client, catalog)
+            state.note(f"{flow_ref} is not in the catalog of {client.config.target}")
+            # The reachable node owns the default state dir: the embedded one gets its own.
+            client = await _start_embedded(stack, state, flow_ref, None)
+            catalog = await client.list_flows()
+            flow = match_flow(catalog, flow_ref)
+        if flow is None:
+            raise _not_found(flow_ref, client, catalog)
+        execution = await client.launch(flow.name, inputs)
+        state.note(f"launched {flow.name} as {execution.execution_id} on {client.config.target}")
+        view = await follow(
+            state, client, execution.execution_id, flow=flow.name, answer_inputs=True
+        )
+        return exit_codes.for_execution_status(view.status)
+
+
+@click.command("run")
+@click.argument("flow")
+@inputs_options
+@click.option(
+    "--embedded/--no-embedded",
+    default=None,
+    help="Always / never start an embedded node. Default: only when no node is reachable "
+    "at an address you did not name, or FLOW is an entrypoint the node does not have.",
+)
+@json_option
+@click.pass_context
+def run(
+    ctx: click.Context,
+    flow: str,
+    assignments: tuple[str, ...],
+    inputs_json: str | None,
+    embedded: bool | None,
+) -> None:
+    """Launch FLOW, follow it live and print its result; exit with its outcome.
+
+    FLOW is a catalog name (`hello`) or an entrypoint: `module:attr`, a dotted path
+    (`flows.serviceplan.Search`) or a YAML crew spec (`./assets/search.yaml`). Input
+    requests are asked at the terminal when stdin is one.
+    """
+    state = state_of(ctx)
+    inputs = inputs_from(assignments, inputs_json)
+    execute(ctx, lambda: run_flow(state, flow, inputs, embedded))

@@ -1,0 +1,220 @@
+"""How a client finds its node and its credentials: the connect config and its resolution.
+
+Resolution order for the node address: explicit argument > `$KODOSUMI_NODE` > the
+`node.json` a running local node writes into its state directory > `127.0.0.1:7470`.
+Credentials: explicit CA/cert/key files > the development client files the local node
+created under `<state>/pki/`. Plaintext only on an explicit request (`insecure=True`,
+`$KODOSUMI_INSECURE`, or a local node that itself serves plaintext).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from kodoclient.errors import ConfigError
+from kodosumi.paths import default_state_dir
+from kodosumi.tls import TlsFiles, TlsMaterial, dev_client_files
+
+DEFAULT_TARGET = "127.0.0.1:7470"
+DEFAULT_CALL_TIMEOUT = 10.0
+NODE_ENV = "KODOSUMI_NODE"
+INSECURE_ENV = "KODOSUMI_INSECURE"
+NODE_FILE = "node.json"
+
+Origin = Literal["explicit", "env", "node.json", "default"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectPolicy:
+    """How a watch stream resumes after it breaks: capped exponential backoff with jitter.
+
+    `max_attempts` counts consecutive failed attempts; an attempt that delivers at least
+    one new event resets the count, so a long watch survives any number of spaced-out
+    node restarts but gives up on a node that stays away.
+    """
+
+    initial_backoff: float = 0.25
+    max_backoff: float = 5.0
+    multiplier: float = 2.0
+    # Fraction of the delay drawn at random, so that many watchers of a restarted node
+    # do not all come back in the same instant.
+    jitter: float = 0.2
+    max_attempts: int = 10
+
+    def __post_init__(self) -> None:
+        if self.initial_backoff < 0 or self.max_backoff < self.initial_backoff:
+            raise ValueError("need 0 <= initial_backoff <= max_backoff")
+        if self.multiplier < 1 or not 0 <= self.jitter <= 1 or self.max_attempts < 1:
+            raise ValueError("need multiplier >= 1, 0 <= jitter <= 1 and max_attempts >= 1")
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before reconnect number `attempt` (1 for the first)."""
+        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
+        return base * (1 - self.jitter * rng.random())
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectConfig:
+    """Everything an SDK client needs to reach one node.
+
+    `tls=None` means plaintext. `origin` records where `target` came from, so that callers
+    (the CLI's `run`) can tell an address the user asked for from a guessed default.
+    """
+
+    target: str = DEFAULT_TARGET
+    # Kept out of the repr: it holds the private key.
+    tls: TlsMaterial | None = field(default=None, repr=False)
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    reconnect: ReconnectPolicy = ReconnectPolicy()
+    origin: Origin = "explicit"
+
+    @property
+    def secure(self) -> bool:
+        return self.tls is not None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFile:
+    """The `node.json` a serving node keeps in its state directory (removed on clean exit)."""
+
+    address: str
+    node_id: str = ""
+    insecure: bool = False
+    pid: int = 0
+    identity: str = ""
+
+
+def read_node_file(state_dir: Path) -> NodeFile | None:
+    """The state directory's `node.json`, or None when there is none or it is unreadable.
+
+    A file half-written by a node that is starting reads as absent: callers poll.
+    """
+    try:
+        data = json.loads((state_dir / NODE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("address"), str):
+        return None
+    return NodeFile(
+        address=data["address"],
+        node_id=str(data.get("node_id", "")),
+        insecure=bool(data.get("insecure", False)),
+        pid=int(data.get("pid") or 0),
+        identity=str(data.get("identity", "")),
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def live_node_file(state_dir: Path, alive: Callable[[int], bool] = pid_alive) -> NodeFile | None:
+    """`node.json` unless it was left behind by a node that crashed (its pid is gone)."""
+    node = read_node_file(state_dir)
+    if node is None or (node.pid and not alive(node.pid)):
+        return None
+    return node
+
+
+def parse_bool(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={text!r} is not a boolean (use 1/0, true/false, yes/no)")
+
+
+def resolve_config(
+    *,
+    target: str | None = None,
+    state_dir: Path | None = None,
+    insecure: bool | None = None,
+    ca: Path | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+    call_timeout: float = DEFAULT_CALL_TIMEOUT,
+    reconnect: ReconnectPolicy = ReconnectPolicy(),
+    env: Mapping[str, str] | None = None,
+    alive: Callable[[int], bool] = pid_alive,
+) -> ConnectConfig:
+    """Resolve a `ConnectConfig` from explicit arguments, the environment and the state dir.
+
+    `insecure=None` means "not said"; only `True` forces plaintext. Raises `ConfigError`
+    when credentials are needed and cannot be found (reason `NO_CREDENTIALS`, which usually
+    means no local node ever ran) or the given ones are inconsistent (`BAD_CONFIG`).
+    """
+    environ = os.environ if env is None else env
+    state = state_dir if state_dir is not None else default_state_dir()
+    explicit_files = any(p is not None for p in (ca, cert, key))
+    if insecure and explicit_files:
+        raise ConfigError("--insecure contradicts --ca/--cert/--key; give one or the other")
+    if call_timeout <= 0:
+        raise ConfigError(f"the call timeout must be positive, not {call_timeout}")
+
+    origin: Origin
+    node_file_insecure: bool | None = None
+    if target:
+        origin = "explicit"
+    elif environ.get(NODE_ENV):
+        target, origin = environ[NODE_ENV], "env"
+    elif (node := live_node_file(state, alive)) is not None:
+        target, origin = node.address, "node.json"
+        node_file_insecure = node.insecure
+    else:
+        target, origin = DEFAULT_TARGET, "default"
+
+    plaintext: bool
+    if insecure is not None:
+        plaintext = insecure
+    elif explicit_files:
+        plaintext = False
+    elif environ.get(INSECURE_ENV) is not None:
+        plaintext = parse_bool(INSECURE_ENV, environ[INSECURE_ENV])
+    else:
+        # The node knows best how it serves; trust its own note only for its own address.
+        plaintext = bool(node_file_insecure)
+
+    tls = None if plaintext else _credentials(state, ca, cert, key)
+    return ConnectConfig(
+        target=target, tls=tls, call_timeout=call_timeout, reconnect=reconnect, origin=origin
+    )
+
+
+def _credentials(
+    state_dir: Path, ca: Path | None, cert: Path | None, key: Path | None
+) -> TlsMaterial:
+    if (cert is None) != (key is None):
+        raise ConfigError("--cert and --key go together: give both or neither")
+    dev = dev_client_files(state_dir)
+    files = TlsFiles(ca or dev.ca_cert, cert or dev.cert, key or dev.key)
+    for given in (ca, cert, key):
+        if given is not None and not given.is_file():
+            raise ConfigError(f"no such credential file: {given}")
+    if not files.exist():
+        raise ConfigError(
+            f"no client credentials under {dev.ca_cert.parent}: start a local node (kodosumid "
+            "creates development credentials there), pass --ca/--cert/--key, or --insecure "
+            "for a plaintext node",
+            reason="NO_CREDENTIALS",
+        )
+    try:
+        return files.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read credentials: {e}") from e

@@ -1,0 +1,65 @@
+"""The one error type SDK users catch, built from a failed gRPC call or a bad client config.
+
+Raw `grpc.RpcError`s never leave the SDK: they are turned into a `KodoclientError` that
+carries the status code, the node's public message, the catalog reason (`ErrorInfo`) and
+the field violations (`BadRequest`) the node attached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from kodosumi.errors import FieldViolation
+from kodosumi.rpc.status import details_of
+
+
+class KodoclientError(Exception):
+    """A call failed. `code` is the gRPC status; `reason` the node's catalog reason, if any."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        reason: str = "",
+        violations: Sequence[FieldViolation] = (),
+        method: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason
+        self.violations: tuple[FieldViolation, ...] = tuple(violations)
+        self.method = method
+
+    @classmethod
+    def from_rpc(cls, error: grpc.RpcError, method: str) -> KodoclientError:
+        code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+        message = (error.details() if hasattr(error, "details") else "") or ""
+        reason, violations = details_of(error)
+        return cls(code, message, reason=reason, violations=violations, method=method)
+
+    @property
+    def code_name(self) -> str:
+        return str(self.code.name)
+
+    def __str__(self) -> str:
+        label = self.code_name if not self.reason else f"{self.code_name}/{self.reason}"
+        lines = [f"{label}: {self.message}" if self.message else label]
+        lines += [f"  {v.field}: {v.description}" for v in self.violations]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code_name}, reason={self.reason!r}, "
+            f"message={self.message!r}, violations={list(self.violations)!r})"
+        )
+
+
+class ConfigError(KodoclientError):
+    """The client cannot even try: credentials missing (`NO_CREDENTIALS`) or inconsistent."""
+
+    def __init__(self, message: str, *, reason: str = "BAD_CONFIG") -> None:
+        super().__init__(grpc.StatusCode.FAILED_PRECONDITION, message, reason=reason)
