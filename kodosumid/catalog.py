@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 
 import jsonschema
 
@@ -29,6 +30,13 @@ def entrypoint_flow(entrypoint: str) -> FlowEntry:
     stem = entrypoint.rstrip("/").rsplit("/", 1)[-1]
     name = stem.rsplit(".", 1)[0] if stem.endswith((".yaml", ".yml")) else stem.replace(":", ".")
     return FlowEntry(name=name, entrypoint=entrypoint, description=f"ad-hoc flow {entrypoint}")
+
+
+def same_entrypoint_key(entrypoint: str) -> str:
+    """`pkg.mod:Attr` and `pkg.mod.Attr` name the same object; spec files by resolved path."""
+    if entrypoint.endswith((".yaml", ".yml")):
+        return str(Path(entrypoint).expanduser().resolve())
+    return entrypoint.replace(":", ".")
 
 
 class Catalog:

@@ -95,6 +95,18 @@ def _remote_error(error: BaseException) -> BaseException:
     return error
 
 
+def with_defaults(schema: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """Fill top-level inputs the caller left out with their schema `default`, as a form would."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return inputs
+    filled = dict(inputs)
+    for name, prop in properties.items():
+        if name not in filled and isinstance(prop, dict) and "default" in prop:
+            filled[name] = prop["default"]
+    return filled
+
+
 class ExecutionManager:
     def __init__(
         self,
@@ -187,6 +199,7 @@ class ExecutionManager:
                 violations=bad,
                 reason="INVALID_INPUTS",
             )
+        inputs = with_defaults(flow.input_schema, inputs)
         execution_id = uuid.uuid4().hex
         record = ExecutionRecord(
             execution_id=execution_id,
@@ -200,6 +213,7 @@ class ExecutionManager:
         )
         inputs_event = event_pb2.Event(execution_id=execution_id, seq=2, attempt=1)
         inputs_event.time_unix_nano = time.time_ns()
+        inputs_event.inputs_received.inputs.SetInParent()  # set even when there are none
         dict_to_struct(inputs, inputs_event.inputs_received.inputs)
         first = [
             _status_event(execution_id, 1, 1, event_pb2.EXECUTION_STATUS_PENDING),

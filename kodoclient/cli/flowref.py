@@ -38,7 +38,8 @@ def match_flow(
         if flow.name == ref:
             return flow
     for flow in catalog:
-        if flow.entrypoint == ref:
+        # `package.module.Attr` and `package.module:Attr` name the same object.
+        if flow.entrypoint.replace(":", ".") == ref.replace(":", "."):
             return flow
     here = cwd if cwd is not None else Path.cwd()
     for flow in catalog:
