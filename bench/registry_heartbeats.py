@@ -8,6 +8,7 @@ one heartbeat in flight (concurrency 1 and `--nodes`). Rounds alternate baseline
 the table shows medians and the ratio (target: registry >= 0.8 x baseline).
 
     .venv/bin/python bench/registry_heartbeats.py [--seconds 3] [--rounds 3] [--nodes 8]
+    .venv/bin/python -m bench --only registry [--quick]     # the same, from the runner
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -30,7 +32,11 @@ from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import registry_pb2 as pb
 from kodosumi.v1 import registry_pb2_grpc
 
+if TYPE_CHECKING:  # the script runs without the `bench` package on sys.path
+    from bench.report import Result
+
 HEARTBEAT = "/kodosumi.v1.RegistryService/Heartbeat"
+TARGET_RATIO = 0.8
 DOMAIN = "bench.kodosumi"
 
 
@@ -175,13 +181,29 @@ async def measure(
             await channel.close()
 
 
-async def run(seconds: float, rounds: int, nodes: int) -> None:
+Row = tuple[int, float, float, float]  # (in flight, raw grpc.aio, registryd, ratio)
+
+
+async def run(seconds: float, rounds: int, nodes: int) -> list[Row]:
+    rows = await measure_all(seconds, rounds, nodes)
+    print()
+    print(f"heartbeats/s over mTLS, medians of {rounds} rounds of {seconds:g} s")
+    print(f"{'in flight':>9} | {'raw grpc.aio':>12} | {'registryd':>10} | {'ratio':>6}")
+    print(f"{'-' * 9}-+-{'-' * 12}-+-{'-' * 10}-+-{'-' * 6}")
+    for concurrency, base, reg, ratio in rows:
+        print(f"{concurrency:>9} | {base:>12.0f} | {reg:>10.0f} | {ratio:>6.2f}")
+    print(f"target: ratio >= {TARGET_RATIO:.2f}")
+    return rows
+
+
+async def measure_all(seconds: float, rounds: int, nodes: int) -> list[Row]:
+    """Per concurrency (1 and `nodes`): medians of baseline and registry, and their ratio."""
     with tempfile.TemporaryDirectory(prefix="registry-bench-") as tmp:
         pki = Path(tmp) / "pki"
         materials = make_pki(pki, nodes)
         registry, registry_address = await start_server("registry", pki, Path(tmp) / "state")
         baseline, baseline_address = await start_server("baseline", pki, Path(tmp) / "state")
-        rows = []
+        rows: list[Row] = []
         try:
             for concurrency in sorted({1, nodes}):
                 base_rates, registry_rates = [], []
@@ -201,13 +223,35 @@ async def run(seconds: float, rounds: int, nodes: int) -> None:
         finally:
             await stop_server(registry)
             await stop_server(baseline)
-    print()
-    print(f"heartbeats/s over mTLS, medians of {rounds} rounds of {seconds:g} s")
-    print(f"{'in flight':>9} | {'raw grpc.aio':>12} | {'registryd':>10} | {'ratio':>6}")
-    print(f"{'-' * 9}-+-{'-' * 12}-+-{'-' * 10}-+-{'-' * 6}")
-    for concurrency, base, reg, ratio in rows:
-        print(f"{concurrency:>9} | {base:>12.0f} | {reg:>10.0f} | {ratio:>6.2f}")
-    print("target: ratio >= 0.80")
+    return rows
+
+
+async def benchmark(quick: bool) -> Result:
+    """The runner's entry (`python -m bench --only registry`): the same measurement, as a table."""
+    from bench.report import Figure, Result, Table, fmt
+
+    seconds, rounds, nodes = (1.0, 1, 8) if quick else (2.0, 3, 8)
+    rows = await measure_all(seconds, rounds, nodes)
+    table = Table(
+        f"registry heartbeats/s over mTLS, medians of {rounds} round(s) of {seconds:g} s",
+        ["in flight", "raw grpc.aio unary", "registryd", "ratio"],
+        [[str(c), fmt(base), fmt(reg), f"{ratio:.2f}"] for c, base, reg, ratio in rows],
+        [f"target: ratio >= {TARGET_RATIO:.2f}"],
+    )
+    figures = [
+        Figure(
+            "registry",
+            f"heartbeats/s, {c} in flight",
+            reg,
+            "hb/s",
+            "raw grpc unary",
+            base,
+            f">= {TARGET_RATIO:.2f}x raw",
+            ratio >= TARGET_RATIO,
+        )
+        for c, base, reg, ratio in rows
+    ]
+    return Result([table], figures)
 
 
 def main() -> None:

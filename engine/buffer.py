@@ -6,6 +6,7 @@ drains is exactly what was emitted, whatever the producer does with its message 
 The buffer is bounded by the number of unacknowledged events; a producer that finds it full
 waits (backpressure) instead of dropping anything. Once the terminal status event is in, the
 buffer is sealed and later appends (from a flow abandoned after cancellation) are discarded.
+A RETRYING status seals it the same way: it ends this attempt, the next one gets a new buffer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from engine.events import TERMINAL_STATUSES, Event
+from engine.events import ATTEMPT_ENDING, Event
 
 StatusChange = tuple[int, int, str]  # (seq, status, reason)
 
@@ -64,7 +65,7 @@ class ExecutionBuffer:
         """
         terminal = (
             event.WhichOneof("kind") == "status_changed"
-            and event.status_changed.status in TERMINAL_STATUSES
+            and event.status_changed.status in ATTEMPT_ENDING
         )
         with self._cond:
             while (

@@ -22,6 +22,9 @@ TERMINAL_STATUSES = frozenset(
     }
 )
 
+# Statuses that end an attempt: the terminal ones, and RETRYING (another attempt follows).
+ATTEMPT_ENDING = TERMINAL_STATUSES | {event_pb2.EXECUTION_STATUS_RETRYING}
+
 
 class Markdown(str):
     """A flow result (or artifact) that is markdown rather than plain text."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import capture, events, loader
+from engine import capture, events, loader, tracing
 from engine.adapters import adapter_for
 from engine.buffer import ExecutionBuffer
 from engine.context import ExecutionCancelled, FlowContext, InputTimedOut
@@ -44,6 +44,8 @@ class ExecutionRun:
     def __init__(self, spec: ExecutionSpec, buffer: ExecutionBuffer) -> None:
         self.spec = spec
         self.buffer = buffer
+        # Spans of this attempt, from the events it emits (engine/tracing.py).
+        self.tracer = tracing.RunTracer(spec)
         self.ctx = FlowContext(self)
         self.cancel_event = threading.Event()
         self.cancel_status = 0
@@ -90,7 +92,14 @@ class ExecutionRun:
             else:
                 self._flush_output()
                 self.emit(events.error(exc))
-                self.emit(events.status(S.EXECUTION_STATUS_FAILED, f"{type(exc).__name__}: {exc}"))
+                reason = f"{type(exc).__name__}: {exc}"
+                if self.spec.attempt < self.spec.max_attempts:
+                    reason = (
+                        f"attempt {self.spec.attempt} of {self.spec.max_attempts} failed: {reason}"
+                    )
+                    self.emit(events.status(S.EXECUTION_STATUS_RETRYING, reason))
+                else:
+                    self.emit(events.status(S.EXECUTION_STATUS_FAILED, reason))
         finally:
             capture.unbind(token)
 
@@ -169,6 +178,7 @@ class ExecutionRun:
     # -- events ------------------------------------------------------------------------------
 
     def emit(self, event: event_pb2.Event, *, wait: bool = True) -> int:
+        self.tracer.observe(event)  # stamps the event's trace and span ids
         return self.buffer.append(event, wait=wait)
 
     def output(self, stream: int, text: str) -> None:

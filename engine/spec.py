@@ -15,6 +15,8 @@ class ExecutionSpec:
     # Sequence number of the first event the engine emits; the node wrote the ones before.
     first_seq: int = 1
     attempt: int = 1
+    # A failure of an attempt before the last one ends it RETRYING instead of FAILED.
+    max_attempts: int = 1
     # Zero means no timeout.
     timeout_seconds: float = 0.0
     # How long a cancelled flow may take to stop before it is abandoned or killed.

@@ -13,7 +13,9 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import grpc
+from opentelemetry import trace
 
+from kodoclient._spans import call_span, fail, stream_span
 from kodoclient.config import ConnectConfig, resolve_config
 from kodoclient.errors import KodoclientError
 from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_requests, parse_status
@@ -116,10 +118,11 @@ class AsyncClient:
         call_timeout: float | None,
     ) -> _Resp:
         # Every unary call has a deadline: the caller's, else the config's.
-        try:
-            return await call(request, timeout=call_timeout or self._config.call_timeout)
-        except grpc.aio.AioRpcError as e:
-            raise KodoclientError.from_rpc(e, method) from None
+        with call_span(method, self._config.target):
+            try:
+                return await call(request, timeout=call_timeout or self._config.call_timeout)
+            except grpc.aio.AioRpcError as e:
+                raise KodoclientError.from_rpc(e, method) from None
 
     # -- flows -------------------------------------------------------------------------
 
@@ -247,11 +250,29 @@ class AsyncClient:
         `reconnect.max_attempts` consecutive attempts that brought nothing new.
         `on_reconnect(attempt, delay_seconds, cause)` is called before each wait.
         """
+        span = stream_span("WatchExecution", self._config.target, execution_id=execution_id)
+        try:
+            async for event in self._watch(execution_id, after_seq, on_reconnect, span):
+                yield event
+        except BaseException as e:
+            fail(span, e)
+            raise
+        finally:
+            span.end()
+
+    async def _watch(
+        self,
+        execution_id: str,
+        after_seq: int,
+        on_reconnect: ReconnectHook | None,
+        span: trace.Span,
+    ) -> AsyncGenerator[event_pb2.Event, None]:
         policy = self._config.reconnect
         last, failures = after_seq, 0
         while True:
             request = flow_pb2.WatchExecutionRequest(execution_id=execution_id, after_seq=last)
-            call = self._flows().WatchExecution(request)
+            with trace.use_span(span):  # the call's client span (and the node's) join it
+                call = self._flows().WatchExecution(request)
             progressed = False
             try:
                 async for response in call:
@@ -337,3 +358,49 @@ class AsyncClient:
             "GetNodeInfo", self._nodes().GetNodeInfo, node_pb2.GetNodeInfoRequest(), call_timeout
         )
         return response.node
+
+    async def alerts(
+        self,
+        after_seq: int = 0,
+        *,
+        follow: bool = False,
+        on_reconnect: ReconnectHook | None = None,
+    ) -> AsyncGenerator[event_pb2.Event, None]:
+        """The node's alerts after `after_seq` (events of kind `alert`, oldest first); with
+        `follow`, then each new one as it fires, resuming after breaks like `watch`.
+        Operators and admins only (PERMISSION_DENIED for others)."""
+        policy = self._config.reconnect
+        last, failures = after_seq, 0
+        while True:
+            request = node_pb2.WatchAlertsRequest(after_seq=last, follow=follow)
+            with call_span("WatchAlerts", self._config.target):
+                call = self._nodes().WatchAlerts(request)
+            progressed = False
+            try:
+                async for response in call:
+                    for event in response.events:
+                        if event.seq <= last:
+                            continue
+                        last, progressed = event.seq, True
+                        yield event
+                if not follow:
+                    return
+                cause = "the node ended the alert stream"
+            except grpc.aio.AioRpcError as e:
+                if not follow or not _resumable(e):
+                    raise KodoclientError.from_rpc(e, "WatchAlerts") from None
+                cause = f"{e.code().name}: {e.details()}"
+            finally:
+                call.cancel()
+            failures = 1 if progressed else failures + 1
+            if failures > policy.max_attempts:
+                raise KodoclientError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"alert stream gave up after {policy.max_attempts} reconnect attempts "
+                    f"(last seq {last}): {cause}",
+                    method="WatchAlerts",
+                )
+            delay = policy.delay(failures, self._rng)
+            if on_reconnect is not None:
+                on_reconnect(failures, delay, cause)
+            await asyncio.sleep(delay)

@@ -16,8 +16,11 @@ from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from opentelemetry import context as otel_context
+
 from kodoclient._async import AsyncClient, ReconnectHook, StatusFilter
 from kodoclient.config import ConnectConfig
+from kodosumi.telemetry import in_context
 from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
 
 _T = TypeVar("_T")
@@ -68,7 +71,10 @@ class _LoopThread:
         if not self.alive:
             coro.close()
             raise RuntimeError("the client is closed")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        # The caller's trace context goes along: SDK spans join the caller's trace.
+        future = asyncio.run_coroutine_threadsafe(
+            in_context(coro, otel_context.get_current()), self.loop
+        )
         try:
             return future.result()
         except BaseException:
@@ -224,3 +230,15 @@ class Client:
 
     def node_info(self, *, call_timeout: float | None = None) -> node_pb2.NodeInfo:
         return self._loop.run(self._async.node_info(call_timeout=call_timeout))
+
+    def alerts(
+        self,
+        after_seq: int = 0,
+        *,
+        follow: bool = False,
+        on_reconnect: ReconnectHook | None = None,
+    ) -> Iterator[event_pb2.Event]:
+        """As `AsyncClient.alerts`."""
+        return self._loop.iterate(
+            self._async.alerts(after_seq, follow=follow, on_reconnect=on_reconnect)
+        )

@@ -2,8 +2,9 @@
 
 Resolution order for the node address: explicit argument > `$KODOSUMI_NODE` > the
 `node.json` a running local node writes into its state directory > `127.0.0.1:7470`.
-Credentials: explicit CA/cert/key files > the development client files the local node
-created under `<state>/pki/`. Plaintext only on an explicit request (`insecure=True`,
+Credentials: explicit CA/cert/key files > the identity `kodoclient login` keeps under
+`<state>/identity/` > the development client files the local node created under
+`<state>/pki/`. Plaintext only on an explicit request (`insecure=True`,
 `$KODOSUMI_INSECURE`, or a local node that itself serves plaintext).
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from kodoclient.errors import ConfigError
+from kodoclient.identity import identity_files
 from kodosumi.paths import default_state_dir
 from kodosumi.tls import TlsFiles, TlsMaterial, dev_client_files
 
@@ -203,6 +205,10 @@ def _credentials(
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together: give both or neither")
     dev = dev_client_files(state_dir)
+    # An identity enrolled with `kodoclient login` comes before the development files.
+    login = identity_files(state_dir)
+    if login.exist():
+        dev = login
     files = TlsFiles(ca or dev.ca_cert, cert or dev.cert, key or dev.key)
     for given in (ca, cert, key):
         if given is not None and not given.is_file():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kodosumi.errors import PermissionDenied
 from kodosumi.spiffe import IdentityKind, SpiffeId
@@ -28,10 +28,14 @@ ALL_ROLES = frozenset({ADMIN, OPERATOR, USER, NODE, FLOW, REGISTRY})
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller of one RPC. `identity` is None only on an --insecure server."""
+    """The authenticated caller of one RPC. `identity` is None only on an --insecure server.
+
+    `groups` are the user groups the auth provider knows the caller in (flow allow-lists).
+    """
 
     identity: SpiffeId | None
     roles: frozenset[str]
+    groups: frozenset[str] = frozenset()
 
     @property
     def id(self) -> str:
@@ -72,6 +76,28 @@ def authorize(policy: Policy, method: str, principal: Principal) -> None:
 
 class RoleResolver(Protocol):
     async def roles_of(self, identity: SpiffeId) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """What the auth provider grants an identity: roles (authorization tables) and groups."""
+
+    roles: frozenset[str]
+    groups: frozenset[str] = frozenset()
+
+
+@runtime_checkable
+class GrantResolver(Protocol):
+    """A RoleResolver that also knows groups (the auth provider's resolvers are)."""
+
+    async def roles_of(self, identity: SpiffeId) -> frozenset[str]: ...
+
+    async def grants_of(self, identity: SpiffeId) -> Grants: ...
+
+
+def default_roles(identity: SpiffeId) -> frozenset[str]:
+    """The roles an identity holds by its kind alone: machines their kind, people `user`."""
+    return _KIND_ROLES.get(identity.kind, frozenset({USER}))
 
 
 _KIND_ROLES = {

@@ -136,6 +136,9 @@ CATALOG: dict[str, CatalogEntry] = {
     "EXECUTION_FINISHED": CatalogEntry(
         "FAILED_PRECONDITION", "The execution already ended; it cannot be changed."
     ),
+    "EXECUTION_RUNNING": CatalogEntry(
+        "FAILED_PRECONDITION", "The execution has not ended; cancel it before deleting it."
+    ),
     "NO_INPUT_AWAITED": CatalogEntry(
         "FAILED_PRECONDITION", "The execution awaits no input with that request id."
     ),
@@ -172,5 +175,28 @@ CATALOG: dict[str, CatalogEntry] = {
     ),
     "REGISTRY_SHUTTING_DOWN": CatalogEntry(
         "UNAVAILABLE", "The registry is stopping; reconnect and resume the watch."
+    ),
+    # Identity and authorization (the guard, registryd/auth, kodosumid/roles.py).
+    "REVOKED": CatalogEntry("UNAUTHENTICATED", "The caller's certificate has been revoked."),
+    "FOREIGN_TRUST_DOMAIN": CatalogEntry(
+        "UNAUTHENTICATED", "The caller's identity belongs to another trust domain."
+    ),
+    "METHOD_NOT_ALLOWED": CatalogEntry(
+        "PERMISSION_DENIED", "The method is not in the server's authorization table."
+    ),
+    "FLOW_NOT_ALLOWED": CatalogEntry(
+        "PERMISSION_DENIED", "The flow's allow-list names none of the caller's groups."
+    ),
+    "ENROLLMENT_UNAVAILABLE": CatalogEntry(
+        "FAILED_PRECONDITION", "The auth provider cannot enroll now (no enrollment port)."
+    ),
+    "ENROLLMENT_TOKEN_INVALID": CatalogEntry(
+        "UNAUTHENTICATED", "The enrollment token is unknown, used up or expired."
+    ),
+    "USER_NOT_FOUND": CatalogEntry("NOT_FOUND", "The auth provider knows no user of that name."),
+    "USER_EXISTS": CatalogEntry("ALREADY_EXISTS", "A user of that name exists already."),
+    "GROUP_NOT_FOUND": CatalogEntry("NOT_FOUND", "The auth provider knows no group of that name."),
+    "CERTIFICATE_NOT_FOUND": CatalogEntry(
+        "NOT_FOUND", "The auth provider issued no certificate with that serial."
     ),
 }

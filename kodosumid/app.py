@@ -14,7 +14,6 @@ from pathlib import Path
 import ray
 
 from kodosumi.authz import ADMIN, StaticRoleResolver
-from kodosumi.pki import load_certificate, spiffe_id_of
 from kodosumi.rpc.guard import Authenticator
 from kodosumi.rpc.server import (
     ServerLimits,
@@ -23,14 +22,18 @@ from kodosumi.rpc.server import (
     create_server,
     set_serving,
 )
-from kodosumi.tls import TlsFiles, TlsMaterial, ensure_dev_pki
+from kodosumi.tls import TlsFiles, TlsMaterial
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumid.auth_link import NodeAuth
 from kodosumid.catalog import Catalog, example_flows
 from kodosumid.config import NodeConfig, ensure_node_id
 from kodosumid.convert import flow_message
 from kodosumid.event_store import EventStore
 from kodosumid.executions import ExecutionManager
 from kodosumid.fanout import WatchHub
+from kodosumid.identity import NodeCredentials, node_credentials
+from kodosumid.network import PeerNetwork
+from kodosumid.observability import NodeObservability
 from kodosumid.policy import NODE_POLICY
 from kodosumid.pool import ExecutorPool
 from kodosumid.ray_runtime import start_ray, stop_ray
@@ -60,6 +63,11 @@ class NodeApp:
         self._server: object | None = None
         self._health: object | None = None
         self._pool_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
+        self.network: PeerNetwork | None = None
+        self.credentials: NodeCredentials | None = None
+        self.auth: NodeAuth | None = None
+        self.observability: NodeObservability | None = None
 
     @property
     def address(self) -> str:
@@ -73,28 +81,27 @@ class NodeApp:
         return self.config.state_dir / "node.json"
 
     def _credentials(self) -> tuple[TlsMaterial | None, str, tuple[str, ...]]:
-        """TLS material, trust domain and extra admins (the local user of a dev CA)."""
-        if self.config.insecure:
-            return None, "", ()
-        if self.config.tls is not None:
-            files = TlsFiles(self.config.tls.ca_cert, self.config.tls.cert, self.config.tls.key)
-            extra: tuple[str, ...] = ()
-        else:
-            files, self.client_files, user = ensure_dev_pki(
-                self.config.state_dir, self.config.node_id
-            )
-            extra = (str(user),)
-        identity = spiffe_id_of(load_certificate(files.cert))
-        self.identity = str(identity)
-        return files.read(), identity.trust_domain, extra
+        """TLS material, trust domain and extra admins (kodosumid/identity.py)."""
+        creds = self.credentials = node_credentials(self.config)
+        self.client_files = creds.client_files
+        self.identity = str(creds.identity) if creds.identity else ""
+        if creds.registry_address and not self.config.registry_address:
+            # Enrolled: register with the registry of the enrollment.
+            self.config = replace(self.config, registry_address=creds.registry_address)
+        return creds.tls, creds.trust_domain, creds.extra_admins
 
     async def start(self) -> None:
         config = self.config
         config.state_dir.mkdir(parents=True, exist_ok=True)
         tls, trust_domain, extra_admins = self._credentials()
+        config = self.config
         catalog = Catalog(config.flows if config.flows is not None else example_flows())
         if not config.python_path:
             self.config = config = replace(config, python_path=(os.getcwd(),))
+        # Telemetry, metrics, alerts (kodosumid/observability.py): before any server or
+        # channel exists, so that they are traced.
+        self.observability = observability = NodeObservability(config)
+        observability.start_telemetry()
 
         self.store = EventStore(
             config.state_dir / "events.sqlite", synchronous=config.store_synchronous
@@ -102,19 +109,50 @@ class NodeApp:
         await self.store.open()
         self._owns_ray = not ray.is_initialized()
         self.ray_address = await asyncio.to_thread(start_ray, config.ray)
-        self.pool = ExecutorPool(config.pool, config.node_id, detached=not config.ray.embedded)
+        self.pool = ExecutorPool(
+            config.pool,
+            config.node_id,
+            detached=not config.ray.embedded,
+            env=observability.executor_env(),
+        )
         hub = WatchHub()
-        self.manager = ExecutionManager(config, catalog, self.store, hub, self.pool)
+        # Registry, LAN discovery and peer calls (kodosumid/network.py).
+        self.network = network = PeerNetwork(config, tls)
+        peers = network.table if config.peers.forward else None
+        self.manager = ExecutionManager(
+            config,
+            catalog,
+            self.store,
+            hub,
+            self.pool,
+            peers=network.client,
+            observer=observability.observer,
+        )
+        await observability.start(
+            counts=self.manager.counts,
+            pool=self.pool.counts,
+            watchers=lambda: hub.watcher_count,
+            network=network,
+        )
         await self.manager.recover()
         # The pool warms up while the server already accepts launches (they wait for it).
         self._pool_task = asyncio.get_running_loop().create_task(self.pool.start())
         self.pool.ready = self._pool_task
+        if config.retention_seconds > 0:
+            self._retention_task = asyncio.get_running_loop().create_task(
+                self.manager.keep_for(config.retention_seconds)
+            )
 
+        local_roles = StaticRoleResolver(
+            admins=config.admins + extra_admins, operators=config.operators
+        )
+        # Roles, groups and revocations from the auth provider (kodosumid/auth_link.py).
+        if self.credentials is not None and self.credentials.auth_address:
+            self.auth = NodeAuth(self.credentials, config.auth, local_roles, config.state_dir)
         authenticator = Authenticator(
             trust_domain=trust_domain or None,
-            roles=StaticRoleResolver(
-                admins=config.admins + extra_admins, operators=config.operators
-            ),
+            roles=self.auth.grants if self.auth else local_roles,
+            revocations=self.auth.revocations if self.auth else None,
             insecure_roles=frozenset({ADMIN}),
         )
         server = create_server(
@@ -123,10 +161,10 @@ class NodeApp:
             ServerLimits(max_receive_message_bytes=config.max_message_bytes),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(
-            FlowServicer(catalog, self.manager, config.node_id), server
+            FlowServicer(catalog, self.manager, config.node_id, peers), server
         )
         node_pb2_grpc.add_NodeServiceServicer_to_server(
-            NodeServicer(lambda: self._info(catalog, hub)), server
+            NodeServicer(lambda: self._info(catalog, hub), observability.watch_alerts), server
         )
         self._health = add_health_and_reflection(server, SERVICE_NAMES)
         self.port = bind(server, config.listen, tls)
@@ -134,6 +172,9 @@ class NodeApp:
         self._server = server
         await set_serving(self._health, SERVICE_NAMES, True)  # type: ignore[arg-type]
         self._write_info_file()
+        await network.start(lambda: self._info(catalog, hub), self.port)
+        if self.auth is not None:
+            self.auth.start(lambda: [f.name for f in catalog.list()])
         log.info(
             "node %s serving on %s (%s)", config.node_id, self.address, self.identity or "insecure"
         )
@@ -144,13 +185,15 @@ class NodeApp:
             node_id=self.config.node_id,
             version=VERSION,
             identity=self.identity,
-            endpoints=[self.address],
+            endpoints=list(self.config.advertise) or [self.address],
             flows=[flow_message(f, self.config.node_id) for f in catalog.list()],
             load=node_load(self.manager, hub.watcher_count, self._started),
             ray_address=self.ray_address,
             capabilities=["watch-batches", "human-input", "process-isolation"],
         )
         info.start_time.FromNanoseconds(self._start_time_ns)
+        if self.observability is not None:
+            self.observability.fill_load(info.load)
         return info
 
     def _write_info_file(self) -> None:
@@ -170,8 +213,12 @@ class NodeApp:
         log.info("node %s stopping", self.config.node_id)
         with contextlib.suppress(FileNotFoundError):
             self.info_file.unlink()
+        if self.network is not None:
+            await self.network.leave()  # peers stop routing here while executions finish
         if self._health is not None:
             await set_serving(self._health, SERVICE_NAMES, False)  # type: ignore[arg-type]
+        if self._retention_task is not None:
+            self._retention_task.cancel()
         if self.manager is not None:
             await self.manager.shutdown(self.config.shutdown_grace_seconds)
         if self._server is not None:
@@ -180,10 +227,16 @@ class NodeApp:
             self._pool_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._pool_task
+        if self.network is not None:
+            await self.network.close()
+        if self.auth is not None:
+            await self.auth.close()
         if self.pool is not None:
             await self.pool.close()
         if self.store is not None:
             await self.store.close()
+        if self.observability is not None:
+            await self.observability.close()
         if self._owns_ray:
             await asyncio.to_thread(stop_ray)
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from kodosumi import __version__
 from kodosumi.errors import KodosumiError
+from kodosumi.logs import configure_logging
 from kodosumid.app import NodeApp
-from kodosumid.catalog import entrypoint_flow, example_flows
+from kodosumid.catalog import entrypoint_flow, example_flows, same_entrypoint_key
 from kodosumid.config import NodeConfig, load_config
+from kodosumid.identity import join
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,6 +29,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--node-id", help="the node's id (default: generated once, kept)")
     parser.add_argument("--insecure", action="store_true", help="serve plaintext (no mTLS)")
     parser.add_argument("--ray-address", help="join this Ray cluster instead of an embedded one")
+    parser.add_argument("--registry", metavar="ADDRESS", help="register with this registryd")
+    parser.add_argument(
+        "--lan",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="advertise and discover peers on the LAN with zeroconf (default: on)",
+    )
     parser.add_argument(
         "--flow",
         action="append",
@@ -34,7 +43,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="ENTRYPOINT",
         help="add an ad-hoc flow (module:attr, dotted path or YAML file); repeatable",
     )
+    parser.add_argument(
+        "--join",
+        metavar="TOKEN",
+        help="enroll with the auth provider using a one-time token (docs/security.md)",
+    )
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text or JSON objects (default: [telemetry] log_format, else text)",
+    )
     parser.add_argument("--version", action="version", version=f"kodosumid {__version__}")
     return parser.parse_args(argv)
 
@@ -51,6 +70,10 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
         config = replace(config, insecure=True)
     if args.ray_address:
         config = replace(config, ray=replace(config.ray, address=args.ray_address))
+    if args.registry:
+        config = replace(config, registry_address=args.registry)
+    if args.lan is not None:
+        config = replace(config, discovery=replace(config.discovery, enabled=args.lan))
     if args.flow:
         base = config.flows if config.flows is not None else example_flows()
         extra = []
@@ -59,12 +82,20 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
             extra.append(
                 entrypoint_flow(str(Path(entry).expanduser().resolve()) if is_file else entry)
             )
-        known = {f.name for f in base}
-        config = replace(config, flows=tuple(base) + tuple(f for f in extra if f.name not in known))
+        # An entrypoint the catalog already offers keeps its catalog entry (schema, defaults).
+        known = {f.name for f in base} | {same_entrypoint_key(f.entrypoint) for f in base}
+        fresh = tuple(
+            f
+            for f in extra
+            if f.name not in known and same_entrypoint_key(f.entrypoint) not in known
+        )
+        config = replace(config, flows=tuple(base) + fresh)
     return config
 
 
-async def serve(config: NodeConfig) -> None:
+async def serve(config: NodeConfig, join_token: str | None = None) -> None:
+    if join_token:
+        config = await join(config, join_token)
     app = NodeApp(config)
     await app.start()
     stop = asyncio.Event()
@@ -90,4 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         print(f"kodosumid: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    asyncio.run(serve(config))
+    # Text or JSON lines naming the execution and trace they concern (kodosumi/logs.py).
+    configure_logging(args.log_level, args.log_format or config.telemetry.log_format)
+    try:
+        asyncio.run(serve(config, args.join))
+    except KodosumiError as e:
+        print(f"kodosumid: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

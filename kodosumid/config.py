@@ -6,6 +6,7 @@ id = "node-a"                 # default: generated once and kept in the state di
 listen = "127.0.0.1:7470"
 state_dir = "~/.local/share/kodosumi"
 insecure = false              # plaintext; only with intent
+advertise = []                # addresses peers dial (default: the listen address)
 
 [tls]                         # omit for the development CA in <state_dir>/pki
 ca_cert = "ca.pem"
@@ -15,6 +16,27 @@ key = "node.key"
 [ray]
 address = ""                  # empty: embedded local Ray; else e.g. "127.0.0.1:6379"
 num_cpus = 2
+
+[registry]                    # omit to run without a registry
+address = "127.0.0.1:7460"    # also `--registry ADDRESS`
+heartbeat_interval = 10.0     # what the node asks for; it keeps what the registry grants
+
+[discovery]                   # zeroconf `_kodosumi._tcp` on the LAN
+enabled = true                # also `--lan` / `--no-lan`
+interfaces = []               # empty: the interface of `listen` (all for 0.0.0.0)
+
+[peers]
+forward = true                # launch flows this node lacks on a peer that has them
+relay_grace_seconds = 30.0    # a relayed execution fails after its peer is unreachable this long
+
+[auth]                        # roles, revocations, certificates (default: the enrollment registry)
+address = "127.0.0.1:7460"
+
+[telemetry]                   # off by default; see docs/observability.md
+exporter = "otlp"             # otlp | console | none (or the OTEL_* variables)
+endpoint = "127.0.0.1:4317"
+
+[alerts]                      # rules and webhooks: kodosumid/alert_rules.py
 
 [pool]
 shared_executors = 1          # actors that host many executions each
@@ -39,6 +61,8 @@ from typing import Any
 
 from kodosumi.errors import InvalidArgument
 from kodosumi.paths import default_state_dir
+from kodosumi.telemetry import TelemetryConfig
+from kodosumid.alert_rules import AlertsConfig, alerts_config
 
 DEFAULT_LISTEN = "127.0.0.1:7470"
 ISOLATIONS = ("shared", "process")
@@ -55,6 +79,11 @@ class FlowEntry:
     timeout_seconds: float = 0.0
     # "shared": many executions per executor process; "process": one process of its own.
     isolation: str = "shared"
+    # Attempts in all (1: no retry), and the pause before each new attempt.
+    retry_attempts: int = 1
+    retry_backoff_seconds: float = 1.0
+    # Auth: user groups that may launch the flow (empty: everyone; operators and admins always).
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +113,52 @@ class PoolConfig:
     # Unacknowledged events an execution may hold before its flow waits (backpressure).
     buffer_capacity: int = 10_000
     drain_batch: int = 10_000
-    # Modules executors import ahead of the first launch (e.g. "crewai" for crew flows).
-    preload_modules: tuple[str, ...] = ()
+    # Modules executors import ahead of the first launch, so a crew's first launch does not
+    # pay CrewAI's import (~2 s). `engine.crew.listener` also sets CrewAI's offline switches.
+    preload_modules: tuple[str, ...] = ("engine.crew.listener",)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryClientConfig:
+    """How the node keeps its registry entry alive (`[registry]`; the address is separate)."""
+
+    heartbeat_interval: float = 10.0
+    # While the registry is unreachable: jittered exponential backoff from/to these delays.
+    retry_initial_seconds: float = 0.5
+    retry_max_seconds: float = 30.0
+    call_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryConfig:
+    """zeroconf LAN discovery (`[discovery]`). No interfaces: the one the node listens on."""
+
+    enabled: bool = True
+    interfaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PeersConfig:
+    """Peer calls (`[peers]`): forwarding launches, health checks, relaying remote streams."""
+
+    forward: bool = True
+    health_interval_seconds: float = 5.0
+    call_timeout_seconds: float = 10.0
+    relay_grace_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthClientConfig:
+    """The auth provider the node asks for roles, revocations and certificates (`[auth]`;
+    see docs/security.md). Without an address: the registry the node enrolled with, if any."""
+
+    address: str = ""
+    # Roles and groups of a caller are cached this long (revocations are pushed at once).
+    grants_cache_seconds: float = 5.0
+    # While the auth provider is unreachable, cached grants are used up to this age.
+    max_stale_seconds: float = 300.0
+    # Certificates for the flows the node hosts (`spiffe://<domain>/flow/<node>/<flow>`).
+    flow_identities: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +182,21 @@ class NodeConfig:
     # "NORMAL" survives a process crash; "FULL" also survives power loss (see docs/operations.md).
     store_synchronous: str = "NORMAL"
     max_message_bytes: int = 4 * 1024 * 1024
+    # Finished executions (and their events) are deleted this long after they ended; 0 keeps
+    # them forever.
+    retention_seconds: float = 0.0
+    # Addresses peers and clients dial (registry entry, NodeInfo); empty: the listen address.
+    advertise: tuple[str, ...] = ()
+    # Empty: no registry. Registration, LAN discovery and peer calls: kodosumid/network.py.
+    registry_address: str = ""
+    registry: RegistryClientConfig = field(default_factory=RegistryClientConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    peers: PeersConfig = field(default_factory=PeersConfig)
+    auth: AuthClientConfig = field(default_factory=AuthClientConfig)
+    # Export of traces and metrics, and the log format (docs/observability.md).
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    # Alert rules and webhooks (kodosumid/alert_rules.py).
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
 def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
@@ -122,6 +210,15 @@ def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
     schema = raw.get("input_schema", {"type": "object"})
     if not isinstance(schema, dict):
         raise InvalidArgument.field(f"{where}.input_schema", "a JSON Schema object")
+    retry = raw.get("retry", {})
+    if not isinstance(retry, dict):
+        raise InvalidArgument.field(f"{where}.retry", "a table: { attempts, backoff_seconds }")
+    attempts = retry.get("attempts", 1)
+    if not isinstance(attempts, int) or not 1 <= attempts <= 100:
+        raise InvalidArgument.field(f"{where}.retry.attempts", "a whole number from 1 to 100")
+    backoff = retry.get("backoff_seconds", 1.0)
+    if not isinstance(backoff, int | float) or not 0 <= backoff <= 3600:
+        raise InvalidArgument.field(f"{where}.retry.backoff_seconds", "seconds from 0 to 3600")
     return FlowEntry(
         name=raw["name"],
         entrypoint=raw["entrypoint"],
@@ -131,6 +228,9 @@ def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
         input_schema=schema,
         timeout_seconds=float(raw.get("timeout_seconds", 0.0)),
         isolation=isolation,
+        retry_attempts=attempts,
+        retry_backoff_seconds=float(backoff),
+        groups=tuple(str(g) for g in raw.get("groups", ())),
     )
 
 
@@ -165,7 +265,9 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> 
         admins=tuple(node.get("admins", ())),
         operators=tuple(node.get("operators", ())),
         store_synchronous=str(node.get("store_synchronous", "NORMAL")).upper(),
+        retention_seconds=float(node.get("retention_seconds", 0.0)),
         python_path=tuple(str(_path(p, base)) for p in node.get("python_path", ())),
+        advertise=tuple(node.get("advertise", ())),
     )
     if "tls" in data:
         tls = data["tls"]
@@ -178,7 +280,31 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> 
     if "ray" in data:
         config = replace(config, ray=RayConfig(**data["ray"]))
     if "pool" in data:
-        config = replace(config, pool=PoolConfig(**data["pool"]))
+        pool = dict(data["pool"])
+        if "preload_modules" in pool:
+            pool["preload_modules"] = tuple(pool["preload_modules"])
+        config = replace(config, pool=PoolConfig(**pool))
+    if "registry" in data:
+        registry = dict(data["registry"])
+        address = str(registry.pop("address", ""))
+        config = replace(
+            config, registry_address=address, registry=RegistryClientConfig(**registry)
+        )
+    if "discovery" in data:
+        discovery = dict(data["discovery"])
+        discovery["interfaces"] = tuple(discovery.get("interfaces", ()))
+        config = replace(config, discovery=DiscoveryConfig(**discovery))
+    if "peers" in data:
+        config = replace(config, peers=PeersConfig(**data["peers"]))
+    if "auth" in data:
+        config = replace(config, auth=AuthClientConfig(**data["auth"]))
+    if "telemetry" in data:
+        try:
+            config = replace(config, telemetry=TelemetryConfig.from_mapping(data["telemetry"]))
+        except ValueError as e:
+            raise InvalidArgument.field("telemetry", str(e)) from None
+    if "alerts" in data:
+        config = replace(config, alerts=alerts_config(data["alerts"]))
     if "flows" in data:
         flows = [dict(raw) for raw in data["flows"]]
         for raw in flows:
@@ -198,6 +324,8 @@ def _apply_env(config: NodeConfig, env: dict[str, str]) -> NodeConfig:
         config = replace(config, insecure=True)
     if "KODOSUMI_RAY_ADDRESS" in env:
         config = replace(config, ray=replace(config.ray, address=env["KODOSUMI_RAY_ADDRESS"]))
+    if "KODOSUMI_REGISTRY" in env:
+        config = replace(config, registry_address=env["KODOSUMI_REGISTRY"])
     return config
 
 

@@ -13,7 +13,7 @@ import base64
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +243,38 @@ class EventStore:
                 (executor, execution_id),
             )
 
+    async def set_attempt(self, execution_id: str, attempt: int) -> None:
+        async with self._write_lock:
+            await self.db.execute(
+                "UPDATE executions SET attempt = ? WHERE execution_id = ?", (attempt, execution_id)
+            )
+
+    async def delete_executions(self, execution_ids: list[str]) -> None:
+        """Remove executions and their events (freed pages are reused by later writes)."""
+        if not execution_ids:
+            return
+        rows = [(eid,) for eid in execution_ids]
+        async with self._write_lock:
+            db = self.db
+            await db.execute("BEGIN")
+            try:
+                await db.executemany("DELETE FROM events WHERE execution_id = ?", rows)
+                await db.executemany("DELETE FROM executions WHERE execution_id = ?", rows)
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def ended_before(self, end_ns: int, limit: int = 500) -> list[str]:
+        """Finished executions that ended before `end_ns` (oldest first)."""
+        marks = ", ".join(str(s) for s in sorted(TERMINAL))
+        async with self.db.execute(
+            f"SELECT execution_id FROM executions WHERE status IN ({marks}) AND end_ns > 0 "
+            "AND end_ns < ? ORDER BY end_ns LIMIT ?",
+            (end_ns, limit),
+        ) as cursor:
+            return [str(row[0]) for row in await cursor.fetchall()]
+
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         async with self.db.execute(
             f"SELECT {_COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
@@ -321,10 +353,9 @@ def _decode_token(token: str) -> tuple[int, str]:
         create_ns, _, execution_id = (
             base64.urlsafe_b64decode(token.encode()).decode().partition(":")
         )
-        return int(create_ns), execution_id
+        value = int(create_ns)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument.field("page_token", "not a token this node issued") from None
-
-
-def with_status(record: ExecutionRecord, change: StatusChange) -> ExecutionRecord:
-    return replace(record, status=change.status, status_reason=change.reason, last_seq=change.seq)
+        value = -1
+    if not 0 <= value < 2**63 or not execution_id:
+        raise InvalidArgument.field("page_token", "not a token this node issued")
+    return value, execution_id

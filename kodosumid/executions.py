@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -38,6 +39,7 @@ from kodosumi.errors import (
     Unavailable,
 )
 from kodosumi.jsonvalue import dict_to_struct
+from kodosumi.logs import bind_run
 from kodosumi.schema import violations
 from kodosumi.v1 import event_pb2
 from kodosumid import crashpoints
@@ -45,6 +47,7 @@ from kodosumid.catalog import Catalog
 from kodosumid.config import FlowEntry, NodeConfig
 from kodosumid.event_store import TERMINAL, EventStore, ExecutionRecord, Page, StatusChange
 from kodosumid.fanout import Batch, WatchHub
+from kodosumid.lifecycle import ExecutionObserver, Observers
 from kodosumid.pool import PROCESS, Executor, ExecutorPool
 from kodosumid.relay import (
     PeerExecutions,
@@ -54,10 +57,13 @@ from kodosumid.relay import (
     relay,
     status_changes,
 )
+from kodosumid.roles import check_flow_access
+from kodosumid.run_trace import launch_trace, resumed_trace, trace_of
 
 log = logging.getLogger(__name__)
 
 READ_BATCH = 2000
+SQLITE_MAX_INT = 2**63 - 1
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 # Extra time, beyond the cancel grace, before an isolated executor is killed outright.
@@ -73,15 +79,33 @@ class LiveExecution:
     executor: Executor | None = None
     # The peer node that runs it, for an execution relayed from there.
     peer: str = ""
+    # W3C context of the launch: the parent of every attempt's execution span.
+    traceparent: str = ""
     cancel_requested: bool = False
     cancel_reason: str = ""
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set on cancel: wakes a pause between attempts.
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def attempt(self) -> int:
+        return self.record.attempt
+
+    @property
+    def attempts_left(self) -> bool:
+        return self.record.attempt < self.flow.retry_attempts
 
 
 def _status_event(
-    execution_id: str, seq: int, attempt: int, status: int, reason: str = ""
+    execution_id: str,
+    seq: int,
+    attempt: int,
+    status: int,
+    reason: str = "",
+    trace_ids: tuple[str, str] = ("", ""),
 ) -> bytes:
     event = event_pb2.Event(execution_id=execution_id, seq=seq, attempt=attempt)
+    event.trace_id, event.span_id = trace_ids
     event.time_unix_nano = time.time_ns()
     event.status_changed.status = status  # type: ignore[assignment]
     event.status_changed.reason = reason
@@ -116,8 +140,11 @@ class ExecutionManager:
         hub: WatchHub,
         pool: ExecutorPool,
         peers: PeerExecutions | None = None,
+        observer: ExecutionObserver | None = None,
     ) -> None:
         self.config = config
+        # Metrics and alert rules (kodosumid/lifecycle.py): told of everything stored.
+        self.observer: ExecutionObserver = observer or Observers()
         self.catalog = catalog
         self.store = store
         self.hub = hub
@@ -191,6 +218,7 @@ class ExecutionManager:
             if self.peers is None or forwarded or NODE in principal.roles:
                 raise
             return await self._launch_on_peer(self.peers, principal, flow_name, inputs)
+        check_flow_access(principal, flow)  # the catalog's per-flow allow-list (auth)
         bad = violations(flow.input_schema, inputs, root="inputs")
         if bad:
             raise InvalidArgument(
@@ -201,6 +229,8 @@ class ExecutionManager:
             )
         inputs = with_defaults(flow.input_schema, inputs)
         execution_id = uuid.uuid4().hex
+        run = launch_trace(execution_id, flow.name, principal.id)
+        bind_run(execution_id, run.trace_id)
         record = ExecutionRecord(
             execution_id=execution_id,
             flow=flow.name,
@@ -210,20 +240,27 @@ class ExecutionManager:
             inputs=inputs,
             create_ns=time.time_ns(),
             node_id=self.config.node_id,
+            trace_id=run.trace_id,
         )
         inputs_event = event_pb2.Event(execution_id=execution_id, seq=2, attempt=1)
         inputs_event.time_unix_nano = time.time_ns()
         inputs_event.inputs_received.inputs.SetInParent()  # set even when there are none
         dict_to_struct(inputs, inputs_event.inputs_received.inputs)
+        run.stamp(inputs_event)
         first = [
-            _status_event(execution_id, 1, 1, event_pb2.EXECUTION_STATUS_PENDING),
+            _status_event(
+                execution_id, 1, 1, event_pb2.EXECUTION_STATUS_PENDING, trace_ids=run.ids
+            ),
             inputs_event.SerializeToString(),
         ]
         await self.store.create_execution(record, first)
         record = replace(record, last_seq=len(first))
-        live = LiveExecution(record, flow, stored_seq=len(first), status=record.status)
+        live = LiveExecution(
+            record, flow, stored_seq=len(first), status=record.status, traceparent=run.traceparent
+        )
         self._live[execution_id] = live
         self.hub.publish(execution_id, Batch(1, first))
+        self.observer.launched(record)
         self._spawn(self._dispatch(live))
         return record
 
@@ -233,6 +270,9 @@ class ExecutionManager:
         """Launch on a peer (which validates the inputs), then relay it as a local execution
         under the peer's execution id; its events arrive with the peer's `seq` numbers."""
         remote = await peers.launch(flow_name, inputs)
+        # The peer call carried the trace context: the run continues this trace there.
+        run = launch_trace(remote.execution_id, flow_name, principal.id)
+        bind_run(remote.execution_id, run.trace_id)
         record = ExecutionRecord(
             execution_id=remote.execution_id,
             flow=flow_name,
@@ -243,26 +283,34 @@ class ExecutionManager:
             create_ns=time.time_ns(),
             executor=peer_executor(remote.node_id),
             node_id=self.config.node_id,
+            trace_id=run.trace_id,
         )
         await self.store.create_execution(record, [])
         flow = FlowEntry(name=flow_name, entrypoint="")
-        live = LiveExecution(record, flow, stored_seq=0, status=record.status, peer=remote.node_id)
+        live = LiveExecution(
+            record,
+            flow,
+            stored_seq=0,
+            status=record.status,
+            peer=remote.node_id,
+            traceparent=run.traceparent,
+        )
         self._live[record.execution_id] = live
+        self.observer.launched(record)
         self._spawn(self._relay(live))
         return record
 
     async def _relay(self, live: LiveExecution) -> None:
         assert self.peers is not None
         execution_id = live.record.execution_id
+        bind_run(execution_id, live.record.trace_id)
         problem = await relay(
             self.peers,
             live.peer,
             execution_id,
             stored_seq=lambda: live.stored_seq,
             ended=live.done.is_set,
-            store=lambda events: self._store_and_publish(
-                None, {execution_id: events}, {execution_id: status_changes(events)}
-            ),
+            store=lambda events: self._store_relayed(live, events),
             settings=self.relay_settings,
         )
         if problem:
@@ -272,6 +320,15 @@ class ExecutionManager:
             else:
                 await self._end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, problem)
 
+    async def _store_relayed(self, live: LiveExecution, events: list[bytes]) -> None:
+        execution_id = live.record.execution_id
+        changes = status_changes(events)
+        await self._store_and_publish(None, {execution_id: events}, {execution_id: changes})
+        attempt = event_pb2.Event.FromString(events[-1]).attempt
+        if attempt > live.attempt:  # the peer started another attempt
+            live.record = replace(live.record, attempt=attempt)
+            await self.store.set_attempt(execution_id, attempt)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -279,6 +336,7 @@ class ExecutionManager:
 
     async def _dispatch(self, live: LiveExecution) -> None:
         execution_id = live.record.execution_id
+        bind_run(execution_id, live.record.trace_id)
         try:
             executor = await self.pool.acquire(live.flow.isolation)
         except Exception as e:
@@ -298,11 +356,13 @@ class ExecutionManager:
             "entrypoint": live.flow.entrypoint,
             "inputs": live.record.inputs,
             "first_seq": live.stored_seq + 1,
-            "attempt": live.record.attempt,
+            "attempt": live.attempt,
+            "max_attempts": live.flow.retry_attempts,
             "timeout_seconds": live.flow.timeout_seconds,
             "cancel_grace_seconds": self.config.cancel_grace_seconds,
             "owner": live.record.owner,
             "node_id": self.config.node_id,
+            "traceparent": live.traceparent,
             "python_path": list(self.config.python_path),
         }
         try:
@@ -318,7 +378,11 @@ class ExecutionManager:
 
     def _ensure_drain(self, executor: Executor) -> None:
         if executor.name not in self._drains:
-            task = asyncio.get_running_loop().create_task(self._drain_loop(executor))
+            # A fresh context: the loop serves every execution of the executor, not the one
+            # whose dispatch started it (its log lines and spans must not name that one).
+            task = asyncio.get_running_loop().create_task(
+                self._drain_loop(executor), context=contextvars.Context()
+            )
             self._drains[executor.name] = task
 
     async def _drain_loop(self, executor: Executor) -> None:
@@ -388,14 +452,39 @@ class ExecutionManager:
             live = self._live[eid]
             live.stored_seq = first + len(datas) - 1
             terminal_seq = 0
+            retrying = False
             for change in changes.get(eid, ()):
                 live.status = change.status
                 if change.status in TERMINAL:
                     terminal_seq = change.seq
+                retrying = change.status == event_pb2.EXECUTION_STATUS_RETRYING
             self.hub.publish(eid, Batch(first, datas, terminal_seq))
+            self.observer.stored(live.record, len(datas), changes.get(eid, []))
             if terminal_seq:
                 self._finish(live, executor)
+            elif retrying and not live.peer:  # a relayed execution's peer runs its retries
+                self._end_attempt(live, executor)
+                self._spawn(self._retry(live))
         crashpoints.reach("after_publish")
+
+    def _end_attempt(self, live: LiveExecution, executor: Executor | None) -> None:
+        """An attempt ended (RETRYING): its executor lets go of it, the execution stays live."""
+        execution_id = live.record.execution_id
+        live.executor = None
+        if executor is not None:
+            self._finished_acks.setdefault(executor.name, {})[execution_id] = live.stored_seq
+            self.pool.release(executor, execution_id)
+
+    async def _retry(self, live: LiveExecution) -> None:
+        """Start the next attempt after the flow's backoff (a cancel ends the wait)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(live.cancelled.wait(), live.flow.retry_backoff_seconds)
+        if live.cancel_requested:
+            await self._end_by_node(live, event_pb2.EXECUTION_STATUS_CANCELLED, live.cancel_reason)
+            return
+        live.record = replace(live.record, attempt=live.attempt + 1)
+        await self.store.set_attempt(live.record.execution_id, live.attempt)
+        await self._dispatch(live)
 
     def _finish(self, live: LiveExecution, executor: Executor | None) -> None:
         execution_id = live.record.execution_id
@@ -413,27 +502,40 @@ class ExecutionManager:
             live = self._live.get(eid)
             if live is None:
                 continue
+            reason = f"executor {executor.name} died: {cause[:300]}"
             if live.cancel_requested:
                 await self._end_by_node(
                     live, event_pb2.EXECUTION_STATUS_CANCELLED, live.cancel_reason
                 )
+            elif live.attempts_left:
+                reason = f"attempt {live.attempt} of {live.flow.retry_attempts} failed: {reason}"
+                await self._append_by_node(live, event_pb2.EXECUTION_STATUS_RETRYING, reason)
+                live.executor = None
+                self._spawn(self._retry(live))
             else:
-                reason = f"executor {executor.name} died: {cause[:300]}"
                 await self._end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, reason)
         executor.executions.clear()
+
+    async def _append_by_node(self, live: LiveExecution, status: int, reason: str) -> int:
+        """Write a status event for an execution no executor writes for right now."""
+        execution_id = live.record.execution_id
+        seq = live.stored_seq + 1
+        data = _status_event(
+            execution_id, seq, live.attempt, status, reason, trace_of(live.traceparent).ids
+        )
+        await self.store.append(
+            {execution_id: (seq, [data])}, {execution_id: [StatusChange(seq, status, reason)]}
+        )
+        live.stored_seq, live.status = seq, status
+        self.hub.publish(execution_id, Batch(seq, [data], seq if status in TERMINAL else 0))
+        self.observer.stored(live.record, 1, [StatusChange(seq, status, reason)])
+        return seq
 
     async def _end_by_node(self, live: LiveExecution, status: int, reason: str) -> None:
         """Write the terminal status for an execution no executor writes for any more."""
         if live.record.execution_id not in self._live:
             return
-        seq = live.stored_seq + 1
-        data = _status_event(live.record.execution_id, seq, live.record.attempt, status, reason)
-        change = StatusChange(seq, status, reason)
-        await self.store.append(
-            {live.record.execution_id: (seq, [data])}, {live.record.execution_id: [change]}
-        )
-        live.stored_seq, live.status = seq, status
-        self.hub.publish(live.record.execution_id, Batch(seq, [data], seq))
+        await self._append_by_node(live, status, reason)
         executor = live.executor
         self._finish(live, None)
         if executor is not None:
@@ -450,7 +552,8 @@ class ExecutionManager:
         await self._visible(principal, execution_id)
         sub = self.hub.subscribe(execution_id)
         try:
-            cursor = after_seq
+            # uint64 on the wire, int64 in SQLite: beyond that there is nothing anyway.
+            cursor = min(after_seq, SQLITE_MAX_INT)
             live_mode = False
             while True:
                 if not live_mode:
@@ -495,9 +598,10 @@ class ExecutionManager:
             )
         live.cancel_requested = True
         live.cancel_reason = reason or f"cancelled by {principal.id}"
+        live.cancelled.set()
         executor = live.executor
         if executor is None:
-            return record  # not dispatched yet: the dispatcher ends it as cancelled
+            return record  # not dispatched (or between attempts): ended as cancelled there
         try:
             await executor.actor.cancel.remote(execution_id, live.cancel_reason)
         except RayError as e:
@@ -562,6 +666,37 @@ class ExecutionManager:
                 raise cause from None
             raise Unavailable(f"the executor of {execution_id} is gone") from None
 
+    # -- retention ----------------------------------------------------------------------------
+
+    async def delete(self, principal: Principal, execution_id: str) -> None:
+        record = await self._visible(principal, execution_id)
+        if not record.terminal or execution_id in self._live:
+            raise FailedPrecondition(
+                f"execution {execution_id} has not ended; cancel it first",
+                reason="EXECUTION_RUNNING",
+            )
+        await self.store.delete_executions([execution_id])
+
+    async def expire(self, older_than_seconds: float) -> int:
+        """Delete finished executions that ended more than `older_than_seconds` ago."""
+        cutoff = time.time_ns() - int(older_than_seconds * 1e9)
+        deleted = 0
+        while expired := await self.store.ended_before(cutoff):
+            await self.store.delete_executions(expired)
+            deleted += len(expired)
+        return deleted
+
+    async def keep_for(self, retention_seconds: float) -> None:
+        """Background task: expire old executions every tenth of the retention (at most 60 s)."""
+        pause = min(max(retention_seconds / 10, 1.0), 60.0)
+        while True:
+            try:
+                if deleted := await self.expire(retention_seconds):
+                    log.info("retention: deleted %d finished executions", deleted)
+            except Exception:
+                log.exception("retention sweep failed")
+            await asyncio.sleep(pause)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def recover(self) -> None:
@@ -585,6 +720,7 @@ class ExecutionManager:
         for record in await self.store.unfinished():
             flow = self._flow_or_placeholder(record)
             live = LiveExecution(record, flow, stored_seq=record.last_seq, status=record.status)
+            live.traceparent = resumed_trace(record.trace_id).traceparent
             self._live[record.execution_id] = live
             live.peer = peer_of(record.executor)
             if live.peer and self.peers is not None:

@@ -7,31 +7,74 @@ crossing back are builtins (dicts, lists, bytes) so the driver never unpickles e
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import logging
 import os
+import threading
 from typing import Any
 
 import ray
 
+log = logging.getLogger(__name__)
+
+# Names the node an executor works for in its telemetry (set by the node's pool).
+NODE_ENV = "KODOSUMI_EXECUTOR_NODE"
+
+
+# How long a start waits for the preload (a preload that hangs must not block runs forever).
+PRELOAD_WAIT_SECONDS = 120.0
+
 
 class ExecutorActor:
-    def __init__(self, buffer_capacity: int, env: dict[str, str]) -> None:
+    def __init__(
+        self, buffer_capacity: int, env: dict[str, str], preload: list[str] | None = None
+    ) -> None:
         os.environ.update(env)
+        from engine import tracing
         from engine.host import ExecutionHost
 
+        # Spans and metrics of this process go where the node's go (engine/tracing.py).
+        tracing.install(node_id=env.get(NODE_ENV, ""))
+
         self.host = ExecutionHost(buffer_capacity=buffer_capacity)
+        # Preloading runs beside the actor's loop (it answers `ready` at once). A start waits
+        # for it: a flow importing the same modules in another thread at the same time can
+        # deadlock on CrewAI's circular imports (`_DeadlockError`), and Ray does not keep the
+        # order of calls to an async actor, so the node cannot simply call preload first.
+        self._imports = threading.Lock()
+        self._preloaded = threading.Event()
+        if preload:
+            threading.Thread(
+                target=self._import, args=(list(preload),), name="kodosumi-preload", daemon=True
+            ).start()
+        else:
+            self._preloaded.set()
+
+    def _import(self, modules: list[str]) -> None:
+        try:
+            with self._imports:
+                for name in modules:
+                    try:
+                        importlib.import_module(name)
+                    except Exception:
+                        log.exception("executor could not preload %s", name)
+        finally:
+            self._preloaded.set()
 
     async def ready(self) -> int:
         """Answered once the process is up and the engine imported; returns the worker pid."""
         return os.getpid()
 
     async def preload(self, modules: list[str]) -> None:
-        """Import modules ahead of time (a warm executor pays no imports at launch)."""
-        import importlib
-
-        for name in modules:
-            importlib.import_module(name)
+        """Import modules ahead of time (a warm executor pays no imports at launch); returns
+        once they and the constructor's preload are imported."""
+        await asyncio.to_thread(self._preloaded.wait, PRELOAD_WAIT_SECONDS)
+        await asyncio.to_thread(self._import, modules)
 
     async def start(self, spec: dict[str, Any]) -> None:
+        if not self._preloaded.is_set():
+            await asyncio.to_thread(self._preloaded.wait, PRELOAD_WAIT_SECONDS)
         await self.host.start(spec)
 
     async def drain(

@@ -6,12 +6,14 @@ are enforced by the domain, which sees the caller as a Principal.
 
 from __future__ import annotations
 
-from kodosumi.authz import ADMIN, HUMAN_ROLES, NODE, OPERATOR, Rule, standard_rules
+from kodosumi.authz import ADMIN, FLOW, HUMAN_ROLES, NODE, OPERATOR, Rule, standard_rules
 
 _FLOW = "/kodosumi.v1.FlowService/"
 _USERS = Rule(HUMAN_ROLES)
-# Peers call flows on behalf of their users (peer forwarding), so nodes may use the flow API.
-_USERS_AND_NODES = Rule(HUMAN_ROLES | {NODE})
+# Peers call flows on behalf of their users (peer forwarding), and flows call flows with
+# their own identity (`flow/<node>/<flow>`): both may use the flow API, for their own
+# executions only (the domain holds everyone to the executions they launched).
+_USERS_AND_NODES = Rule(HUMAN_ROLES | {NODE, FLOW})
 
 NODE_POLICY: dict[str, Rule] = {
     **standard_rules(),
@@ -23,5 +25,8 @@ NODE_POLICY: dict[str, Rule] = {
     _FLOW + "WatchExecution": _USERS_AND_NODES,
     _FLOW + "CancelExecution": _USERS_AND_NODES,
     _FLOW + "ProvideInput": _USERS_AND_NODES,
+    _FLOW + "DeleteExecution": _USERS,
     "/kodosumi.v1.NodeService/GetNodeInfo": Rule.of(ADMIN, OPERATOR, "user", NODE),
+    # The operator stream (alerts about everybody's executions and the network).
+    "/kodosumi.v1.NodeService/WatchAlerts": Rule.of(ADMIN, OPERATOR),
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +37,19 @@ class Executor:
 
 
 class ExecutorPool:
-    def __init__(self, config: PoolConfig, node_id: str, *, detached: bool) -> None:
+    def __init__(
+        self,
+        config: PoolConfig,
+        node_id: str,
+        *,
+        detached: bool,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.node_id = node_id
         self.detached = detached
+        # The executors' environment: offline switches, plus the node's telemetry settings.
+        self.env = {**EXECUTOR_ENV, **(env or {})}
         self.shared: list[Executor] = []
         self.spares: list[Executor] = []
         self.busy_isolated: list[Executor] = []
@@ -62,14 +72,15 @@ class ExecutorPool:
         }
         if self.detached:
             options["lifetime"] = "detached"
-        actor = RemoteExecutor.options(**options).remote(self.config.buffer_capacity, EXECUTOR_ENV)
+        actor = RemoteExecutor.options(**options).remote(
+            self.config.buffer_capacity, self.env, list(self.config.preload_modules)
+        )
         return Executor(name, actor, isolation)
 
     async def _ready(self, executor: Executor) -> Executor:
+        # The actor preloads `preload_modules` in the background from its start; it is usable
+        # at once, and runs wait for the preload there (kodosumid/executor.py).
         await executor.actor.ready.remote()
-        if self.config.preload_modules:
-            # Fire and forget: the executor is usable before the preload finishes.
-            executor.actor.preload.remote(list(self.config.preload_modules))
         return executor
 
     async def start(self) -> None:

@@ -14,40 +14,63 @@ from typing import Any
 import grpc
 
 from kodosumi import __version__
+from kodosumi.errors import NotFound
 from kodosumi.jsonvalue import struct_to_dict, value_to_python
 from kodosumi.rpc.guard import current_principal
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.catalog import Catalog
 from kodosumid.convert import execution_message, flow_message, watch_responses
 from kodosumid.executions import ExecutionManager
+from kodosumid.peer_client import forwarded_call
+from kodosumid.peers import PeerTable
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
-    def __init__(self, catalog: Catalog, executions: ExecutionManager, node_id: str) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        executions: ExecutionManager,
+        node_id: str,
+        peers: PeerTable | None = None,
+    ) -> None:
         self.catalog = catalog
         self.executions = executions
         self.node_id = node_id
+        # Flows of peers that launches here are forwarded to (their `node_id` names the peer).
+        self.peers = peers
 
     async def ListFlows(
         self, request: flow_pb2.ListFlowsRequest, context: Context
     ) -> flow_pb2.ListFlowsResponse:
         flows = [flow_message(f, self.node_id) for f in self.catalog.list(request.tag)]
+        if self.peers is not None:
+            local = (f.name for f in self.catalog.list())
+            flows += self.peers.remote_flows(request.tag, exclude=local)
         return flow_pb2.ListFlowsResponse(flows=flows)
 
     async def GetFlow(
         self, request: flow_pb2.GetFlowRequest, context: Context
     ) -> flow_pb2.GetFlowResponse:
-        return flow_pb2.GetFlowResponse(
-            flow=flow_message(self.catalog.get(request.name), self.node_id)
-        )
+        try:
+            return flow_pb2.GetFlowResponse(
+                flow=flow_message(self.catalog.get(request.name), self.node_id)
+            )
+        except NotFound:
+            remote = self.peers.remote_flow(request.name) if self.peers is not None else None
+            if remote is None:
+                raise
+            return flow_pb2.GetFlowResponse(flow=remote)
 
     async def LaunchExecution(
         self, request: flow_pb2.LaunchExecutionRequest, context: Context
     ) -> flow_pb2.LaunchExecutionResponse:
         record = await self.executions.launch(
-            current_principal(), request.flow, struct_to_dict(request.inputs)
+            current_principal(),
+            request.flow,
+            struct_to_dict(request.inputs),
+            forwarded=forwarded_call(context.invocation_metadata()),
         )
         return flow_pb2.LaunchExecutionResponse(execution=execution_message(record))
 
@@ -99,15 +122,42 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         )
         return flow_pb2.ProvideInputResponse()
 
+    async def DeleteExecution(
+        self, request: flow_pb2.DeleteExecutionRequest, context: Context
+    ) -> flow_pb2.DeleteExecutionResponse:
+        await self.executions.delete(current_principal(), request.execution_id)
+        return flow_pb2.DeleteExecutionResponse()
+
+
+# The node's operator stream: serialized alert events after a seq, then (follow) live ones.
+AlertStream = Callable[[int, bool], AsyncIterator[list[bytes]]]
+
+
+async def _no_alerts(after_seq: int, follow: bool) -> AsyncIterator[list[bytes]]:
+    yield []
+
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
-    def __init__(self, info: Callable[[], node_pb2.NodeInfo]) -> None:
+    def __init__(
+        self, info: Callable[[], node_pb2.NodeInfo], alerts: AlertStream = _no_alerts
+    ) -> None:
         self.info = info
+        self.alerts = alerts
 
     async def GetNodeInfo(
         self, request: node_pb2.GetNodeInfoRequest, context: Context
     ) -> node_pb2.GetNodeInfoResponse:
         return node_pb2.GetNodeInfoResponse(node=self.info())
+
+    async def WatchAlerts(
+        self, request: node_pb2.WatchAlertsRequest, context: Context
+    ) -> AsyncIterator[node_pb2.WatchAlertsResponse]:
+        # uint64 on the wire, int64 in SQLite: beyond that there is nothing anyway.
+        after_seq = min(request.after_seq, 2**63 - 1)
+        async for batch in self.alerts(after_seq, request.follow):
+            yield node_pb2.WatchAlertsResponse(
+                events=[event_pb2.Event.FromString(data) for data in batch]
+            )
 
 
 def node_load(executions: ExecutionManager, watchers: int, started: float) -> node_pb2.NodeLoad:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
 
+from kodosumi.logs import configure_logging
 from registryd.config import DEFAULT_LISTEN, ConfigError, RegistryConfig, load_config
 from registryd.daemon import ListenError, RegistryDaemon, StateDirBusy
 
@@ -54,7 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="plaintext without identities: every caller is an anonymous admin and node",
     )
+    parser.add_argument(
+        "--admin",
+        action="append",
+        metavar="NAME",
+        help="a user who is an admin of the auth provider whatever its database says "
+        "(bootstrap; repeatable)",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text or JSON objects (default: [telemetry] log_format, else text)",
+    )
     return parser
 
 
@@ -67,6 +80,7 @@ def config_from_args(args: argparse.Namespace) -> RegistryConfig:
         insecure=args.insecure,
         tls__ca_cert=args.ca_cert,
         tls__ca_key=args.ca_key,
+        auth__admins=tuple(args.admin) if args.admin else None,
     )
 
 
@@ -94,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         config = config_from_args(args)
+        configure_logging(args.log_level, args.log_format or config.telemetry.log_format)
         asyncio.run(serve(config))
     except ConfigError as e:
         log.error("configuration: %s", e)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kodosumi.paths import default_state_dir
+from kodosumi.telemetry import TelemetryConfig
 from kodosumi.tls import DEV_TRUST_DOMAIN
 
 ENV_PREFIX = "KODOSUMI_REGISTRY_"
@@ -78,6 +79,34 @@ class TlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """The auth provider beside the registry (`[auth]`, see docs/security.md). It needs the CA
+    key: the development CA or `tls.ca_cert` + `tls.ca_key`; with a bare certificate it is off.
+    """
+
+    enabled: bool = True
+    # Enrollment port: TLS without client certificates, serving Enroll alone. Empty: the
+    # registry's port + 1 (port 0 when the registry listens on port 0).
+    enroll_listen: str = ""
+    # What enrollment tokens tell enrollees to dial; empty: the local dial addresses.
+    enroll_advertise: str = ""
+    registry_advertise: str = ""
+    # Lifetime of issued certificates (renewed at two thirds) and of enrollment tokens.
+    certificate_lifetime: float = 86_400.0
+    token_lifetime: float = 86_400.0
+    # How long nodes may cache an identity's roles and groups (revocations are pushed).
+    grants_cache_seconds: float = 5.0
+    # User names (or SPIFFE ids) that are admins whatever the database says (bootstrap).
+    admins: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        if self.certificate_lifetime < 10 or self.token_lifetime < 1:
+            raise ConfigError("auth: certificate_lifetime >= 10 s and token_lifetime >= 1 s")
+        if not 0 < self.grants_cache_seconds <= 10:
+            raise ConfigError("auth.grants_cache_seconds: in (0, 10] (the revocation bound)")
+
+
+@dataclass(frozen=True, slots=True)
 class RegistryConfig:
     # The registry's id: its certificate names `spiffe://<domain>/registry/<registry_id>`.
     registry_id: str = "registry"
@@ -92,11 +121,19 @@ class RegistryConfig:
     shutdown_grace: float = 5.0
     lease: LeaseConfig = field(default_factory=LeaseConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    # Export of traces and metrics, and the log format (docs/observability.md).
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
     def check(self) -> None:
         if self.change_retention < 1:
             raise ConfigError("change_retention: must be at least 1")
         self.lease.check()
+        self.auth.check()
+        try:
+            self.telemetry.check()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 def load_config(

@@ -45,6 +45,8 @@ class RegistryCredentials:
     identity: SpiffeId
     # The local user's client files (development CA only).
     client: TlsFiles | None = None
+    # The CA with its key, when the registry holds it (the auth provider issues with it).
+    ca: CertificateAuthority | None = None
 
     @property
     def trust_domain(self) -> str:
@@ -79,7 +81,7 @@ def ensure_credentials(state_dir: Path, registry_id: str, tls: TlsConfig) -> Reg
         raise ConfigError(f"registry_id: {e}") from None
     files = TlsFiles(ca_path, d / "registry.pem", d / "registry.key")
     _ensure_leaf(ca, files, identity, hosts=_server_hosts(tls.hosts))
-    return RegistryCredentials(files, identity, client)
+    return RegistryCredentials(files, identity, client, ca)
 
 
 def _given(tls: TlsConfig) -> RegistryCredentials:

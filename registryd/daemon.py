@@ -21,10 +21,16 @@ import grpc
 from kodosumi.authz import StaticRoleResolver
 from kodosumi.rpc.guard import Authenticator
 from kodosumi.rpc.server import add_health_and_reflection, bind, create_server, set_serving
+from kodosumi.spiffe import SpiffeId
+from kodosumi.telemetry import Telemetry
+from kodosumi.tls import TlsMaterial, local_user_name
 from kodosumi.v1 import registry_pb2_grpc
+from registryd.auth.policy import AUTH_SERVICE
+from registryd.auth.runtime import AuthRuntime
 from registryd.clock import Clock, SystemClock
 from registryd.config import RegistryConfig
 from registryd.credentials import RegistryCredentials, ensure_credentials
+from registryd.metrics import RegistryMetrics
 from registryd.policy import INSECURE_ROLES, SERVICE_NAME, registry_policy
 from registryd.registry import Registry
 from registryd.servicer import RegistryServicer
@@ -36,6 +42,9 @@ log = logging.getLogger(__name__)
 DATABASE_FILE = "registry.sqlite"
 ADDRESS_FILE = "registry.json"
 LOCK_FILE = "registry.lock"
+
+
+AUTH_SERVICE_NAME = AUTH_SERVICE.full_name
 
 
 class ListenError(OSError):
@@ -86,9 +95,14 @@ class RegistryDaemon:
         *,
         clock: Clock | None = None,
         run_sweeper: bool = True,
+        auth_clock: Clock | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
+        # Certificates are issued on the wall clock, whatever clock the leases run on.
+        self.auth_clock: Clock = auth_clock or SystemClock()
+        # The auth provider (registryd/auth), when this registry holds the CA key.
+        self.auth: AuthRuntime | None = None
         self.run_sweeper = run_sweeper
         self.credentials: RegistryCredentials | None = None
         self.port = 0
@@ -96,7 +110,10 @@ class RegistryDaemon:
         self._registry: Registry | None = None
         self._server: grpc.aio.Server | None = None
         self._health: Any = None
+        self._services = [SERVICE_NAME]
         self._sweeper: asyncio.Task[None] | None = None
+        self.telemetry: Telemetry | None = None
+        self.metrics: RegistryMetrics | None = None
         self._stopped = asyncio.Event()
         self._lock = _StateLock(config.state_dir / LOCK_FILE)
 
@@ -124,7 +141,9 @@ class RegistryDaemon:
                     config.state_dir, config.registry_id, config.tls
                 )
             self._store = await SqliteStore.open(config.state_dir / DATABASE_FILE)
+            await self._open_auth()
         except BaseException:
+            await self._close_store()
             self._lock.release()
             raise
         try:
@@ -132,6 +151,15 @@ class RegistryDaemon:
                 self._store, self.clock, config.lease, change_retention=config.change_retention
             )
             await self._registry.start()
+            # Telemetry before the server exists, so that it is traced; registryd/metrics.py.
+            self.telemetry = Telemetry.install(
+                config.telemetry,
+                "registryd",
+                attributes={"service.instance.id": config.registry_id},
+            )
+            self.metrics = RegistryMetrics(
+                self.telemetry.meter("registryd"), self._registry, self.clock
+            )
             await self._serve()
         except BaseException:
             await self._close_store()
@@ -141,6 +169,7 @@ class RegistryDaemon:
             self._sweeper = asyncio.create_task(
                 self._registry.run_sweeper(config.lease.sweep_interval), name="registry-sweeper"
             )
+        self.metrics.start()
         self._write_address_file()
         log.info(
             "registry %s serving on %s (%s)",
@@ -153,25 +182,54 @@ class RegistryDaemon:
     def trust_domain(self) -> str | None:
         return self.credentials.trust_domain if self.credentials else None
 
+    async def _open_auth(self) -> None:
+        creds = self.credentials
+        if creds is None or creds.ca is None or not self.config.auth.enabled:
+            return
+        # With the development CA the local user (its client.pem) administers the registry.
+        local = (str(SpiffeId.user(creds.trust_domain, local_user_name())),)
+        self.auth = await AuthRuntime.open(
+            self.config.auth,
+            creds.ca,
+            creds.material(),
+            creds.identity,
+            self.config.state_dir / DATABASE_FILE,
+            self.auth_clock,
+            extra_admins=local if creds.client is not None else (),
+        )
+
     async def _serve(self) -> None:
+        auth = self.auth
         authenticator = Authenticator(
             trust_domain=self.trust_domain,
-            roles=StaticRoleResolver(),
+            roles=auth.provider if auth else StaticRoleResolver(),
+            revocations=auth.provider.revocations if auth else None,
             insecure_roles=INSECURE_ROLES,
         )
-        server = create_server(registry_policy(), authenticator)
+        policy = registry_policy() | (auth.policy if auth else {})
+        server = create_server(policy, authenticator)
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(self.registry), server
         )
-        self._health = add_health_and_reflection(server, [SERVICE_NAME])
-        tls = self.credentials.material() if self.credentials else None
+        services = self._services = [SERVICE_NAME]
+        if auth is not None:
+            auth.add_to(server, self.registry)
+            services.append(AUTH_SERVICE_NAME)
+        self._health = add_health_and_reflection(server, services)
+        tls: TlsMaterial | None = None
+        if auth is not None:
+            tls = auth.tls()
+        elif self.credentials is not None:
+            tls = self.credentials.material()
         try:
             self.port = bind(server, self.config.listen, tls)
         except (OSError, RuntimeError) as e:
             raise ListenError(f"cannot listen on {self.config.listen}: {e}") from None
         await server.start()
         self._server = server
-        await set_serving(self._health, [SERVICE_NAME], True)
+        if auth is not None:
+            await auth.start(self.config.listen, self.address)
+        await set_serving(self._health, services, True)
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful stop: NOT_SERVING, end watches, let calls finish, persist leases, close."""
@@ -181,18 +239,24 @@ class RegistryDaemon:
         with contextlib.suppress(FileNotFoundError):
             self.address_file.unlink()
         if self._health is not None:
-            await set_serving(self._health, [SERVICE_NAME], False)
+            await set_serving(self._health, self._services, False)
         if self._registry is not None:
             self._registry.stop_watches()
+        if self.auth is not None:
+            self.auth.provider.close()  # ends WatchAuthState streams
         if self._server is not None:
             await self._server.stop(grace)
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        if self.metrics is not None:
+            await self.metrics.close()
         if self._registry is not None:
             await self._registry.close()
         await self._close_store()
+        if self.telemetry is not None:
+            await asyncio.to_thread(self.telemetry.close)  # may wait for a slow collector
         self._lock.release()
         self._stopped.set()
         log.info("registry %s stopped", self.config.registry_id)
@@ -201,6 +265,9 @@ class RegistryDaemon:
         await self._stopped.wait()
 
     async def _close_store(self) -> None:
+        if self.auth is not None:
+            auth, self.auth = self.auth, None
+            await auth.close()
         if self._store is not None:
             store, self._store = self._store, None
             await store.close()
@@ -217,6 +284,8 @@ class RegistryDaemon:
             "trust_domain": creds.trust_domain if creds else "",
             "ca_cert": str(creds.files.ca_cert) if creds else "",
         }
+        if self.auth is not None:
+            info["enroll_address"] = self.auth.provider.settings.enroll_address
         if creds is not None and creds.client is not None:
             info["client_cert"] = str(creds.client.cert)
             info["client_key"] = str(creds.client.key)

@@ -81,3 +81,11 @@ def ticking(ticks: int, interval: float, ctx: FlowContext) -> dict[str, int]:
         ctx.progress((i + 1) / ticks, f"tick {i}")
         ctx.sleep(interval)
     return {"ticks": ticks}
+
+
+def flaky(fail_times: int, ctx: FlowContext) -> dict[str, int]:
+    """Fails its first `fail_times` attempts, then succeeds."""
+    print(f"attempt {ctx.attempt}")
+    if ctx.attempt <= fail_times:
+        raise RuntimeError(f"attempt {ctx.attempt} breaks on purpose")
+    return {"attempt": ctx.attempt}

@@ -10,16 +10,25 @@ from pathlib import Path
 import click
 
 from kodoclient.cli import exit_codes
+from kodoclient.cli.alerts import alerts
 from kodoclient.cli.cancel import cancel
 from kodoclient.cli.context import CliState, Settings
 from kodoclient.cli.flows import flows
+from kodoclient.cli.group import group
 from kodoclient.cli.input import input_
 from kodoclient.cli.launch import launch
+from kodoclient.cli.login import login
 from kodoclient.cli.ls import ls
 from kodoclient.cli.node import node as node_command
+from kodoclient.cli.pki import pki
 from kodoclient.cli.run import run
 from kodoclient.cli.status import status
+from kodoclient.cli.timeline import timeline
+from kodoclient.cli.top import top
+from kodoclient.cli.user import user
+from kodoclient.cli.verify import verify
 from kodoclient.cli.watch import watch
+from kodoclient.cli.whoami import whoami
 from kodoclient.config import DEFAULT_CALL_TIMEOUT
 from kodosumi import __version__
 
@@ -91,6 +100,14 @@ def main(
 
 
 for _command in (run, flows, launch, watch, status, ls, cancel, input_, node_command):
+    main.add_command(_command)
+
+# Identity and authorization (docs/security.md).
+for _command in (pki, user, group, login, whoami, verify):
+    main.add_command(_command)
+
+# Observability (docs/observability.md).
+for _command in (timeline, alerts, top):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -20,6 +20,7 @@ from kodoclient.cli.embedded import DEFAULT_COMMAND
 from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.config import DEFAULT_CALL_TIMEOUT, ConnectConfig, resolve_config
 from kodoclient.errors import KodoclientError
+from kodoclient.identity import renew_if_due
 from kodosumi.paths import default_state_dir
 
 
@@ -42,6 +43,9 @@ class Settings:
         return self.state_dir if self.state_dir is not None else default_state_dir()
 
     def connect_config(self) -> ConnectConfig:
+        if not self.insecure and self.cert is None:
+            # A logged-in identity is renewed once two thirds of its lifetime have passed.
+            renew_if_due(self.state)
         return resolve_config(
             target=self.node,
             state_dir=self.state,

@@ -1,9 +1,13 @@
-"""Client channels: mTLS with the caller's credentials, keepalive for long watch streams."""
+"""Client channels: mTLS with the caller's credentials, keepalive for long watch streams, and
+client spans carrying the W3C trace context when the process traces."""
 
 from __future__ import annotations
 
 import grpc
 
+from kodosumi.credentials import LiveTlsMaterial
+from kodosumi.rpc.rotating_channel import RotatingChannel
+from kodosumi.telemetry import client_interceptors
 from kodosumi.tls import TlsMaterial
 
 CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
@@ -17,10 +21,20 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 
 
 def open_channel(target: str, tls: TlsMaterial | None) -> grpc.aio.Channel:
-    """An aio channel to `target`; plaintext only when `tls` is None (an explicit --insecure)."""
+    """An aio channel to `target`; plaintext only when `tls` is None (an explicit --insecure).
+
+    Rotating credentials (`kodosumi.credentials.LiveTlsMaterial`) give a channel whose new
+    calls always use the current certificate.
+    """
     if tls is None:
-        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.aio.insecure_channel(
+            target, options=CHANNEL_OPTIONS, interceptors=client_interceptors()
+        )
+    if isinstance(tls, LiveTlsMaterial):
+        return RotatingChannel(target, tls.source, CHANNEL_OPTIONS)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
     )
-    return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(
+        target, credentials, options=CHANNEL_OPTIONS, interceptors=client_interceptors()
+    )

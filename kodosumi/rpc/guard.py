@@ -9,17 +9,18 @@ errors become their status with details, anything else is logged and answered as
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
 from cryptography import x509
 from google.protobuf.message import DecodeError
 
-from kodosumi.authz import Policy, Principal, RoleResolver, authorize
+from kodosumi.authz import GrantResolver, Grants, Policy, Principal, RoleResolver, authorize
 from kodosumi.errors import InvalidArgument, KodosumiError, Unauthenticated
 from kodosumi.pki import is_ca_certificate, spiffe_id_of
 from kodosumi.rpc.status import internal_status, to_grpc_status, to_rpc_status
@@ -36,17 +37,35 @@ def current_principal() -> Principal:
 
 
 class RevocationList:
-    """Serials and identities whose certificates are no longer accepted."""
+    """Serials and identities whose certificates are no longer accepted.
+
+    An identity maps to the time it was revoked: its certificates valid from then or before
+    are refused, later ones (issued after a new enrollment) are accepted. None revokes every
+    certificate of the identity.
+    """
 
     def __init__(self) -> None:
         self.serials: frozenset[int] = frozenset()
-        self.identities: frozenset[str] = frozenset()
+        self.identities: Mapping[str, dt.datetime | None] = {}
 
-    def replace(self, serials: Iterable[int], identities: Iterable[str]) -> None:
-        self.serials, self.identities = frozenset(serials), frozenset(identities)
+    def replace(
+        self,
+        serials: Iterable[int],
+        identities: Iterable[str] | Mapping[str, dt.datetime | None],
+    ) -> None:
+        revoked = (
+            dict(identities) if isinstance(identities, Mapping) else dict.fromkeys(identities, None)
+        )
+        self.serials, self.identities = frozenset(serials), revoked
 
     def is_revoked(self, cert: x509.Certificate, identity: SpiffeId) -> bool:
-        return cert.serial_number in self.serials or str(identity) in self.identities
+        if cert.serial_number in self.serials:
+            return True
+        key = str(identity)
+        if key not in self.identities:
+            return False
+        since = self.identities[key]
+        return since is None or cert.not_valid_before_utc <= since
 
 
 @functools.lru_cache(maxsize=1024)
@@ -67,7 +86,7 @@ class Authenticator:
         self,
         *,
         trust_domain: str | None,
-        roles: RoleResolver,
+        roles: RoleResolver | GrantResolver,
         revocations: RevocationList | None = None,
         insecure_roles: frozenset[str] = frozenset(),
     ) -> None:
@@ -92,7 +111,14 @@ class Authenticator:
             )
         if self.revocations.is_revoked(cert, identity):
             raise Unauthenticated(f"certificate of {identity} is revoked", reason="REVOKED")
-        return Principal(identity, await self.roles.roles_of(identity))
+        # Resolvers of the auth provider also know groups (GrantResolver); static ones roles.
+        grants_of = getattr(self.roles, "grants_of", None)
+        grants: Grants = (
+            await grants_of(identity)
+            if grants_of is not None
+            else Grants(await self.roles.roles_of(identity))
+        )
+        return Principal(identity, grants.roles, grants.groups)
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseException) -> None:

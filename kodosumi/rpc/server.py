@@ -11,7 +11,9 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from kodosumi.authz import Policy
+from kodosumi.credentials import LiveTlsMaterial
 from kodosumi.rpc.guard import Authenticator, GuardInterceptor
+from kodosumi.rpc.tracing import ServerTracingInterceptor
 from kodosumi.tls import TlsMaterial
 
 
@@ -40,13 +42,18 @@ def create_server(
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.so_reuseport", 0),
     ]
-    return grpc.aio.server(interceptors=[GuardInterceptor(policy, authenticator)], options=options)
+    # Tracing first: its span covers the guard, so refused calls are traced too.
+    interceptors = [ServerTracingInterceptor(), GuardInterceptor(policy, authenticator)]
+    return grpc.aio.server(interceptors=interceptors, options=options)
 
 
 def bind(server: grpc.aio.Server, address: str, tls: TlsMaterial | None) -> int:
     """Listen on `address` (`127.0.0.1:0` picks a free port); returns the bound port."""
     if tls is None:
         port = server.add_insecure_port(address)
+    elif isinstance(tls, LiveTlsMaterial):
+        # Rotating credentials: renewed certificates are used without a restart.
+        port = server.add_secure_port(address, tls.source.server_credentials())
     else:
         credentials = grpc.ssl_server_credentials(
             [(tls.key, tls.cert)], root_certificates=tls.ca_cert, require_client_auth=True

@@ -35,9 +35,13 @@ class _ExecutionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Execu
     EXECUTION_STATUS_FAILED: _ExecutionStatus.ValueType  # 6
     EXECUTION_STATUS_CANCELLED: _ExecutionStatus.ValueType  # 7
     EXECUTION_STATUS_TIMED_OUT: _ExecutionStatus.ValueType  # 8
+    EXECUTION_STATUS_RETRYING: _ExecutionStatus.ValueType  # 9
+    """An attempt failed and another one follows (not terminal)."""
 
 class ExecutionStatus(_ExecutionStatus, metaclass=_ExecutionStatusEnumTypeWrapper):
-    """Lifecycle of one execution: PENDING -> STARTING -> RUNNING <-> AWAITING_INPUT -> terminal."""
+    """Lifecycle of one execution: PENDING -> STARTING -> RUNNING <-> AWAITING_INPUT -> terminal.
+    A failed attempt of a flow with a retry policy goes RETRYING -> STARTING (next attempt).
+    """
 
 EXECUTION_STATUS_UNSPECIFIED: ExecutionStatus.ValueType  # 0
 EXECUTION_STATUS_PENDING: ExecutionStatus.ValueType  # 1
@@ -48,6 +52,8 @@ EXECUTION_STATUS_SUCCEEDED: ExecutionStatus.ValueType  # 5
 EXECUTION_STATUS_FAILED: ExecutionStatus.ValueType  # 6
 EXECUTION_STATUS_CANCELLED: ExecutionStatus.ValueType  # 7
 EXECUTION_STATUS_TIMED_OUT: ExecutionStatus.ValueType  # 8
+EXECUTION_STATUS_RETRYING: ExecutionStatus.ValueType  # 9
+"""An attempt failed and another one follows (not terminal)."""
 Global___ExecutionStatus: _TypeAlias = ExecutionStatus  # noqa: Y015
 
 class _OutputStream:
@@ -860,24 +866,77 @@ Global___Metric: _TypeAlias = Metric  # noqa: Y015
 
 @_typing.final
 class Alert(_message.Message):
+    """Something an operator should know about: an alert rule of a node fired (or its condition
+    cleared). Alerts travel on the node's operator stream (NodeService.WatchAlerts), where the
+    Event around them carries the alert's own `seq`, its time and, for alerts about one
+    execution, `execution_id`, `trace_id` and `span_id`.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     RULE_FIELD_NUMBER: _builtins.int
     SEVERITY_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_NODE_ID_FIELD_NUMBER: _builtins.int
+    FLOW_FIELD_NUMBER: _builtins.int
+    RESOLVED_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
     rule: _builtins.str
+    """The name of the rule that fired."""
     severity: Global___AlertSeverity.ValueType
     message: _builtins.str
+    kind: _builtins.str
+    """What the rule watches: `execution_failed`, `execution_timed_out`, `awaiting_input`,
+    `node_offline`, `heartbeat_lag`, `error_rate`.
+    """
+    node_id: _builtins.str
+    """The node that raised the alert, and the node it is about (a peer, for `node_offline`)."""
+    subject_node_id: _builtins.str
+    flow: _builtins.str
+    resolved: _builtins.bool
+    """The condition of a lasting alert (node offline, heartbeat lag, error rate) cleared."""
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Measured values behind the alert (`error_rate`, `lag_seconds`, `waiting_seconds`, ...)."""
+
     def __init__(
         self,
         *,
         rule: _builtins.str = ...,
         severity: Global___AlertSeverity.ValueType = ...,
         message: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        subject_node_id: _builtins.str = ...,
+        flow: _builtins.str = ...,
+        resolved: _builtins.bool = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "rule", b"rule", "severity", b"severity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow", b"flow", "kind", b"kind", "labels", b"labels", "message", b"message", "node_id", b"node_id", "resolved", b"resolved", "rule", b"rule", "severity", b"severity", "subject_node_id", b"subject_node_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

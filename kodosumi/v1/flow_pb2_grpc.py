@@ -74,6 +74,11 @@ class FlowServiceStub:
                 request_serializer=kodosumi_dot_v1_dot_flow__pb2.ProvideInputRequest.SerializeToString,
                 response_deserializer=kodosumi_dot_v1_dot_flow__pb2.ProvideInputResponse.FromString,
                 _registered_method=True)
+        self.DeleteExecution = channel.unary_unary(
+                '/kodosumi.v1.FlowService/DeleteExecution',
+                request_serializer=kodosumi_dot_v1_dot_flow__pb2.DeleteExecutionRequest.SerializeToString,
+                response_deserializer=kodosumi_dot_v1_dot_flow__pb2.DeleteExecutionResponse.FromString,
+                _registered_method=True)
 
 
 class FlowServiceServicer:
@@ -130,6 +135,13 @@ class FlowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteExecution(self, request, context):
+        """Removes a finished execution and its events (FAILED_PRECONDITION while it runs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FlowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -172,6 +184,11 @@ def add_FlowServiceServicer_to_server(servicer, server):
                     servicer.ProvideInput,
                     request_deserializer=kodosumi_dot_v1_dot_flow__pb2.ProvideInputRequest.FromString,
                     response_serializer=kodosumi_dot_v1_dot_flow__pb2.ProvideInputResponse.SerializeToString,
+            ),
+            'DeleteExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteExecution,
+                    request_deserializer=kodosumi_dot_v1_dot_flow__pb2.DeleteExecutionRequest.FromString,
+                    response_serializer=kodosumi_dot_v1_dot_flow__pb2.DeleteExecutionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -390,6 +407,33 @@ class FlowService:
             '/kodosumi.v1.FlowService/ProvideInput',
             kodosumi_dot_v1_dot_flow__pb2.ProvideInputRequest.SerializeToString,
             kodosumi_dot_v1_dot_flow__pb2.ProvideInputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kodosumi.v1.FlowService/DeleteExecution',
+            kodosumi_dot_v1_dot_flow__pb2.DeleteExecutionRequest.SerializeToString,
+            kodosumi_dot_v1_dot_flow__pb2.DeleteExecutionResponse.FromString,
             options,
             channel_credentials,
             insecure,

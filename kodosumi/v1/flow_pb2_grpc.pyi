@@ -43,6 +43,8 @@ class FlowServiceStub:
     """
     CancelExecution: _grpc.UnaryUnaryMultiCallable[_flow_pb2.CancelExecutionRequest, _flow_pb2.CancelExecutionResponse]
     ProvideInput: _grpc.UnaryUnaryMultiCallable[_flow_pb2.ProvideInputRequest, _flow_pb2.ProvideInputResponse]
+    DeleteExecution: _grpc.UnaryUnaryMultiCallable[_flow_pb2.DeleteExecutionRequest, _flow_pb2.DeleteExecutionResponse]
+    """Removes a finished execution and its events (FAILED_PRECONDITION while it runs)."""
 
 @_typing.type_check_only
 class FlowServiceAsyncStub(FlowServiceStub):
@@ -59,6 +61,8 @@ class FlowServiceAsyncStub(FlowServiceStub):
     """
     CancelExecution: _aio.UnaryUnaryMultiCallable[_flow_pb2.CancelExecutionRequest, _flow_pb2.CancelExecutionResponse]  # type: ignore[assignment]
     ProvideInput: _aio.UnaryUnaryMultiCallable[_flow_pb2.ProvideInputRequest, _flow_pb2.ProvideInputResponse]  # type: ignore[assignment]
+    DeleteExecution: _aio.UnaryUnaryMultiCallable[_flow_pb2.DeleteExecutionRequest, _flow_pb2.DeleteExecutionResponse]  # type: ignore[assignment]
+    """Removes a finished execution and its events (FAILED_PRECONDITION while it runs)."""
 
 class FlowServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -120,5 +124,13 @@ class FlowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _flow_pb2.ProvideInputRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_flow_pb2.ProvideInputResponse, _abc.Awaitable[_flow_pb2.ProvideInputResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteExecution(
+        self,
+        request: _flow_pb2.DeleteExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_flow_pb2.DeleteExecutionResponse, _abc.Awaitable[_flow_pb2.DeleteExecutionResponse]]:
+        """Removes a finished execution and its events (FAILED_PRECONDITION while it runs)."""
 
 def add_FlowServiceServicer_to_server(servicer: FlowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from kodosumi.v1 import event_pb2 as _event_pb2
 from kodosumi.v1 import flow_pb2 as _flow_pb2
 import builtins as _builtins
 import sys
@@ -32,6 +33,11 @@ class NodeLoad(_message.Message):
     WATCHERS_FIELD_NUMBER: _builtins.int
     UPTIME_SECONDS_FIELD_NUMBER: _builtins.int
     LOAD_AVERAGE_FIELD_NUMBER: _builtins.int
+    EXECUTIONS_STARTED_FIELD_NUMBER: _builtins.int
+    EXECUTIONS_FINISHED_FIELD_NUMBER: _builtins.int
+    EXECUTIONS_FAILED_FIELD_NUMBER: _builtins.int
+    EVENTS_STORED_FIELD_NUMBER: _builtins.int
+    ALERTS_FIRED_FIELD_NUMBER: _builtins.int
     pending_executions: _builtins.int
     running_executions: _builtins.int
     awaiting_input_executions: _builtins.int
@@ -42,6 +48,12 @@ class NodeLoad(_message.Message):
     uptime_seconds: _builtins.float
     load_average: _builtins.float
     """One-minute load average of the node's machine."""
+    executions_started: _builtins.int
+    """Counters since the node started (a client turns two readings into rates)."""
+    executions_finished: _builtins.int
+    executions_failed: _builtins.int
+    events_stored: _builtins.int
+    alerts_fired: _builtins.int
     def __init__(
         self,
         *,
@@ -53,10 +65,15 @@ class NodeLoad(_message.Message):
         watchers: _builtins.int = ...,
         uptime_seconds: _builtins.float = ...,
         load_average: _builtins.float = ...,
+        executions_started: _builtins.int = ...,
+        executions_finished: _builtins.int = ...,
+        executions_failed: _builtins.int = ...,
+        events_stored: _builtins.int = ...,
+        alerts_fired: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["awaiting_input_executions", b"awaiting_input_executions", "executor_actors", b"executor_actors", "load_average", b"load_average", "pending_executions", b"pending_executions", "running_executions", b"running_executions", "uptime_seconds", b"uptime_seconds", "warm_executors", b"warm_executors", "watchers", b"watchers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts_fired", b"alerts_fired", "awaiting_input_executions", b"awaiting_input_executions", "events_stored", b"events_stored", "executions_failed", b"executions_failed", "executions_finished", b"executions_finished", "executions_started", b"executions_started", "executor_actors", b"executor_actors", "load_average", b"load_average", "pending_executions", b"pending_executions", "running_executions", b"running_executions", "uptime_seconds", b"uptime_seconds", "warm_executors", b"warm_executors", "watchers", b"watchers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -146,3 +163,49 @@ class GetNodeInfoResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetNodeInfoResponse: _TypeAlias = GetNodeInfoResponse  # noqa: Y015
+
+@_typing.final
+class WatchAlertsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    after_seq: _builtins.int
+    """Alerts with a larger `seq` than this (0: every alert the node keeps)."""
+    follow: _builtins.bool
+    """Keep the stream open and send new alerts as they fire."""
+    def __init__(
+        self,
+        *,
+        after_seq: _builtins.int = ...,
+        follow: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "follow", b"follow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchAlertsRequest: _TypeAlias = WatchAlertsRequest  # noqa: Y015
+
+@_typing.final
+class WatchAlertsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]:
+        """`Event`s whose kind is `alert`, in `seq` order."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_event_pb2.Event] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchAlertsResponse: _TypeAlias = WatchAlertsResponse  # noqa: Y015

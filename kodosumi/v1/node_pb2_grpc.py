@@ -40,6 +40,11 @@ class NodeServiceStub:
                 request_serializer=kodosumi_dot_v1_dot_node__pb2.GetNodeInfoRequest.SerializeToString,
                 response_deserializer=kodosumi_dot_v1_dot_node__pb2.GetNodeInfoResponse.FromString,
                 _registered_method=True)
+        self.WatchAlerts = channel.unary_stream(
+                '/kodosumi.v1.NodeService/WatchAlerts',
+                request_serializer=kodosumi_dot_v1_dot_node__pb2.WatchAlertsRequest.SerializeToString,
+                response_deserializer=kodosumi_dot_v1_dot_node__pb2.WatchAlertsResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -52,6 +57,15 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAlerts(self, request, context):
+        """The node's operator stream: alerts stored after `after_seq`, then (with `follow`) new
+        ones as they fire. The first response comes at once (possibly with no events), so a
+        caller knows the stream is established. Operators and admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +73,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.GetNodeInfo,
                     request_deserializer=kodosumi_dot_v1_dot_node__pb2.GetNodeInfoRequest.FromString,
                     response_serializer=kodosumi_dot_v1_dot_node__pb2.GetNodeInfoResponse.SerializeToString,
+            ),
+            'WatchAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAlerts,
+                    request_deserializer=kodosumi_dot_v1_dot_node__pb2.WatchAlertsRequest.FromString,
+                    response_serializer=kodosumi_dot_v1_dot_node__pb2.WatchAlertsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +108,33 @@ class NodeService:
             '/kodosumi.v1.NodeService/GetNodeInfo',
             kodosumi_dot_v1_dot_node__pb2.GetNodeInfoRequest.SerializeToString,
             kodosumi_dot_v1_dot_node__pb2.GetNodeInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kodosumi.v1.NodeService/WatchAlerts',
+            kodosumi_dot_v1_dot_node__pb2.WatchAlertsRequest.SerializeToString,
+            kodosumi_dot_v1_dot_node__pb2.WatchAlertsResponse.FromString,
             options,
             channel_credentials,
             insecure,

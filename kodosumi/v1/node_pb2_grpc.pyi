@@ -34,6 +34,11 @@ class NodeServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> NodeServiceAsyncStub: ...
     GetNodeInfo: _grpc.UnaryUnaryMultiCallable[_node_pb2.GetNodeInfoRequest, _node_pb2.GetNodeInfoResponse]
+    WatchAlerts: _grpc.UnaryStreamMultiCallable[_node_pb2.WatchAlertsRequest, _node_pb2.WatchAlertsResponse]
+    """The node's operator stream: alerts stored after `after_seq`, then (with `follow`) new
+    ones as they fire. The first response comes at once (possibly with no events), so a
+    caller knows the stream is established. Operators and admins only.
+    """
 
 @_typing.type_check_only
 class NodeServiceAsyncStub(NodeServiceStub):
@@ -41,6 +46,11 @@ class NodeServiceAsyncStub(NodeServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetNodeInfo: _aio.UnaryUnaryMultiCallable[_node_pb2.GetNodeInfoRequest, _node_pb2.GetNodeInfoResponse]  # type: ignore[assignment]
+    WatchAlerts: _aio.UnaryStreamMultiCallable[_node_pb2.WatchAlertsRequest, _node_pb2.WatchAlertsResponse]  # type: ignore[assignment]
+    """The node's operator stream: alerts stored after `after_seq`, then (with `follow`) new
+    ones as they fire. The first response comes at once (possibly with no events), so a
+    caller knows the stream is established. Operators and admins only.
+    """
 
 class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
     """What a node reports about itself."""
@@ -51,5 +61,16 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _node_pb2.GetNodeInfoRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.GetNodeInfoResponse, _abc.Awaitable[_node_pb2.GetNodeInfoResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchAlerts(
+        self,
+        request: _node_pb2.WatchAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_node_pb2.WatchAlertsResponse], _abc.AsyncIterator[_node_pb2.WatchAlertsResponse]]:
+        """The node's operator stream: alerts stored after `after_seq`, then (with `follow`) new
+        ones as they fire. The first response comes at once (possibly with no events), so a
+        caller knows the stream is established. Operators and admins only.
+        """
 
 def add_NodeServiceServicer_to_server(servicer: NodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

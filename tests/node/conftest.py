@@ -13,7 +13,7 @@ import pytest
 from kodosumi.rpc.channel import open_channel
 from kodosumi.v1 import flow_pb2_grpc, node_pb2_grpc
 from kodosumid.app import NodeApp
-from kodosumid.config import FlowEntry, NodeConfig, PoolConfig
+from kodosumid.config import DiscoveryConfig, FlowEntry, NodeConfig, PoolConfig
 from kodosumid.ray_runtime import start_ray
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +48,14 @@ TEST_FLOWS = (
     FlowEntry("stubborn-isolated", "tests.flowlib:stubborn", isolation="process"),
     FlowEntry("times-out", "tests.flowlib:sleepy", timeout_seconds=0.5),
     FlowEntry("asks", "tests.flowlib:asks"),
+    FlowEntry("flaky", "tests.flowlib:flaky", retry_attempts=3, retry_backoff_seconds=0.1),
+    FlowEntry(
+        "sleepy-retried",
+        "tests.flowlib:sleepy",
+        isolation="process",
+        retry_attempts=2,
+        retry_backoff_seconds=0.1,
+    ),
     FlowEntry("asks-with-timeout", "tests.flowlib:asks_with_timeout"),
 )
 
@@ -66,6 +74,8 @@ def node_config(state_dir: Path, **changes: Any) -> NodeConfig:
         flows=TEST_FLOWS,
         python_path=(str(REPO),),
         pool=PoolConfig(shared_executors=1, warm_executors=1, preload_modules=()),
+        # Nodes under test do not advertise on the LAN (tests/peers covers discovery).
+        discovery=DiscoveryConfig(enabled=False),
         shutdown_grace_seconds=2.0,
         cancel_grace_seconds=1.0,
     )

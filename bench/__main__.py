@@ -1,0 +1,143 @@
+"""Run the benchmarks: one table per benchmark, then a summary with ratios and targets.
+
+    .venv/bin/python -m bench                 # all (what `make bench` runs)
+    .venv/bin/python -m bench --only events   # one (repeatable)
+    .venv/bin/python -m bench --quick         # smaller counts, fewer rounds
+
+Order matters: the cold start runs first, while this process has no Ray of its own; the
+in-process node benchmarks share one embedded Ray; the registry runs after it has stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench import hermetic
+
+if TYPE_CHECKING:  # imported at run time only after the hermetic environment is set
+    from bench.report import Figure
+
+# name -> module holding `async def benchmark(quick: bool) -> Result`
+BENCHMARKS = {
+    "cold-start": "bench.cold_start",
+    "events": "bench.events",
+    "first-event": "bench.first_event",
+    "memory": "bench.memory",
+    "registry": "bench.registry_heartbeats",
+}
+USES_RAY = {"events", "first-event", "memory"}
+
+
+def machine() -> dict[str, str]:
+    import grpc
+    import ray
+
+    with open("/proc/meminfo") as f:
+        total_kib = int(next(line for line in f if line.startswith("MemTotal:")).split()[1])
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": str(os.cpu_count()),
+        "memory": f"{total_kib / 1024 / 1024:.1f} GiB",
+        "python": platform.python_version(),
+        "ray": ray.__version__,
+        "grpcio": grpc.__version__,
+        "kernel": platform.release(),
+        "load average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "tree": source_tree(),
+    }
+
+
+def source_tree() -> str:
+    """The commit measured, and how many files differ from it (read-only git calls)."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        git = ["git", "--no-optional-locks"]  # never touch the index others commit from
+        commit = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"],
+            check=False,
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            [*git, "status", "--porcelain"], check=False, cwd=repo, capture_output=True, text=True
+        ).stdout.splitlines()
+    except OSError:
+        return "unknown"
+    return f"{commit or 'unknown'} + {len(changed)} changed files" if changed else commit
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller counts, fewer rounds")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    return parser.parse_args(argv)
+
+
+async def run(names: list[str], quick: bool) -> list[Figure]:
+    from bench.node import shutdown_ray
+    from bench.report import Result, summary
+
+    results: dict[str, Result] = {}
+    for name in names:
+        if name not in USES_RAY:
+            # The cold start and the registry measure other processes: no idle Ray beside them.
+            await asyncio.to_thread(shutdown_ray)
+        module = importlib.import_module(BENCHMARKS[name])
+        bench: Callable[[bool], Awaitable[Result]] = module.benchmark
+        started = time.perf_counter()
+        print(f"\n== {name} ...", flush=True)
+        result = await bench(quick)
+        print(f"   ({time.perf_counter() - started:.0f} s)\n", flush=True)
+        for table in result.tables:
+            print(table.render(), end="\n\n", flush=True)
+        results[name] = result
+    await asyncio.to_thread(shutdown_ray)
+    figures = [f for r in results.values() for f in r.figures]
+    print(summary(figures).render())
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    hermetic.enter()  # before anything imports ray
+    names = [n for n in BENCHMARKS if not args.only or n in args.only]
+    info = machine()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    print(f"mode: {'quick' if args.quick else 'full'}; benchmarks: {', '.join(names)}")
+    if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+        print("warning: the machine is busy (load average above half the cores): noisy figures")
+    started = time.perf_counter()
+    try:
+        figures = asyncio.run(run(names, args.quick))
+    finally:
+        hermetic.leave()
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    if args.json:
+        data = {"machine": info, "quick": args.quick, "figures": [asdict(f) for f in figures]}
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

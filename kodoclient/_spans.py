@@ -1,0 +1,51 @@
+"""Client spans of the SDK: one per call, the parent of the gRPC client span that carries the
+W3C trace context to the node (`kodosumi/rpc/channel.py`).
+
+They are recorded only when the application installed an OpenTelemetry SDK tracer provider;
+otherwise the API's no-op tracer makes them free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from kodosumi import __version__
+
+_TRACER = trace.get_tracer("kodoclient", __version__)
+
+
+@contextmanager
+def call_span(method: str, target: str, **attributes: str) -> Iterator[Span]:
+    """The current span of one SDK call (`kodoclient LaunchExecution`)."""
+    with _TRACER.start_as_current_span(
+        f"kodoclient {method}",
+        kind=SpanKind.INTERNAL,
+        attributes={"rpc.method": method, "server.address": target, **attributes},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield span
+        except BaseException as e:
+            fail(span, e)
+            raise
+
+
+def stream_span(method: str, target: str, **attributes: str) -> Span:
+    """A span for a stream the caller iterates (not current: a generator cannot hold the
+    context across its yields); use `trace.use_span` around starting each call."""
+    return _TRACER.start_span(
+        f"kodoclient {method}",
+        kind=SpanKind.INTERNAL,
+        attributes={"rpc.method": method, "server.address": target, **attributes},
+    )
+
+
+def fail(span: Span, error: BaseException) -> None:
+    if isinstance(error, GeneratorExit):
+        return
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:500]))

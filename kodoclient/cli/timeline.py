@@ -1,0 +1,139 @@
+"""`koco timeline ID`: a run as a Gantt chart of its agents, tasks, LLM and tool calls.
+
+Built from the execution's stored events (`kodoclient/timeline.py`); `--svg FILE` writes the
+same chart as a picture, `--json` the bars as data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import click
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from kodoclient._async import AsyncClient
+from kodoclient.cli import exit_codes
+from kodoclient.cli.context import execute, state_of
+from kodoclient.cli.exit_codes import ExitCode
+from kodoclient.cli.gantt_svg import render_svg, seconds_text
+from kodoclient.cli.options import json_option
+from kodoclient.timeline import Bar, Timeline, build_timeline
+
+STYLES = {
+    "execution": "blue",
+    "task": "cyan",
+    "agent": "magenta",
+    "llm": "yellow",
+    "tool": "green",
+    "input": "dark_orange",
+}
+LABEL_WIDTH = 34
+MIN_BAR_WIDTH = 20
+
+
+def _bar_text(bar: Bar, timeline: Timeline, width: int) -> Text:
+    total = max(timeline.duration_ns, 1)
+    end = bar.end_ns or timeline.end_ns or bar.start_ns
+    first = min(width - 1, max(0, math.floor((bar.start_ns - timeline.start_ns) / total * width)))
+    last = min(width, max(first + 1, math.ceil((end - timeline.start_ns) / total * width)))
+    style = "red" if bar.state == "failed" else STYLES.get(bar.kind, "white")
+    glyph = "░" if bar.state in ("unfinished", "running") else "█"
+    return Text.assemble(
+        (" " * first, ""), (glyph * (last - first), style), (" " * (width - last), "")
+    )
+
+
+def _label(bar: Bar) -> Text:
+    indent = "  " * max(0, bar.depth - 1) + ("└ " if bar.depth else "")
+    name = f"{bar.kind} {bar.label}" if bar.kind != "execution" else bar.label
+    room = LABEL_WIDTH - len(indent)
+    if len(name) > room:
+        name = name[: room - 1] + "…"
+    style = "bold" if bar.depth == 0 else ""
+    return Text.assemble((indent, "dim"), (name, style))
+
+
+def _axis(timeline: Timeline, width: int) -> Text:
+    end = seconds_text(timeline.duration_ns)
+    middle = seconds_text(timeline.duration_ns // 2)
+    half = width // 2
+    left = "0".ljust(half - len(middle) // 2)
+    return Text(left + middle + end.rjust(width - len(left) - len(middle)), style="dim")
+
+
+def gantt_view(timeline: Timeline, width: int) -> RenderableType:
+    table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+    table.add_column("STEP", no_wrap=True, min_width=LABEL_WIDTH, max_width=LABEL_WIDTH)
+    table.add_column(_axis(timeline, width), no_wrap=True, min_width=width, max_width=width)
+    table.add_column("TOOK", justify="right", no_wrap=True)
+    table.add_column("TOKENS", justify="right", no_wrap=True)
+    for bar in timeline.bars:
+        took = seconds_text(bar.duration_ns) if bar.end_ns else "…"
+        if bar.state in ("failed", "unfinished"):
+            took += f" ({bar.state})"
+        tokens = f"{bar.prompt_tokens}+{bar.completion_tokens}" if bar.tokens else ""
+        table.add_row(_label(bar), _bar_text(bar, timeline, width), took, tokens)
+    summary = Text.assemble(
+        (f"{timeline.flow or 'execution'} ", "bold"),
+        (timeline.execution_id, ""),
+        (f"  {timeline.status}", "bold"),
+        (f"  {seconds_text(timeline.duration_ns)}", ""),
+        (
+            f"  {timeline.count('task')} tasks, {timeline.count('agent')} agent runs, "
+            f"{timeline.count('llm')} LLM calls, {timeline.count('tool')} tool calls",
+            "dim",
+        ),
+    )
+    if timeline.prompt_tokens or timeline.completion_tokens:
+        summary.append(
+            f"  tokens {timeline.prompt_tokens} prompt + {timeline.completion_tokens} completion",
+            "dim",
+        )
+    if timeline.attempts > 1:
+        summary.append(f"  {timeline.attempts} attempts", "dim")
+    return Group(summary, table)
+
+
+@click.command("timeline")
+@click.argument("execution_id", metavar="ID")
+@click.option(
+    "--svg",
+    "svg_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also write the chart as an SVG picture to FILE.",
+)
+@click.option(
+    "--width",
+    type=click.IntRange(min=MIN_BAR_WIDTH),
+    help="Characters of the bar area (default: what the terminal has room for).",
+)
+@json_option
+@click.pass_context
+def timeline(
+    ctx: click.Context, execution_id: str, svg_file: Path | None, width: int | None
+) -> None:
+    """Draw execution ID as a Gantt chart: agents, tasks, LLM and tool calls with durations
+    and token counts (from its stored events; a running execution is drawn so far)."""
+    state = state_of(ctx)
+
+    async def body() -> ExitCode:
+        async with AsyncClient(state.settings.connect_config()) as client:
+            execution = await client.get_execution(execution_id)
+            events = await client.history(execution_id)
+        chart = build_timeline(events, execution_id, execution.flow)
+        if state.settings.json:
+            for bar in chart.bars:
+                state.emit(bar.record(chart.start_ns))
+        else:
+            room = state.out.width - LABEL_WIDTH - 24
+            state.out.print(gantt_view(chart, width or max(MIN_BAR_WIDTH, room)))
+        if svg_file is not None:
+            await asyncio.to_thread(svg_file.write_text, render_svg(chart), encoding="utf-8")
+            state.note(f"wrote {svg_file}")
+        return exit_codes.OK
+
+    execute(ctx, body)

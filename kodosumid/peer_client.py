@@ -1,0 +1,234 @@
+"""This node calling its peers over mTLS, as itself (its node certificate).
+
+A peer's NODE_POLICY lets node identities use the FlowService, so a launch forwarded here
+runs on the peer as an execution owned by this node; this node relays it to its own client
+(`kodosumid/relay.py`). Forwarded calls carry `kodosumi-forwarded-by: <node id>`: not an
+identity (that comes from the certificate) but a loop guard, so that a peer never forwards
+a forwarded launch again, even between `--insecure` nodes that have no identities.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kodosumi.errors import KodosumiError, NotFound, Unavailable
+from kodosumi.jsonvalue import dict_to_struct, python_to_value
+from kodosumi.rpc.channel import open_channel
+from kodosumi.tls import TlsMaterial
+from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumid.backoff import is_transient
+from kodosumid.peers import Peer, PeerTable, Probe
+from kodosumid.relay import RemoteLaunch
+from kodosumid.remote_errors import catalog_error
+
+log = logging.getLogger(__name__)
+
+FORWARDED_BY = "kodosumi-forwarded-by"
+_WATCH_METHOD = "/kodosumi.v1.FlowService/WatchExecution"
+
+
+def forwarded_call(metadata: Any) -> bool:
+    """Whether a call's invocation metadata marks it as forwarded by a peer."""
+    return any(key == FORWARDED_BY for key, _ in metadata or ())
+
+
+def event_frames(raw: bytes) -> list[bytes]:
+    """The serialized events of a serialized WatchExecutionResponse, without parsing them:
+    field 1 (`events`) is repeated, length-delimited; other fields are skipped."""
+    frames, i, end = [], 0, len(raw)
+    while i < end:
+        key, i = _read_varint(raw, i)
+        wire_type = key & 7
+        if wire_type == 2:
+            size, i = _read_varint(raw, i)
+            if key >> 3 == 1:
+                frames.append(raw[i : i + size])
+            i += size
+        elif wire_type == 0:
+            _, i = _read_varint(raw, i)
+        elif wire_type in (1, 5):
+            i += 8 if wire_type == 1 else 4
+        else:
+            raise ValueError(f"unexpected wire type {wire_type} in a watch response")
+    return frames
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
+class PeerLinks:
+    """One channel per peer endpoint, dialled with this node's own credentials."""
+
+    def __init__(self, tls: TlsMaterial | None) -> None:
+        self.tls = tls
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(self, endpoint: str) -> grpc.aio.Channel:
+        channel = self._channels.get(endpoint)
+        if channel is None:
+            channel = self._channels[endpoint] = open_channel(endpoint, self.tls)
+        return channel
+
+    async def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close()
+
+
+class PeerClient:
+    def __init__(
+        self, table: PeerTable, links: PeerLinks, node_id: str, call_timeout: float
+    ) -> None:
+        self.table = table
+        self.links = links
+        self.node_id = node_id
+        self.call_timeout = call_timeout
+        self._metadata = ((FORWARDED_BY, node_id),)
+
+    def _flows(self, endpoint: str) -> flow_pb2_grpc.FlowServiceAsyncStub:
+        return flow_pb2_grpc.FlowServiceStub(self.links.channel(endpoint))  # type: ignore[return-value]
+
+    def _endpoints(self, node_id: str) -> tuple[str, ...]:
+        peer = self.table.get(node_id)
+        if peer is None or not peer.endpoints:
+            raise Unavailable(f"peer {node_id} is not known here (yet)", reason="PEER_UNAVAILABLE")
+        return peer.endpoints
+
+    # -- health -------------------------------------------------------------------------------
+
+    async def probe(self, peer: Peer) -> Probe:
+        """Is the peer serving? Asks its endpoints in turn; fetches its node info when its LAN
+        announcement says its flows changed (and checks that it is the node it claims)."""
+        reason = "no endpoint"
+        for endpoint in peer.endpoints:
+            channel = self.links.channel(endpoint)
+            try:
+                health = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=self.call_timeout
+                )
+                if health.status != health_pb2.HealthCheckResponse.SERVING:
+                    reason = f"{endpoint} is not serving"
+                    continue
+                info = None
+                if peer.needs_node_info:
+                    response = await node_pb2_grpc.NodeServiceStub(channel).GetNodeInfo(
+                        node_pb2.GetNodeInfoRequest(), timeout=self.call_timeout
+                    )
+                    info = response.node
+                    if info.node_id != peer.node_id:
+                        reason = f"{endpoint} serves node {info.node_id}, not {peer.node_id}"
+                        continue
+                return Probe(True, endpoint, "serving", info)
+            except grpc.aio.AioRpcError as e:
+                reason = f"{endpoint}: {e.code().name} {e.details() or ''}".strip()
+        return Probe(False, "", reason)
+
+    # -- PeerExecutions -----------------------------------------------------------------------
+
+    async def launch(self, flow: str, inputs: dict[str, Any]) -> RemoteLaunch:
+        """Launch `flow` on the best peer offering it. The peer's answers to the request itself
+        (bad inputs, too busy) are the client's answers; unreachable peers are skipped."""
+        candidates = self.table.candidates(flow)
+        if not candidates and any(flow in p.flows for p in self.table.entries()):
+            raise Unavailable(
+                f"the peers offering {flow!r} do not answer now", reason="PEER_UNAVAILABLE"
+            )
+        if not candidates:
+            raise NotFound(
+                f"no flow named {flow!r} on this node or its peers", reason="FLOW_NOT_FOUND"
+            )
+        request = flow_pb2.LaunchExecutionRequest(flow=flow, inputs=dict_to_struct(inputs))
+        last: KodosumiError | None = None
+        for peer in candidates:
+            for endpoint in peer.endpoints:
+                try:
+                    response = await self._flows(endpoint).LaunchExecution(
+                        request, timeout=self.call_timeout, metadata=self._metadata
+                    )
+                except grpc.aio.AioRpcError as e:
+                    error = catalog_error(e, peer=f"peer {peer.node_id}")
+                    if is_transient(error):
+                        last = error
+                        continue  # the next endpoint of this peer
+                    if isinstance(error, NotFound) and error.reason == "FLOW_NOT_FOUND":
+                        last = error
+                        break  # stale information: the next peer
+                    raise error from None
+                log.info("launched %s on peer %s as %s", flow, peer.node_id, endpoint)
+                return RemoteLaunch(peer.node_id, response.execution.execution_id)
+        assert last is not None
+        if isinstance(last, NotFound):
+            raise NotFound(
+                f"no flow named {flow!r} on this node or its peers", reason="FLOW_NOT_FOUND"
+            )
+        raise Unavailable(
+            f"no peer offering {flow!r} took the launch: {last.message}",
+            reason="PEER_UNAVAILABLE",
+        )
+
+    async def watch(
+        self, node_id: str, execution_id: str, after_seq: int
+    ) -> AsyncIterator[list[bytes]]:
+        """Batches of the peer's stored events after `after_seq`, as the bytes it stored."""
+        request = flow_pb2.WatchExecutionRequest(execution_id=execution_id, after_seq=after_seq)
+        endpoints = self._endpoints(node_id)
+        for index, endpoint in enumerate(endpoints):
+            stream: grpc.aio.UnaryStreamMultiCallable[Any, bytes]
+            stream = self.links.channel(endpoint).unary_stream(
+                _WATCH_METHOD,
+                request_serializer=flow_pb2.WatchExecutionRequest.SerializeToString,
+                response_deserializer=None,
+            )
+            call = stream(request, metadata=self._metadata)
+            received = False
+            try:
+                async for raw in call:
+                    received = True
+                    yield event_frames(raw)
+                return
+            except grpc.aio.AioRpcError as e:
+                error = catalog_error(e, peer=f"peer {node_id}")
+                if received or not is_transient(error) or index == len(endpoints) - 1:
+                    raise error from None
+            finally:
+                call.cancel()
+
+    async def cancel(self, node_id: str, execution_id: str, reason: str) -> None:
+        request = flow_pb2.CancelExecutionRequest(execution_id=execution_id, reason=reason)
+        await self._unary(node_id, "CancelExecution", request)
+
+    async def provide_input(
+        self, node_id: str, execution_id: str, request_id: str, value: Any
+    ) -> None:
+        request = flow_pb2.ProvideInputRequest(
+            execution_id=execution_id, request_id=request_id, value=python_to_value(value)
+        )
+        await self._unary(node_id, "ProvideInput", request)
+
+    async def _unary(self, node_id: str, method: str, request: Any) -> None:
+        last: KodosumiError | None = None
+        for endpoint in self._endpoints(node_id):
+            try:
+                await getattr(self._flows(endpoint), method)(
+                    request, timeout=self.call_timeout, metadata=self._metadata
+                )
+                return
+            except grpc.aio.AioRpcError as e:
+                last = catalog_error(e, peer=f"peer {node_id}")
+                if not is_transient(last):
+                    raise last from None
+        assert last is not None
+        raise last

@@ -1,0 +1,347 @@
+"""An `AuthStore` in the registry's SQLite database (tables `auth_*`, WAL).
+
+It has a connection of its own beside the registry's; both write with `BEGIN IMMEDIATE` and a
+busy timeout, so they take turns. Auth writes are rare (an enrollment, an admin command).
+Serials are 159-bit numbers and are kept as hex text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from registryd.auth.model import (
+    BadgeRecord,
+    CertificateRecord,
+    Group,
+    IdentityRevocation,
+    Revocations,
+    SerialRevocation,
+    TokenRecord,
+    User,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS auth_users (
+    name TEXT PRIMARY KEY,
+    roles TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_groups (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_members (
+    user_name TEXT NOT NULL REFERENCES auth_users (name) ON DELETE CASCADE,
+    group_name TEXT NOT NULL REFERENCES auth_groups (name) ON DELETE CASCADE,
+    PRIMARY KEY (user_name, group_name)
+);
+CREATE TABLE IF NOT EXISTS auth_tokens (
+    secret_hash TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    used_at REAL
+);
+CREATE TABLE IF NOT EXISTS auth_certificates (
+    serial TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    not_before REAL NOT NULL,
+    not_after REAL NOT NULL,
+    issued_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auth_certificates_by_identity ON auth_certificates (identity);
+CREATE TABLE IF NOT EXISTS auth_revoked_serials (
+    serial TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    not_after REAL NOT NULL,
+    revoked_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_revoked_identities (
+    identity TEXT PRIMARY KEY,
+    revoked_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_badges (
+    badge_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    token TEXT NOT NULL,
+    issued_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    facts TEXT NOT NULL
+);
+"""
+
+
+def _hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+class SqliteAuthStore:
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteAuthStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await conn.executescript(_SCHEMA)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(path, conn)
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, params))
+
+    # -- users and groups -------------------------------------------------------------------
+
+    async def get_user(self, name: str) -> User | None:
+        users = await self._users("WHERE u.name = ?", (name,))
+        return users[0] if users else None
+
+    async def list_users(self) -> list[User]:
+        return await self._users("", ())
+
+    async def _users(self, where: str, params: tuple[Any, ...]) -> list[User]:
+        rows = await self._rows(
+            "SELECT u.name, u.roles, u.created_at, "
+            "(SELECT json_group_array(group_name) FROM auth_members m WHERE m.user_name = u.name) "
+            f"FROM auth_users u {where} ORDER BY u.name",
+            params,
+        )
+        return [
+            User(name, frozenset(json.loads(roles)), frozenset(json.loads(groups)), created)
+            for name, roles, created, groups in rows
+        ]
+
+    async def put_user(self, user: User) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO auth_users (name, roles, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET roles = excluded.roles",
+                (user.name, json.dumps(sorted(user.roles)), user.created_at),
+            )
+            await db.executemany(
+                "INSERT OR IGNORE INTO auth_groups (name, description) VALUES (?, '')",
+                [(g,) for g in sorted(user.groups)],
+            )
+            await db.execute("DELETE FROM auth_members WHERE user_name = ?", (user.name,))
+            await db.executemany(
+                "INSERT INTO auth_members (user_name, group_name) VALUES (?, ?)",
+                [(user.name, g) for g in sorted(user.groups)],
+            )
+
+    async def delete_user(self, name: str) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute("DELETE FROM auth_users WHERE name = ?", (name,))
+            return cursor.rowcount > 0
+
+    async def list_groups(self) -> list[Group]:
+        rows = await self._rows(
+            "SELECT g.name, g.description, "
+            "(SELECT json_group_array(user_name) FROM "
+            " (SELECT user_name FROM auth_members m WHERE m.group_name = g.name "
+            "  ORDER BY user_name)) "
+            "FROM auth_groups g ORDER BY g.name"
+        )
+        return [Group(name, desc, tuple(json.loads(members))) for name, desc, members in rows]
+
+    async def put_group(self, group: Group) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO auth_groups (name, description) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET description = excluded.description",
+                (group.name, group.description),
+            )
+
+    async def delete_group(self, name: str) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute("DELETE FROM auth_groups WHERE name = ?", (name,))
+            return cursor.rowcount > 0
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    async def add_token(self, token: TokenRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO auth_tokens (secret_hash, identity, created_at, expires_at, "
+                "created_by, used_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    token.secret_hash,
+                    token.identity,
+                    token.created_at,
+                    token.expires_at,
+                    token.created_by,
+                    token.used_at,
+                ),
+            )
+
+    async def use_token(self, secret_hash: str, now: float) -> TokenRecord | None:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE auth_tokens SET used_at = ? "
+                "WHERE secret_hash = ? AND used_at IS NULL AND expires_at > ?",
+                (now, secret_hash, now),
+            )
+            if cursor.rowcount == 0:
+                return None
+            cursor = await db.execute(
+                "SELECT identity, created_at, expires_at, created_by FROM auth_tokens "
+                "WHERE secret_hash = ?",
+                (secret_hash,),
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        return TokenRecord(secret_hash, row[0], row[1], row[2], row[3], now)
+
+    # -- certificates and revocations -------------------------------------------------------
+
+    async def add_certificate(self, cert: CertificateRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO auth_certificates "
+                "(serial, identity, not_before, not_after, issued_at) VALUES (?, ?, ?, ?, ?)",
+                (_hex(cert.serial), cert.identity, cert.not_before, cert.not_after, cert.issued_at),
+            )
+
+    async def get_certificate(self, serial: int) -> CertificateRecord | None:
+        rows = await self._rows(
+            "SELECT serial, identity, not_before, not_after, issued_at FROM auth_certificates "
+            "WHERE serial = ?",
+            (_hex(serial),),
+        )
+        return _cert(rows[0]) if rows else None
+
+    async def list_certificates(
+        self, identity: str | None = None, valid_at: float | None = None
+    ) -> list[CertificateRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if identity is not None:
+            where.append("identity = ?")
+            params.append(identity)
+        if valid_at is not None:
+            where.append("not_after > ?")
+            params.append(valid_at)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._rows(
+            "SELECT serial, identity, not_before, not_after, issued_at FROM auth_certificates "
+            f"{clause} ORDER BY issued_at, serial",
+            tuple(params),
+        )
+        found = [_cert(row) for row in rows]
+        # Hex text does not sort as numbers: order ties by the serial's value.
+        return sorted(found, key=lambda c: (c.issued_at, c.serial))
+
+    async def revoke_serial(self, revocation: SerialRevocation) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO auth_revoked_serials "
+                "(serial, identity, not_after, revoked_at, reason) VALUES (?, ?, ?, ?, ?)",
+                (
+                    _hex(revocation.serial),
+                    revocation.identity,
+                    revocation.not_after,
+                    revocation.revoked_at,
+                    revocation.reason,
+                ),
+            )
+
+    async def revoke_identity(self, revocation: IdentityRevocation) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO auth_revoked_identities (identity, revoked_at, reason) "
+                "VALUES (?, ?, ?) ON CONFLICT (identity) DO UPDATE SET "
+                "revoked_at = MAX(revoked_at, excluded.revoked_at), reason = excluded.reason",
+                (revocation.identity, revocation.revoked_at, revocation.reason),
+            )
+
+    async def revocations(self, now: float) -> Revocations:
+        serials = await self._rows(
+            "SELECT serial, identity, not_after, revoked_at, reason FROM auth_revoked_serials "
+            "WHERE not_after > ?",
+            (now,),
+        )
+        identities = await self._rows(
+            "SELECT identity, revoked_at, reason FROM auth_revoked_identities ORDER BY identity"
+        )
+        return Revocations(
+            tuple(
+                sorted(
+                    (SerialRevocation(int(s, 16), i, na, ra, r) for s, i, na, ra, r in serials),
+                    key=lambda r: r.serial,
+                )
+            ),
+            tuple(IdentityRevocation(i, ra, r) for i, ra, r in identities),
+        )
+
+    # -- badges -----------------------------------------------------------------------------
+
+    async def add_badge(self, badge: BadgeRecord) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO auth_badges (badge_id, kind, subject, token, issued_at, expires_at, "
+                "facts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    badge.badge_id,
+                    badge.kind,
+                    badge.subject,
+                    badge.token,
+                    badge.issued_at,
+                    badge.expires_at,
+                    json.dumps(badge.facts),
+                ),
+            )
+
+    async def list_badges(
+        self, subject_prefix: str = "", valid_at: float | None = None
+    ) -> list[BadgeRecord]:
+        rows = await self._rows(
+            "SELECT badge_id, kind, subject, token, issued_at, expires_at, facts "
+            "FROM auth_badges WHERE substr(subject, 1, ?) = ? AND expires_at > ? "
+            "ORDER BY issued_at, badge_id",
+            (len(subject_prefix), subject_prefix, -1.0 if valid_at is None else valid_at),
+        )
+        return [
+            BadgeRecord(bid, kind, subject, token, issued, expires, json.loads(facts))
+            for bid, kind, subject, token, issued, expires, facts in rows
+        ]
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+def _cert(row: Any) -> CertificateRecord:
+    serial, identity, not_before, not_after, issued_at = row
+    return CertificateRecord(int(serial, 16), identity, not_before, not_after, issued_at)

@@ -1,0 +1,13 @@
+"""Flows for the peer tests (imported inside executor actors as `tests.peers.peerflows`)."""
+
+from __future__ import annotations
+
+from engine import FlowContext
+
+
+def ticker(count: int, interval: float, ctx: FlowContext) -> dict[str, int]:
+    """Emits `count` progress events, `interval` seconds apart: a stream that lasts a while."""
+    for i in range(count):
+        ctx.progress(message=str(i))
+        ctx.sleep(interval)
+    return {"ticks": count}

@@ -1,0 +1,195 @@
+"""The registry feed and the execution relay against scripted remote sides, on fake time:
+resume after breaks from the last revision / stored seq, list again when the registry
+cannot resume, fail with a reason once a peer stays away — without sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from kodosumi.errors import FailedPrecondition, NotFound, Unavailable
+from kodosumi.v1 import event_pb2, flow_pb2
+from kodosumi.v1 import registry_pb2 as rpb
+from kodosumid.backoff import Backoff
+from kodosumid.convert import watch_responses
+from kodosumid.event_store import TERMINAL
+from kodosumid.peer_client import event_frames
+from kodosumid.peers import PeerTable
+from kodosumid.registry_feed import RegistryFeed
+from kodosumid.relay import RelaySettings, RemoteLaunch, relay, status_changes
+from tests.peers.fakes import FakeTime, Script, until
+
+# -- the registry feed ---------------------------------------------------------------------------
+
+
+def node(node_id: str, *flows: str) -> rpb.RegisteredNode:
+    return rpb.RegisteredNode(
+        node_id=node_id,
+        endpoints=[f"{node_id}:1"],
+        flows=[flow_pb2.Flow(name=f, node_id=node_id) for f in flows],
+        state=rpb.REGISTERED_NODE_STATE_ONLINE,
+    )
+
+
+def change(revision: int, kind: int, node_id: str, flow: str = "") -> rpb.RegistryChange:
+    message = rpb.RegistryChange(revision=revision, kind=kind, node_id=node_id)  # type: ignore[arg-type]
+    if flow:
+        message.flow.CopyFrom(flow_pb2.Flow(name=flow, node_id=node_id))
+    else:
+        message.node.CopyFrom(node(node_id))
+    return message
+
+
+class ScriptedReader:
+    """`list_nodes` answers from `lists`; each `watch` call plays the next entry of `watches`:
+    a list of batches, then an error (or the end)."""
+
+    def __init__(self, lists: list[Any], watches: list[list[Any]]) -> None:
+        self.lists = Script(lists)
+        self.watches = watches
+        self.watched_from: list[int] = []
+
+    async def list_nodes(self) -> tuple[list[rpb.RegisteredNode], int]:
+        result: tuple[list[rpb.RegisteredNode], int] = await self.lists.answer("list")
+        return result
+
+    async def watch(self, after: int) -> AsyncIterator[tuple[list[rpb.RegistryChange], int]]:
+        self.watched_from.append(after)
+        if not self.watches:
+            await asyncio.Event().wait()
+        for item in self.watches.pop(0):
+            if isinstance(item, BaseException):
+                raise item
+            yield item, item[-1].revision
+
+
+async def test_feed_lists_then_watches_and_resumes_from_the_last_revision() -> None:
+    time = FakeTime()
+    table = PeerTable("self")
+    online, added = rpb.REGISTRY_CHANGE_KIND_NODE_ONLINE, rpb.REGISTRY_CHANGE_KIND_FLOW_ADDED
+    compacted = FailedPrecondition("too old", reason="REVISION_COMPACTED")
+    reader = ScriptedReader(
+        lists=[([node("b", "search")], 5), ([node("b", "search"), node("d")], 20)],
+        watches=[
+            [[change(6, online, "c")], [change(7, added, "c", "write")], Unavailable("gone")],
+            [[change(8, rpb.REGISTRY_CHANGE_KIND_FLOW_REMOVED, "b", "search")], compacted],
+        ],
+    )
+    feed = RegistryFeed(reader, table, Backoff(0.5, 4.0), time.source())
+    task = asyncio.create_task(feed.run())
+    await until(lambda: len(reader.watched_from) == 3)
+    task.cancel()
+    # Listed at 5; watched from 5; resumed from 7 after the break; listed again after the
+    # compaction and watched from the new list's revision.
+    assert reader.watched_from == [5, 7, 20]
+    assert reader.lists.names == ["list", "list"]
+    assert time.sleeps == [0.375]  # one pause after the break, none before listing again
+    assert {p.node_id for p in table.entries()} == {"b", "d"}  # "c" is gone after the re-list
+    assert set(table.get("b").flows) == {"search"}  # type: ignore[union-attr]
+
+
+# -- the relay -----------------------------------------------------------------------------------
+
+
+def events(execution_id: str, count: int) -> list[bytes]:
+    """A finished stream: PENDING, `count - 2` progress events, SUCCEEDED."""
+    out = []
+    for seq in range(1, count + 1):
+        event = event_pb2.Event(execution_id=execution_id, seq=seq)
+        if seq == 1:
+            event.status_changed.status = event_pb2.EXECUTION_STATUS_PENDING
+        elif seq == count:
+            event.status_changed.status = event_pb2.EXECUTION_STATUS_SUCCEEDED
+        else:
+            event.progress.message = str(seq)
+        out.append(event.SerializeToString())
+    return out
+
+
+class FlakyPeer:
+    """Serves a stored stream in batches of 3; each watch breaks after `breaks[i]` batches."""
+
+    def __init__(self, stream: list[bytes], breaks: Sequence[int | None], error: Exception) -> None:
+        self.stream = stream
+        self.breaks = list(breaks)
+        self.error = error
+        self.watched_from: list[int] = []
+
+    async def launch(self, flow: str, inputs: dict[str, Any]) -> RemoteLaunch:
+        raise NotImplementedError
+
+    async def watch(
+        self, node_id: str, execution_id: str, after: int
+    ) -> AsyncIterator[list[bytes]]:
+        self.watched_from.append(after)
+        limit = self.breaks.pop(0) if self.breaks else None
+        rest = self.stream[after:]
+        batches = [rest[i : i + 3] for i in range(0, len(rest), 3)]
+        for n, batch in enumerate(batches):
+            if limit is not None and n >= limit:
+                raise self.error
+            yield batch
+        if limit is not None and limit >= len(batches):
+            raise self.error
+
+    async def cancel(self, node_id: str, execution_id: str, reason: str) -> None: ...
+
+    async def provide_input(self, *args: Any) -> None: ...
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.stored: list[bytes] = []
+        self.done = False
+
+    async def store(self, batch: list[bytes]) -> None:
+        self.stored += batch
+        if any(status in TERMINAL for _, status, _ in status_changes(batch)):
+            self.done = True
+
+
+async def run_relay(peer: FlakyPeer, sink: Sink, time: FakeTime, grace: float = 10.0) -> str:
+    return await relay(
+        peer,
+        "node-b",
+        "e1",
+        stored_seq=lambda: len(sink.stored),
+        ended=lambda: sink.done,
+        store=sink.store,
+        settings=RelaySettings(grace_seconds=grace, backoff=Backoff(0.2, 1.0)),
+        time=time.source(),
+    )
+
+
+async def test_relay_resumes_after_breaks_and_stores_every_event_exactly_once() -> None:
+    stream = events("e1", 20)
+    peer = FlakyPeer(stream, breaks=[2, 0, 3, None], error=Unavailable("cut"))
+    sink, time = Sink(), FakeTime()
+    assert await run_relay(peer, sink, time) == ""
+    assert sink.stored == stream
+    assert peer.watched_from == [0, 6, 6, 15]  # always from the last stored seq
+    assert len(time.sleeps) == 3
+
+
+async def test_relay_gives_up_with_a_reason_once_the_peer_stays_unreachable() -> None:
+    stream = events("e1", 20)
+    peer = FlakyPeer(stream, breaks=[1] + [0] * 100, error=Unavailable("connection refused"))
+    sink, time = Sink(), FakeTime(rand=1.0)
+    reason = await run_relay(peer, sink, time, grace=5.0)
+    assert "node-b unreachable for 5 s" in reason and "connection refused" in reason
+    assert len(sink.stored) == 3 and not sink.done
+    assert 5.0 <= time.now <= 6.0  # gave up right after the grace period, not later
+
+
+async def test_relay_stops_at_once_when_the_peer_does_not_know_the_execution() -> None:
+    peer = FlakyPeer([], breaks=[0], error=NotFound("no execution", reason="EXECUTION_NOT_FOUND"))
+    sink, time = Sink(), FakeTime()
+    reason = await run_relay(peer, sink, time)
+    assert "cannot relay" in reason and time.sleeps == []
+
+
+def test_event_frames_split_a_watch_response_into_the_stored_bytes() -> None:
+    stream = events("e1", 5)
+    (response,) = watch_responses(stream)
+    assert event_frames(response.SerializeToString()) == stream
