@@ -127,7 +127,7 @@ class CatalogEntry:
 # The public catalog: which reasons exist, what they mean and which status carries them.
 CATALOG: dict[str, CatalogEntry] = {
     "FLOW_NOT_FOUND": CatalogEntry("NOT_FOUND", "No flow of that name on this node."),
-    "EXECUTION_NOT_FOUND": CatalogEntry("NOT_FOUND", "No execution with that id (or not yours)."),
+    "EXECUTION_NOT_FOUND": CatalogEntry("NOT_FOUND", "No execution with that id."),
     "INVALID_INPUTS": CatalogEntry("INVALID_ARGUMENT", "Launch inputs violate the flow's schema."),
     "INVALID_ARGUMENT": CatalogEntry(
         "INVALID_ARGUMENT", "A request field is missing or malformed."
@@ -156,6 +156,9 @@ CATALOG: dict[str, CatalogEntry] = {
         "RESOURCE_EXHAUSTED", "The node runs as many executions as it is configured for."
     ),
     "PERMISSION_DENIED": CatalogEntry("PERMISSION_DENIED", "The caller's roles do not allow it."),
+    "NOT_YOUR_EXECUTION": CatalogEntry(
+        "PERMISSION_DENIED", "Users see and act on their own executions only."
+    ),
     "UNAUTHENTICATED": CatalogEntry("UNAUTHENTICATED", "No acceptable identity on the call."),
     "INTERNAL": CatalogEntry("INTERNAL", "An internal fault; details are in the server's log."),
     # The registry (registryd).

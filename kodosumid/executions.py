@@ -36,6 +36,7 @@ from kodosumi.errors import (
     InvalidArgument,
     KodosumiError,
     NotFound,
+    PermissionDenied,
     Unavailable,
 )
 from kodosumi.jsonvalue import dict_to_struct
@@ -169,9 +170,15 @@ class ExecutionManager:
         if not execution_id:
             raise InvalidArgument.field("execution_id", "required")
         record = await self.store.get_execution(execution_id)
-        # Someone else's execution is reported as missing: its existence is not leaked.
-        if record is None or not principal.may_act_on(record.owner):
+        if record is None:
             raise NotFound(f"no execution {execution_id!r}", reason="EXECUTION_NOT_FOUND")
+        if not principal.may_act_on(record.owner):
+            # Execution ids are random 128-bit values, so saying that one exists leaks
+            # nothing guessable; the caller learns why instead of a misleading NOT_FOUND.
+            raise PermissionDenied(
+                f"execution {execution_id} belongs to another user",
+                reason="NOT_YOUR_EXECUTION",
+            )
         return record
 
     async def get(self, principal: Principal, execution_id: str) -> ExecutionRecord:

@@ -171,14 +171,14 @@ async def test_each_user_sees_only_their_own_executions(domain: Domain) -> None:
     assert his in await _ids(bob_a) and mine not in await _ids(bob_a)
     assert {mine, his} <= await _ids(olga_a)
 
-    # Another user's execution does not exist for bob: no reading, watching or cancelling it.
+    # Another user's execution is not bob's to read, watch or cancel.
     for call in (
         bob_a.GetExecution(flow_pb2.GetExecutionRequest(execution_id=mine), timeout=10),
         bob_a.CancelExecution(flow_pb2.CancelExecutionRequest(execution_id=mine), timeout=10),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await call
-        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     # ... and it ran to its end untouched.
     events = await collect(alice_a, mine)
     assert statuses(events)[-1] == event_pb2.EXECUTION_STATUS_SUCCEEDED
