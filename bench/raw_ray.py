@@ -19,3 +19,21 @@ class Echo:
 
 # The same options the node's pool gives its executors.
 RemoteEcho: Any = ray.remote(Echo).options(num_cpus=0, max_concurrency=100_000, max_restarts=0)
+
+
+class Sleeper:
+    """The raw baseline for many concurrent waits: one async actor, one coroutine each."""
+
+    async def ready(self) -> int:
+        return os.getpid()
+
+    async def sleep(self, seconds: float) -> str:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+        return "slept"
+
+
+RemoteSleeper: Any = ray.remote(Sleeper).options(
+    num_cpus=0, max_concurrency=100_000, max_restarts=0
+)
