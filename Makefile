@@ -9,7 +9,7 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 DEMO_HOME := .state/demo
 
-.PHONY: demo test lint proto bench install clean
+.PHONY: demo demo-network test lint proto bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ install: $(STAMP)
 ## Start an embedded node (embedded Ray), run an example flow over gRPC, show its events live.
 demo: $(STAMP)
 	KODOSUMI_HOME=$(DEMO_HOME) $(BIN)/koco run hello -i name=kodosumi
+
+## A registry and two nodes of one CA (subprocesses): list the network, then run a flow only
+## node B offers through node A, its events relayed live; stops everything at the end.
+demo-network: $(STAMP)
+	$(BIN)/python tools/demo_network.py
 
 ## Install what the tests need and run them.
 test: $(STAMP) $(BUF)

@@ -1,11 +1,13 @@
 """Run the benchmarks: one table per benchmark, then a summary with ratios and targets.
 
-    .venv/bin/python -m bench                 # all (what `make bench` runs)
-    .venv/bin/python -m bench --only events   # one (repeatable)
+    .venv/bin/python -m bench                 # the five of issue 2 (what `make bench` runs)
+    .venv/bin/python -m bench --only events   # one (repeatable; also scale, soak, dead-node)
     .venv/bin/python -m bench --quick         # smaller counts, fewer rounds
+    .venv/bin/python -m bench --json out.json # also write the figures as JSON
 
 Order matters: the cold start runs first, while this process has no Ray of its own; the
-in-process node benchmarks share one embedded Ray; the registry runs after it has stopped.
+in-process node benchmarks share one embedded Ray (memory first, before the others leave
+garbage in this process); the registry runs after Ray has stopped.
 """
 
 from __future__ import annotations
@@ -30,15 +32,24 @@ from bench import hermetic
 if TYPE_CHECKING:  # imported at run time only after the hermetic environment is set
     from bench.report import Figure
 
-# name -> module holding `async def benchmark(quick: bool) -> Result`
+# name -> module holding `async def benchmark(quick: bool) -> Result`; run in this order.
 BENCHMARKS = {
     "cold-start": "bench.cold_start",
+    "memory": "bench.memory",
     "events": "bench.events",
     "first-event": "bench.first_event",
-    "memory": "bench.memory",
     "registry": "bench.registry_heartbeats",
 }
-USES_RAY = {"events", "first-event", "memory"}
+# Longer benchmarks of other issues: only with `--only NAME`, never in the default run.
+ON_REQUEST = {
+    "scale": "bench.scale",
+    "soak": "bench.soak",
+    "dead-node": "bench.dead_node_detection",
+}
+MODULES = {**BENCHMARKS, **ON_REQUEST}
+# Benchmarks that start nodes in this process (they share one embedded Ray); the others
+# measure other processes and run with no idle Ray beside them.
+USES_RAY = {"memory", "events", "first-event", "scale", "soak"}
 
 
 def machine() -> dict[str, str]:
@@ -85,9 +96,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         action="append",
-        choices=list(BENCHMARKS),
+        choices=list(MODULES),
         metavar="NAME",
-        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}; "
+        f"on request only: {', '.join(ON_REQUEST)}",
     )
     parser.add_argument("--quick", action="store_true", help="smaller counts, fewer rounds")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -101,9 +113,8 @@ async def run(names: list[str], quick: bool) -> list[Figure]:
     results: dict[str, Result] = {}
     for name in names:
         if name not in USES_RAY:
-            # The cold start and the registry measure other processes: no idle Ray beside them.
             await asyncio.to_thread(shutdown_ray)
-        module = importlib.import_module(BENCHMARKS[name])
+        module = importlib.import_module(MODULES[name])
         bench: Callable[[bool], Awaitable[Result]] = module.benchmark
         started = time.perf_counter()
         print(f"\n== {name} ...", flush=True)
@@ -121,7 +132,7 @@ async def run(names: list[str], quick: bool) -> list[Figure]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     hermetic.enter()  # before anything imports ray
-    names = [n for n in BENCHMARKS if not args.only or n in args.only]
+    names = [n for n in MODULES if n in args.only] if args.only else list(BENCHMARKS)
     info = machine()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     print(f"mode: {'quick' if args.quick else 'full'}; benchmarks: {', '.join(names)}")

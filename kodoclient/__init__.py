@@ -19,6 +19,7 @@ from kodoclient.events import (
     parse_status,
     status_name,
 )
+from kodoclient.registry import RegistryClient, RegistrySnapshot
 from kodosumi.errors import FieldViolation
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "KodoclientError",
     "NodeFile",
     "ReconnectPolicy",
+    "RegistryClient",
+    "RegistrySnapshot",
     "is_terminal",
     "open_input_requests",
     "parse_status",

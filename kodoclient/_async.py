@@ -359,6 +359,14 @@ class AsyncClient:
         )
         return response.node
 
+    async def peers(self, *, call_timeout: float | None = None) -> list[node_pb2.Peer]:
+        """The node's peer table (`ListPeers`): the other nodes it knows from the registry
+        or the LAN, ordered by node id, with liveness from the node's own health checks."""
+        response = await self._unary(
+            "ListPeers", self._nodes().ListPeers, node_pb2.ListPeersRequest(), call_timeout
+        )
+        return list(response.peers)
+
     async def alerts(
         self,
         after_seq: int = 0,

@@ -231,6 +231,10 @@ class Client:
     def node_info(self, *, call_timeout: float | None = None) -> node_pb2.NodeInfo:
         return self._loop.run(self._async.node_info(call_timeout=call_timeout))
 
+    def peers(self, *, call_timeout: float | None = None) -> list[node_pb2.Peer]:
+        """As `AsyncClient.peers`."""
+        return self._loop.run(self._async.peers(call_timeout=call_timeout))
+
     def alerts(
         self,
         after_seq: int = 0,

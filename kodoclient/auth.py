@@ -75,7 +75,10 @@ def resolve_registry(
         or str(local.get("address", ""))
         or DEFAULT_REGISTRY
     )
-    if insecure:
+    # A local registryd that serves plaintext says so; trust that only for its own address,
+    # and only when no credential files were given.
+    local_plaintext = local.get("insecure") is True and target == local.get("address")
+    if insecure or (local_plaintext and ca is None and cert is None and key is None):
         return RegistryTarget(target, None, call_timeout)
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together: give both or neither")

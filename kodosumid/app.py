@@ -164,7 +164,10 @@ class NodeApp:
             FlowServicer(catalog, self.manager, config.node_id, peers), server
         )
         node_pb2_grpc.add_NodeServiceServicer_to_server(
-            NodeServicer(lambda: self._info(catalog, hub), observability.watch_alerts), server
+            NodeServicer(
+                lambda: self._info(catalog, hub), observability.watch_alerts, network.table
+            ),
+            server,
         )
         self._health = add_health_and_reflection(server, SERVICE_NAMES)
         self.port = bind(server, config.listen, tls)

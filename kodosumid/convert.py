@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from kodosumi.jsonvalue import dict_to_struct
-from kodosumi.v1 import flow_pb2
+from kodosumi.v1 import flow_pb2, node_pb2
 from kodosumid.config import FlowEntry
 from kodosumid.event_store import ExecutionRecord
+from kodosumid.peers import Liveness, Peer, Source
 
+_PEER_SOURCE = {
+    Source.REGISTRY: node_pb2.PEER_SOURCE_REGISTRY,
+    Source.LAN: node_pb2.PEER_SOURCE_LAN,
+    Source.BOTH: node_pb2.PEER_SOURCE_BOTH,
+}
+# The registry's state names as the peer table keeps them ("": the registry does not list it).
+_PEER_REGISTRY_STATE = {
+    "ONLINE": node_pb2.PEER_REGISTRY_STATE_ONLINE,
+    "OFFLINE": node_pb2.PEER_REGISTRY_STATE_OFFLINE,
+    "LEFT": node_pb2.PEER_REGISTRY_STATE_LEFT,
+}
+_PEER_LIVENESS = {
+    Liveness.UNKNOWN: node_pb2.PEER_LIVENESS_UNKNOWN,
+    Liveness.ALIVE: node_pb2.PEER_LIVENESS_ALIVE,
+    Liveness.DEAD: node_pb2.PEER_LIVENESS_DEAD,
+}
 _ISOLATION = {"shared": flow_pb2.ISOLATION_SHARED, "process": flow_pb2.ISOLATION_PROCESS}
 # Keep each watch message well below the 4 MiB clients accept by default.
 MAX_WATCH_MESSAGE_BYTES = 1024 * 1024
@@ -77,3 +94,26 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def peer_message(peer: Peer) -> node_pb2.Peer:
+    """A peer table entry as `ListPeers` reports it."""
+    message = node_pb2.Peer(
+        node_id=peer.node_id,
+        identity=peer.identity,
+        version=peer.version,
+        endpoints=list(peer.endpoints),
+        source=_PEER_SOURCE[peer.source],
+        registry_state=_PEER_REGISTRY_STATE.get(
+            peer.registry_state, node_pb2.PEER_REGISTRY_STATE_UNSPECIFIED
+        ),
+        liveness=_PEER_LIVENESS[peer.liveness],
+        liveness_reason=peer.liveness_reason,
+        flow_names=sorted(peer.flows),
+        routable=peer.routable,
+    )
+    if peer.load is not None:
+        message.load.CopyFrom(peer.load)
+    if peer.checked_wall_time:
+        message.last_check_time.FromNanoseconds(round(peer.checked_wall_time * 1e9))
+    return message

@@ -13,6 +13,7 @@ the execution manager and the flow servicer read.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -75,6 +76,8 @@ class Peer:
     liveness: Liveness = Liveness.UNKNOWN
     liveness_reason: str = ""
     checked_at: float = 0.0
+    # The same moment on the wall clock (epoch seconds), for people and ListPeers.
+    checked_wall_time: float = 0.0
     # The endpoint that answered the last health check (tried first).
     good_endpoint: str = ""
 
@@ -225,6 +228,7 @@ class PeerTable:
             return
         peer.liveness = Liveness.ALIVE if alive else Liveness.DEAD
         peer.liveness_reason, peer.checked_at = reason, at
+        peer.checked_wall_time = time.time()
         peer.good_endpoint = endpoint if alive else ""
 
     def node_info(self, node_id: str, info: node_pb2.NodeInfo) -> None:

@@ -27,6 +27,7 @@ NODE_POLICY: dict[str, Rule] = {
     _FLOW + "ProvideInput": _USERS_AND_NODES,
     _FLOW + "DeleteExecution": _USERS,
     "/kodosumi.v1.NodeService/GetNodeInfo": Rule.of(ADMIN, OPERATOR, "user", NODE),
+    "/kodosumi.v1.NodeService/ListPeers": Rule.of(ADMIN, OPERATOR, "user", NODE),
     # The operator stream (alerts about everybody's executions and the network).
     "/kodosumi.v1.NodeService/WatchAlerts": Rule.of(ADMIN, OPERATOR),
 }

@@ -78,9 +78,11 @@ class ExecutorPool:
         return Executor(name, actor, isolation)
 
     async def _ready(self, executor: Executor) -> Executor:
-        # The actor preloads `preload_modules` in the background from its start; it is usable
-        # at once, and runs wait for the preload there (kodosumid/executor.py).
+        """Wait until the executor answers and has imported `preload_modules`: a warm
+        executor pays neither process start-up nor imports at launch."""
         await executor.actor.ready.remote()
+        if self.config.preload_modules:
+            await executor.actor.preload.remote([])
         return executor
 
     async def start(self) -> None:

@@ -19,7 +19,7 @@ from kodosumi.jsonvalue import struct_to_dict, value_to_python
 from kodosumi.rpc.guard import current_principal
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.catalog import Catalog
-from kodosumid.convert import execution_message, flow_message, watch_responses
+from kodosumid.convert import execution_message, flow_message, peer_message, watch_responses
 from kodosumid.executions import ExecutionManager
 from kodosumid.peer_client import forwarded_call
 from kodosumid.peers import PeerTable
@@ -139,15 +139,26 @@ async def _no_alerts(after_seq: int, follow: bool) -> AsyncIterator[list[bytes]]
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     def __init__(
-        self, info: Callable[[], node_pb2.NodeInfo], alerts: AlertStream = _no_alerts
+        self,
+        info: Callable[[], node_pb2.NodeInfo],
+        alerts: AlertStream = _no_alerts,
+        peers: PeerTable | None = None,
     ) -> None:
         self.info = info
         self.alerts = alerts
+        # The node's peer table (None: a node without a network, which has no peers).
+        self.peers = peers
 
     async def GetNodeInfo(
         self, request: node_pb2.GetNodeInfoRequest, context: Context
     ) -> node_pb2.GetNodeInfoResponse:
         return node_pb2.GetNodeInfoResponse(node=self.info())
+
+    async def ListPeers(
+        self, request: node_pb2.ListPeersRequest, context: Context
+    ) -> node_pb2.ListPeersResponse:
+        entries = self.peers.entries() if self.peers is not None else []
+        return node_pb2.ListPeersResponse(peers=[peer_message(p) for p in entries])
 
     async def WatchAlerts(
         self, request: node_pb2.WatchAlertsRequest, context: Context

@@ -33,6 +33,10 @@ class RegistryMetrics:
         # Seconds each online node's heartbeat is overdue (0: on time).
         self.lag: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        # Observable instruments cannot be removed from a meter; a closed registry's callbacks
+        # stay registered (several registries in one process share the meter), so they must
+        # go quiet instead of reporting stale counts under the same attributes.
+        self._closed = False
         meter.create_observable_gauge(
             "kodosumi.registry.nodes",
             [self._observe_nodes],
@@ -79,6 +83,7 @@ class RegistryMetrics:
             await asyncio.sleep(self.interval)
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -86,7 +91,15 @@ class RegistryMetrics:
             self._task = None
 
     def _observe_nodes(self, options: CallbackOptions) -> Iterable[Observation]:
+        return self.observe_nodes()
+
+    def observe_nodes(self) -> list[Observation]:
+        """The gauge's observations: nodes by state (none once the registry is closed)."""
+        if self._closed:
+            return []
         return [Observation(n, {"state": state}) for state, n in self.by_state.items()]
 
     def _observe_lag(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self._closed:
+            return []
         return [Observation(seconds, {"node_id": node}) for node, seconds in self.lag.items()]

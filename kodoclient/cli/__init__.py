@@ -20,6 +20,8 @@ from kodoclient.cli.launch import launch
 from kodoclient.cli.login import login
 from kodoclient.cli.ls import ls
 from kodoclient.cli.node import node as node_command
+from kodoclient.cli.nodes import nodes
+from kodoclient.cli.peers import peers
 from kodoclient.cli.pki import pki
 from kodoclient.cli.run import run
 from kodoclient.cli.status import status
@@ -28,6 +30,7 @@ from kodoclient.cli.top import top
 from kodoclient.cli.user import user
 from kodoclient.cli.verify import verify
 from kodoclient.cli.watch import watch
+from kodoclient.cli.watch_registry import watch_registry
 from kodoclient.cli.whoami import whoami
 from kodoclient.config import DEFAULT_CALL_TIMEOUT
 from kodosumi import __version__
@@ -100,6 +103,10 @@ def main(
 
 
 for _command in (run, flows, launch, watch, status, ls, cancel, input_, node_command):
+    main.add_command(_command)
+
+# The network: the registry and the node's peers (docs/registry.md, docs/operations.md).
+for _command in (nodes, peers, watch_registry):
     main.add_command(_command)
 
 # Identity and authorization (docs/security.md).

@@ -1,5 +1,6 @@
-"""What the auth commands (`pki`, `user`, `group`, `login`, `whoami`, `verify`) share: the
-`--registry` option and a client of the auth provider built from the global options."""
+"""What the commands that talk to the registry share (the auth commands `pki`, `user`,
+`group`, `login`, `whoami`, `verify`, and `nodes`, `flows --all`, `watch-registry`): the
+`--registry` option, and the registry's address and credentials from the global options."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from kodoclient.auth import AuthClient, resolve_registry
+from kodoclient.auth import AuthClient, RegistryTarget, resolve_registry
 from kodoclient.cli.context import CliState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,16 +25,19 @@ def registry_option(command: F) -> F:
     return decorated
 
 
-def auth_client(state: CliState, registry: str | None) -> AuthClient:
+def registry_target(state: CliState, registry: str | None) -> RegistryTarget:
+    """The registry's address and credentials from `--registry` and the global options."""
     s = state.settings
-    return AuthClient(
-        resolve_registry(
-            address=registry,
-            state_dir=s.state,
-            ca=s.ca,
-            cert=s.cert,
-            key=s.key,
-            insecure=s.insecure,
-            call_timeout=s.timeout,
-        )
+    return resolve_registry(
+        address=registry,
+        state_dir=s.state,
+        ca=s.ca,
+        cert=s.cert,
+        key=s.key,
+        insecure=s.insecure,
+        call_timeout=s.timeout,
     )
+
+
+def auth_client(state: CliState, registry: str | None) -> AuthClient:
+    return AuthClient(registry_target(state, registry))

@@ -1,4 +1,4 @@
-"""Readable views of flows, executions and the node for the listing commands."""
+"""Readable views of flows, executions, the node and the network for the listing commands."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from kodoclient.cli.render import status_text
+from kodoclient.registry import state_name
 from kodosumi.jsonvalue import struct_to_dict
-from kodosumi.v1 import flow_pb2, node_pb2
+from kodosumi.v1 import flow_pb2, node_pb2, registry_pb2
 
 
 def timestamp(ts: timestamp_pb2.Timestamp) -> str:
@@ -108,3 +109,146 @@ def node_view(node: node_pb2.NodeInfo) -> RenderableType:
         if value:
             grid.add_row(label, value)
     return grid
+
+
+# -- the network: registry nodes, flow offers, a node's peers ---------------------------------
+
+_REGISTRY_STATE_STYLE = {"ONLINE": "green", "OFFLINE": "red", "LEFT": "dim"}
+_LIVENESS_STYLE = {"ALIVE": "green", "DEAD": "red", "UNKNOWN": "yellow"}
+
+
+def ago(ts: timestamp_pb2.Timestamp, now: dt.datetime | None = None) -> str:
+    """`4s ago`, `3m ago`, `2h ago`, `5d ago`; blank for an unset time."""
+    if not ts.seconds and not ts.nanos:
+        return ""
+    seconds = ((now or dt.datetime.now(dt.UTC)) - ts.ToDatetime(dt.UTC)).total_seconds()
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+def load_text(load: node_pb2.NodeLoad) -> str:
+    """`2 running, 1 pending, 1 awaiting input`, or `idle`."""
+    parts = [
+        f"{count} {label}"
+        for count, label in (
+            (load.running_executions, "running"),
+            (load.pending_executions, "pending"),
+            (load.awaiting_input_executions, "awaiting input"),
+        )
+        if count
+    ]
+    return ", ".join(parts) or "idle"
+
+
+def registry_state_text(state: int) -> Text:
+    name = state_name(state)
+    return Text(name, _REGISTRY_STATE_STYLE.get(name, ""))
+
+
+def nodes_table(nodes: Iterable[registry_pb2.RegisteredNode]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("NODE", "STATE", "ENDPOINTS", "FLOWS", "LOAD", "HEARTBEAT", "VERSION"):
+        table.add_column(column, overflow="fold", no_wrap=column not in ("FLOWS", "LOAD"))
+    for node in nodes:
+        table.add_row(
+            Text(node.node_id, "bold"),
+            registry_state_text(node.state),
+            ", ".join(node.endpoints),
+            ", ".join(sorted(f.name for f in node.flows)),
+            load_text(node.load),
+            ago(node.last_heartbeat_time),
+            node.version,
+        )
+    return table
+
+
+def registered_node_view(node: registry_pb2.RegisteredNode) -> RenderableType:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    state = registry_state_text(node.state)
+    if node.state_reason:
+        state.append(f" ({node.state_reason})", style="dim")
+    interval = node.heartbeat_interval.ToTimedelta().total_seconds()
+    rows: list[tuple[str, str | Text]] = [
+        ("node", node.node_id),
+        ("state", state),
+        ("identity", node.identity),
+        ("endpoints", ", ".join(node.endpoints)),
+        ("version", node.version),
+        ("capabilities", ", ".join(node.capabilities)),
+        ("flows", ", ".join(sorted(f.name for f in node.flows))),
+        ("load", load_text(node.load)),
+        ("registered", timestamp(node.first_register_time)),
+        ("state since", timestamp(node.state_change_time)),
+        ("heartbeat", f"{ago(node.last_heartbeat_time)}, every {interval:g} s"),
+        ("lease until", timestamp(node.lease_expire_time)),
+        ("revision", str(node.revision)),
+    ]
+    for label, value in rows:
+        if value:
+            grid.add_row(label, value)
+    return grid
+
+
+def flow_offers_table(offers: Iterable[registry_pb2.FlowOffer]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("FLOW", "NODE", "STATE", "ENDPOINTS", "LOAD", "TAGS"):
+        table.add_column(
+            column, overflow="fold", no_wrap=column in ("FLOW", "NODE", "STATE", "ENDPOINTS")
+        )
+    # One line per offer: the description gives way first on a narrow terminal.
+    table.add_column("DESCRIPTION", overflow="ellipsis", no_wrap=True)
+    for offer in offers:
+        table.add_row(
+            Text(offer.flow.name, "bold"),
+            offer.flow.node_id,
+            registry_state_text(offer.node_state),
+            ", ".join(offer.endpoints),
+            load_text(offer.node_load),
+            ", ".join(offer.flow.tags),
+            offer.flow.description,
+        )
+    return table
+
+
+def _enum_suffix(name: str, prefix: str) -> str:
+    return name.removeprefix(prefix) if name != f"{prefix}UNSPECIFIED" else ""
+
+
+def peers_table(peers: Iterable[node_pb2.Peer]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in (
+        "NODE",
+        "SOURCE",
+        "REGISTRY",
+        "LIVENESS",
+        "ENDPOINTS",
+        "FLOWS",
+        "LOAD",
+        "CHECKED",
+    ):
+        table.add_column(column, overflow="fold", no_wrap=column not in ("LIVENESS", "FLOWS"))
+    for peer in peers:
+        source = _enum_suffix(node_pb2.PeerSource.Name(peer.source), "PEER_SOURCE_")
+        registry = _enum_suffix(
+            node_pb2.PeerRegistryState.Name(peer.registry_state), "PEER_REGISTRY_STATE_"
+        )
+        alive = _enum_suffix(node_pb2.PeerLiveness.Name(peer.liveness), "PEER_LIVENESS_")
+        liveness = Text(alive.lower(), _LIVENESS_STYLE.get(alive, ""))
+        if peer.liveness_reason and peer.liveness != node_pb2.PEER_LIVENESS_ALIVE:
+            liveness.append(f" ({peer.liveness_reason})", style="dim")
+        table.add_row(
+            Text(peer.node_id, "bold"),
+            source.lower(),
+            Text(registry or "-", _REGISTRY_STATE_STYLE.get(registry, "dim")),
+            liveness,
+            ", ".join(peer.endpoints),
+            ", ".join(peer.flow_names),
+            load_text(peer.load),
+            ago(peer.last_check_time),
+        )
+    return table

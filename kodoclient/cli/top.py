@@ -1,10 +1,11 @@
-"""`koco top`: a live dashboard of a node — or, with `--network`, of every node the registry
-knows — with its executions, rates and alerts.
+"""`koco top`: a live dashboard of a node — or, with `--network`, of the network it sees —
+with its executions, rates and alerts.
 
 Rates come from the counters in `NodeLoad` (launched, ended, failed, events stored): two
-readings `--interval` apart. The network view reads the registry's `ListNodes`, whose load
-figures are what each node last reported with its heartbeat. `--once` prints one frame (for
-scripts, and with `--json` as one JSON object).
+readings `--interval` apart. The network view is the node's peer table (`ListPeers`: peers
+from the registry and the LAN, with the node's own health checks), or with `--registry` the
+registry's `ListNodes`; load figures are what each node last reported. `--once` prints one
+frame (for scripts, and with `--json` as one JSON object).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kodoclient._async import AsyncClient
+from kodoclient.auth import resolve_registry
 from kodoclient.cli import exit_codes
 from kodoclient.cli.alerts import alert_line
 from kodoclient.cli.context import CliState, execute, state_of
@@ -33,8 +35,8 @@ from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.cli.options import json_option
 from kodoclient.cli.render import record, status_text
 from kodoclient.errors import KodoclientError
-from kodosumi.rpc.channel import open_channel
-from kodosumi.v1 import event_pb2, flow_pb2, node_pb2, registry_pb2_grpc
+from kodoclient.registry import RegistryClient
+from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
 from kodosumi.v1 import registry_pb2 as rpb
 
 ACTIVE = (
@@ -59,6 +61,7 @@ class Snapshot:
     # Why alerts are missing ("" when shown): the caller is no operator, ...
     alerts_note: str = ""
     network: list[rpb.RegisteredNode] | None = None
+    peers: list[node_pb2.Peer] | None = None
     network_note: str = ""
     rates: dict[str, float] = field(default_factory=dict)
 
@@ -169,6 +172,35 @@ def _network_panel(snapshot: Snapshot) -> RenderableType | None:
     return Panel(table, title=title, title_align="left", border_style="blue")
 
 
+def _peers_panel(snapshot: Snapshot) -> RenderableType | None:
+    if snapshot.peers is None:
+        return None
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=True)
+    for column in ("NODE", "LIVENESS", "REGISTRY", "SOURCE", "RUNNING", "PENDING", "FLOWS"):
+        table.add_column(column, no_wrap=column != "FLOWS")
+    styles = {"ALIVE": "green", "DEAD": "red", "UNKNOWN": "yellow"}
+    for peer in snapshot.peers:
+        liveness = node_pb2.PeerLiveness.Name(peer.liveness).removeprefix("PEER_LIVENESS_")
+        registry = node_pb2.PeerRegistryState.Name(peer.registry_state).removeprefix(
+            "PEER_REGISTRY_STATE_"
+        )
+        source = node_pb2.PeerSource.Name(peer.source).removeprefix("PEER_SOURCE_").lower()
+        table.add_row(
+            Text(peer.node_id, "bold" if peer.routable else "dim"),
+            Text(liveness, styles.get(liveness, "")),
+            "" if registry == "UNSPECIFIED" else registry,
+            source,
+            str(peer.load.running_executions),
+            str(peer.load.pending_executions),
+            ", ".join(peer.flow_names),
+        )
+    if not snapshot.peers:
+        table.add_row(Text("no peers", "dim"), "", "", "", "", "", "")
+    alive = sum(1 for p in snapshot.peers if p.liveness == node_pb2.PEER_LIVENESS_ALIVE)
+    title = f"peers of {snapshot.node.node_id} — {alive} of {len(snapshot.peers)} alive"
+    return Panel(table, title=title, title_align="left", border_style="blue")
+
+
 def _executions_panel(snapshot: Snapshot) -> RenderableType:
     table = Table(box=None, header_style="bold", pad_edge=False, expand=True)
     for column in ("ID", "FLOW", "STATUS", "AGE", "EVENTS", "OWNER"):
@@ -202,9 +234,9 @@ def _alerts_panel(snapshot: Snapshot) -> RenderableType:
 
 def dashboard(snapshot: Snapshot) -> RenderableType:
     parts = [_node_panel(snapshot)]
-    network = _network_panel(snapshot)
-    if network is not None:
-        parts.append(network)
+    for panel in (_network_panel(snapshot), _peers_panel(snapshot)):
+        if panel is not None:
+            parts.append(panel)
     parts += [_executions_panel(snapshot), _alerts_panel(snapshot)]
     return Group(*parts)
 
@@ -218,6 +250,8 @@ def snapshot_record(snapshot: Snapshot) -> dict[str, Any]:
     }
     if snapshot.network is not None:
         data["network"] = [record(n) for n in snapshot.network]
+    if snapshot.peers is not None:
+        data["peers"] = [record(p) for p in snapshot.peers]
     return data
 
 
@@ -225,8 +259,6 @@ class _Registry:
     """The registry's node list for the network view (read-only, like any client)."""
 
     def __init__(self, state: CliState, address: str | None) -> None:
-        from kodoclient.auth import resolve_registry
-
         settings = state.settings
         target = resolve_registry(
             address=address,
@@ -238,24 +270,13 @@ class _Registry:
             call_timeout=settings.timeout,
         )
         self.address = target.address
-        self.timeout = target.call_timeout
-        self.channel = open_channel(target.address, target.tls)
-        self.stub: Any = registry_pb2_grpc.RegistryServiceStub(self.channel)
+        self.client = RegistryClient(target)
 
     async def nodes(self) -> list[rpb.RegisteredNode]:
-        nodes: list[rpb.RegisteredNode] = []
-        token = ""
-        while True:
-            response = await self.stub.ListNodes(
-                rpb.ListNodesRequest(page_size=500, page_token=token), timeout=self.timeout
-            )
-            nodes += response.nodes
-            token = response.next_page_token
-            if not token:
-                return nodes
+        return list((await self.client.list_nodes()).nodes)
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.client.close()
 
 
 class _AlertFeed:
@@ -298,6 +319,7 @@ async def take(
     feed: _AlertFeed,
     registry: _Registry | None,
     previous: Snapshot | None,
+    peers: bool = False,
 ) -> Snapshot:
     info = await client.node_info()
     executions: Sequence[flow_pb2.Execution] = []
@@ -305,12 +327,18 @@ async def take(
         page, _ = await client.list_executions_page(page_size=100, statuses=list(ACTIVE))
         executions = page
     network: list[rpb.RegisteredNode] | None = None
+    peer_list: list[node_pb2.Peer] | None = None
     network_note = ""
+    if peers:
+        try:
+            peer_list = await client.peers()
+        except KodoclientError as e:
+            network_note = f"peers of the node: {e.message}"
     if registry is not None:
         try:
             network = await registry.nodes()
-        except grpc.aio.AioRpcError as e:
-            network_note = f"registry {registry.address}: {e.code().name} {e.details() or ''}"
+        except KodoclientError as e:
+            network_note = f"registry {registry.address}: {e.message}"
     snapshot = Snapshot(
         at=time.monotonic(),
         node=info,
@@ -318,6 +346,7 @@ async def take(
         alerts=list(feed.recent),
         alerts_note=feed.note,
         network=network,
+        peers=peer_list,
         network_note=network_note,
     )
     snapshot.rates = rates(previous, snapshot)
@@ -334,11 +363,14 @@ async def take(
     help="Time between refreshes.",
 )
 @click.option("--once", is_flag=True, help="Print one frame and exit (no live display).")
-@click.option("--network", is_flag=True, help="Also show every node the registry knows.")
+@click.option(
+    "--network", is_flag=True, help="Also show the node's peers (registry and LAN) and their load."
+)
 @click.option(
     "--registry",
     metavar="HOST:PORT",
-    help="The registry for --network (default: $KODOSUMI_REGISTRY, your login, a local one).",
+    help="Also show every node this registry knows ('-': $KODOSUMI_REGISTRY, your login's, "
+    "a local one).",
 )
 @json_option
 @click.pass_context
@@ -350,13 +382,15 @@ def top(
     once = once or state.settings.json
 
     async def body() -> ExitCode:
-        registry_view = _Registry(state, registry) if network or registry else None
+        registry_view = (
+            _Registry(state, None if registry == "-" else registry) if registry else None
+        )
         try:
             async with AsyncClient(state.settings.connect_config()) as client:
                 feed = _AlertFeed(client)
                 if once:
                     await feed.once()
-                    snapshot = await take(client, feed, registry_view, None)
+                    snapshot = await take(client, feed, registry_view, None, network)
                     if state.settings.json:
                         state.emit(snapshot_record(snapshot))
                     else:
@@ -365,9 +399,16 @@ def top(
                 feed.start()
                 previous: Snapshot | None = None
                 try:
+                    if not state.out.is_terminal:
+                        # Batch mode (a pipe or a file): one frame after another, like `top -b`.
+                        while True:
+                            previous = await take(client, feed, registry_view, previous, network)
+                            state.out.print(dashboard(previous))
+                            state.out.file.flush()
+                            await asyncio.sleep(interval)
                     with Live(console=state.out, auto_refresh=False, transient=False) as live:
                         while True:
-                            previous = await take(client, feed, registry_view, previous)
+                            previous = await take(client, feed, registry_view, previous, network)
                             live.update(dashboard(previous), refresh=True)
                             await asyncio.sleep(interval)
                 finally:

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from kodosumi.v1 import event_pb2 as _event_pb2
 from kodosumi.v1 import flow_pb2 as _flow_pb2
 import builtins as _builtins
@@ -20,6 +21,78 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _PeerSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PeerSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeerSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PEER_SOURCE_UNSPECIFIED: _PeerSource.ValueType  # 0
+    PEER_SOURCE_REGISTRY: _PeerSource.ValueType  # 1
+    PEER_SOURCE_LAN: _PeerSource.ValueType  # 2
+    """Zeroconf on the LAN (`_kodosumi._tcp`)."""
+    PEER_SOURCE_BOTH: _PeerSource.ValueType  # 3
+
+class PeerSource(_PeerSource, metaclass=_PeerSourceEnumTypeWrapper):
+    """Where a node learned of a peer."""
+
+PEER_SOURCE_UNSPECIFIED: PeerSource.ValueType  # 0
+PEER_SOURCE_REGISTRY: PeerSource.ValueType  # 1
+PEER_SOURCE_LAN: PeerSource.ValueType  # 2
+"""Zeroconf on the LAN (`_kodosumi._tcp`)."""
+PEER_SOURCE_BOTH: PeerSource.ValueType  # 3
+Global___PeerSource: _TypeAlias = PeerSource  # noqa: Y015
+
+class _PeerRegistryState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PeerRegistryStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeerRegistryState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PEER_REGISTRY_STATE_UNSPECIFIED: _PeerRegistryState.ValueType  # 0
+    """The registry does not list the peer (known from the LAN only)."""
+    PEER_REGISTRY_STATE_ONLINE: _PeerRegistryState.ValueType  # 1
+    PEER_REGISTRY_STATE_OFFLINE: _PeerRegistryState.ValueType  # 2
+    PEER_REGISTRY_STATE_LEFT: _PeerRegistryState.ValueType  # 3
+
+class PeerRegistryState(_PeerRegistryState, metaclass=_PeerRegistryStateEnumTypeWrapper):
+    """A peer's state in the registry: the values of `RegisteredNodeState` (registry.proto, which
+    this file cannot import), with UNSPECIFIED for a peer the registry does not list.
+    """
+
+PEER_REGISTRY_STATE_UNSPECIFIED: PeerRegistryState.ValueType  # 0
+"""The registry does not list the peer (known from the LAN only)."""
+PEER_REGISTRY_STATE_ONLINE: PeerRegistryState.ValueType  # 1
+PEER_REGISTRY_STATE_OFFLINE: PeerRegistryState.ValueType  # 2
+PEER_REGISTRY_STATE_LEFT: PeerRegistryState.ValueType  # 3
+Global___PeerRegistryState: _TypeAlias = PeerRegistryState  # noqa: Y015
+
+class _PeerLiveness:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PeerLivenessEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeerLiveness.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PEER_LIVENESS_UNSPECIFIED: _PeerLiveness.ValueType  # 0
+    PEER_LIVENESS_UNKNOWN: _PeerLiveness.ValueType  # 1
+    """Not checked yet: a registry ONLINE entry or a LAN announcement counts meanwhile."""
+    PEER_LIVENESS_ALIVE: _PeerLiveness.ValueType  # 2
+    """Answered its last health check."""
+    PEER_LIVENESS_DEAD: _PeerLiveness.ValueType  # 3
+    """Did not answer its last health check (`liveness_reason` says why)."""
+
+class PeerLiveness(_PeerLiveness, metaclass=_PeerLivenessEnumTypeWrapper):
+    """Whether a peer answers, by this node's own health checks (`grpc.health.v1`)."""
+
+PEER_LIVENESS_UNSPECIFIED: PeerLiveness.ValueType  # 0
+PEER_LIVENESS_UNKNOWN: PeerLiveness.ValueType  # 1
+"""Not checked yet: a registry ONLINE entry or a LAN announcement counts meanwhile."""
+PEER_LIVENESS_ALIVE: PeerLiveness.ValueType  # 2
+"""Answered its last health check."""
+PEER_LIVENESS_DEAD: PeerLiveness.ValueType  # 3
+"""Did not answer its last health check (`liveness_reason` says why)."""
+Global___PeerLiveness: _TypeAlias = PeerLiveness  # noqa: Y015
 
 @_typing.final
 class NodeLoad(_message.Message):
@@ -209,3 +282,108 @@ class WatchAlertsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchAlertsResponse: _TypeAlias = WatchAlertsResponse  # noqa: Y015
+
+@_typing.final
+class Peer(_message.Message):
+    """Another node as this node sees it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    REGISTRY_STATE_FIELD_NUMBER: _builtins.int
+    LIVENESS_FIELD_NUMBER: _builtins.int
+    LIVENESS_REASON_FIELD_NUMBER: _builtins.int
+    LAST_CHECK_TIME_FIELD_NUMBER: _builtins.int
+    FLOW_NAMES_FIELD_NUMBER: _builtins.int
+    LOAD_FIELD_NUMBER: _builtins.int
+    ROUTABLE_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    identity: _builtins.str
+    """SPIFFE ID of the peer's certificate (empty when unknown or with --insecure)."""
+    version: _builtins.str
+    source: Global___PeerSource.ValueType
+    registry_state: Global___PeerRegistryState.ValueType
+    liveness: Global___PeerLiveness.ValueType
+    liveness_reason: _builtins.str
+    routable: _builtins.bool
+    """Whether this node would forward a launch of one of the peer's flows there now."""
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Addresses (`host:port`) to dial, best first: the one that answered the last check."""
+
+    @_builtins.property
+    def last_check_time(self) -> _timestamp_pb2.Timestamp:
+        """When this node last checked the peer (unset: not checked yet)."""
+
+    @_builtins.property
+    def flow_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The names of the flows the peer offers, sorted."""
+
+    @_builtins.property
+    def load(self) -> Global___NodeLoad:
+        """The load the peer reported last (to the registry or in answer to GetNodeInfo)."""
+
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        identity: _builtins.str = ...,
+        version: _builtins.str = ...,
+        endpoints: _abc.Iterable[_builtins.str] | None = ...,
+        source: Global___PeerSource.ValueType = ...,
+        registry_state: Global___PeerRegistryState.ValueType = ...,
+        liveness: Global___PeerLiveness.ValueType = ...,
+        liveness_reason: _builtins.str = ...,
+        last_check_time: _timestamp_pb2.Timestamp | None = ...,
+        flow_names: _abc.Iterable[_builtins.str] | None = ...,
+        load: Global___NodeLoad | None = ...,
+        routable: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_check_time", b"last_check_time", "load", b"load"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoints", b"endpoints", "flow_names", b"flow_names", "identity", b"identity", "last_check_time", b"last_check_time", "liveness", b"liveness", "liveness_reason", b"liveness_reason", "load", b"load", "node_id", b"node_id", "registry_state", b"registry_state", "routable", b"routable", "source", b"source", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Peer: _TypeAlias = Peer  # noqa: Y015
+
+@_typing.final
+class ListPeersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPeersRequest: _TypeAlias = ListPeersRequest  # noqa: Y015
+
+@_typing.final
+class ListPeersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def peers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Peer]:
+        """Ordered by node id."""
+
+    def __init__(
+        self,
+        *,
+        peers: _abc.Iterable[Global___Peer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peers", b"peers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPeersResponse: _TypeAlias = ListPeersResponse  # noqa: Y015

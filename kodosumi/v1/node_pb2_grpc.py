@@ -45,6 +45,11 @@ class NodeServiceStub:
                 request_serializer=kodosumi_dot_v1_dot_node__pb2.WatchAlertsRequest.SerializeToString,
                 response_deserializer=kodosumi_dot_v1_dot_node__pb2.WatchAlertsResponse.FromString,
                 _registered_method=True)
+        self.ListPeers = channel.unary_unary(
+                '/kodosumi.v1.NodeService/ListPeers',
+                request_serializer=kodosumi_dot_v1_dot_node__pb2.ListPeersRequest.SerializeToString,
+                response_deserializer=kodosumi_dot_v1_dot_node__pb2.ListPeersResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -66,6 +71,14 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPeers(self, request, context):
+        """The node's peer table: every other node it knows from the registry or the LAN, with its
+        liveness as this node's own health checks judge it. Empty for a node without a network.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +91,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.WatchAlerts,
                     request_deserializer=kodosumi_dot_v1_dot_node__pb2.WatchAlertsRequest.FromString,
                     response_serializer=kodosumi_dot_v1_dot_node__pb2.WatchAlertsResponse.SerializeToString,
+            ),
+            'ListPeers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPeers,
+                    request_deserializer=kodosumi_dot_v1_dot_node__pb2.ListPeersRequest.FromString,
+                    response_serializer=kodosumi_dot_v1_dot_node__pb2.ListPeersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +153,33 @@ class NodeService:
             '/kodosumi.v1.NodeService/WatchAlerts',
             kodosumi_dot_v1_dot_node__pb2.WatchAlertsRequest.SerializeToString,
             kodosumi_dot_v1_dot_node__pb2.WatchAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPeers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kodosumi.v1.NodeService/ListPeers',
+            kodosumi_dot_v1_dot_node__pb2.ListPeersRequest.SerializeToString,
+            kodosumi_dot_v1_dot_node__pb2.ListPeersResponse.FromString,
             options,
             channel_credentials,
             insecure,

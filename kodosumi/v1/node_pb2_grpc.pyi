@@ -39,6 +39,10 @@ class NodeServiceStub:
     ones as they fire. The first response comes at once (possibly with no events), so a
     caller knows the stream is established. Operators and admins only.
     """
+    ListPeers: _grpc.UnaryUnaryMultiCallable[_node_pb2.ListPeersRequest, _node_pb2.ListPeersResponse]
+    """The node's peer table: every other node it knows from the registry or the LAN, with its
+    liveness as this node's own health checks judge it. Empty for a node without a network.
+    """
 
 @_typing.type_check_only
 class NodeServiceAsyncStub(NodeServiceStub):
@@ -50,6 +54,10 @@ class NodeServiceAsyncStub(NodeServiceStub):
     """The node's operator stream: alerts stored after `after_seq`, then (with `follow`) new
     ones as they fire. The first response comes at once (possibly with no events), so a
     caller knows the stream is established. Operators and admins only.
+    """
+    ListPeers: _aio.UnaryUnaryMultiCallable[_node_pb2.ListPeersRequest, _node_pb2.ListPeersResponse]  # type: ignore[assignment]
+    """The node's peer table: every other node it knows from the registry or the LAN, with its
+    liveness as this node's own health checks judge it. Empty for a node without a network.
     """
 
 class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -71,6 +79,16 @@ class NodeServiceServicer(metaclass=_abc_1.ABCMeta):
         """The node's operator stream: alerts stored after `after_seq`, then (with `follow`) new
         ones as they fire. The first response comes at once (possibly with no events), so a
         caller knows the stream is established. Operators and admins only.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPeers(
+        self,
+        request: _node_pb2.ListPeersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.ListPeersResponse, _abc.Awaitable[_node_pb2.ListPeersResponse]]:
+        """The node's peer table: every other node it knows from the registry or the LAN, with its
+        liveness as this node's own health checks judge it. Empty for a node without a network.
         """
 
 def add_NodeServiceServicer_to_server(servicer: NodeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -17,6 +17,8 @@ EXPORTED = {
     "KodoclientError",
     "NodeFile",
     "ReconnectPolicy",
+    "RegistryClient",
+    "RegistrySnapshot",
     "is_terminal",
     "open_input_requests",
     "parse_status",

@@ -85,11 +85,15 @@ class Telemetry:
 
 @pytest.fixture(scope="package")
 def telemetry() -> Iterator[Telemetry]:
+    # Earlier tests in this process may have installed providers (a node that starts
+    # telemetry does); OpenTelemetry refuses to replace them, so start from none.
+    _reset_globals()
     installed = Telemetry()
     trace.set_tracer_provider(installed.provider)
     metrics.set_meter_provider(installed.meters)
     yield installed
-    installed.provider.shutdown()
+    # Tracers handed out before the reset keep this provider; its exporter now drops quietly.
+    installed.spans.shutdown()
     installed.meters.shutdown()
     _reset_globals()
 

@@ -211,6 +211,8 @@ async def test_the_operator_stream_is_stored_resumable_and_followed(tmp_path: Pa
     assert [event_pb2.Event.FromString(d).seq for b in batches for d in b] == [2, 3]
     empty = [b async for b in reopened.watch(3, follow=False)]
     assert empty == [[]]  # the first answer comes even when there is nothing
+    beyond = [b async for b in reopened.watch(2**64 - 1, follow=False)]  # a client's uint64
+    assert beyond == [[]]
     await reopened.close()
 
 

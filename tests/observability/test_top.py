@@ -83,20 +83,19 @@ async def test_one_frame_of_a_real_node(telemetry: Telemetry, nodes: Any) -> Non
     assert data["alerts"][0]["alert"]["kind"] == "execution_failed"
 
 
-async def test_the_network_view_reads_the_registry(
+async def test_the_network_view_shows_peers_and_the_registry(
     telemetry: Telemetry, cluster: Cluster, tmp_path: Path
 ) -> None:
     registry = await cluster.registry()
     a = await cluster.node("node-a", (), registry=registry)
+    await cluster.node("node-b", (), registry=registry)
 
-    async def registered() -> bool:
-        return (
-            a.network is not None
-            and a.network.registration is not None
-            and (a.network.registration.registered)
-        )
+    async def b_is_a_peer() -> bool:
+        assert a.network is not None
+        peer = a.network.table.get("node-b")
+        return peer is not None and peer.registry_state == "ONLINE"
 
-    await eventually(registered, timeout=15)
+    await eventually(b_is_a_peer, timeout=15)
     alice = cluster.pki.user("alice")
     files = {"ca": alice.ca_cert, "cert": alice.cert, "key": alice.key}
     for name, data in files.items():
@@ -105,10 +104,24 @@ async def test_the_network_view_reads_the_registry(
     result = await asyncio.to_thread(
         CliRunner().invoke,
         main,
-        ["--node", a.address, *options, "top", "--once", "--registry", registry.address],
+        [
+            *("--node", a.address, *options),
+            *("top", "--once", "--network", "--registry", registry.address),
+        ],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    assert "1 of 1 nodes online" in result.output and "ONLINE" in result.output
+    assert "2 of 2 nodes online" in result.output  # the registry's view
+    assert "peers of node-a" in result.output and "node-b" in result.output  # the node's
     # Alice is a plain user: the operator stream is not hers.
     assert "alerts are for operators and admins" in result.output
+
+    # The registry's own metrics: nodes by state, and how late each heartbeat is.
+    assert registry.metrics is not None
+    await registry.metrics.refresh()
+    assert registry.metrics.by_state["online"] == 2
+    assert set(registry.metrics.lag) == {"node-a", "node-b"}
+    # What the observable gauge reports (read from the callback: which meter provider the
+    # registry's meter comes from depends on the tests that ran before in this process).
+    observed = {o.attributes["state"]: o.value for o in registry.metrics.observe_nodes()}
+    assert observed["online"] == 2

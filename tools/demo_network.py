@@ -1,0 +1,452 @@
+"""`make demo-network`: a registry and two nodes on this machine, one trust domain.
+
+1. Makes a CA (`<home>/ca/`) and issues from it the certificates of node A, node B and the
+   local user (`<home>/pki/`, where `koco` looks for client credentials).
+2. Starts `registryd --ca-cert/--ca-key` with that CA, then both nodes with a `[tls]`
+   section naming their certificates and `--registry`. Node B offers `countdown`, which
+   node A lacks.
+3. Polls (with deadlines) until both nodes are ONLINE in the registry and node A has
+   checked B and learned its flows.
+4. Runs `koco nodes`, `koco flows --all`, `koco peers` and `koco run countdown` against
+   node A: A forwards the launch to B and relays B's events, shown live.
+5. Stops everything with SIGTERM (nodes first, so they deregister), also on Ctrl-C or a
+   failure; a daemon that does not stop in time gets SIGKILL.
+
+Daemon logs go to `<home>/logs/`. Run it as `.venv/bin/python tools/demo_network.py`
+(`--home DIR`, `--keep-running` to leave the network up until Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the repo's packages first
+
+from kodoclient import AsyncClient, ConnectConfig, KodoclientError  # noqa: E402
+from kodoclient.auth import RegistryTarget  # noqa: E402
+from kodoclient.registry import RegistryClient  # noqa: E402
+from kodosumi.pki import CertificateAuthority, cert_pem, key_pem, write_private, write_public  # noqa: E402
+from kodosumi.spiffe import SpiffeId  # noqa: E402
+from kodosumi.tls import TlsFiles, TlsMaterial, dev_client_files, local_user_name  # noqa: E402
+from kodosumi.v1 import node_pb2  # noqa: E402
+from kodosumi.v1 import registry_pb2 as rpb  # noqa: E402
+
+DEFAULT_HOME = ROOT / ".state" / "demo-network"
+MARKER = ".demo-network"
+DOMAIN = "demo.kodosumi"
+NODES = ("node-a", "node-b")
+REMOTE_FLOW = "countdown"
+# Seconds each stage may take on a small machine (two embedded Ray clusters start at once).
+REGISTRY_DEADLINE = 30.0
+NODES_DEADLINE = 180.0
+PEERS_DEADLINE = 60.0
+STOP_DEADLINE = 45.0
+POLL_INTERVAL = 0.2
+# Variables that would point the daemons or koco elsewhere than this demo.
+_FOREIGN_ENV = (
+    "KODOSUMI_NODE",
+    "KODOSUMI_NODE_ID",
+    "KODOSUMI_LISTEN",
+    "KODOSUMI_INSECURE",
+    "KODOSUMI_REGISTRY",
+    "KODOSUMI_RAY_ADDRESS",
+    "RAY_ADDRESS",
+)
+
+HELLO = """
+[[flows]]
+name = "hello"
+entrypoint = "flows.basic:hello"
+description = "Greets someone: prints a line, logs and reports progress."
+tags = ["example", "fast"]
+input_schema = { type = "object", properties = { name = { type = "string", default = "world" } } }
+"""
+COUNTDOWN = """
+[[flows]]                         # node B only: node A forwards launches of it to B
+name = "countdown"
+entrypoint = "flows.basic:countdown"
+description = "Counts down: one progress event per step."
+tags = ["example", "generator"]
+[flows.input_schema]
+type = "object"
+[flows.input_schema.properties]
+steps = { type = "integer", minimum = 1, maximum = 50, default = 5 }
+pause = { type = "number", minimum = 0, maximum = 5, default = 0.05 }
+"""
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why (and where the logs are)."""
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+@dataclass
+class Daemon:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    log_file: IO[bytes] = field(repr=False)
+
+    def tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(f"    {line}" for line in text[-lines:])
+
+    def check_running(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise DemoError(f"{self.name} exited with code {code}; its log ends:\n{self.tail()}")
+
+
+@dataclass
+class Network:
+    home: Path
+    python: str = sys.executable
+    daemons: list[Daemon] = field(default_factory=list)
+    registry_address: str = ""
+    node_addresses: dict[str, str] = field(default_factory=dict)
+
+    # -- files ---------------------------------------------------------------------------
+
+    @property
+    def ca_files(self) -> tuple[Path, Path]:
+        return self.home / "ca" / "ca.pem", self.home / "ca" / "ca.key"
+
+    @property
+    def client_files(self) -> TlsFiles:
+        """Where `koco --state-dir <home>` (here: KODOSUMI_HOME) finds its credentials."""
+        return dev_client_files(self.home)
+
+    def prepare(self) -> None:
+        """A fresh home: a CA, certificates for both nodes and the user, node configs."""
+        if self.home.exists():
+            if not (self.home / MARKER).exists():
+                raise DemoError(f"{self.home} exists and is not a demo home; pick another --home")
+            self._refuse_if_running()
+            shutil.rmtree(self.home)
+        (self.home / "logs").mkdir(parents=True)
+        (self.home / MARKER).write_text("state of tools/demo_network.py; removed on the next run\n")
+        ca_cert, ca_key = self.ca_files
+        ca_cert.parent.mkdir(mode=0o700)
+        ca = CertificateAuthority.create(DOMAIN, ca_cert, ca_key)
+        client = self.client_files
+        client.cert.parent.mkdir()
+        user_cert, user_key = ca.issue(SpiffeId.user(DOMAIN, local_user_name()))
+        write_public(client.ca_cert, cert_pem(ca.cert))
+        write_public(client.cert, cert_pem(user_cert))
+        write_private(client.key, key_pem(user_key))
+        for node_id in NODES:
+            folder = self.home / node_id
+            (folder / "tls").mkdir(parents=True)
+            cert, key = ca.issue(
+                SpiffeId.node(DOMAIN, node_id),
+                dns_names=("localhost",),
+                ip_addresses=("127.0.0.1",),
+            )
+            write_public(folder / "tls" / "node.pem", cert_pem(cert))
+            write_private(folder / "tls" / "node.key", key_pem(key))
+            flows = HELLO + (COUNTDOWN if node_id == "node-b" else "")
+            (self.home / f"{node_id}.toml").write_text(node_toml(node_id) + flows)
+        print(f"CA of trust domain {DOMAIN}: {ca_cert}")
+        print(f"certificates for {', '.join(NODES)} and user {local_user_name()} issued from it")
+
+    def _refuse_if_running(self) -> None:
+        for info in self.home.glob("*/*.json"):
+            if info.name not in ("node.json", "registry.json"):
+                continue
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                pid = int(json.loads(info.read_text()).get("pid") or 0)
+                if pid and _alive(pid):
+                    raise DemoError(
+                        f"a daemon of an earlier demo still runs (pid {pid}, {info}); stop it first"
+                    )
+
+    # -- processes -----------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
+        env["KODOSUMI_HOME"] = str(self.home)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
+        return env
+
+    def start(self, name: str, module: str, *args: str) -> Daemon:
+        log = self.home / "logs" / f"{name}.log"
+        log_file = log.open("wb")
+        command = [self.python, "-m", module, *args]
+        print("$ " + " ".join([module, *args]).replace(str(self.home), "$DEMO"), flush=True)
+        # A session of its own: Ctrl-C reaches only this script, which stops the daemons in
+        # order; and the daemon's Ray processes share its process group.
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        daemon = Daemon(name, process, log, log_file)
+        self.daemons.append(daemon)
+        return daemon
+
+    def check_running(self) -> None:
+        for daemon in self.daemons:
+            daemon.check_running()
+
+    async def wait_for(
+        self, what: str, check: Callable[[], Awaitable[bool]], deadline: float
+    ) -> None:
+        """Poll `check` until it holds; fail when a daemon exits or the deadline passes."""
+        print(f"waiting until {what} ...", flush=True)
+        started = time.monotonic()
+        while True:
+            self.check_running()
+            if await check():
+                print(f"  ok after {time.monotonic() - started:.1f} s", flush=True)
+                return
+            if time.monotonic() - started > deadline:
+                logs = ", ".join(str(d.log) for d in self.daemons)
+                raise DemoError(f"not within {deadline:.0f} s: {what} (logs: {logs})")
+            await asyncio.sleep(POLL_INTERVAL)
+
+    def stop(self) -> None:
+        """SIGTERM the nodes (they deregister), then the registry; SIGKILL stragglers."""
+        nodes = [d for d in self.daemons if d.name != "registryd"]
+        registry = [d for d in self.daemons if d.name == "registryd"]
+        for group in (nodes, registry):
+            running = [d for d in group if d.process.poll() is None]
+            if running:
+                print("stopping " + ", ".join(d.name for d in running) + " (SIGTERM)", flush=True)
+            for daemon in running:
+                with contextlib.suppress(ProcessLookupError):
+                    daemon.process.send_signal(signal.SIGTERM)
+            for daemon in running:
+                try:
+                    daemon.process.wait(timeout=STOP_DEADLINE)
+                except subprocess.TimeoutExpired:
+                    print(f"{daemon.name} did not stop in {STOP_DEADLINE:.0f} s: SIGKILL")
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(daemon.process.pid, signal.SIGKILL)
+                    daemon.process.wait()
+        for daemon in self.daemons:
+            daemon.log_file.close()
+
+    # -- the demo ------------------------------------------------------------------------
+
+    def user_tls(self) -> TlsMaterial:
+        return self.client_files.read()
+
+    async def start_registry(self) -> None:
+        ca_cert, ca_key = self.ca_files
+        state = self.home / "registry"
+        self.start(
+            "registryd",
+            "registryd",
+            "--state-dir",
+            str(state),
+            "--listen",
+            "127.0.0.1:0",
+            "--registry-id",
+            "demo",
+            "--ca-cert",
+            str(ca_cert),
+            "--ca-key",
+            str(ca_key),
+        )
+
+        async def serving() -> bool:
+            self.registry_address = _json_field(state / "registry.json", "address")
+            return bool(self.registry_address)
+
+        await self.wait_for("the registry serves", serving, REGISTRY_DEADLINE)
+        print(f"registry at {self.registry_address}")
+
+    async def start_nodes(self) -> None:
+        for node_id in NODES:
+            config = self.home / f"{node_id}.toml"
+            self.start(
+                node_id,
+                "kodosumid",
+                "--config",
+                str(config),
+                "--registry",
+                self.registry_address,
+                "--no-lan",
+            )
+        target = RegistryTarget(self.registry_address, self.user_tls(), 5.0)
+        async with RegistryClient(target) as registry:
+
+            async def registered() -> bool:
+                try:
+                    listing = await registry.list_nodes(states=[rpb.REGISTERED_NODE_STATE_ONLINE])
+                except KodoclientError:
+                    return False
+                return {n.node_id for n in listing.nodes} >= set(NODES)
+
+            await self.wait_for("both nodes are ONLINE in the registry", registered, NODES_DEADLINE)
+        for node_id in NODES:
+            self.node_addresses[node_id] = _json_field(self.home / node_id / "node.json", "address")
+
+        # Node A learns B and its flows from the registry, then checks B itself.
+        node_a = ConnectConfig(target=self.node_addresses["node-a"], tls=self.user_tls())
+        async with AsyncClient(node_a) as client:
+
+            async def a_knows_b() -> bool:
+                try:
+                    peers = await client.peers()
+                except KodoclientError:
+                    return False
+                return any(
+                    p.node_id == "node-b"
+                    and p.liveness == node_pb2.PEER_LIVENESS_ALIVE
+                    and REMOTE_FLOW in p.flow_names
+                    for p in peers
+                )
+
+            await self.wait_for(
+                f"node-a has checked node-b and knows its flow {REMOTE_FLOW!r}",
+                a_knows_b,
+                PEERS_DEADLINE,
+            )
+
+    def koco(self, *args: str) -> int:
+        """Run `koco ARGS` against node A (output straight to this terminal)."""
+        print(f"\n$ koco {' '.join(args)}", flush=True)
+        env = self.env()
+        env["KODOSUMI_NODE"] = self.node_addresses["node-a"]
+        env["KODOSUMI_REGISTRY"] = self.registry_address
+        return subprocess.run(
+            [self.python, "-m", "kodoclient", *args], cwd=ROOT, env=env, check=False
+        ).returncode
+
+
+def node_toml(node_id: str) -> str:
+    """A node's configuration: its certificate from the demo CA, short network intervals."""
+    return f"""# {node_id} of the network demo (tools/demo_network.py)
+[node]
+id = "{node_id}"
+listen = "127.0.0.1:0"
+state_dir = "{node_id}"
+shutdown_grace_seconds = 5.0
+
+[tls]                             # issued by the demo CA, which the registry uses too
+ca_cert = "ca/ca.pem"
+cert = "{node_id}/tls/node.pem"
+key = "{node_id}/tls/node.key"
+
+[registry]
+heartbeat_interval = 2.0
+retry_initial_seconds = 0.2
+retry_max_seconds = 2.0
+
+[peers]
+health_interval_seconds = 1.0
+
+[ray]
+num_cpus = 1
+object_store_memory = 104857600
+
+[pool]
+shared_executors = 1
+warm_executors = 0
+"""
+
+
+def _json_field(path: Path, key: str) -> str:
+    """A field of a JSON file a daemon writes once it serves ("" while it is not there)."""
+    try:
+        data: Any = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(data.get(key, "")) if isinstance(data, dict) else ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # SIGTERM to the demo: clean up as for Ctrl-C
+
+
+async def run(network: Network, keep_running: bool) -> int:
+    say(f"a CA and certificates ({network.home})")
+    network.prepare()
+    say("the registry, with the demo CA")
+    await network.start_registry()
+    say("two nodes (node-b offers countdown, node-a does not); each starts an embedded Ray")
+    await network.start_nodes()
+    for node_id, address in network.node_addresses.items():
+        print(f"{node_id} at {address}")
+
+    say("the network, as the registry sees it")
+    failed = network.koco("nodes") or network.koco("flows", "--all")
+    say("node-a's peers, by its own health checks")
+    failed = failed or network.koco("peers")
+    say(f"run {REMOTE_FLOW} through node-a: it forwards the launch to node-b, relays its events")
+    failed = failed or network.koco("run", REMOTE_FLOW, "-i", "steps=8", "-i", "pause=0.4")
+    if failed:
+        raise DemoError(f"a koco command failed (exit {failed})")
+    if keep_running:
+        say("the network keeps running; Ctrl-C stops it")
+        print(f"try: KODOSUMI_HOME={network.home} KODOSUMI_NODE={network.node_addresses['node-a']}")
+        print(f"     KODOSUMI_REGISTRY={network.registry_address} koco watch-registry")
+        while True:
+            network.check_running()
+            await asyncio.sleep(POLL_INTERVAL)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="demo state (wiped)")
+    parser.add_argument(
+        "--keep-running", action="store_true", help="leave the network up until Ctrl-C"
+    )
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    network = Network(args.home.expanduser().resolve())
+    code = 1
+    try:
+        code = asyncio.run(run(network, args.keep_running))
+    except DemoError as e:
+        print(f"\ndemo-network: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        code = 130
+    finally:
+        say("stopping the network")
+        network.stop()
+    if code == 0:
+        print("done; logs in " + str(network.home / "logs"))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
