@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
         figures = asyncio.run(run(names, args.quick))
     finally:
         hermetic.leave()
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; load average at the end {load}")
     if args.json:
         data = {"machine": info, "quick": args.quick, "figures": [asdict(f) for f in figures]}
         args.json.write_text(json.dumps(data, indent=2) + "\n")

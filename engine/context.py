@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine import events
+from engine.calls import ChildFlowFailed, ChildFlowTimedOut, FlowCallsUnavailable
 from kodosumi.v1 import event_pb2
 
 if TYPE_CHECKING:
@@ -159,6 +160,63 @@ class FlowContext:
     async def arequest_input(self, prompt: str, **options: Any) -> Any:
         """`request_input` for async flows: waits without blocking the flow's event loop."""
         return await asyncio.to_thread(self.request_input, prompt, **options)
+
+    def call_flow(
+        self,
+        flow: str,
+        inputs: dict[str, Any] | None = None,
+        *,
+        node: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run another flow as a child of this execution, wait for it, return its result.
+
+        The child is launched on this node (which hands it to a peer that offers the flow
+        when it does not), with this flow's identity when it has one. Both streams link the
+        two: this one gets a `ChildExecution` (CHILD) event once the child is accepted, the
+        child's starts with one (PARENT) naming this execution. The result is the child's
+        JSON value, `Markdown` or text. A child that does not succeed raises
+        `ChildFlowFailed` (status and reason); after `timeout` seconds the child is
+        cancelled and `ChildFlowTimedOut` raised. Cancelling this execution cancels the child.
+        """
+        run = self._run
+        caller = run.flow_caller
+        if caller is None:
+            raise FlowCallsUnavailable("this execution has no node to launch flows on")
+        self.check_cancelled()
+        child = caller.launch(
+            flow,
+            dict(inputs or {}),
+            parent_execution_id=self.execution_id,
+            parent_flow=self.flow,
+            node=node,
+        )
+        self.emit(
+            events.child_execution(
+                event_pb2.CHILD_RELATION_CHILD, child.execution_id, child.flow, child.node_id
+            )
+        )
+        unregister = run.on_cancel(lambda reason: caller.cancel(child, reason))
+        try:
+            outcome = caller.wait(child, timeout)
+        except TimeoutError:
+            reason = f"parent {self.execution_id} stopped waiting after {timeout:g}s"
+            caller.cancel(child, reason)
+            raise ChildFlowTimedOut(child.flow, child.execution_id, "TIMED_OUT", reason) from None
+        finally:
+            unregister()
+        self.check_cancelled()
+        if not outcome.succeeded:
+            raise ChildFlowFailed(
+                child.flow, child.execution_id, outcome.status_name, outcome.reason
+            )
+        return outcome.value()
+
+    async def acall_flow(
+        self, flow: str, inputs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """`call_flow` for async flows: waits without blocking the flow's event loop."""
+        return await asyncio.to_thread(self.call_flow, flow, inputs, **options)
 
     def approve(self, prompt: str, *, timeout: float | None = None) -> bool:
         return bool(self.request_input(prompt, kind="approval", timeout=timeout))

@@ -129,6 +129,17 @@ def result(value: Any) -> Event:
     return event
 
 
+def child_execution(relation: int, execution_id: str, flow: str, node_id: str) -> Event:
+    """A link between a parent and a child execution (`ChildRelation` CHILD or PARENT)."""
+    event = Event()
+    link = event.child_execution
+    link.relation = relation  # type: ignore[assignment]
+    link.execution_id = execution_id
+    link.flow = flow
+    link.node_id = node_id
+    return event
+
+
 def metric(
     name: str, value: float, unit: str = "", attributes: dict[str, str] | None = None
 ) -> Event:

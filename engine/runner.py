@@ -20,6 +20,7 @@ from typing import Any
 from engine import capture, events, loader, tracing
 from engine.adapters import adapter_for
 from engine.buffer import ExecutionBuffer
+from engine.calls import FlowCaller
 from engine.context import ExecutionCancelled, FlowContext, InputTimedOut
 from engine.spec import ExecutionSpec
 from kodosumi.errors import FailedPrecondition, InvalidArgument
@@ -41,9 +42,16 @@ class PendingInput:
 
 
 class ExecutionRun:
-    def __init__(self, spec: ExecutionSpec, buffer: ExecutionBuffer) -> None:
+    def __init__(
+        self, spec: ExecutionSpec, buffer: ExecutionBuffer, flow_caller: FlowCaller | None = None
+    ) -> None:
         self.spec = spec
         self.buffer = buffer
+        # Launches the child executions of `ctx.call_flow` (None: the flow cannot call flows).
+        self.flow_caller = flow_caller
+        # Called (each in a thread of its own) when the execution is cancelled.
+        self._cancel_hooks: dict[int, Callable[[str], None]] = {}
+        self._hooks_lock = threading.Lock()
         # Spans of this attempt, from the events it emits (engine/tracing.py).
         self.tracer = tracing.RunTracer(spec)
         self.ctx = FlowContext(self)
@@ -144,7 +152,36 @@ class ExecutionRun:
             loop, task = self._flow_loop, self._flow_task
             if loop is not None and task is not None:
                 loop.call_soon_threadsafe(task.cancel)
+            with self._hooks_lock:
+                hooks = list(self._cancel_hooks.values())
+                self._cancel_hooks.clear()
+            for hook in hooks:
+                self._run_hook(hook)
         return True
+
+    def _run_hook(self, hook: Callable[[str], None]) -> None:
+        # Hooks may block (a cancel RPC): never on the caller's thread, the control loop.
+        threading.Thread(
+            target=hook,
+            args=(self.cancel_reason,),
+            name=f"kodosumi-cancel-{self.spec.execution_id}",
+            daemon=True,
+        ).start()
+
+    def on_cancel(self, hook: Callable[[str], None]) -> Callable[[], None]:
+        """Call `hook(reason)` when the execution is cancelled (at once if it already is);
+        returns a function that unregisters it."""
+        key = id(hook)
+        with self._hooks_lock:
+            if not self.cancel_event.is_set():
+                self._cancel_hooks[key] = hook
+                return lambda: self._remove_hook(key)
+        self._run_hook(hook)
+        return lambda: None
+
+    def _remove_hook(self, key: int) -> None:
+        with self._hooks_lock:
+            self._cancel_hooks.pop(key, None)
 
     def force_stop(self) -> None:
         """The grace period is over: interrupt the flow thread and end the stream now.

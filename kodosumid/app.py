@@ -30,7 +30,9 @@ from kodosumid.config import NodeConfig, ensure_node_id
 from kodosumid.convert import flow_message
 from kodosumid.event_store import EventStore
 from kodosumid.executions import ExecutionManager
+from kodosumid.executor import CallerSettings
 from kodosumid.fanout import WatchHub
+from kodosumid.flow_identity import flows_dir
 from kodosumid.identity import NodeCredentials, node_credentials
 from kodosumid.network import PeerNetwork
 from kodosumid.observability import NodeObservability
@@ -127,6 +129,7 @@ class NodeApp:
             self.pool,
             peers=network.client,
             observer=observability.observer,
+            identity=self.identity,
         )
         await observability.start(
             counts=self.manager.counts,
@@ -134,10 +137,12 @@ class NodeApp:
             watchers=lambda: hub.watcher_count,
             network=network,
         )
-        await self.manager.recover()
         # The pool warms up while the server already accepts launches (they wait for it).
-        self._pool_task = asyncio.get_running_loop().create_task(self.pool.start())
+        # Its executors dial this node (`ctx.call_flow`), so it starts once the port is bound.
+        bound: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pool_task = asyncio.get_running_loop().create_task(self._start_pool(bound))
         self.pool.ready = self._pool_task
+        await self.manager.recover()
         if config.retention_seconds > 0:
             self._retention_task = asyncio.get_running_loop().create_task(
                 self.manager.keep_for(config.retention_seconds)
@@ -171,6 +176,8 @@ class NodeApp:
         )
         self._health = add_health_and_reflection(server, SERVICE_NAMES)
         self.port = bind(server, config.listen, tls)
+        self.pool.caller = self._caller_settings().to_dict()
+        bound.set_result(None)
         await server.start()
         self._server = server
         await set_serving(self._health, SERVICE_NAMES, True)  # type: ignore[arg-type]
@@ -180,6 +187,26 @@ class NodeApp:
             self.auth.start(lambda: [f.name for f in catalog.list()])
         log.info(
             "node %s serving on %s (%s)", config.node_id, self.address, self.identity or "insecure"
+        )
+
+    async def _start_pool(self, bound: asyncio.Future[None]) -> None:
+        assert self.pool is not None
+        await bound
+        await self.pool.start()
+
+    def _caller_settings(self) -> CallerSettings:
+        """How this node's executors dial it: its address, its credential files (a flow
+        without an identity of its own calls as the node) and the flows' identities."""
+        files = self.credentials.files if self.credentials is not None else None
+        if files is None:
+            return CallerSettings(self.address, self.config.node_id)
+        return CallerSettings(
+            self.address,
+            self.config.node_id,
+            ca_cert=str(files.ca_cert),
+            cert=str(files.cert),
+            key=str(files.key),
+            flows_dir=str(flows_dir(self.config.state_dir)),
         )
 
     def _info(self, catalog: Catalog, hub: WatchHub) -> node_pb2.NodeInfo:

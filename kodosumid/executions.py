@@ -42,6 +42,7 @@ from kodosumi.errors import (
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.logs import bind_run
 from kodosumi.schema import violations
+from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
 from kodosumi.v1 import event_pb2
 from kodosumid import crashpoints
 from kodosumid.catalog import Catalog
@@ -142,8 +143,11 @@ class ExecutionManager:
         pool: ExecutorPool,
         peers: PeerExecutions | None = None,
         observer: ExecutionObserver | None = None,
+        identity: str = "",
     ) -> None:
         self.config = config
+        # This node's own SPIFFE id ("" when insecure): its executors may dial it with it.
+        self.identity = identity
         # Metrics and alert rules (kodosumid/lifecycle.py): told of everything stored.
         self.observer: ExecutionObserver = observer or Observers()
         self.catalog = catalog
@@ -172,7 +176,9 @@ class ExecutionManager:
         record = await self.store.get_execution(execution_id)
         if record is None:
             raise NotFound(f"no execution {execution_id!r}", reason="EXECUTION_NOT_FOUND")
-        if not principal.may_act_on(record.owner):
+        if not principal.may_act_on(record.owner) and not await self._launched_by(
+            principal, record
+        ):
             # Execution ids are random 128-bit values, so saying that one exists leaks
             # nothing guessable; the caller learns why instead of a misleading NOT_FOUND.
             raise PermissionDenied(
@@ -180,6 +186,44 @@ class ExecutionManager:
                 reason="NOT_YOUR_EXECUTION",
             )
         return record
+
+    def _speaks_for(self, principal: Principal, parent: ExecutionRecord) -> bool:
+        """Whether the caller is the parent's own flow on this node: this node itself (its
+        executors dial with the node's certificate when the flow has no identity of its
+        own) or the identity `flow/<this node>/<parent's flow>`. Such a caller acts for the
+        parent's owner; its children belong to that owner."""
+        if principal.identity is None or parent.node_id != self.config.node_id:
+            return False
+        if self.identity and principal.id == self.identity:
+            return True
+        try:
+            flow_id = SpiffeId.flow(
+                principal.identity.trust_domain, self.config.node_id, parent.flow
+            )
+        except InvalidSpiffeId:
+            return False
+        return principal.id == str(flow_id)
+
+    async def _launched_by(self, principal: Principal, record: ExecutionRecord) -> bool:
+        """A child is visible to the flow that launched it (which acts for the child's owner)."""
+        if not record.parent_execution_id:
+            return False
+        parent = await self.store.get_execution(record.parent_execution_id)
+        return parent is not None and self._speaks_for(principal, parent)
+
+    async def _parent(self, principal: Principal, parent_execution_id: str) -> ExecutionRecord:
+        """The parent of a child launch: on this node, and the caller may act for it."""
+        parent = await self.store.get_execution(parent_execution_id)
+        if parent is None:
+            raise InvalidArgument.field(
+                "parent_execution_id", f"no execution {parent_execution_id!r} on this node"
+            )
+        if not (principal.may_act_on(parent.owner) or self._speaks_for(principal, parent)):
+            raise PermissionDenied(
+                f"execution {parent_execution_id} belongs to another user",
+                reason="NOT_YOUR_EXECUTION",
+            )
+        return parent
 
     async def get(self, principal: Principal, execution_id: str) -> ExecutionRecord:
         return await self._visible(principal, execution_id)
@@ -215,16 +259,33 @@ class ExecutionManager:
         inputs: dict[str, Any],
         *,
         forwarded: bool = False,
+        parent_execution_id: str = "",
     ) -> ExecutionRecord:
-        """`forwarded`: a peer forwarded this launch here; it is never forwarded again."""
+        """`forwarded`: a peer forwarded this launch here; it is never forwarded again.
+
+        `parent_execution_id`: the execution (on this node) whose flow launches this one.
+        The child belongs to the parent's owner when the caller is the parent's own flow
+        (`_speaks_for`), else to the caller, who must be allowed to act on the parent.
+        """
         if self._closing:
             raise Unavailable("the node is shutting down", reason="NODE_SHUTTING_DOWN")
+        owner = principal.id
+        parent: ExecutionRecord | None = None
+        if parent_execution_id:
+            parent = await self._parent(principal, parent_execution_id)
+            if self._speaks_for(principal, parent):
+                owner = parent.owner
         try:
             flow = self.catalog.get(flow_name)
         except NotFound:
-            if self.peers is None or forwarded or NODE in principal.roles:
+            # Peers do not forward again; this node's own executors (a flow calling a flow
+            # with the node's certificate) do.
+            from_peer = NODE in principal.roles and principal.id != self.identity
+            if self.peers is None or forwarded or from_peer:
                 raise
-            return await self._launch_on_peer(self.peers, principal, flow_name, inputs)
+            return await self._launch_on_peer(
+                self.peers, principal, flow_name, inputs, owner=owner, parent=parent
+            )
         check_flow_access(principal, flow)  # the catalog's per-flow allow-list (auth)
         bad = violations(flow.input_schema, inputs, root="inputs")
         if bad:
@@ -241,13 +302,14 @@ class ExecutionManager:
         record = ExecutionRecord(
             execution_id=execution_id,
             flow=flow.name,
-            owner=principal.id,
+            owner=owner,
             status=event_pb2.EXECUTION_STATUS_PENDING,
             status_reason="",
             inputs=inputs,
             create_ns=time.time_ns(),
             node_id=self.config.node_id,
             trace_id=run.trace_id,
+            parent_execution_id=parent.execution_id if parent else "",
         )
         inputs_event = event_pb2.Event(execution_id=execution_id, seq=2, attempt=1)
         inputs_event.time_unix_nano = time.time_ns()
@@ -260,6 +322,16 @@ class ExecutionManager:
             ),
             inputs_event.SerializeToString(),
         ]
+        if parent is not None:
+            # The link to the parent, in the child's stream (the engine starts at seq 4).
+            link = event_pb2.Event(execution_id=execution_id, seq=3, attempt=1)
+            link.time_unix_nano = time.time_ns()
+            link.child_execution.relation = event_pb2.CHILD_RELATION_PARENT
+            link.child_execution.execution_id = parent.execution_id
+            link.child_execution.flow = parent.flow
+            link.child_execution.node_id = parent.node_id
+            run.stamp(link)
+            first.append(link.SerializeToString())
         await self.store.create_execution(record, first)
         record = replace(record, last_seq=len(first))
         live = LiveExecution(
@@ -272,10 +344,20 @@ class ExecutionManager:
         return record
 
     async def _launch_on_peer(
-        self, peers: PeerExecutions, principal: Principal, flow_name: str, inputs: dict[str, Any]
+        self,
+        peers: PeerExecutions,
+        principal: Principal,
+        flow_name: str,
+        inputs: dict[str, Any],
+        *,
+        owner: str = "",
+        parent: ExecutionRecord | None = None,
     ) -> ExecutionRecord:
         """Launch on a peer (which validates the inputs), then relay it as a local execution
-        under the peer's execution id; its events arrive with the peer's `seq` numbers."""
+        under the peer's execution id; its events arrive with the peer's `seq` numbers.
+
+        A child (`parent`) is linked here (`parent_execution_id`); its relayed stream is the
+        peer's and carries no `ChildExecution` event (the peer does not know the parent)."""
         remote = await peers.launch(flow_name, inputs)
         # The peer call carried the trace context: the run continues this trace there.
         run = launch_trace(remote.execution_id, flow_name, principal.id)
@@ -283,7 +365,7 @@ class ExecutionManager:
         record = ExecutionRecord(
             execution_id=remote.execution_id,
             flow=flow_name,
-            owner=principal.id,
+            owner=owner or principal.id,
             status=event_pb2.EXECUTION_STATUS_PENDING,
             status_reason="",
             inputs=inputs,
@@ -291,6 +373,7 @@ class ExecutionManager:
             executor=peer_executor(remote.node_id),
             node_id=self.config.node_id,
             trace_id=run.trace_id,
+            parent_execution_id=parent.execution_id if parent else "",
         )
         await self.store.create_execution(record, [])
         flow = FlowEntry(name=flow_name, entrypoint="")
@@ -737,7 +820,11 @@ class ExecutionManager:
             if executor is not None and record.execution_id in executor.executions:
                 live.executor = executor
                 continue
-            if record.status == event_pb2.EXECUTION_STATUS_PENDING and record.last_seq == 2:
+            accepted_seq = 3 if record.parent_execution_id else 2  # the node's launch events
+            if (
+                record.status == event_pb2.EXECUTION_STATUS_PENDING
+                and record.last_seq == accepted_seq
+            ):
                 # Accepted but no engine event stored: it never visibly started, so it
                 # starts now instead of failing.
                 self._spawn(self._dispatch(live))

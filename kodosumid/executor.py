@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -26,18 +27,43 @@ NODE_ENV = "KODOSUMI_EXECUTOR_NODE"
 PRELOAD_WAIT_SECONDS = 120.0
 
 
+@dataclass(frozen=True, slots=True)
+class CallerSettings:
+    """Where the node is and what to dial it with (plain strings: they cross the Ray hop)."""
+
+    address: str
+    node_id: str = ""
+    # The node's credential files; all empty for an --insecure node.
+    ca_cert: str = ""
+    cert: str = ""
+    key: str = ""
+    # `<state>/pki/flows`: the flows' identities (`<flow>.pem`, `<flow>.key`, `ca.pem`).
+    flows_dir: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
 class ExecutorActor:
     def __init__(
-        self, buffer_capacity: int, env: dict[str, str], preload: list[str] | None = None
+        self,
+        buffer_capacity: int,
+        env: dict[str, str],
+        preload: list[str] | None = None,
+        caller: dict[str, str] | None = None,
     ) -> None:
+        """`caller`: where the node is and what to dial it with
+        (`CallerSettings.to_dict()`); None: hosted flows cannot call flows."""
         os.environ.update(env)
         from engine import tracing
         from engine.host import ExecutionHost
+        from kodosumid.flow_caller import GrpcFlowCaller
 
         # Spans and metrics of this process go where the node's go (engine/tracing.py).
         tracing.install(node_id=env.get(NODE_ENV, ""))
 
-        self.host = ExecutionHost(buffer_capacity=buffer_capacity)
+        flow_caller = GrpcFlowCaller(CallerSettings(**caller)) if caller else None
+        self.host = ExecutionHost(buffer_capacity=buffer_capacity, flow_caller=flow_caller)
         # Preloading runs beside the actor's loop (it answers `ready` at once). A start waits
         # for it: a flow importing the same modules in another thread at the same time can
         # deadlock on CrewAI's circular imports (`_DeadlockError`), and Ray does not keep the

@@ -37,8 +37,13 @@ CHECK_INTERVAL_SECONDS = 30.0
 RENEW_AT_FRACTION = 2 / 3
 
 
+def flows_dir(state_dir: Path) -> Path:
+    """Where the flows' identities are kept (`<flow>.pem`, `<flow>.key`, `ca.pem`)."""
+    return pki_dir(state_dir) / "flows"
+
+
 def flow_files(state_dir: Path, flow: str) -> TlsFiles:
-    return files_in(pki_dir(state_dir) / "flows", flow)
+    return files_in(flows_dir(state_dir), flow)
 
 
 class FlowIdentities:

@@ -50,6 +50,9 @@ class NodeCredentials:
     # The auth provider ("" for none) and the registry the node enrolled with.
     auth_address: str = ""
     registry_address: str = ""
+    # The files of `tls` on disk (read again by processes that dial as this node, such as
+    # the executors of flows without an identity of their own); None when insecure.
+    files: TlsFiles | None = None
 
     @property
     def trust_domain(self) -> str:
@@ -71,7 +74,9 @@ def node_credentials(config: NodeConfig) -> NodeCredentials:
     if config.tls is not None:
         files = TlsFiles(config.tls.ca_cert, config.tls.cert, config.tls.key)
         identity = spiffe_id_of(load_certificate(files.cert))
-        return NodeCredentials(files.read(), identity, auth_address=config.auth.address)
+        return NodeCredentials(
+            files.read(), identity, auth_address=config.auth.address, files=files
+        )
     enrolled = enrolled_files(config.state_dir)
     if enrolled.exist():
         rotating = RotatingCredentials.from_files(enrolled)
@@ -89,6 +94,7 @@ def node_credentials(config: NodeConfig) -> NodeCredentials:
             rotating=rotating,
             auth_address=config.auth.address or registry,
             registry_address=registry,
+            files=enrolled,
         )
     files, client, user = ensure_dev_pki(config.state_dir, config.node_id)
     identity = spiffe_id_of(load_certificate(files.cert))
@@ -98,6 +104,7 @@ def node_credentials(config: NodeConfig) -> NodeCredentials:
         extra_admins=(str(user),),
         client_files=client,
         auth_address=config.auth.address,
+        files=files,
     )
 
 

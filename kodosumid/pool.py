@@ -57,6 +57,9 @@ class ExecutorPool:
         self._lock = asyncio.Lock()
         # Set by the node to the start-up task; launches wait for it before picking executors.
         self.ready: asyncio.Future[None] | None = None
+        # How executors dial the node for `ctx.call_flow` (`CallerSettings.to_dict()` of
+        # kodosumid/executor.py); set by the node once it is bound, before `start`.
+        self.caller: dict[str, str] | None = None
 
     @property
     def prefix(self) -> str:
@@ -73,7 +76,7 @@ class ExecutorPool:
         if self.detached:
             options["lifetime"] = "detached"
         actor = RemoteExecutor.options(**options).remote(
-            self.config.buffer_capacity, self.env, list(self.config.preload_modules)
+            self.config.buffer_capacity, self.env, list(self.config.preload_modules), self.caller
         )
         return Executor(name, actor, isolation)
 

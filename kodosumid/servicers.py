@@ -71,6 +71,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             request.flow,
             struct_to_dict(request.inputs),
             forwarded=forwarded_call(context.invocation_metadata()),
+            parent_execution_id=request.parent_execution_id,
         )
         return flow_pb2.LaunchExecutionResponse(execution=execution_message(record))
 

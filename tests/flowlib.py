@@ -89,3 +89,18 @@ def flaky(fail_times: int, ctx: FlowContext) -> dict[str, int]:
     if ctx.attempt <= fail_times:
         raise RuntimeError(f"attempt {ctx.attempt} breaks on purpose")
     return {"attempt": ctx.attempt}
+
+
+def parent_calls_child(name: str, ctx: FlowContext) -> dict[str, Any]:
+    """Calls `hello` as a child execution and wraps its result."""
+    return {"child_said": ctx.call_flow("hello", {"name": name})}
+
+
+def parent_calls_failing(ctx: FlowContext) -> Any:
+    """Calls `fails`; its ChildFlowFailed fails this execution."""
+    return ctx.call_flow("fails")
+
+
+def parent_calls_sleepy(ctx: FlowContext) -> Any:
+    """Calls `sleepy` for a long time (a test cancels this parent)."""
+    return ctx.call_flow("sleepy", {"seconds": 60})

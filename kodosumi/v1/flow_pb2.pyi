@@ -246,7 +246,15 @@ class LaunchExecutionRequest(_message.Message):
 
     FLOW_FIELD_NUMBER: _builtins.int
     INPUTS_FIELD_NUMBER: _builtins.int
+    PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     flow: _builtins.str
+    parent_execution_id: _builtins.str
+    """The execution (on this node) whose flow launches this one (`ctx.call_flow`); empty for
+    none. The child's stream then starts with a `ChildExecution` event naming its parent.
+    A caller that is this node itself, or the identity of the parent's flow on this node,
+    launches the child for the parent's owner; any other caller must be allowed to act on
+    the parent and owns the child itself.
+    """
     @_builtins.property
     def inputs(self) -> _struct_pb2.Struct: ...
     def __init__(
@@ -254,10 +262,11 @@ class LaunchExecutionRequest(_message.Message):
         *,
         flow: _builtins.str = ...,
         inputs: _struct_pb2.Struct | None = ...,
+        parent_execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow", b"flow", "inputs", b"inputs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow", b"flow", "inputs", b"inputs", "parent_execution_id", b"parent_execution_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -57,6 +57,9 @@ TEST_FLOWS = (
         retry_backoff_seconds=0.1,
     ),
     FlowEntry("asks-with-timeout", "tests.flowlib:asks_with_timeout"),
+    FlowEntry("parent-calls-child", "tests.flowlib:parent_calls_child"),
+    FlowEntry("parent-calls-failing", "tests.flowlib:parent_calls_failing"),
+    FlowEntry("parent-calls-sleepy", "tests.flowlib:parent_calls_sleepy"),
 )
 
 

@@ -1,0 +1,170 @@
+"""The gRPC `FlowCaller` of an executor: flows calling flows through their own node.
+
+Imported only inside the executor actor (it builds one for its `ExecutionHost`). A child is
+launched on the node that hosts the parent (`LaunchExecution` with `parent_execution_id`),
+which runs it or hands it to a peer that offers the flow; the caller then follows the
+child's `WatchExecution` stream to its terminal status and returns its result.
+
+Each call dials with the identity of the calling flow (`<state>/pki/flows/<flow>.pem`, issued
+by the auth provider) when it has one, else with the node's own credentials. The files are
+read again whenever they change (renewed certificates), so a channel never uses an old one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from engine.calls import ChildLaunch, ChildResult
+from kodosumi.jsonvalue import dict_to_struct
+from kodosumi.rpc.channel import CHANNEL_OPTIONS
+from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
+from kodosumid.executor import CallerSettings
+
+log = logging.getLogger(__name__)
+
+# Deadline of the unary calls (launch, cancel); a watch runs as long as the child does.
+CALL_TIMEOUT_SECONDS = 30.0
+TERMINAL = frozenset(
+    {
+        event_pb2.EXECUTION_STATUS_SUCCEEDED,
+        event_pb2.EXECUTION_STATUS_FAILED,
+        event_pb2.EXECUTION_STATUS_CANCELLED,
+        event_pb2.EXECUTION_STATUS_TIMED_OUT,
+    }
+)
+
+
+def _stamp(paths: tuple[Path, ...]) -> tuple[int, ...]:
+    return tuple(p.stat().st_mtime_ns for p in paths)
+
+
+class GrpcFlowCaller:
+    """`engine.calls.FlowCaller` over the node's FlowService (sync gRPC, thread-safe)."""
+
+    def __init__(self, settings: CallerSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        # Credential files -> (their modification times, channel).
+        self._channels: dict[tuple[Path, ...], tuple[tuple[int, ...], grpc.Channel]] = {}
+        self._watches: dict[str, grpc.Call] = {}
+
+    def _files(self, flow: str) -> tuple[Path, ...]:
+        """(ca, cert, key) of the flow's identity when it has one, else of the node."""
+        s = self.settings
+        if s.flows_dir and flow:
+            folder = Path(s.flows_dir)
+            own = (folder / "ca.pem", folder / f"{flow}.pem", folder / f"{flow}.key")
+            if all(p.is_file() for p in own):
+                return own
+        if s.cert:
+            return (Path(s.ca_cert), Path(s.cert), Path(s.key))
+        return ()
+
+    def _stub(self, flow: str) -> flow_pb2_grpc.FlowServiceStub:
+        files = self._files(flow)
+        with self._lock:
+            stamp = _stamp(files)
+            cached = self._channels.get(files)
+            if cached is not None and cached[0] == stamp:
+                return flow_pb2_grpc.FlowServiceStub(cached[1])
+            if not files:
+                channel = grpc.insecure_channel(self.settings.address, options=CHANNEL_OPTIONS)
+            else:
+                ca, cert, key = (p.read_bytes() for p in files)
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=ca, private_key=key, certificate_chain=cert
+                )
+                channel = grpc.secure_channel(
+                    self.settings.address, credentials, options=CHANNEL_OPTIONS
+                )
+            if cached is not None:
+                cached[1].close()  # renewed files: calls in flight on the old one may fail
+            self._channels[files] = (stamp, channel)
+            return flow_pb2_grpc.FlowServiceStub(channel)
+
+    def launch(
+        self,
+        flow: str,
+        inputs: dict[str, Any],
+        *,
+        parent_execution_id: str,
+        parent_flow: str,
+        node: str | None = None,
+    ) -> ChildLaunch:
+        # `node`: the node is asked for the flow; it runs it or forwards it to a peer that
+        # offers it. Picking a particular peer is not supported yet (logged, not refused).
+        if node and node != self.settings.node_id:
+            log.info(
+                "call_flow(%r, node=%r): launched through node %s",
+                flow,
+                node,
+                self.settings.node_id,
+            )
+        request = flow_pb2.LaunchExecutionRequest(
+            flow=flow, inputs=dict_to_struct(inputs), parent_execution_id=parent_execution_id
+        )
+        response = self._stub(parent_flow).LaunchExecution(request, timeout=CALL_TIMEOUT_SECONDS)
+        execution = response.execution
+        return ChildLaunch(
+            execution_id=execution.execution_id,
+            flow=execution.flow or flow,
+            node_id=execution.node_id,
+            caller_flow=parent_flow,
+        )
+
+    def wait(self, child: ChildLaunch, timeout: float | None = None) -> ChildResult:
+        request = flow_pb2.WatchExecutionRequest(execution_id=child.execution_id)
+        call = self._stub(child.caller_flow).WatchExecution(request, timeout=timeout)
+        with self._lock:
+            self._watches[child.execution_id] = call
+        result: event_pb2.Result | None = None
+        try:
+            for response in call:
+                for event in response.events:
+                    if event.HasField("result"):
+                        result = event.result
+                    elif event.HasField("status_changed"):
+                        change = event.status_changed
+                        if change.status in TERMINAL:
+                            return ChildResult(
+                                child.execution_id, change.status, change.reason, result
+                            )
+        except grpc.RpcError as e:
+            code = e.code() if isinstance(e, grpc.Call) else None
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise TimeoutError(f"child {child.execution_id} did not end in time") from None
+            if code == grpc.StatusCode.CANCELLED:  # `cancel` stopped the wait
+                return ChildResult(
+                    child.execution_id, event_pb2.EXECUTION_STATUS_CANCELLED, "cancelled"
+                )
+            raise
+        finally:
+            with self._lock:
+                self._watches.pop(child.execution_id, None)
+        raise RuntimeError(f"the stream of child {child.execution_id} ended without a status")
+
+    def cancel(self, child: ChildLaunch, reason: str) -> None:
+        try:
+            self._stub(child.caller_flow).CancelExecution(
+                flow_pb2.CancelExecutionRequest(execution_id=child.execution_id, reason=reason),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.RpcError as e:
+            log.info("cancelling child %s: %s", child.execution_id, e)
+        except Exception:
+            log.exception("cancelling child %s failed", child.execution_id)
+        with self._lock:
+            call = self._watches.get(child.execution_id)
+        if call is not None:
+            call.cancel()
+
+    def close(self) -> None:
+        with self._lock:
+            for _, channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
