@@ -87,7 +87,11 @@ async def benchmark(quick: bool) -> Result:
 
     # Plain flows need no CrewAI: without the default preload a spare refills in ~1 s, not ~3.
     plain = PoolConfig(shared_executors=1, warm_executors=1, preload_modules=())
+    raw_create: list[float] = []
+    raw_calls: list[float] = []
     async with running_node("warm", plain) as node:
+        existing = RemoteEcho.remote()
+        await existing.ready.remote()
         await first_event(node, "noop")  # warm-up: first import of the flow module
         await node.spares_ready(1)
         for _ in range(launches):
@@ -95,18 +99,14 @@ async def benchmark(quick: bool) -> Result:
             # The refill starts a worker process: let it finish before the next launch.
             await node.spares_ready(1)
             record(WARM_SHARED, await first_event(node, "noop"))
+            raw_calls.append(await raw_call(existing))
+        ray.kill(existing, no_restart=True)
 
-    raw_create: list[float] = []
-    raw_calls: list[float] = []
     async with running_node("cold", replace(plain, warm_executors=0)) as node:
-        existing = RemoteEcho.remote()
-        await existing.ready.remote()
         await raw_create_and_call()  # warm-up
         for _ in range(launches):
             record(NO_POOL, await first_event(node, "noop-isolated"))
             raw_create.append(await raw_create_and_call())
-            raw_calls.append(await raw_call(existing))
-        ray.kill(existing, no_restart=True)
 
     # The node's default pool preloads CrewAI into every executor before its first start.
     async with running_node("cold-default", PoolConfig(warm_executors=0)) as node:

@@ -7,6 +7,7 @@ environment at import and start-up, and writes its auth token and session files 
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -42,6 +43,9 @@ def enter() -> Path:
         }
     )
     _ROOT = root
+    # Also for scripts that never call leave(); registered before Ray's own exit hook, so
+    # it runs after Ray has shut down (exit hooks run last-registered first).
+    atexit.register(leave)
     return root
 
 
