@@ -115,6 +115,7 @@ class EventStore:
         self.path = path
         self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
         # One connection serves every writer (drain loops, launches): transactions must not
         # interleave on it.
         self._write_lock = asyncio.Lock()
@@ -132,11 +133,26 @@ class EventStore:
         await self._db.execute(f"PRAGMA synchronous={self.synchronous}")
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.executescript(_SCHEMA)
+        # Reads go through a connection of their own: in WAL mode it sees only committed
+        # transactions, so nothing read for a watcher can be a batch still being written
+        # (durable before visible), and reads never wait for the writer.
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        await self._reader.execute("PRAGMA query_only=1")
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("event store is not open")
+        return self._reader
 
     async def create_execution(self, record: ExecutionRecord, events: list[bytes]) -> None:
         """Insert a new execution with its first events (seq 1..n) in one transaction."""
@@ -268,7 +284,7 @@ class EventStore:
     async def ended_before(self, end_ns: int, limit: int = 500) -> list[str]:
         """Finished executions that ended before `end_ns` (oldest first)."""
         marks = ", ".join(str(s) for s in sorted(TERMINAL))
-        async with self.db.execute(
+        async with self.reader.execute(
             f"SELECT execution_id FROM executions WHERE status IN ({marks}) AND end_ns > 0 "
             "AND end_ns < ? ORDER BY end_ns LIMIT ?",
             (end_ns, limit),
@@ -276,7 +292,7 @@ class EventStore:
             return [str(row[0]) for row in await cursor.fetchall()]
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        async with self.db.execute(
+        async with self.reader.execute(
             f"SELECT {_COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
         ) as cursor:
             row = await cursor.fetchone()
@@ -285,7 +301,7 @@ class EventStore:
     async def read_events(
         self, execution_id: str, after_seq: int, limit: int = 5000
     ) -> list[tuple[int, bytes]]:
-        async with self.db.execute(
+        async with self.reader.execute(
             "SELECT seq, data FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (execution_id, after_seq, limit),
         ) as cursor:
@@ -322,7 +338,7 @@ class EventStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY create_ns DESC, execution_id DESC LIMIT ?"
         params.append(page_size + 1)
-        async with self.db.execute(sql, params) as cursor:
+        async with self.reader.execute(sql, params) as cursor:
             rows = [ExecutionRecord.from_row(r) for r in await cursor.fetchall()]
         token = ""
         if len(rows) > page_size:
@@ -333,13 +349,13 @@ class EventStore:
     async def unfinished(self) -> list[ExecutionRecord]:
         """Executions not in a terminal status (to re-attach or to close after a restart)."""
         marks = ", ".join(str(s) for s in sorted(TERMINAL))
-        async with self.db.execute(
+        async with self.reader.execute(
             f"SELECT {_COLUMNS} FROM executions WHERE status NOT IN ({marks})"
         ) as cursor:
             return [ExecutionRecord.from_row(r) for r in await cursor.fetchall()]
 
     async def integrity_check(self) -> str:
-        async with self.db.execute("PRAGMA integrity_check") as cursor:
+        async with self.reader.execute("PRAGMA integrity_check") as cursor:
             row = await cursor.fetchone()
         return str(row[0]) if row else ""
 

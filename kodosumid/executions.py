@@ -661,6 +661,9 @@ class ExecutionManager:
                     live_mode = False  # lagging or a gap: catch up from the store
                     continue
                 if batch.last_seq <= cursor:
+                    # Already read from the store; it may still be the end of the stream.
+                    if batch.terminal_seq and cursor >= batch.terminal_seq:
+                        return
                     continue
                 yield batch.events[cursor + 1 - batch.first_seq :]
                 cursor = batch.last_seq

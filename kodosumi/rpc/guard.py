@@ -148,6 +148,11 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, policy: Policy, authenticator: Authenticator) -> None:
         self.policy = policy
         self.authenticator = authenticator
+        # Guarded handlers by method, built once: the servicer's handler for a method is
+        # the same object on every call, and wrapping it per call is measurable overhead.
+        self._guarded: dict[
+            str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]
+        ] = {}
 
     async def intercept_service(
         self,
@@ -160,7 +165,12 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method: str = handler_call_details.method  # type: ignore[attr-defined]
-        return self._wrap(method, handler)
+        cached = self._guarded.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        guarded = self._wrap(method, handler)
+        self._guarded[method] = (handler, guarded)
+        return guarded
 
     async def _admit(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         principal = await self.authenticator.authenticate(context)

@@ -14,6 +14,7 @@ from kodosumi.authz import Policy
 from kodosumi.credentials import LiveTlsMaterial
 from kodosumi.rpc.guard import Authenticator, GuardInterceptor
 from kodosumi.rpc.tracing import ServerTracingInterceptor
+from kodosumi.telemetry import tracing_active
 from kodosumi.tls import TlsMaterial
 
 
@@ -42,8 +43,13 @@ def create_server(
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.so_reuseport", 0),
     ]
-    # Tracing first: its span covers the guard, so refused calls are traced too.
-    interceptors = [ServerTracingInterceptor(), GuardInterceptor(policy, authenticator)]
+    # Tracing first: its span covers the guard, so refused calls are traced too. Daemons set
+    # up telemetry before their server; without a tracer provider the interceptor would only
+    # add a hop to every call, so it is left out.
+    guard = GuardInterceptor(policy, authenticator)
+    interceptors: list[grpc.aio.ServerInterceptor] = (
+        [ServerTracingInterceptor(), guard] if tracing_active() else [guard]
+    )
     return grpc.aio.server(interceptors=interceptors, options=options)
 
 
