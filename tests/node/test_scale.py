@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from kodosumi.v1 import event_pb2, node_pb2
+from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
 from tests.node.conftest import NodeFactory
 from tests.node.helpers import collect, eventually, launch, statuses
 
@@ -34,3 +34,27 @@ async def test_two_hundred_sleeping_executions_run_at_once(start_node: NodeFacto
         assert statuses(events)[-1] == event_pb2.EXECUTION_STATUS_SUCCEEDED
     assert node.app.pool is not None
     assert len(node.app.pool.shared) == 2  # 200 executions, 100 per shared executor
+
+
+async def test_every_watch_ends_when_many_executions_end_at_once(start_node: NodeFactory) -> None:
+    """Watchers racing the store's commits of many terminal events still see their streams end
+    (a watcher that read a terminal event from the store must not wait for it live)."""
+    node = await start_node()
+    ids = await asyncio.gather(
+        *(launch(node.flows, "sleepy", {"seconds": 120}) for _ in range(200))
+    )
+
+    async def all_running() -> bool:
+        info = (await node.node.GetNodeInfo(node_pb2.GetNodeInfoRequest(), timeout=10)).node
+        return info.load.running_executions == len(ids)
+
+    await eventually(all_running, timeout=60)
+    cancels = [
+        node.flows.CancelExecution(flow_pb2.CancelExecutionRequest(execution_id=i), timeout=10)
+        for i in ids
+    ]
+    # Watches start while the cancellations' terminal events are being committed.
+    watches = [collect(node.flows, i, timeout=60) for i in ids]
+    results = await asyncio.gather(*cancels, *watches)
+    for events in results[len(ids) :]:
+        assert statuses(events)[-1] == event_pb2.EXECUTION_STATUS_CANCELLED
