@@ -15,7 +15,7 @@ from typing import Any, Self, TypeVar
 import grpc
 from opentelemetry import trace
 
-from kodoclient._spans import call_span, fail, stream_span
+from kodoclient._spans import call_span, fail, stream_span, traced_unary
 from kodoclient.config import ConnectConfig, resolve_config
 from kodoclient.errors import KodoclientError
 from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_requests, parse_status
@@ -118,11 +118,8 @@ class AsyncClient:
         call_timeout: float | None,
     ) -> _Resp:
         # Every unary call has a deadline: the caller's, else the config's.
-        with call_span(method, self._config.target):
-            try:
-                return await call(request, timeout=call_timeout or self._config.call_timeout)
-            except grpc.aio.AioRpcError as e:
-                raise KodoclientError.from_rpc(e, method) from None
+        timeout = call_timeout or self._config.call_timeout
+        return await traced_unary(method, self._config.target, call, request, timeout)
 
     # -- flows -------------------------------------------------------------------------
 

@@ -7,13 +7,18 @@ otherwise the API's no-op tracer makes them free.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
+import grpc
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from kodoclient.errors import KodoclientError
 from kodosumi import __version__
+
+_Resp = TypeVar("_Resp")
 
 _TRACER = trace.get_tracer("kodoclient", __version__)
 
@@ -49,3 +54,19 @@ def fail(span: Span, error: BaseException) -> None:
     if isinstance(error, GeneratorExit):
         return
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:500]))
+
+
+async def traced_unary(
+    method: str,
+    target: str,
+    call: Callable[..., Awaitable[_Resp]],
+    request: Any,
+    deadline_seconds: float,
+) -> _Resp:
+    """One unary call in its client span, with a deadline; gRPC errors become
+    `KodoclientError` naming the method (shared by the node and registry clients)."""
+    with call_span(method, target):
+        try:
+            return await call(request, timeout=deadline_seconds)
+        except grpc.aio.AioRpcError as e:
+            raise KodoclientError.from_rpc(e, method) from None

@@ -31,7 +31,7 @@ from typing import Any, Self, TypeAlias, TypeVar
 import grpc
 
 from kodoclient._async import ReconnectHook, _resumable
-from kodoclient._spans import call_span, fail, stream_span
+from kodoclient._spans import fail, stream_span, traced_unary
 from kodoclient.auth import RegistryTarget, resolve_registry
 from kodoclient.config import ReconnectPolicy
 from kodoclient.errors import KodoclientError
@@ -167,11 +167,8 @@ class RegistryClient:
         request: Any,
         call_timeout: float | None,
     ) -> _Resp:
-        with call_span(method, self._target.address):
-            try:
-                return await call(request, timeout=call_timeout or self._target.call_timeout)
-            except grpc.aio.AioRpcError as e:
-                raise KodoclientError.from_rpc(e, method) from None
+        timeout = call_timeout or self._target.call_timeout
+        return await traced_unary(method, self._target.address, call, request, timeout)
 
     # -- reads -------------------------------------------------------------------------------
 
