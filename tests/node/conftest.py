@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from kodosumi.rpc.channel import open_channel
 from kodosumi.v1 import flow_pb2_grpc, node_pb2_grpc
 from kodosumid.app import NodeApp
 from kodosumid.config import DiscoveryConfig, FlowEntry, NodeConfig, PoolConfig
-from kodosumid.ray_runtime import start_ray
+from kodosumid.ray_runtime import start_ray, stop_ray
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,9 +64,12 @@ TEST_FLOWS = (
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> None:
-    """One embedded Ray for the whole session (start-up costs seconds)."""
+def ray_cluster() -> Iterator[None]:
+    """One embedded Ray for the whole session (start-up costs seconds), shut down before
+    pytest's summary so Ray's late messages (workers killed by tests) do not follow it."""
     start_ray(NodeConfig().ray)
+    yield
+    stop_ray()
 
 
 def node_config(state_dir: Path, **changes: Any) -> NodeConfig:
