@@ -9,8 +9,12 @@ from typing import Any, TypeVar
 
 import click
 
-from kodoclient.auth import AuthClient, RegistryTarget, resolve_registry
+from kodoclient.auth import AuthClient, RegistryTarget, duration, resolve_registry
+from kodoclient.cli import exit_codes
 from kodoclient.cli.context import CliState
+from kodoclient.cli.render import record
+from kodoclient.cli.tables import timestamp
+from kodosumi.v1 import auth_pb2 as pb
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,3 +45,21 @@ def registry_target(state: CliState, registry: str | None) -> RegistryTarget:
 
 def auth_client(state: CliState, registry: str | None) -> AuthClient:
     return AuthClient(registry_target(state, registry))
+
+
+async def issue_token(
+    state: CliState, registry: str | None, kind: int, name: str, ttl: float | None
+) -> exit_codes.ExitCode:
+    """Ask the auth service for a one-time enrollment token and print it (the token alone
+    on stdout, so scripts can capture it; its identity and expiry as a note)."""
+    request = pb.CreateEnrollmentTokenRequest(kind=kind, name=name)  # type: ignore[arg-type]
+    if (d := duration(ttl)) is not None:
+        request.ttl.CopyFrom(d)
+    async with auth_client(state, registry) as client:
+        response = await client.call("CreateEnrollmentToken", request)
+    if state.settings.json:
+        state.emit(record(response))
+    else:
+        state.note(f"for {response.identity}, until {timestamp(response.expire_time)}")
+        click.echo(response.enrollment_token)
+    return exit_codes.OK

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from kodoclient.auth import ROLE_NAMES, duration
 from kodoclient.cli import exit_codes
-from kodoclient.cli.auth_options import auth_client, registry_option
+from kodoclient.cli.auth_options import auth_client, issue_token, registry_option
 from kodoclient.cli.context import execute, state_of
 from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.cli.options import json_option
@@ -79,16 +79,7 @@ def token(ctx: click.Context, name: str, ttl: float | None, registry: str | None
     state = state_of(ctx)
 
     async def body() -> ExitCode:
-        request = pb.CreateEnrollmentTokenRequest(kind=pb.IDENTITY_KIND_USER, name=name)
-        if (d := duration(ttl)) is not None:
-            request.ttl.CopyFrom(d)
-        async with auth_client(state, registry) as client:
-            response = await client.call("CreateEnrollmentToken", request)
-        if state.settings.json:
-            state.emit(record(response))
-        else:
-            click.echo(response.enrollment_token)
-        return exit_codes.OK
+        return await issue_token(state, registry, pb.IDENTITY_KIND_USER, name, ttl)
 
     execute(ctx, body)
 
