@@ -3,9 +3,10 @@
 A real `registryd` runs in a child process with the lease rules of `docs/registry.md`
 (TTL = heartbeat interval x `lease.ttl_factor`, a sweep every `lease.sweep_interval`). Each
 trial node is a child process running the node's own registration code
-(`kodosumid.registration.Registration` over `kodosumid.registry_client.RegistryClient`, mTLS
-with a node certificate), heartbeating every `--interval` seconds. Once all are ONLINE, each
-is failed at a random moment (so at a random phase of its heartbeat cycle):
+(`kodosumid.network.registration.Registration` over
+`kodosumid.network.registry_client.RegistryClient`, mTLS with a node certificate),
+heartbeating every `--interval` seconds. Once all are ONLINE, each is failed at a random
+moment (so at a random phase of its heartbeat cycle):
 
 - **SIGKILL**: the process dies; its connections close.
 - **SIGSTOP**: its heartbeats stop, but the process and its connections stay (a hung node).
@@ -66,8 +67,8 @@ async def serve_node(node_id: str, registry: str, pki: Path, interval: float) ->
     """Register and heartbeat as a node does until killed (or SIGTERM)."""
     from kodosumi.v1 import node_pb2
     from kodosumid.config import RegistryClientConfig
-    from kodosumid.registration import Registration
-    from kodosumid.registry_client import RegistryClient as NodeRegistryClient
+    from kodosumid.network.registration import Registration
+    from kodosumid.network.registry_client import RegistryClient as NodeRegistryClient
 
     tls = TlsMaterial(
         (pki / "ca.pem").read_bytes(),

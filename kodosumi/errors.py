@@ -179,7 +179,7 @@ CATALOG: dict[str, CatalogEntry] = {
     "REGISTRY_SHUTTING_DOWN": CatalogEntry(
         "UNAVAILABLE", "The registry is stopping; reconnect and resume the watch."
     ),
-    # Identity and authorization (the guard, registryd/auth, kodosumid/roles.py).
+    # Identity and authorization (the guard, registryd/auth, kodosumid/auth/roles.py).
     "REVOKED": CatalogEntry("UNAUTHENTICATED", "The caller's certificate has been revoked."),
     "FOREIGN_TRUST_DOMAIN": CatalogEntry(
         "UNAUTHENTICATED", "The caller's identity belongs to another trust domain."

@@ -24,21 +24,21 @@ from kodosumi.rpc.server import (
 )
 from kodosumi.tls import TlsFiles, TlsMaterial
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
-from kodosumid.auth_link import NodeAuth
+from kodosumid.auth.flow_identity import flows_dir
+from kodosumid.auth.identity import NodeCredentials, node_credentials
+from kodosumid.auth.link import NodeAuth
+from kodosumid.auth.policy import NODE_POLICY
 from kodosumid.catalog import Catalog, example_flows
 from kodosumid.config import NodeConfig, ensure_node_id
 from kodosumid.convert import flow_message
 from kodosumid.event_store import EventStore
-from kodosumid.executions import ExecutionManager
-from kodosumid.executor import CallerSettings
-from kodosumid.fanout import WatchHub
-from kodosumid.flow_identity import flows_dir
-from kodosumid.identity import NodeCredentials, node_credentials
-from kodosumid.network import PeerNetwork
-from kodosumid.observability import NodeObservability
-from kodosumid.policy import NODE_POLICY
-from kodosumid.pool import ExecutorPool
-from kodosumid.ray_runtime import start_ray, stop_ray
+from kodosumid.executions.fanout import WatchHub
+from kodosumid.executions.manager import ExecutionManager
+from kodosumid.executors.ray_actor import CallerSettings
+from kodosumid.executors.ray_pool import ExecutorPool
+from kodosumid.executors.ray_runtime import start_ray, stop_ray
+from kodosumid.network.peer_network import PeerNetwork
+from kodosumid.observability.wiring import NodeObservability
 from kodosumid.servicers import VERSION, FlowServicer, NodeServicer, node_load
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class NodeApp:
         return self.config.state_dir / "node.json"
 
     def _credentials(self) -> tuple[TlsMaterial | None, str, tuple[str, ...]]:
-        """TLS material, trust domain and extra admins (kodosumid/identity.py)."""
+        """TLS material, trust domain and extra admins (kodosumid/auth/identity.py)."""
         creds = self.credentials = node_credentials(self.config)
         self.client_files = creds.client_files
         self.identity = str(creds.identity) if creds.identity else ""
@@ -100,7 +100,7 @@ class NodeApp:
         catalog = Catalog(config.flows if config.flows is not None else example_flows())
         if not config.python_path:
             self.config = config = replace(config, python_path=(os.getcwd(),))
-        # Telemetry, metrics, alerts (kodosumid/observability.py): before any server or
+        # Telemetry, metrics, alerts (kodosumid/observability/wiring.py): before any server or
         # channel exists, so that they are traced.
         self.observability = observability = NodeObservability(config)
         observability.start_telemetry()
@@ -118,7 +118,7 @@ class NodeApp:
             env=observability.executor_env(),
         )
         hub = WatchHub()
-        # Registry, LAN discovery and peer calls (kodosumid/network.py).
+        # Registry, LAN discovery and peer calls (kodosumid/network/peer_network.py).
         self.network = network = PeerNetwork(config, tls)
         peers = network.table if config.peers.forward else None
         self.manager = ExecutionManager(
@@ -151,7 +151,7 @@ class NodeApp:
         local_roles = StaticRoleResolver(
             admins=config.admins + extra_admins, operators=config.operators
         )
-        # Roles, groups and revocations from the auth provider (kodosumid/auth_link.py).
+        # Roles, groups and revocations from the auth provider (kodosumid/auth/link.py).
         if self.credentials is not None and self.credentials.auth_address:
             self.auth = NodeAuth(self.credentials, config.auth, local_roles, config.state_dir)
         authenticator = Authenticator(

@@ -14,9 +14,9 @@ from kodosumi import __version__
 from kodosumi.errors import KodosumiError
 from kodosumi.logs import configure_logging
 from kodosumid.app import NodeApp
+from kodosumid.auth.identity import join
 from kodosumid.catalog import entrypoint_flow, example_flows, same_entrypoint_key
 from kodosumid.config import NodeConfig, load_config
-from kodosumid.identity import join
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -36,7 +36,7 @@ address = "127.0.0.1:7460"
 exporter = "otlp"             # otlp | console | none (or the OTEL_* variables)
 endpoint = "127.0.0.1:4317"
 
-[alerts]                      # rules and webhooks: kodosumid/alert_rules.py
+[alerts]                      # rules and webhooks: kodosumid/observability/rules.py
 
 [pool]
 shared_executors = 1          # actors that host many executions each
@@ -62,7 +62,7 @@ from typing import Any
 from kodosumi.errors import InvalidArgument
 from kodosumi.paths import default_state_dir
 from kodosumi.telemetry import TelemetryConfig
-from kodosumid.alert_rules import AlertsConfig, alerts_config
+from kodosumid.observability.rules import AlertsConfig, alerts_config
 
 DEFAULT_LISTEN = "127.0.0.1:7470"
 ISOLATIONS = ("shared", "process")
@@ -187,7 +187,8 @@ class NodeConfig:
     retention_seconds: float = 0.0
     # Addresses peers and clients dial (registry entry, NodeInfo); empty: the listen address.
     advertise: tuple[str, ...] = ()
-    # Empty: no registry. Registration, LAN discovery and peer calls: kodosumid/network.py.
+    # Empty: no registry. Registration, LAN discovery and peer calls:
+    # kodosumid/network/peer_network.py.
     registry_address: str = ""
     registry: RegistryClientConfig = field(default_factory=RegistryClientConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
@@ -195,7 +196,7 @@ class NodeConfig:
     auth: AuthClientConfig = field(default_factory=AuthClientConfig)
     # Export of traces and metrics, and the log format (docs/observability.md).
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
-    # Alert rules and webhooks (kodosumid/alert_rules.py).
+    # Alert rules and webhooks (kodosumid/observability/rules.py).
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 

@@ -6,7 +6,7 @@ from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.v1 import flow_pb2, node_pb2
 from kodosumid.config import FlowEntry
 from kodosumid.event_store import ExecutionRecord
-from kodosumid.peers import Liveness, Peer, Source
+from kodosumid.network.peers import Liveness, Peer, Source
 
 _PEER_SOURCE = {
     Source.REGISTRY: node_pb2.PEER_SOURCE_REGISTRY,

@@ -20,9 +20,9 @@ from kodosumi.rpc.guard import current_principal
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.catalog import Catalog
 from kodosumid.convert import execution_message, flow_message, peer_message, watch_responses
-from kodosumid.executions import ExecutionManager
-from kodosumid.peer_client import forwarded_call
-from kodosumid.peers import PeerTable
+from kodosumid.executions.manager import ExecutionManager
+from kodosumid.network.peer_client import forwarded_call
+from kodosumid.network.peers import PeerTable
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -19,8 +19,8 @@ from kodosumi.errors import InvalidArgument
 from kodosumi.pki import cert_pem, generate_private_key, spiffe_id_of
 from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import auth_pb2, auth_pb2_grpc
+from kodosumid.auth.identity import enrolled_files, join, node_credentials
 from kodosumid.config import NodeConfig
-from kodosumid.identity import enrolled_files, join, node_credentials
 from tests.auth.conftest import ADMIN as ADMIN_NAME
 from tests.auth.conftest import DOMAIN, AuthRegistry, AuthRegistryFactory
 

@@ -40,9 +40,9 @@ from kodosumi.v1 import (
     registry_pb2_grpc,
 )
 from kodosumid.app import NodeApp
+from kodosumid.auth.flow_identity import flow_files
+from kodosumid.auth.identity import join
 from kodosumid.config import DiscoveryConfig, FlowEntry, PoolConfig
-from kodosumid.flow_identity import flow_files
-from kodosumid.identity import join
 from registryd.clock import ManualClock
 from registryd.config import AuthConfig
 from registryd.daemon import RegistryDaemon

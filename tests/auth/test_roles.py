@@ -16,10 +16,10 @@ from kodosumi.pki import CertificateAuthority, create_ca, issue_certificate
 from kodosumi.rpc.guard import RevocationList
 from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import auth_pb2
-from kodosumid.auth_sync import AuthStateFollower, apply_state
-from kodosumid.backoff import Backoff, TimeSource
+from kodosumid.auth.roles import ProviderGrants, check_flow_access
+from kodosumid.auth.sync import AuthStateFollower, apply_state
 from kodosumid.config import FlowEntry
-from kodosumid.roles import ProviderGrants, check_flow_access
+from kodosumid.network.backoff import Backoff, TimeSource
 
 ALICE = SpiffeId.user("d", "alice")
 

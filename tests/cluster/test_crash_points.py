@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from kodosumi.v1 import event_pb2
-from kodosumid.crashpoints import POINTS
+from kodosumid.executions.crashpoints import POINTS
 from tests.cluster.test_external_ray import CONFIG
 from tests.node.helpers import collect, launch, statuses
 from tests.node.test_daemon import REPO, Daemon

@@ -14,7 +14,7 @@ from kodosumi.rpc.channel import open_channel
 from kodosumi.v1 import flow_pb2_grpc, node_pb2_grpc
 from kodosumid.app import NodeApp
 from kodosumid.config import DiscoveryConfig, FlowEntry, NodeConfig, PoolConfig
-from kodosumid.ray_runtime import start_ray, stop_ray
+from kodosumid.executors.ray_runtime import start_ray, stop_ray
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import event_pb2, flow_pb2
 from kodosumid.config import NodeConfig
 from kodosumid.event_store import ExecutionRecord
-from kodosumid.executions import ExecutionManager
+from kodosumid.executions.manager import ExecutionManager
 from tests.node.conftest import RunningNode
 from tests.node.helpers import collect, eventually, launch, statuses
 

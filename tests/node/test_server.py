@@ -18,7 +18,7 @@ from kodosumi.rpc.channel import open_channel
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import flow_pb2, node_pb2
-from kodosumid.policy import NODE_POLICY
+from kodosumid.auth.policy import NODE_POLICY
 from tests.node.conftest import RunningNode
 from tests.node.helpers import eventually
 

@@ -11,12 +11,18 @@ import pytest
 
 from kodosumi.errors import InvalidArgument
 from kodosumi.v1 import event_pb2
-from kodosumid.alert_log import AlertLog
-from kodosumid.alert_rules import DEFAULT_RULES, AlertRule, AlertsConfig, Webhook, alerts_config
-from kodosumid.alerts import AlertEngine, NetworkView, PeerState
 from kodosumid.event_store import ExecutionRecord, StatusChange
-from kodosumid.observability import HeartbeatWatch
-from kodosumid.webhooks import Answer, WebhookSender, alert_payload
+from kodosumid.observability.alert_log import AlertLog
+from kodosumid.observability.alerts import AlertEngine, NetworkView, PeerState
+from kodosumid.observability.rules import (
+    DEFAULT_RULES,
+    AlertRule,
+    AlertsConfig,
+    Webhook,
+    alerts_config,
+)
+from kodosumid.observability.webhooks import Answer, WebhookSender, alert_payload
+from kodosumid.observability.wiring import HeartbeatWatch
 
 S = event_pb2
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from kodoclient import AsyncClient, ConnectConfig
 from kodoclient.cli import main
 from kodosumi.v1 import event_pb2
-from kodosumid.alert_rules import AlertRule, AlertsConfig, Webhook
+from kodosumid.observability.rules import AlertRule, AlertsConfig, Webhook
 from tests.node.conftest import RunningNode
 from tests.node.helpers import collect, eventually, launch
 from tests.observability.conftest import Telemetry

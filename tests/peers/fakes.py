@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kodosumid.backoff import TimeSource
+from kodosumid.network.backoff import TimeSource
 
 
 @dataclass

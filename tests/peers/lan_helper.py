@@ -13,8 +13,8 @@ import json
 import signal
 import sys
 
-from kodosumid.discovery import LanDiscovery
-from kodosumid.peers import LanAnnouncement
+from kodosumid.network.discovery import LanDiscovery
+from kodosumid.network.peers import LanAnnouncement
 
 
 def _print(event: str, **fields: object) -> None:

@@ -21,7 +21,7 @@ from kodosumi.pki import cert_pem, key_pem, write_private, write_public
 from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import node_pb2
 from kodosumid.app import NodeApp
-from kodosumid.peers import Liveness
+from kodosumid.network.peers import Liveness
 from registryd.daemon import RegistryDaemon
 from tests.node.conftest import TEST_FLOWS
 from tests.node.helpers import eventually

@@ -16,8 +16,8 @@ import pytest
 from zeroconf import InterfaceChoice
 
 from kodosumi.v1 import flow_pb2
-from kodosumid.discovery import interfaces_for
-from kodosumid.peers import Liveness, Source
+from kodosumid.network.discovery import interfaces_for
+from kodosumid.network.peers import Liveness, Source
 from tests.node.conftest import TEST_FLOWS
 from tests.node.helpers import eventually
 from tests.peers.conftest import Cluster

@@ -11,13 +11,13 @@ from typing import Any
 from kodosumi.errors import FailedPrecondition, NotFound, Unavailable
 from kodosumi.v1 import event_pb2, flow_pb2
 from kodosumi.v1 import registry_pb2 as rpb
-from kodosumid.backoff import Backoff
 from kodosumid.convert import watch_responses
 from kodosumid.event_store import TERMINAL
-from kodosumid.peer_client import event_frames
-from kodosumid.peers import PeerTable
-from kodosumid.registry_feed import RegistryFeed
-from kodosumid.relay import RelaySettings, RemoteLaunch, relay, status_changes
+from kodosumid.executions.relay import RelaySettings, RemoteLaunch, relay, status_changes
+from kodosumid.network.backoff import Backoff
+from kodosumid.network.peer_client import event_frames
+from kodosumid.network.peers import PeerTable
+from kodosumid.network.registry_feed import RegistryFeed
 from tests.peers.fakes import FakeTime, Script, until
 
 # -- the registry feed ---------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from kodosumi.rpc.status import details_of
 from kodosumi.v1 import event_pb2, flow_pb2
 from kodosumid.app import NodeApp
 from kodosumid.config import FlowEntry
-from kodosumid.peer_client import FORWARDED_BY
-from kodosumid.peers import Liveness
+from kodosumid.network.peer_client import FORWARDED_BY
+from kodosumid.network.peers import Liveness
 from registryd.daemon import RegistryDaemon
 from tests.node.conftest import TEST_FLOWS
 from tests.node.helpers import collect, eventually, launch, statuses

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kodosumi.v1 import flow_pb2, node_pb2
 from kodosumi.v1 import registry_pb2 as rpb
-from kodosumid.peers import LanAnnouncement, Liveness, PeerTable, Source, flows_digest
+from kodosumid.network.peers import LanAnnouncement, Liveness, PeerTable, Source, flows_digest
 
 
 def flow(name: str, node_id: str, *tags: str) -> flow_pb2.Flow:

@@ -12,9 +12,9 @@ import pytest
 
 from kodosumi.errors import FieldViolation, InvalidArgument, NotFound, Unavailable
 from kodosumi.v1 import flow_pb2, node_pb2
-from kodosumid.backoff import Backoff, jittered
 from kodosumid.config import RegistryClientConfig
-from kodosumid.registration import Registration
+from kodosumid.network.backoff import Backoff, jittered
+from kodosumid.network.registration import Registration
 from tests.peers.fakes import FakeTime, Script, until
 
 SETTINGS = RegistryClientConfig(

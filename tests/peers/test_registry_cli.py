@@ -28,7 +28,7 @@ from kodosumi.rpc.channel import open_channel
 from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import node_pb2, registry_pb2_grpc
 from kodosumi.v1 import registry_pb2 as rpb
-from kodosumid.peers import LanAnnouncement, PeerTable
+from kodosumid.network.peers import LanAnnouncement, PeerTable
 from kodosumid.servicers import NodeServicer
 from registryd.daemon import RegistryDaemon
 from tests.registry.conftest import Pki, make_pki, registry_config

@@ -15,8 +15,8 @@ from typing import Protocol
 
 from kodosumi.errors import KodosumiError
 from kodosumi.v1 import registry_pb2 as rpb
-from kodosumid.backoff import Backoff, TimeSource
-from kodosumid.peers import PeerTable
+from kodosumid.network.backoff import Backoff, TimeSource
+from kodosumid.network.peers import PeerTable
 
 log = logging.getLogger(__name__)
 

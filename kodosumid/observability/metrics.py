@@ -20,7 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from kodosumi.v1 import event_pb2, node_pb2
 from kodosumid.event_store import TERMINAL, ExecutionRecord, StatusChange
-from kodosumid.relay import peer_of
+from kodosumid.executions.relay import peer_of
 
 # Buckets for run durations in seconds: sub-second plain flows to hour-long crews.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -70,7 +70,7 @@ class Sources:
 
 
 class NodeMetrics:
-    """An `ExecutionObserver` (kodosumid/lifecycle.py) that records the node's metrics."""
+    """An `ExecutionObserver` (executions/lifecycle.py) that records the node's metrics."""
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import auth_pb2 as pb
 from kodosumi.v1 import auth_pb2_grpc
-from kodosumid.remote_errors import catalog_error
+from kodosumid.network.remote_errors import catalog_error
 
 _PEER = "the auth provider"
 

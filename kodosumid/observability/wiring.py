@@ -23,14 +23,14 @@ from typing import Any
 
 from kodosumi.telemetry import Telemetry
 from kodosumi.v1 import event_pb2, node_pb2
-from kodosumid.alert_log import AlertLog
-from kodosumid.alert_rules import SEVERITIES
-from kodosumid.alerts import AlertEngine, NetworkView, PeerState
 from kodosumid.config import NodeConfig
-from kodosumid.executor import NODE_ENV
-from kodosumid.lifecycle import Observers
-from kodosumid.metrics import NodeMetrics, Sources
-from kodosumid.webhooks import WebhookSender
+from kodosumid.executions.lifecycle import Observers
+from kodosumid.executors.ray_actor import NODE_ENV
+from kodosumid.observability.alert_log import AlertLog
+from kodosumid.observability.alerts import AlertEngine, NetworkView, PeerState
+from kodosumid.observability.metrics import NodeMetrics, Sources
+from kodosumid.observability.rules import SEVERITIES
+from kodosumid.observability.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 

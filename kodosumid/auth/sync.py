@@ -17,7 +17,7 @@ from typing import Protocol
 from kodosumi.errors import KodosumiError
 from kodosumi.rpc.guard import RevocationList
 from kodosumi.v1 import auth_pb2 as pb
-from kodosumid.backoff import Backoff, TimeSource
+from kodosumid.network.backoff import Backoff, TimeSource
 
 log = logging.getLogger(__name__)
 

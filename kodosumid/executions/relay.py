@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from kodosumi.errors import KodosumiError
 from kodosumi.v1 import event_pb2
-from kodosumid.backoff import Backoff, TimeSource, is_transient
+from kodosumid.network.backoff import Backoff, TimeSource, is_transient
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from zeroconf import (
 )
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from kodosumid.peers import LanAnnouncement
+from kodosumid.network.peers import LanAnnouncement
 
 log = logging.getLogger(__name__)
 

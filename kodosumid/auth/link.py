@@ -19,12 +19,12 @@ from typing import Any
 from kodosumi.authz import StaticRoleResolver
 from kodosumi.credentials import CertificateRenewer
 from kodosumi.rpc.guard import RevocationList
-from kodosumid.auth_client import AuthClient
-from kodosumid.auth_sync import AuthStateFollower
+from kodosumid.auth.client import AuthClient
+from kodosumid.auth.flow_identity import FlowIdentities
+from kodosumid.auth.identity import NodeCredentials
+from kodosumid.auth.roles import ProviderGrants
+from kodosumid.auth.sync import AuthStateFollower
 from kodosumid.config import AuthClientConfig
-from kodosumid.flow_identity import FlowIdentities
-from kodosumid.identity import NodeCredentials
-from kodosumid.roles import ProviderGrants
 
 log = logging.getLogger(__name__)
 

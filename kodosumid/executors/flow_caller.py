@@ -23,7 +23,7 @@ from engine.calls import ChildLaunch, ChildResult
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.rpc.channel import CHANNEL_OPTIONS
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
-from kodosumid.executor import CallerSettings
+from kodosumid.executors.ray_actor import CallerSettings
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from kodosumi import __version__
 from kodosumi.v1 import event_pb2
-from kodosumid.alert_rules import Webhook
+from kodosumid.observability.rules import Webhook
 
 log = logging.getLogger(__name__)
 

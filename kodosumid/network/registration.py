@@ -26,8 +26,8 @@ from typing import Protocol
 
 from kodosumi.errors import InvalidArgument, KodosumiError, NotFound
 from kodosumi.v1 import node_pb2
-from kodosumid.backoff import Backoff, TimeSource, jittered
 from kodosumid.config import RegistryClientConfig
+from kodosumid.network.backoff import Backoff, TimeSource, jittered
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A peer's NODE_POLICY lets node identities use the FlowService, so a launch forwarded here
 runs on the peer as an execution owned by this node; this node relays it to its own client
-(`kodosumid/relay.py`). Forwarded calls carry `kodosumi-forwarded-by: <node id>`: not an
+(`kodosumid/executions/relay.py`). Forwarded calls carry `kodosumi-forwarded-by: <node id>`: not an
 identity (that comes from the certificate) but a loop guard, so that a peer never forwards
 a forwarded launch again, even between `--insecure` nodes that have no identities.
 """
@@ -21,10 +21,10 @@ from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.rpc.channel import open_channel
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
-from kodosumid.backoff import is_transient
-from kodosumid.peers import Peer, PeerTable, Probe
-from kodosumid.relay import RemoteLaunch
-from kodosumid.remote_errors import catalog_error
+from kodosumid.executions.relay import RemoteLaunch
+from kodosumid.network.backoff import is_transient
+from kodosumid.network.peers import Peer, PeerTable, Probe
+from kodosumid.network.remote_errors import catalog_error
 
 log = logging.getLogger(__name__)
 

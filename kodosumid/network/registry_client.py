@@ -13,7 +13,7 @@ from kodosumi.rpc.channel import open_channel
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import node_pb2, registry_pb2_grpc
 from kodosumi.v1 import registry_pb2 as rpb
-from kodosumid.remote_errors import catalog_error
+from kodosumid.network.remote_errors import catalog_error
 
 LIST_PAGE_SIZE = 1000
 

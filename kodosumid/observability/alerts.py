@@ -1,6 +1,6 @@
 """Alert rules at work: which stored facts and which lasting conditions raise an alert.
 
-Two kinds of rules (configured in `kodosumid/alert_rules.py`):
+Two kinds of rules (configured in `kodosumid/observability/rules.py`):
 
 - **Events** fire once, as the status change is stored: `execution_failed`,
   `execution_timed_out`. The alert names the execution and its trace.
@@ -13,7 +13,7 @@ Two kinds of rules (configured in `kodosumid/alert_rules.py`):
 
 The engine only decides; `raise_alert` receives each new alert as an `Event` (kind `alert`)
 and the node stores it on its operator stream and hands it to webhooks
-(`kodosumid/observability.py`). Time comes in as a clock, so the rules are tested without
+(`kodosumid/observability/wiring.py`). Time comes in as a clock, so the rules are tested without
 sleeping.
 """
 
@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kodosumi.v1 import event_pb2
-from kodosumid.alert_rules import (
+from kodosumid.event_store import ExecutionRecord, StatusChange
+from kodosumid.observability.rules import (
     AWAITING_INPUT,
     ERROR_RATE,
     EXECUTION_FAILED,
@@ -35,7 +36,6 @@ from kodosumid.alert_rules import (
     AlertRule,
     AlertsConfig,
 )
-from kodosumid.event_store import ExecutionRecord, StatusChange
 
 S = event_pb2
 _FAILURES = frozenset({S.EXECUTION_STATUS_FAILED, S.EXECUTION_STATUS_TIMED_OUT})
@@ -67,7 +67,7 @@ class _Waiting:
 
 
 class AlertEngine:
-    """An `ExecutionObserver` (kodosumid/lifecycle.py) plus the periodic condition checks."""
+    """An `ExecutionObserver` (executions/lifecycle.py) plus the periodic condition checks."""
 
     def __init__(
         self,

@@ -57,7 +57,7 @@ class ExecutorActor:
         os.environ.update(env)
         from engine import tracing
         from engine.host import ExecutionHost
-        from kodosumid.flow_caller import GrpcFlowCaller
+        from kodosumid.executors.flow_caller import GrpcFlowCaller
 
         # Spans and metrics of this process go where the node's go (engine/tracing.py).
         tracing.install(node_id=env.get(NODE_ENV, ""))

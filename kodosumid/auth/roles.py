@@ -4,7 +4,7 @@ per-flow allow-list of the catalog.
 `ProviderGrants` is the node's `GrantResolver` when it has an auth provider. Machine
 identities hold the role of their kind without asking. People are looked up and cached for
 `ttl` seconds, so a role change holds here within that bound even if no push arrives; the
-auth state follower (`kodosumid/auth_sync.py`) drops the whole cache at every change it
+auth state follower (`kodosumid/auth/sync.py`) drops the whole cache at every change it
 hears of, which makes changes hold at once. While the provider cannot be reached, a cached
 answer is used up to `max_stale` seconds, after that the least privilege: `user`, no groups.
 Roles the node's own configuration names (`[node] admins`, `operators`) are added on top.

@@ -10,8 +10,8 @@ after which the actor may drop it. The node itself writes events only while no e
 writes for the execution: the first ones at launch, and a terminal status when the
 executor is gone or never started, so every execution has a single writer of its `seq`.
 
-A flow this node does not offer is launched on a peer that does (`kodosumid/relay.py`): the
-execution keeps the peer's id and `seq` numbers here, and a relay task takes the drain
+A flow this node does not offer is launched on a peer that does (`executions/relay.py`):
+the execution keeps the peer's id and `seq` numbers here, and a relay task takes the drain
 loop's place as its single writer.
 """
 
@@ -44,14 +44,14 @@ from kodosumi.logs import bind_run
 from kodosumi.schema import violations
 from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
 from kodosumi.v1 import event_pb2
-from kodosumid import crashpoints
+from kodosumid.auth.roles import check_flow_access
 from kodosumid.catalog import Catalog
 from kodosumid.config import FlowEntry, NodeConfig
 from kodosumid.event_store import TERMINAL, EventStore, ExecutionRecord, Page, StatusChange
-from kodosumid.fanout import Batch, WatchHub
-from kodosumid.lifecycle import ExecutionObserver, Observers
-from kodosumid.pool import PROCESS, Executor, ExecutorPool
-from kodosumid.relay import (
+from kodosumid.executions import crashpoints
+from kodosumid.executions.fanout import Batch, WatchHub
+from kodosumid.executions.lifecycle import ExecutionObserver, Observers
+from kodosumid.executions.relay import (
     PeerExecutions,
     RelaySettings,
     peer_executor,
@@ -59,8 +59,8 @@ from kodosumid.relay import (
     relay,
     status_changes,
 )
-from kodosumid.roles import check_flow_access
-from kodosumid.run_trace import launch_trace, resumed_trace, trace_of
+from kodosumid.executors.ray_pool import PROCESS, Executor, ExecutorPool
+from kodosumid.observability.run_trace import launch_trace, resumed_trace, trace_of
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class ExecutionManager:
         self.config = config
         # This node's own SPIFFE id ("" when insecure): its executors may dial it with it.
         self.identity = identity
-        # Metrics and alert rules (kodosumid/lifecycle.py): told of everything stored.
+        # Metrics and alert rules (kodosumid/executions/lifecycle.py): told of everything stored.
         self.observer: ExecutionObserver = observer or Observers()
         self.catalog = catalog
         self.store = store

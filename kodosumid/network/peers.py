@@ -2,7 +2,7 @@
 saying where it came from, with liveness from this node's own health checks.
 
 Sources only say a peer exists and what it offers; whether it answers is decided by health
-checks (`kodosumid/peer_health.py`): a registry lease can outlive a crashed node by its TTL,
+checks (`kodosumid/network/peer_health.py`): a registry lease can outlive a crashed node by its TTL,
 and an mDNS record by an hour. Routing uses a peer that answered its last check, or — until
 the first check — one the registry lists ONLINE or the LAN announces.
 

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from kodosumid.backoff import TimeSource
-from kodosumid.peers import Liveness, Peer, PeerTable, Probe
+from kodosumid.network.backoff import TimeSource
+from kodosumid.network.peers import Liveness, Peer, PeerTable, Probe
 
 log = logging.getLogger(__name__)
 

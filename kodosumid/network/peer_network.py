@@ -20,15 +20,15 @@ from typing import Any
 
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import node_pb2
-from kodosumid.backoff import Backoff, TimeSource
 from kodosumid.config import NodeConfig
-from kodosumid.discovery import LanDiscovery, interfaces_for
-from kodosumid.peer_client import PeerClient, PeerLinks
-from kodosumid.peer_health import PeerHealth
-from kodosumid.peers import PeerTable, flows_digest
-from kodosumid.registration import Registration
-from kodosumid.registry_client import RegistryClient
-from kodosumid.registry_feed import RegistryFeed
+from kodosumid.network.backoff import Backoff, TimeSource
+from kodosumid.network.discovery import LanDiscovery, interfaces_for
+from kodosumid.network.peer_client import PeerClient, PeerLinks
+from kodosumid.network.peer_health import PeerHealth
+from kodosumid.network.peers import PeerTable, flows_digest
+from kodosumid.network.registration import Registration
+from kodosumid.network.registry_client import RegistryClient
+from kodosumid.network.registry_feed import RegistryFeed
 
 log = logging.getLogger(__name__)
 

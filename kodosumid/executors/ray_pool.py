@@ -17,8 +17,8 @@ from typing import Any
 import ray
 
 from kodosumid.config import PoolConfig
-from kodosumid.executor import RemoteExecutor
-from kodosumid.ray_runtime import EXECUTOR_ENV
+from kodosumid.executors.ray_actor import RemoteExecutor
+from kodosumid.executors.ray_runtime import EXECUTOR_ENV
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ExecutorPool:
         # Set by the node to the start-up task; launches wait for it before picking executors.
         self.ready: asyncio.Future[None] | None = None
         # How executors dial the node for `ctx.call_flow` (`CallerSettings.to_dict()` of
-        # kodosumid/executor.py); set by the node once it is bound, before `start`.
+        # kodosumid/executors/ray_actor.py); set by the node once it is bound, before `start`.
         self.caller: dict[str, str] | None = None
 
     @property
