@@ -35,7 +35,7 @@ from kodosumid.event_store import EventStore
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.manager import ExecutionManager
 from kodosumid.executors.ray_actor import CallerSettings
-from kodosumid.executors.ray_pool import ExecutorPool
+from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
 from kodosumid.network.peer_network import PeerNetwork
 from kodosumid.observability.wiring import NodeObservability
@@ -61,7 +61,7 @@ class NodeApp:
         self._start_time_ns = time.time_ns()
         self.store: EventStore | None = None
         self.manager: ExecutionManager | None = None
-        self.pool: ExecutorPool | None = None
+        self.pool: RayExecutorPool | None = None
         self._server: object | None = None
         self._health: object | None = None
         self._pool_task: asyncio.Task[None] | None = None
@@ -111,10 +111,11 @@ class NodeApp:
         await self.store.open()
         self._owns_ray = not ray.is_initialized()
         self.ray_address = await asyncio.to_thread(start_ray, config.ray)
-        self.pool = ExecutorPool(
+        self.pool = RayExecutorPool(
             config.pool,
             config.node_id,
             detached=not config.ray.embedded,
+            namespace=config.ray.namespace,
             env=observability.executor_env(),
         )
         hub = WatchHub()

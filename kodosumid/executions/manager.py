@@ -27,9 +27,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import ray
-from ray.exceptions import RayActorError, RayError, RayTaskError
-
 from kodosumi.authz import NODE, Principal
 from kodosumi.errors import (
     FailedPrecondition,
@@ -59,7 +56,7 @@ from kodosumid.executions.relay import (
     relay,
     status_changes,
 )
-from kodosumid.executors.ray_pool import PROCESS, Executor, ExecutorPool
+from kodosumid.executors.port import PROCESS, ExecutorGone, ExecutorHandle, ExecutorPool
 from kodosumid.observability.run_trace import launch_trace, resumed_trace, trace_of
 
 log = logging.getLogger(__name__)
@@ -78,7 +75,7 @@ class LiveExecution:
     flow: FlowEntry
     stored_seq: int
     status: int
-    executor: Executor | None = None
+    executor: ExecutorHandle | None = None
     # The peer node that runs it, for an execution relayed from there.
     peer: str = ""
     # W3C context of the launch: the parent of every attempt's execution span.
@@ -112,13 +109,6 @@ def _status_event(
     event.status_changed.status = status  # type: ignore[assignment]
     event.status_changed.reason = reason
     return event.SerializeToString()
-
-
-def _remote_error(error: BaseException) -> BaseException:
-    """The catalog error an actor raised, unwrapped from Ray's task error."""
-    if isinstance(error, RayTaskError) and isinstance(error.cause, KodosumiError):
-        return error.cause
-    return error
 
 
 def with_defaults(schema: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
@@ -456,8 +446,8 @@ class ExecutionManager:
             "python_path": list(self.config.python_path),
         }
         try:
-            await executor.actor.start.remote(spec)
-        except RayActorError:
+            await executor.start(spec)
+        except ExecutorGone:
             return  # the drain loop sees the dead executor and ends the execution
         except Exception as e:
             log.exception("starting %s failed", execution_id)
@@ -466,7 +456,7 @@ class ExecutionManager:
 
     # -- drain --------------------------------------------------------------------------------
 
-    def _ensure_drain(self, executor: Executor) -> None:
+    def _ensure_drain(self, executor: ExecutorHandle) -> None:
         if executor.name not in self._drains:
             # A fresh context: the loop serves every execution of the executor, not the one
             # whose dispatch started it (its log lines and spans must not name that one).
@@ -475,7 +465,7 @@ class ExecutionManager:
             )
             self._drains[executor.name] = task
 
-    async def _drain_loop(self, executor: Executor) -> None:
+    async def _drain_loop(self, executor: ExecutorHandle) -> None:
         batch_size = self.config.pool.drain_batch
         finished = self._finished_acks.setdefault(executor.name, {})
         try:
@@ -488,8 +478,8 @@ class ExecutionManager:
                 acks.update(finished)
                 sent_finished = dict(finished)
                 try:
-                    events, statuses = await executor.actor.drain.remote(acks, batch_size, 1.0)
-                except RayError as e:
+                    events, statuses = await executor.drain(acks, batch_size, 1.0)
+                except ExecutorGone as e:
                     if not executor.dead:
                         await self._executor_died(executor, e)
                     return
@@ -510,7 +500,7 @@ class ExecutionManager:
 
     async def _store_and_publish(
         self,
-        executor: Executor | None,
+        executor: ExecutorHandle | None,
         events: dict[str, list[bytes]],
         statuses: dict[str, list[tuple[int, int, str]]],
     ) -> None:
@@ -557,7 +547,7 @@ class ExecutionManager:
                 self._spawn(self._retry(live))
         crashpoints.reach("after_publish")
 
-    def _end_attempt(self, live: LiveExecution, executor: Executor | None) -> None:
+    def _end_attempt(self, live: LiveExecution, executor: ExecutorHandle | None) -> None:
         """An attempt ended (RETRYING): its executor lets go of it, the execution stays live."""
         execution_id = live.record.execution_id
         live.executor = None
@@ -576,7 +566,7 @@ class ExecutionManager:
         await self.store.set_attempt(live.record.execution_id, live.attempt)
         await self._dispatch(live)
 
-    def _finish(self, live: LiveExecution, executor: Executor | None) -> None:
+    def _finish(self, live: LiveExecution, executor: ExecutorHandle | None) -> None:
         execution_id = live.record.execution_id
         self._live.pop(execution_id, None)
         live.done.set()
@@ -584,15 +574,19 @@ class ExecutionManager:
             self._finished_acks.setdefault(executor.name, {})[execution_id] = live.stored_seq
             self.pool.release(executor, execution_id)
 
-    async def _executor_died(self, executor: Executor, error: BaseException) -> None:
+    async def _executor_died(self, executor: ExecutorHandle, error: BaseException) -> None:
         self.pool.forget(executor)
         self._finished_acks.pop(executor.name, None)
-        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, ExecutorGone):
+            died = str(error)  # one line, made for users by the executor port
+        else:
+            cause = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            died = f"executor {executor.name} died: {cause[:300] or type(error).__name__}"
         for eid in list(executor.executions):
             live = self._live.get(eid)
             if live is None:
                 continue
-            reason = f"executor {executor.name} died: {cause[:300]}"
+            reason = died
             if live.cancel_requested:
                 await self._end_by_node(
                     live, event_pb2.EXECUTION_STATUS_CANCELLED, live.cancel_reason
@@ -696,14 +690,13 @@ class ExecutionManager:
         if executor is None:
             return record  # not dispatched (or between attempts): ended as cancelled there
         try:
-            await executor.actor.cancel.remote(execution_id, live.cancel_reason)
-        except RayError as e:
-            cause = _remote_error(e)
-            if isinstance(cause, KodosumiError):
-                if cause.reason == "EXECUTION_FINISHED":
-                    return record
-                raise cause from None
-            # A dead executor: the drain loop ends the execution as cancelled.
+            await executor.cancel(execution_id, live.cancel_reason)
+        except KodosumiError as e:
+            if e.reason == "EXECUTION_FINISHED":
+                return record
+            raise
+        except ExecutorGone:
+            pass  # the drain loop ends the execution as cancelled
         if executor.isolation == PROCESS:
             self._spawn(self._kill_if_stuck(live, executor))
         return record
@@ -721,7 +714,7 @@ class ExecutionManager:
         live.cancel_requested, live.cancel_reason = True, reason
         return record
 
-    async def _kill_if_stuck(self, live: LiveExecution, executor: Executor) -> None:
+    async def _kill_if_stuck(self, live: LiveExecution, executor: ExecutorHandle) -> None:
         """Hard stop for a flow in a process of its own that ignores cancellation."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -750,13 +743,8 @@ class ExecutionManager:
                 f"execution {execution_id} awaits no input", reason="NO_INPUT_AWAITED"
             )
         try:
-            await live.executor.actor.provide_input.remote(
-                execution_id, request_id, value, principal.id
-            )
-        except RayError as e:
-            cause = _remote_error(e)
-            if isinstance(cause, KodosumiError):
-                raise cause from None
+            await live.executor.provide_input(execution_id, request_id, value, principal.id)
+        except ExecutorGone:
             raise Unavailable(f"the executor of {execution_id} is gone") from None
 
     # -- retention ----------------------------------------------------------------------------
@@ -794,22 +782,8 @@ class ExecutionManager:
 
     async def recover(self) -> None:
         """After a restart: re-attach to executions whose executor survived, close the rest."""
-        survivors: dict[str, Executor] = {}
-        if not self.config.ray.embedded:
-            for name in self.pool.existing_actor_names():
-                try:
-                    actor = ray.get_actor(name, namespace=self.config.ray.namespace)
-                    hosted = await actor.hosted.remote()
-                except (RayError, ValueError):
-                    continue
-                if not hosted:
-                    # An idle executor of the previous run (a warm spare): nothing to resume.
-                    ray.kill(actor, no_restart=True)
-                    continue
-                isolation = "shared" if name[len(self.pool.prefix)] == "s" else PROCESS
-                executor = self.pool.adopt(name, actor, isolation)
-                executor.executions.update(hosted)
-                survivors[name] = executor
+        # Executors that outlived the node (external cluster) and still host executions.
+        survivors = {e.name: e for e in await self.pool.survivors()}
         for record in await self.store.unfinished():
             flow = self._flow_or_placeholder(record)
             live = LiveExecution(record, flow, stored_seq=record.last_seq, status=record.status)
@@ -840,7 +814,10 @@ class ExecutionManager:
             await self._end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, reason)
         for executor in survivors.values():
             executor.executions.intersection_update(self._live)
-            self._ensure_drain(executor)
+            if executor.executions:
+                self._ensure_drain(executor)
+            else:
+                self.pool.release(executor, "")  # nothing left to resume: it retires
 
     def _flow_or_placeholder(self, record: ExecutionRecord) -> FlowEntry:
         try:

@@ -93,9 +93,7 @@ class ExecutorPool(Protocol):
     # The start-up task; launches wait for it before picking executors (None: ready).
     ready: asyncio.Future[None] | None
 
-    async def acquire(
-        self, isolation: str, placement: Placement = ANYWHERE
-    ) -> ExecutorHandle: ...
+    async def acquire(self, isolation: str, placement: Placement = ANYWHERE) -> ExecutorHandle: ...
 
     def release(self, executor: ExecutorHandle, execution_id: str) -> None:
         """An execution ended; an isolated executor is not reused (its process may be dirty)."""
