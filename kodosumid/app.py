@@ -31,7 +31,7 @@ from kodosumid.auth.policy import NODE_POLICY
 from kodosumid.catalog import Catalog, example_flows
 from kodosumid.config import NodeConfig, ensure_node_id
 from kodosumid.convert import flow_message
-from kodosumid.event_store import EventStore
+from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.manager import ExecutionManager
 from kodosumid.executors.ray_actor import CallerSettings
@@ -59,7 +59,7 @@ class NodeApp:
         self._owns_ray = False
         self._started = time.monotonic()
         self._start_time_ns = time.time_ns()
-        self.store: EventStore | None = None
+        self.store: SqliteEventStore | None = None
         self.manager: ExecutionManager | None = None
         self.pool: RayExecutorPool | None = None
         self._server: object | None = None
@@ -105,7 +105,7 @@ class NodeApp:
         self.observability = observability = NodeObservability(config)
         observability.start_telemetry()
 
-        self.store = EventStore(
+        self.store = SqliteEventStore(
             config.state_dir / "events.sqlite", synchronous=config.store_synchronous
         )
         await self.store.open()

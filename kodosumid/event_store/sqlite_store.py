@@ -1,35 +1,37 @@
-"""The node's durable store of executions and their event streams (SQLite in WAL mode).
+"""An `EventStore` in one SQLite file (WAL): the node's durable executions and event streams.
 
 Events are stored as the serialized `kodosumi.v1.Event` bytes the engine produced, keyed
 by (execution_id, seq), so replay serves exactly what was emitted. Every batch is one
 transaction: the events and the execution's status row change together, and a batch seen
 twice (a node that crashed after storing but before acknowledging) is ignored by key.
+Reads go through a second, read-only connection that sees committed transactions only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
+import sqlite3
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from kodosumi.errors import InvalidArgument
 from kodosumi.v1 import event_pb2
-
-TERMINAL = frozenset(
-    {
-        event_pb2.EXECUTION_STATUS_SUCCEEDED,
-        event_pb2.EXECUTION_STATUS_FAILED,
-        event_pb2.EXECUTION_STATUS_CANCELLED,
-        event_pb2.EXECUTION_STATUS_TIMED_OUT,
-    }
+from kodosumid.event_store.model import (
+    TERMINAL,
+    DuplicateExecution,
+    ExecutionRecord,
+    Page,
+    StatusChange,
+    decode_token,
+    encode_token,
+    inputs_json,
+    record_size,
 )
+from kodosumid.event_store.store import REPLAY_PAGE_BYTES, REPLAY_PAGE_EVENTS
+
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 _SCHEMA = """
@@ -64,56 +66,23 @@ _COLUMNS = (
     "execution_id, flow, owner, status, status_reason, inputs, create_ns, start_ns, end_ns, "
     "last_seq, attempt, executor, node_id, trace_id, parent_execution_id"
 )
+_COLUMNS_NO_INPUTS = _COLUMNS.replace(" inputs,", "")
+_CHUNK = 500
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionRecord:
-    execution_id: str
-    flow: str
-    owner: str
-    status: int
-    status_reason: str
-    inputs: dict[str, Any]
-    create_ns: int
-    start_ns: int = 0
-    end_ns: int = 0
-    last_seq: int = 0
-    attempt: int = 1
-    executor: str = ""
-    node_id: str = ""
-    trace_id: str = ""
-    parent_execution_id: str = ""
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
-
-    @classmethod
-    def from_row(cls, row: Iterable[Any]) -> ExecutionRecord:
-        values = list(row)
-        values[5] = json.loads(values[5])
-        return cls(*values)
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChange:
-    seq: int
-    status: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    executions: list[ExecutionRecord]
-    next_token: str
-
-
-class EventStore:
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+class SqliteEventStore:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "NORMAL",
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         self.path = path
         self.synchronous = synchronous
+        self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         # One connection serves every writer (drain loops, launches): transactions must not
@@ -163,26 +132,10 @@ class EventStore:
         db = self.db
         await db.execute("BEGIN")
         try:
-            await db.execute(
-                f"INSERT INTO executions ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-                (
-                    record.execution_id,
-                    record.flow,
-                    record.owner,
-                    record.status,
-                    record.status_reason,
-                    json.dumps(record.inputs),
-                    record.create_ns,
-                    record.start_ns,
-                    record.end_ns,
-                    len(events),
-                    record.attempt,
-                    record.executor,
-                    record.node_id,
-                    record.trace_id,
-                    record.parent_execution_id,
-                ),
-            )
+            try:
+                await self._insert_row(record, len(events))
+            except sqlite3.IntegrityError:
+                raise DuplicateExecution(record.execution_id) from None
             await db.executemany(
                 "INSERT INTO events (execution_id, seq, data) VALUES (?, ?, ?)",
                 [(record.execution_id, i + 1, data) for i, data in enumerate(events)],
@@ -191,6 +144,28 @@ class EventStore:
         except BaseException:
             await db.execute("ROLLBACK")
             raise
+
+    async def _insert_row(self, record: ExecutionRecord, last_seq: int) -> None:
+        await self.db.execute(
+            f"INSERT INTO executions ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+            (
+                record.execution_id,
+                record.flow,
+                record.owner,
+                record.status,
+                record.status_reason,
+                inputs_json(record.inputs),
+                record.create_ns,
+                record.start_ns,
+                record.end_ns,
+                last_seq,
+                record.attempt,
+                record.executor,
+                record.node_id,
+                record.trace_id,
+                record.parent_execution_id,
+            ),
+        )
 
     async def append(
         self,
@@ -215,7 +190,7 @@ class EventStore:
         batches: dict[str, tuple[int, list[bytes]]],
         statuses: dict[str, list[StatusChange]],
     ) -> None:
-        now = time.time_ns()
+        now = self._clock()
         db = self.db
         await db.execute("BEGIN")
         try:
@@ -298,14 +273,40 @@ class EventStore:
             row = await cursor.fetchone()
         return ExecutionRecord.from_row(row) if row else None
 
+    async def read_page(
+        self,
+        execution_id: str,
+        after_seq: int,
+        max_events: int = REPLAY_PAGE_EVENTS,
+        max_bytes: int = REPLAY_PAGE_BYTES,
+    ) -> list[tuple[int, bytes]]:
+        # Sizes first (length() of a blob reads no overflow pages), then only the chosen
+        # range's data: a page never loads more than it returns.
+        async with self.reader.execute(
+            "SELECT seq, length(data) FROM events WHERE execution_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (execution_id, after_seq, max(max_events, 1)),
+        ) as cursor:
+            sizes = [(int(seq), int(size)) for seq, size in await cursor.fetchall()]
+        if not sizes:
+            return []
+        last, total = sizes[0]
+        for seq, size in sizes[1:]:
+            total += size
+            if total > max_bytes:
+                break
+            last = seq
+        async with self.reader.execute(
+            "SELECT seq, data FROM events WHERE execution_id = ? AND seq > ? AND seq <= ? "
+            "ORDER BY seq",
+            (execution_id, after_seq, last),
+        ) as cursor:
+            return [(int(seq), bytes(data)) for seq, data in await cursor.fetchall()]
+
     async def read_events(
         self, execution_id: str, after_seq: int, limit: int = 5000
     ) -> list[tuple[int, bytes]]:
-        async with self.reader.execute(
-            "SELECT seq, data FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (execution_id, after_seq, limit),
-        ) as cursor:
-            return [(int(seq), bytes(data)) for seq, data in await cursor.fetchall()]
+        return await self.read_page(execution_id, after_seq, limit, REPLAY_PAGE_BYTES)
 
     async def list_executions(
         self,
@@ -315,6 +316,7 @@ class EventStore:
         flow: str = "",
         page_size: int = 50,
         page_token: str = "",
+        max_bytes: int = 0,
     ) -> Page:
         """Newest first, keyset-paged: the token names the last row of the previous page."""
         where: list[str] = []
@@ -330,21 +332,45 @@ class EventStore:
             where.append("flow = ?")
             params.append(flow)
         if page_token:
-            create_ns, execution_id = _decode_token(page_token)
+            create_ns, execution_id = decode_token(page_token)
             where.append("(create_ns < ? OR (create_ns = ? AND execution_id < ?))")
             params += [create_ns, create_ns, execution_id]
-        sql = f"SELECT {_COLUMNS} FROM executions"
+        # The rows without their inputs first (only their length), then the inputs of the
+        # rows that fit: a page of executions with large inputs never loads more than it holds.
+        sql = f"SELECT {_COLUMNS_NO_INPUTS}, length(inputs) FROM executions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY create_ns DESC, execution_id DESC LIMIT ?"
         params.append(page_size + 1)
         async with self.reader.execute(sql, params) as cursor:
-            rows = [ExecutionRecord.from_row(r) for r in await cursor.fetchall()]
+            rows = list(await cursor.fetchall())
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        if max_bytes:
+            total = 0
+            for i, row in enumerate(rows):
+                total += record_size(_without_inputs(row), int(row[-1]))
+                if total > max_bytes and i > 0:
+                    rows, more = rows[:i], True
+                    break
+        inputs = await self._inputs_of([str(row[0]) for row in rows])
+        records = [_without_inputs(row, inputs.get(str(row[0]), "{}")) for row in rows]
         token = ""
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            token = _encode_token(rows[-1].create_ns, rows[-1].execution_id)
-        return Page(rows, token)
+        if more and records:
+            token = encode_token(records[-1].create_ns, records[-1].execution_id)
+        return Page(records, token)
+
+    async def _inputs_of(self, execution_ids: list[str]) -> dict[str, str | bytes]:
+        found: dict[str, str | bytes] = {}
+        for start in range(0, len(execution_ids), _CHUNK):
+            chunk = execution_ids[start : start + _CHUNK]
+            async with self.reader.execute(
+                "SELECT execution_id, inputs FROM executions WHERE execution_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
+            ) as cursor:
+                found.update((str(eid), text) for eid, text in await cursor.fetchall())
+        return found
 
     async def unfinished(self) -> list[ExecutionRecord]:
         """Executions not in a terminal status (to re-attach or to close after a restart)."""
@@ -360,18 +386,7 @@ class EventStore:
         return str(row[0]) if row else ""
 
 
-def _encode_token(create_ns: int, execution_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{create_ns}:{execution_id}".encode()).decode()
-
-
-def _decode_token(token: str) -> tuple[int, str]:
-    try:
-        create_ns, _, execution_id = (
-            base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        )
-        value = int(create_ns)
-    except (ValueError, UnicodeDecodeError):
-        value = -1
-    if not 0 <= value < 2**63 or not execution_id:
-        raise InvalidArgument.field("page_token", "not a token this node issued")
-    return value, execution_id
+def _without_inputs(row: Iterable[Any], inputs: str | bytes = "{}") -> ExecutionRecord:
+    """A record from a row of `_COLUMNS_NO_INPUTS` (and whatever follows), with `inputs`."""
+    values = list(row)[:14]
+    return ExecutionRecord.from_row([*values[:5], inputs, *values[5:]])

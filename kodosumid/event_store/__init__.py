@@ -1,0 +1,34 @@
+"""The node's event store: executions and their gapless event streams.
+
+- `model`: what is stored (`ExecutionRecord`, `StatusChange`, `Page`) and the paging token.
+- `store`: the `EventStore` Protocol every implementation holds, with the replay page bounds.
+- `sqlite_store`: `SqliteEventStore`, the daemon's durable store (one SQLite file, WAL).
+- `memory_store`: `MemoryEventStore`, in memory, for domain tests and throwaway nodes.
+
+One contract suite (`tests/event_store/test_store_contract.py`) runs against both stores.
+"""
+
+from kodosumid.event_store.memory_store import MemoryEventStore
+from kodosumid.event_store.model import (
+    TERMINAL,
+    DuplicateExecution,
+    ExecutionRecord,
+    Page,
+    StatusChange,
+)
+from kodosumid.event_store.sqlite_store import SYNCHRONOUS_MODES, SqliteEventStore
+from kodosumid.event_store.store import REPLAY_PAGE_BYTES, REPLAY_PAGE_EVENTS, EventStore
+
+__all__ = [
+    "REPLAY_PAGE_BYTES",
+    "REPLAY_PAGE_EVENTS",
+    "SYNCHRONOUS_MODES",
+    "TERMINAL",
+    "DuplicateExecution",
+    "EventStore",
+    "ExecutionRecord",
+    "MemoryEventStore",
+    "Page",
+    "SqliteEventStore",
+    "StatusChange",
+]

@@ -1,0 +1,361 @@
+"""One contract for every EventStore: the same tests run against the in-memory and the SQLite
+store (an abstract class with `store_factory`, one tiny subclass per store)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kodosumi.errors import InvalidArgument
+from kodosumi.v1 import event_pb2
+from kodosumid.event_store import (
+    REPLAY_PAGE_BYTES,
+    DuplicateExecution,
+    EventStore,
+    ExecutionRecord,
+    MemoryEventStore,
+    SqliteEventStore,
+    StatusChange,
+)
+from tests.event_store.helpers import FakeClock, event, record
+
+S = event_pb2
+RUNNING = S.EXECUTION_STATUS_RUNNING
+SUCCEEDED = S.EXECUTION_STATUS_SUCCEEDED
+FAILED = S.EXECUTION_STATUS_FAILED
+PENDING = S.EXECUTION_STATUS_PENDING
+
+
+class StoreContract:
+    """Subclasses say how to make a fresh store; every test here must hold for each of them."""
+
+    async def store_factory(self, tmp_path: Path, clock: FakeClock) -> EventStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path, clock: FakeClock) -> AsyncIterator[EventStore]:
+        store = await self.store_factory(tmp_path, clock)
+        await store.open()
+        yield store
+        await store.close()
+
+    async def test_an_empty_store(self, store: EventStore) -> None:
+        assert await store.get_execution("x") is None
+        assert await store.read_page("x", 0) == []
+        assert await store.read_events("x", 0) == []
+        page = await store.list_executions(owner=None)
+        assert (page.executions, page.next_token) == ([], "")
+        assert await store.unfinished() == []
+        assert await store.ended_before(2**62) == []
+        assert await store.integrity_check() == "ok"
+
+    async def test_create_keeps_the_row_and_the_first_events(self, store: EventStore) -> None:
+        inputs = {"name": "Zoë", "count": 3, "nested": {"list": [1, 2.5, None, True]}}
+        first = [event("a", 1, "pending"), event("a", 2, "inputs")]
+        await store.create_execution(record("a", inputs=inputs), first)
+        got = await store.get_execution("a")
+        assert got == record("a", inputs=inputs, last_seq=2)
+        assert isinstance(got.inputs["count"], int)  # ints stay ints
+        assert await store.read_events("a", 0) == [(1, first[0]), (2, first[1])]
+
+    async def test_the_stored_inputs_do_not_follow_the_callers_dict(
+        self, store: EventStore
+    ) -> None:
+        inputs = {"name": "a"}
+        await store.create_execution(record("a", inputs=inputs), [])
+        inputs["name"] = "changed"
+        assert (await store.get_execution("a")).inputs == {"name": "a"}  # type: ignore[union-attr]
+
+    async def test_an_execution_id_is_created_once(self, store: EventStore) -> None:
+        await store.create_execution(record("a"), [event("a", 1)])
+        with pytest.raises(DuplicateExecution):
+            await store.create_execution(record("a", flow="other"), [event("a", 1, "again")])
+        assert (await store.get_execution("a")).flow == "hello"  # type: ignore[union-attr]
+        assert await store.read_events("a", 0) == [(1, event("a", 1))]
+
+    async def test_append_is_gapless_and_moves_last_seq(self, store: EventStore) -> None:
+        await store.create_execution(record("a"), [event("a", 1)])
+        await store.append({"a": (2, [event("a", 2), event("a", 3)])}, {})
+        await store.append({"a": (4, [event("a", 4)])}, {})
+        assert [seq for seq, _ in await store.read_events("a", 0)] == [1, 2, 3, 4]
+        assert (await store.get_execution("a")).last_seq == 4  # type: ignore[union-attr]
+        assert [seq for seq, _ in await store.read_events("a", 2)] == [3, 4]
+
+    async def test_a_batch_seen_twice_is_ignored_by_seq(self, store: EventStore) -> None:
+        """A node that crashed after storing, before acknowledging, gets the batch again."""
+        await store.create_execution(record("a"), [event("a", 1)])
+        await store.append({"a": (2, [event("a", 2), event("a", 3)])}, {})
+        await store.append(
+            {"a": (2, [event("a", 2, "resent"), event("a", 3, "resent"), event("a", 4)])}, {}
+        )
+        assert await store.read_events("a", 0) == [
+            (1, event("a", 1)),
+            (2, event("a", 2)),
+            (3, event("a", 3)),
+            (4, event("a", 4)),
+        ]
+        # An older batch again never moves last_seq back.
+        await store.append({"a": (2, [event("a", 2)])}, {})
+        assert (await store.get_execution("a")).last_seq == 4  # type: ignore[union-attr]
+
+    async def test_one_append_writes_several_executions(self, store: EventStore) -> None:
+        for eid in "ab":
+            await store.create_execution(record(eid), [event(eid, 1)])
+        await store.append(
+            {"a": (2, [event("a", 2)]), "b": (2, [event("b", 2), event("b", 3)])},
+            {"b": [StatusChange(3, RUNNING, "")]},
+        )
+        a, b = await store.get_execution("a"), await store.get_execution("b")
+        assert (a.last_seq, a.status) == (2, PENDING)  # type: ignore[union-attr]
+        assert (b.last_seq, b.status) == (3, RUNNING)  # type: ignore[union-attr]
+
+    async def test_status_changes_set_times_once(self, store: EventStore, clock: FakeClock) -> None:
+        await store.create_execution(record("a"), [event("a", 1)])
+        clock.now = 5_000
+        await store.append({"a": (2, [event("a", 2)])}, {"a": [StatusChange(2, RUNNING, "go")]})
+        got = await store.get_execution("a")
+        assert (got.status, got.status_reason, got.start_ns, got.end_ns) == (  # type: ignore[union-attr]
+            RUNNING,
+            "go",
+            5_000,
+            0,
+        )
+        assert not got.terminal  # type: ignore[union-attr]
+        clock.now = 6_000  # RUNNING again (after AWAITING_INPUT): the start stays
+        await store.append(
+            {"a": (3, [event("a", 3), event("a", 4)])},
+            {
+                "a": [
+                    StatusChange(3, S.EXECUTION_STATUS_AWAITING_INPUT, ""),
+                    StatusChange(4, RUNNING, ""),
+                ]
+            },
+        )
+        assert (await store.get_execution("a")).start_ns == 5_000  # type: ignore[union-attr]
+
+    async def test_a_terminal_status_updates_the_row(
+        self, store: EventStore, clock: FakeClock
+    ) -> None:
+        await store.create_execution(record("a"), [event("a", 1)])
+        clock.now = 7_000
+        await store.append(
+            {"a": (2, [event("a", 2)])}, {"a": [StatusChange(2, FAILED, "boom: it broke")]}
+        )
+        got = await store.get_execution("a")
+        assert got is not None and got.terminal
+        assert (got.status, got.status_reason, got.end_ns, got.last_seq) == (
+            FAILED,
+            "boom: it broke",
+            7_000,
+            2,
+        )
+
+    async def test_executor_and_attempt_columns(self, store: EventStore) -> None:
+        await store.create_execution(record("a"), [])
+        await store.set_executor("a", "kodo-s-1")
+        await store.set_attempt("a", 3)
+        await store.set_executor("unknown", "x")  # nothing to update: no error
+        got = await store.get_execution("a")
+        assert (got.executor, got.attempt) == ("kodo-s-1", 3)  # type: ignore[union-attr]
+
+    async def test_a_record_keeps_every_field(self, store: EventStore) -> None:
+        full = ExecutionRecord(
+            execution_id="a",
+            flow="f",
+            owner="spiffe://t/user/u",
+            status=S.EXECUTION_STATUS_STARTING,
+            status_reason="why",
+            inputs={"k": ["v"]},
+            create_ns=123,
+            start_ns=4,
+            end_ns=5,
+            last_seq=0,
+            attempt=2,
+            executor="peer:b",
+            node_id="n",
+            trace_id="t" * 32,
+            parent_execution_id="p",
+        )
+        await store.create_execution(full, [])
+        assert await store.get_execution("a") == full
+
+    # -- replay pages -----------------------------------------------------------------------
+
+    async def test_pages_are_bounded_by_count(self, store: EventStore) -> None:
+        await store.create_execution(record("a"), [event("a", i) for i in range(1, 11)])
+        page = await store.read_page("a", 3, max_events=4, max_bytes=REPLAY_PAGE_BYTES)
+        assert [seq for seq, _ in page] == [4, 5, 6, 7]
+
+    async def test_pages_are_bounded_by_bytes(self, store: EventStore) -> None:
+        big = [event("a", i, "x" * 1000) for i in range(1, 11)]
+        await store.create_execution(record("a"), big)
+        size = len(big[0])
+        page = await store.read_page("a", 0, max_events=100, max_bytes=3 * size + 10)
+        assert [seq for seq, _ in page] == [1, 2, 3]
+        # An event larger than the bound still comes, alone: the reader makes progress.
+        page = await store.read_page("a", 5, max_events=100, max_bytes=10)
+        assert page == [(6, big[5])]
+
+    async def test_pages_read_one_after_another_cover_the_stream_once(
+        self, store: EventStore
+    ) -> None:
+        events = [event("a", i, "y" * (i * 37 % 500)) for i in range(1, 200)]
+        await store.create_execution(record("a"), events[:50])
+        await store.append({"a": (51, events[50:])}, {})
+        seen: list[bytes] = []
+        cursor = 0
+        while page := await store.read_page("a", cursor, max_events=17, max_bytes=2000):
+            assert [seq for seq, _ in page] == list(range(cursor + 1, cursor + 1 + len(page)))
+            assert sum(len(d) for _, d in page) <= 2000 or len(page) == 1
+            seen += [d for _, d in page]
+            cursor = page[-1][0]
+        assert seen == events
+
+    async def test_the_default_read_is_bounded_by_bytes(self, store: EventStore) -> None:
+        big = [event("a", i, "z" * 300_000) for i in range(1, 9)]
+        await store.create_execution(record("a"), big)
+        page = await store.read_events("a", 0)
+        assert 1 <= len(page) < len(big)
+        assert sum(len(d) for _, d in page) <= REPLAY_PAGE_BYTES
+
+    async def test_reads_past_the_end_are_empty(self, store: EventStore) -> None:
+        await store.create_execution(record("a"), [event("a", 1)])
+        assert await store.read_page("a", 1) == []
+        assert await store.read_page("a", 2**63 - 1) == []
+        assert await store.read_page("b", 0) == []
+
+    # -- listing ----------------------------------------------------------------------------
+
+    async def test_listing_is_newest_first_and_keyset_paged(self, store: EventStore) -> None:
+        for i in range(7):
+            await store.create_execution(record(f"e{i}", create_ns=1000 + i // 2), [])
+        ids: list[str] = []
+        token = ""
+        while True:
+            page = await store.list_executions(owner=None, page_size=3, page_token=token)
+            ids += [r.execution_id for r in page.executions]
+            token = page.next_token
+            if not token:
+                break
+        assert ids == ["e6", "e5", "e4", "e3", "e2", "e1", "e0"]
+
+    async def test_a_full_last_page_has_no_token(self, store: EventStore) -> None:
+        for i in range(3):
+            await store.create_execution(record(f"e{i}", create_ns=i), [])
+        page = await store.list_executions(owner=None, page_size=3)
+        assert len(page.executions) == 3 and page.next_token == ""
+
+    async def test_listing_filters_by_owner_status_and_flow(self, store: EventStore) -> None:
+        await store.create_execution(record("a", owner="u1", flow="f"), [])
+        await store.create_execution(record("b", owner="u2", flow="f", create_ns=2), [])
+        await store.create_execution(record("c", owner="u1", flow="g", create_ns=3), [])
+        await store.append({"c": (1, [event("c", 1)])}, {"c": [StatusChange(1, RUNNING, "")]})
+
+        async def ids(**query: object) -> list[str]:
+            page = await store.list_executions(**query)  # type: ignore[arg-type]
+            return [r.execution_id for r in page.executions]
+
+        assert await ids(owner="u1") == ["c", "a"]
+        assert await ids(owner=None, flow="f") == ["b", "a"]
+        assert await ids(owner=None, statuses=[RUNNING]) == ["c"]
+        assert await ids(owner=None, statuses=[PENDING, RUNNING]) == ["c", "b", "a"]
+        assert await ids(owner="u2", flow="g") == []
+
+    async def test_pages_are_bounded_by_bytes_and_continue(self, store: EventStore) -> None:
+        for i in range(6):
+            await store.create_execution(
+                record(f"e{i}", create_ns=i, inputs={"text": "x" * 10_000}), []
+            )
+        page = await store.list_executions(owner=None, page_size=50, max_bytes=25_000)
+        assert [r.execution_id for r in page.executions] == ["e5", "e4"]
+        assert page.next_token
+        rest = await store.list_executions(
+            owner=None, page_size=50, max_bytes=25_000, page_token=page.next_token
+        )
+        assert [r.execution_id for r in rest.executions] == ["e3", "e2"]
+        assert rest.executions[0].inputs == {"text": "x" * 10_000}
+        # One execution larger than the bound still comes, alone.
+        one = await store.list_executions(owner=None, max_bytes=100)
+        assert [r.execution_id for r in one.executions] == ["e5"] and one.next_token
+
+    async def test_a_token_not_issued_here_is_invalid_argument(self, store: EventStore) -> None:
+        for bad in ("!!!", "bm90IGEgdG9rZW4=", "LTE6eA==", "OTk5OTk5OTk5OTk5OTk5OTk5OTk5Ong="):
+            with pytest.raises(InvalidArgument) as raised:
+                await store.list_executions(owner=None, page_token=bad)
+            assert raised.value.violations[0].field == "page_token"
+
+    async def test_ids_are_data_not_sql(self, store: EventStore) -> None:
+        hostile = "a'; DROP TABLE events; --"
+        await store.create_execution(record(hostile, owner="o' OR '1'='1"), [event(hostile, 1)])
+        assert await store.list_executions(owner="o") == await store.list_executions(owner="x")
+        assert await store.read_events(hostile, 0) == [(1, event(hostile, 1))]
+
+    # -- recovery and retention -------------------------------------------------------------
+
+    async def test_unfinished_lists_what_a_restart_must_resume(self, store: EventStore) -> None:
+        for eid in "abc":
+            await store.create_execution(record(eid), [event(eid, 1)])
+        await store.append({"b": (2, [event("b", 2)])}, {"b": [StatusChange(2, SUCCEEDED, "")]})
+        await store.append({"c": (2, [event("c", 2)])}, {"c": [StatusChange(2, RUNNING, "")]})
+        assert sorted(r.execution_id for r in await store.unfinished()) == ["a", "c"]
+
+    async def test_retention_finds_old_ends_and_deletes_everything(
+        self, store: EventStore, clock: FakeClock
+    ) -> None:
+        for i, eid in enumerate("abcd"):
+            await store.create_execution(record(eid, create_ns=i), [event(eid, 1)])
+        for at, eid in ((300, "c"), (100, "a"), (200, "b")):
+            clock.now = at
+            await store.append({eid: (2, [event(eid, 2)])}, {eid: [StatusChange(2, FAILED, "")]})
+        assert await store.ended_before(250) == ["a", "b"]
+        assert await store.ended_before(1000, limit=1) == ["a"]
+        await store.delete_executions(["a", "b", "unknown"])
+        assert await store.get_execution("a") is None
+        assert await store.read_events("a", 0) == []
+        assert await store.ended_before(1000) == ["c"]
+        page = await store.list_executions(owner=None)
+        assert [r.execution_id for r in page.executions] == ["d", "c"]
+        await store.delete_executions([])
+
+    async def test_a_deleted_id_can_be_used_again(self, store: EventStore) -> None:
+        await store.create_execution(record("a"), [event("a", 1, "old")])
+        await store.delete_executions(["a"])
+        await store.create_execution(record("a"), [event("a", 1, "new")])
+        assert await store.read_events("a", 0) == [(1, event("a", 1, "new"))]
+
+
+class TestMemoryEventStore(StoreContract):
+    async def store_factory(self, tmp_path: Path, clock: FakeClock) -> EventStore:
+        return MemoryEventStore(clock=clock)
+
+
+class TestSqliteEventStore(StoreContract):
+    async def store_factory(self, tmp_path: Path, clock: FakeClock) -> EventStore:
+        return SqliteEventStore(tmp_path / "state" / "events.sqlite", clock=clock)
+
+    async def test_what_was_stored_survives_a_reopen(self, tmp_path: Path) -> None:
+        path = tmp_path / "events.sqlite"
+        store = SqliteEventStore(path)
+        await store.open()
+        await store.create_execution(record("a", inputs={"n": 1}), [event("a", 1)])
+        await store.append({"a": (2, [event("a", 2)])}, {"a": [StatusChange(2, SUCCEEDED, "")]})
+        await store.close()
+        store = SqliteEventStore(path)
+        await store.open()
+        try:
+            got = await store.get_execution("a")
+            assert got is not None and got.terminal and got.inputs == {"n": 1}
+            assert len(await store.read_events("a", 0)) == 2
+            assert await store.integrity_check() == "ok"
+        finally:
+            await store.close()
+
+    def test_an_unknown_synchronous_mode_is_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="synchronous"):
+            SqliteEventStore(tmp_path / "e.sqlite", synchronous="SOMETIMES")
