@@ -47,6 +47,9 @@ def start_ray(config: RayConfig) -> str:
     _offline_home()
     if config.embedded:
         ray.init(
+            # "local": always a new instance. With no address, ray.init joins the last
+            # cluster `ray start` left on this machine (/tmp/ray/ray_current_cluster).
+            address="local",
             num_cpus=config.num_cpus,
             include_dashboard=False,
             log_to_driver=False,
