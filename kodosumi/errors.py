@@ -105,6 +105,29 @@ class ResourceExhausted(KodosumiError):
     default_reason = "RESOURCE_EXHAUSTED"
 
 
+class QuotaExceeded(ResourceExhausted):
+    """A quota of the caller is used up. `quota` names it (`concurrent_executions`, …),
+    `limit` is its value for the caller, `subject` the identity it is counted for; the
+    reason is `QUOTA_<QUOTA>` and the status carries a `google.rpc.QuotaFailure`."""
+
+    def __init__(self, message: str, *, quota: str, limit: int, subject: str) -> None:
+        super().__init__(
+            message,
+            reason=f"QUOTA_{quota.upper()}",
+            metadata={"quota": quota, "limit": str(limit)},
+        )
+        self.quota = quota
+        self.limit = limit
+        self.subject = subject
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_quota, (self.message, self.quota, self.limit, self.subject))
+
+
+def _rebuild_quota(message: str, quota: str, limit: int, subject: str) -> QuotaExceeded:
+    return QuotaExceeded(message, quota=quota, limit=limit, subject=subject)
+
+
 class Unavailable(KodosumiError):
     """The service cannot take the call now (shutting down, dependency down); retry later."""
 
@@ -154,6 +177,21 @@ CATALOG: dict[str, CatalogEntry] = {
     ),
     "TOO_MANY_EXECUTIONS": CatalogEntry(
         "RESOURCE_EXHAUSTED", "The node runs as many executions as it is configured for."
+    ),
+    "QUOTA_CONCURRENT_EXECUTIONS": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The caller runs as many executions at once as its quota allows."
+    ),
+    "QUOTA_LAUNCHES_PER_MINUTE": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The caller launched as often in the last minute as it may."
+    ),
+    "QUOTA_OPEN_STREAMS": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The caller has as many watch streams open as it may."
+    ),
+    "QUOTA_STORED_BYTES": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The caller's executions hold as many stored bytes as it may."
+    ),
+    "QUOTA_MAX_INPUT_BYTES": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The launch's inputs are larger than the flow or caller allows."
     ),
     "PERMISSION_DENIED": CatalogEntry("PERMISSION_DENIED", "The caller's roles do not allow it."),
     "NOT_YOUR_EXECUTION": CatalogEntry(

@@ -39,6 +39,7 @@ from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
 from kodosumid.network.peer_network import PeerNetwork
 from kodosumid.observability.wiring import NodeObservability
+from kodosumid.quotas import Quotas
 from kodosumid.servicers import VERSION, FlowServicer, NodeServicer, node_load
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class NodeApp:
         self.credentials: NodeCredentials | None = None
         self.auth: NodeAuth | None = None
         self.observability: NodeObservability | None = None
+        self.quotas: Quotas | None = None
 
     @property
     def address(self) -> str:
@@ -119,6 +121,10 @@ class NodeApp:
             env=observability.executor_env(),
         )
         hub = WatchHub()
+        # Per-identity quotas (kodosumid/quotas.py): a terminal status frees a running slot.
+        self.quotas = quotas = Quotas(config.quotas, stored_bytes=self.store.stored_bytes)
+        quotas.seed(await self.store.unfinished())
+        observability.observer.add(quotas)
         # Registry, LAN discovery and peer calls (kodosumid/network/peer_network.py).
         self.network = network = PeerNetwork(config, tls)
         peers = network.table if config.peers.forward else None
@@ -167,11 +173,11 @@ class NodeApp:
             ServerLimits(max_receive_message_bytes=config.max_message_bytes),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(
-            FlowServicer(catalog, self.manager, config.node_id, peers), server
+            FlowServicer(catalog, self.manager, config.node_id, peers, quotas), server
         )
         node_pb2_grpc.add_NodeServiceServicer_to_server(
             NodeServicer(
-                lambda: self._info(catalog, hub), observability.watch_alerts, network.table
+                lambda: self._info(catalog, hub), observability.watch_alerts, network.table, quotas
             ),
             server,
         )

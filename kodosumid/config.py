@@ -38,6 +38,15 @@ endpoint = "127.0.0.1:4317"
 
 [alerts]                      # rules and webhooks: kodosumid/observability/rules.py
 
+[quotas]                      # per identity; 0: no limit (kodosumid/quotas.py)
+concurrent_executions = 20
+launches_per_minute = 120
+open_streams = 64             # WatchExecution and WatchAlerts streams open at once
+stored_bytes = 1073741824     # events stored for the identity's executions
+max_input_bytes = 262144      # a launch's inputs; a flow may set its own
+[quotas.roles.operator]       # also [quotas.groups.<group>]; the most generous match wins
+concurrent_executions = 100
+
 [pool]
 shared_executors = 1          # actors that host many executions each
 warm_executors = 1            # pre-started spares for flows that ask for a process of their own
@@ -47,6 +56,7 @@ max_executions_per_executor = 250
 name = "hello"
 entrypoint = "flows.basic:hello"
 input_schema = { type = "object", properties = { name = { type = "string" } } }
+max_input_bytes = 65536       # default: the caller's quota
 ```
 """
 
@@ -63,6 +73,7 @@ from kodosumi.errors import InvalidArgument
 from kodosumi.paths import default_state_dir
 from kodosumi.telemetry import TelemetryConfig
 from kodosumid.observability.rules import AlertsConfig, alerts_config
+from kodosumid.quotas import QuotasConfig, quotas_config
 
 DEFAULT_LISTEN = "127.0.0.1:7470"
 ISOLATIONS = ("shared", "process")
@@ -84,6 +95,8 @@ class FlowEntry:
     retry_backoff_seconds: float = 1.0
     # Auth: user groups that may launch the flow (empty: everyone; operators and admins always).
     groups: tuple[str, ...] = ()
+    # Largest inputs (serialized bytes) a launch may carry; 0: the caller's quota decides.
+    max_input_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +211,8 @@ class NodeConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     # Alert rules and webhooks (kodosumid/observability/rules.py).
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    # Per-identity limits (kodosumid/quotas.py).
+    quotas: QuotasConfig = field(default_factory=QuotasConfig)
 
 
 def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
@@ -220,6 +235,9 @@ def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
     backoff = retry.get("backoff_seconds", 1.0)
     if not isinstance(backoff, int | float) or not 0 <= backoff <= 3600:
         raise InvalidArgument.field(f"{where}.retry.backoff_seconds", "seconds from 0 to 3600")
+    max_input = raw.get("max_input_bytes", 0)
+    if isinstance(max_input, bool) or not isinstance(max_input, int) or max_input < 0:
+        raise InvalidArgument.field(f"{where}.max_input_bytes", "a whole number of bytes >= 0")
     return FlowEntry(
         name=raw["name"],
         entrypoint=raw["entrypoint"],
@@ -232,6 +250,7 @@ def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
         retry_attempts=attempts,
         retry_backoff_seconds=float(backoff),
         groups=tuple(str(g) for g in raw.get("groups", ())),
+        max_input_bytes=max_input,
     )
 
 
@@ -306,6 +325,8 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> 
             raise InvalidArgument.field("telemetry", str(e)) from None
     if "alerts" in data:
         config = replace(config, alerts=alerts_config(data["alerts"]))
+    if "quotas" in data:
+        config = replace(config, quotas=quotas_config(data["quotas"]))
     if "flows" in data:
         flows = [dict(raw) for raw in data["flows"]]
         for raw in flows:

@@ -23,6 +23,7 @@ from kodosumid.convert import execution_message, flow_message, peer_message, wat
 from kodosumid.executions.manager import ExecutionManager
 from kodosumid.network.peer_client import forwarded_call
 from kodosumid.network.peers import PeerTable
+from kodosumid.quotas import Quotas, QuotasConfig, launch_within
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -34,10 +35,12 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         executions: ExecutionManager,
         node_id: str,
         peers: PeerTable | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.catalog = catalog
         self.executions = executions
         self.node_id = node_id
+        self.quotas = quotas or Quotas(QuotasConfig())
         # Flows of peers that launches here are forwarded to (their `node_id` names the peer).
         self.peers = peers
 
@@ -66,12 +69,23 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     async def LaunchExecution(
         self, request: flow_pb2.LaunchExecutionRequest, context: Context
     ) -> flow_pb2.LaunchExecutionResponse:
-        record = await self.executions.launch(
-            current_principal(),
-            request.flow,
-            struct_to_dict(request.inputs),
-            forwarded=forwarded_call(context.invocation_metadata()),
-            parent_execution_id=request.parent_execution_id,
+        principal = current_principal()
+        try:
+            flow_limit = self.catalog.get(request.flow).max_input_bytes
+        except NotFound:
+            flow_limit = 0  # a peer's flow (the peer holds it to its own limit), or none
+        record = await launch_within(
+            self.quotas,
+            principal,
+            inputs_bytes=request.inputs.ByteSize(),
+            flow_limit=flow_limit,
+            launch=lambda: self.executions.launch(
+                principal,
+                request.flow,
+                struct_to_dict(request.inputs),
+                forwarded=forwarded_call(context.invocation_metadata()),
+                parent_execution_id=request.parent_execution_id,
+            ),
         )
         return flow_pb2.LaunchExecutionResponse(execution=execution_message(record))
 
@@ -99,10 +113,12 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     async def WatchExecution(
         self, request: flow_pb2.WatchExecutionRequest, context: Context
     ) -> AsyncIterator[flow_pb2.WatchExecutionResponse]:
-        stream = self.executions.watch(current_principal(), request.execution_id, request.after_seq)
-        async for events in stream:
-            for response in watch_responses(events):
-                yield response
+        principal = current_principal()
+        with self.quotas.open_stream(principal):
+            stream = self.executions.watch(principal, request.execution_id, request.after_seq)
+            async for events in stream:
+                for response in watch_responses(events):
+                    yield response
 
     async def CancelExecution(
         self, request: flow_pb2.CancelExecutionRequest, context: Context
@@ -144,9 +160,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         info: Callable[[], node_pb2.NodeInfo],
         alerts: AlertStream = _no_alerts,
         peers: PeerTable | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.info = info
         self.alerts = alerts
+        self.quotas = quotas or Quotas(QuotasConfig())
         # The node's peer table (None: a node without a network, which has no peers).
         self.peers = peers
 
@@ -166,10 +184,11 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
     ) -> AsyncIterator[node_pb2.WatchAlertsResponse]:
         # uint64 on the wire, int64 in SQLite: beyond that there is nothing anyway.
         after_seq = min(request.after_seq, 2**63 - 1)
-        async for batch in self.alerts(after_seq, request.follow):
-            yield node_pb2.WatchAlertsResponse(
-                events=[event_pb2.Event.FromString(data) for data in batch]
-            )
+        with self.quotas.open_stream(current_principal()):
+            async for batch in self.alerts(after_seq, request.follow):
+                yield node_pb2.WatchAlertsResponse(
+                    events=[event_pb2.Event.FromString(data) for data in batch]
+                )
 
 
 def node_load(executions: ExecutionManager, watchers: int, started: float) -> node_pb2.NodeLoad:

@@ -42,7 +42,12 @@ CONFLICT = ExitCode(
     "The execution is not in a state that allows it: already finished, or it awaits no such "
     "input (FAILED_PRECONDITION).",
 )
-BUSY = ExitCode(7, "BUSY", "The node runs as many executions as it may (RESOURCE_EXHAUSTED).")
+BUSY = ExitCode(
+    7,
+    "BUSY",
+    "The node runs as many executions as it may, or a quota of the caller is used up "
+    "(RESOURCE_EXHAUSTED; the message names the quota and its limit).",
+)
 FAILED = ExitCode(10, "FAILED", "The execution FAILED.")
 CANCELLED = ExitCode(11, "CANCELLED", "The execution was CANCELLED.")
 TIMED_OUT = ExitCode(12, "TIMED_OUT", "The execution TIMED_OUT.")

@@ -308,6 +308,16 @@ class SqliteEventStore:
     ) -> list[tuple[int, bytes]]:
         return await self.read_page(execution_id, after_seq, limit, REPLAY_PAGE_BYTES)
 
+    async def stored_bytes(self, owner: str) -> int:
+        """Bytes of the events stored for `owner`'s executions (the `stored_bytes` quota)."""
+        async with self.reader.execute(
+            "SELECT COALESCE(SUM(length(e.data)), 0) FROM events e JOIN executions x "
+            "ON e.execution_id = x.execution_id WHERE x.owner = ?",
+            (owner,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
     async def list_executions(
         self,
         *,
