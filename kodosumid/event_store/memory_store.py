@@ -145,6 +145,14 @@ class MemoryEventStore:
     ) -> list[tuple[int, bytes]]:
         return await self.read_page(execution_id, after_seq, limit, REPLAY_PAGE_BYTES)
 
+    async def stored_bytes(self, owner: str) -> int:
+        return sum(
+            len(data)
+            for execution_id, row in self._rows.items()
+            if row.owner == owner and execution_id in self._streams
+            for data in self._streams[execution_id].data.values()
+        )
+
     async def list_executions(
         self,
         *,

@@ -78,6 +78,10 @@ class EventStore(Protocol):
         """`read_page` with up to `limit` events and the default byte bound."""
         ...
 
+    async def stored_bytes(self, owner: str) -> int:
+        """Bytes of the events stored for `owner`'s executions (the `stored_bytes` quota)."""
+        ...
+
     async def list_executions(
         self,
         *,

@@ -64,6 +64,19 @@ class StoreContract:
         assert isinstance(got.inputs["count"], int)  # ints stay ints
         assert await store.read_events("a", 0) == [(1, first[0]), (2, first[1])]
 
+    async def test_stored_bytes_sum_the_events_of_an_owner(self, store: EventStore) -> None:
+        bob = "spiffe://test.kodosumi/user/bob"
+        await store.create_execution(record("a"), [event("a", 1, "x" * 10)])
+        await store.create_execution(record("b", owner=bob), [event("b", 1)])
+        await store.append({"a": (2, [event("a", 2, "y" * 20)])}, {})
+        alice = record("a").owner
+        expected = len(event("a", 1, "x" * 10)) + len(event("a", 2, "y" * 20))
+        assert await store.stored_bytes(alice) == expected
+        assert await store.stored_bytes(bob) == len(event("b", 1))
+        assert await store.stored_bytes("nobody") == 0
+        await store.delete_executions(["a"])
+        assert await store.stored_bytes(alice) == 0
+
     async def test_the_stored_inputs_do_not_follow_the_callers_dict(
         self, store: EventStore
     ) -> None:
