@@ -13,7 +13,9 @@ from pathlib import Path
 
 import ray
 
+from kodosumi.addresses import AdvertiseError, advertised_endpoints, check_advertisable
 from kodosumi.authz import ADMIN, StaticRoleResolver
+from kodosumi.errors import InvalidArgument
 from kodosumi.rpc.guard import Authenticator
 from kodosumi.rpc.server import (
     ServerLimits,
@@ -50,10 +52,25 @@ SERVICE_NAMES = (
 )
 
 
+ADVERTISE_FIX = (
+    "pass --advertise HOST:PORT (or set KODOSUMI_ADVERTISE, or [node] advertise in the TOML)"
+)
+
+
+def check_advertise(config: NodeConfig) -> None:
+    """A start-up error (naming the fix) when the node would have nothing usable to advertise."""
+    try:
+        check_advertisable(config.listen, config.advertise, fix=ADVERTISE_FIX)
+    except AdvertiseError as e:
+        raise InvalidArgument.field("node.advertise", str(e)) from None
+
+
 class NodeApp:
     def __init__(self, config: NodeConfig) -> None:
         self.config = ensure_node_id(config)
         self.port = 0
+        # What peers and clients dial: derived from the listen address once it is bound.
+        self.endpoints: tuple[str, ...] = ()
         self.identity = ""
         self.ray_address = ""
         self.client_files: TlsFiles | None = None
@@ -96,6 +113,7 @@ class NodeApp:
 
     async def start(self) -> None:
         config = self.config
+        check_advertise(config)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         tls, trust_domain, extra_admins = self._credentials()
         config = self.config
@@ -183,6 +201,9 @@ class NodeApp:
         )
         self._health = add_health_and_reflection(server, SERVICE_NAMES)
         self.port = bind(server, config.listen, tls)
+        self.endpoints = advertised_endpoints(
+            config.listen, self.port, config.advertise, fix=ADVERTISE_FIX
+        )
         self.pool.caller = self._caller_settings().to_dict()
         bound.set_result(None)
         await server.start()
@@ -193,7 +214,11 @@ class NodeApp:
         if self.auth is not None:
             self.auth.start(lambda: [f.name for f in catalog.list()])
         log.info(
-            "node %s serving on %s (%s)", config.node_id, self.address, self.identity or "insecure"
+            "node %s serving on %s, advertised as %s (%s)",
+            config.node_id,
+            self.address,
+            ", ".join(self.endpoints),
+            self.identity or "insecure",
         )
 
     async def _start_pool(self, bound: asyncio.Future[None]) -> None:
@@ -222,7 +247,7 @@ class NodeApp:
             node_id=self.config.node_id,
             version=VERSION,
             identity=self.identity,
-            endpoints=list(self.config.advertise) or [self.address],
+            endpoints=list(self.endpoints) or [self.address],
             flows=[flow_message(f, self.config.node_id) for f in catalog.list()],
             load=node_load(self.manager, hub.watcher_count, self._started),
             ray_address=self.ray_address,
@@ -236,6 +261,7 @@ class NodeApp:
     def _write_info_file(self) -> None:
         data = {
             "address": self.address,
+            "endpoints": list(self.endpoints),
             "node_id": self.config.node_id,
             "insecure": self.config.insecure,
             "pid": os.getpid(),

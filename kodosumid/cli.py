@@ -13,7 +13,7 @@ from pathlib import Path
 from kodosumi import __version__
 from kodosumi.errors import KodosumiError
 from kodosumi.logs import configure_logging
-from kodosumid.app import NodeApp
+from kodosumid.app import NodeApp, check_advertise
 from kodosumid.auth.identity import join
 from kodosumid.catalog import entrypoint_flow, example_flows, same_entrypoint_key
 from kodosumid.config import NodeConfig, load_config
@@ -26,6 +26,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument("--state-dir", type=Path, help="where the node keeps its state")
     parser.add_argument("--listen", help="HOST:PORT to serve on (default 127.0.0.1:7470)")
+    parser.add_argument(
+        "--advertise",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="what peers and clients dial (repeatable; default: the listen address, for "
+        "0.0.0.0 this host's addresses); also KODOSUMI_ADVERTISE, [node] advertise",
+    )
     parser.add_argument("--node-id", help="the node's id (default: generated once, kept)")
     parser.add_argument("--insecure", action="store_true", help="serve plaintext (no mTLS)")
     parser.add_argument("--ray-address", help="join this Ray cluster instead of an embedded one")
@@ -64,6 +71,8 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
         config = replace(config, state_dir=args.state_dir.expanduser().resolve())
     if args.listen:
         config = replace(config, listen=args.listen)
+    if args.advertise:
+        config = replace(config, advertise=tuple(args.advertise))
     if args.node_id:
         config = replace(config, node_id=args.node_id)
     if args.insecure:
@@ -94,6 +103,8 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
 
 
 async def serve(config: NodeConfig, join_token: str | None = None) -> None:
+    # Before enrolling: a node that could not tell peers where it is must not enroll either.
+    check_advertise(config)
     if join_token:
         config = await join(config, join_token)
     app = NodeApp(config)

@@ -6,7 +6,8 @@ id = "node-a"                 # default: generated once and kept in the state di
 listen = "127.0.0.1:7470"
 state_dir = "~/.local/share/kodosumi"
 insecure = false              # plaintext; only with intent
-advertise = []                # addresses peers dial (default: the listen address)
+advertise = []                # HOST[:PORT]s others dial (default: derived from listen,
+                              # 0.0.0.0 -> this host's addresses); also --advertise
 
 [tls]                         # omit for the development CA in <state_dir>/pki
 ca_cert = "ca.pem"
@@ -198,7 +199,8 @@ class NodeConfig:
     # Finished executions (and their events) are deleted this long after they ended; 0 keeps
     # them forever.
     retention_seconds: float = 0.0
-    # Addresses peers and clients dial (registry entry, NodeInfo); empty: the listen address.
+    # HOST[:PORT]s peers and clients dial (registry entry, NodeInfo, certificate names);
+    # empty: derived from the listen address (kodosumi/addresses.py).
     advertise: tuple[str, ...] = ()
     # Empty: no registry. Registration, LAN discovery and peer calls:
     # kodosumid/network/peer_network.py.
@@ -346,6 +348,9 @@ def _apply_env(config: NodeConfig, env: dict[str, str]) -> NodeConfig:
         config = replace(config, insecure=True)
     if "KODOSUMI_RAY_ADDRESS" in env:
         config = replace(config, ray=replace(config.ray, address=env["KODOSUMI_RAY_ADDRESS"]))
+    if env.get("KODOSUMI_ADVERTISE", "").strip():
+        advertise = tuple(a.strip() for a in env["KODOSUMI_ADVERTISE"].split(",") if a.strip())
+        config = replace(config, advertise=advertise)
     if "KODOSUMI_REGISTRY" in env:
         config = replace(config, registry_address=env["KODOSUMI_REGISTRY"])
     return config

@@ -46,6 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--listen", help=f"host:port to serve on (default {DEFAULT_LISTEN}; port 0 picks one)"
     )
+    parser.add_argument(
+        "--advertise",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="what nodes and people dial, put in enrollment tokens (repeatable; default: the "
+        "listen address, for 0.0.0.0 this host's addresses)",
+    )
+    parser.add_argument(
+        "--tls-host",
+        action="append",
+        metavar="NAME",
+        help="one more DNS name or IP address the registry's certificate names (repeatable)",
+    )
     parser.add_argument("--registry-id", help="the registry's id in its SPIFFE identity")
     parser.add_argument("--ca-cert", type=Path, help="CA certificate shared with the nodes")
     parser.add_argument("--ca-key", type=Path, help="key of that CA (to issue our certificate)")
@@ -76,10 +89,12 @@ def config_from_args(args: argparse.Namespace) -> RegistryConfig:
         args.config,
         state_dir=args.state_dir,
         listen=args.listen,
+        advertise=tuple(args.advertise) if args.advertise else None,
         registry_id=args.registry_id,
         insecure=args.insecure,
         tls__ca_cert=args.ca_cert,
         tls__ca_key=args.ca_key,
+        tls__hosts=tuple(args.tls_host) if args.tls_host else None,
         auth__admins=tuple(args.admin) if args.admin else None,
     )
 

@@ -112,6 +112,9 @@ class RegistryConfig:
     registry_id: str = "registry"
     # `host:port`; port 0 picks a free port.
     listen: str = DEFAULT_LISTEN
+    # HOST[:PORT]s nodes and people dial (tokens, certificate names); empty: derived from
+    # `listen` (0.0.0.0 -> this host's addresses; kodosumi/addresses.py).
+    advertise: tuple[str, ...] = ()
     state_dir: Path = field(default_factory=lambda: default_state_dir() / "registry")
     # Plaintext, no identities: every caller is an anonymous admin with the node role.
     insecure: bool = False

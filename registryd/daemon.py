@@ -13,11 +13,18 @@ import fcntl
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from kodosumi.addresses import (
+    AdvertiseError,
+    advertised_endpoints,
+    certificate_hosts,
+    check_advertisable,
+)
 from kodosumi.authz import StaticRoleResolver
 from kodosumi.rpc.guard import Authenticator
 from kodosumi.rpc.server import add_health_and_reflection, bind, create_server, set_serving
@@ -28,7 +35,7 @@ from kodosumi.v1 import registry_pb2_grpc
 from registryd.auth.policy import AUTH_SERVICE
 from registryd.auth.runtime import AuthRuntime
 from registryd.clock import Clock, SystemClock
-from registryd.config import RegistryConfig
+from registryd.config import ConfigError, RegistryConfig, TlsConfig
 from registryd.credentials import RegistryCredentials, ensure_credentials
 from registryd.metrics import RegistryMetrics
 from registryd.policy import INSECURE_ROLES, SERVICE_NAME, registry_policy
@@ -80,6 +87,11 @@ class _StateLock:
             os.close(fd)
 
 
+ADVERTISE_FIX = (
+    "pass --advertise HOST:PORT (or set KODOSUMI_REGISTRY_ADVERTISE, or advertise in the TOML)"
+)
+
+
 def dial_address(listen: str, port: int) -> str:
     """A `host:port` a local client can dial for a server listening on `listen`."""
     host = listen.rpartition(":")[0]
@@ -106,6 +118,8 @@ class RegistryDaemon:
         self.run_sweeper = run_sweeper
         self.credentials: RegistryCredentials | None = None
         self.port = 0
+        # What nodes and people dial (tokens name the first): derived once bound.
+        self.endpoints: tuple[str, ...] = ()
         self._store: RegistryStore | None = None
         self._registry: Registry | None = None
         self._server: grpc.aio.Server | None = None
@@ -133,12 +147,16 @@ class RegistryDaemon:
 
     async def start(self) -> None:
         config = self.config
+        try:
+            check_advertisable(config.listen, config.advertise, fix=ADVERTISE_FIX)
+        except AdvertiseError as e:
+            raise ConfigError(f"advertise: {e}") from None
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
             if not config.insecure:
                 self.credentials = ensure_credentials(
-                    config.state_dir, config.registry_id, config.tls
+                    config.state_dir, config.registry_id, self._tls_with_hosts()
                 )
             self._store = await SqliteStore.open(config.state_dir / DATABASE_FILE)
             await self._open_auth()
@@ -172,11 +190,19 @@ class RegistryDaemon:
         self.metrics.start()
         self._write_address_file()
         log.info(
-            "registry %s serving on %s (%s)",
+            "registry %s serving on %s, advertised as %s (%s)",
             config.registry_id,
             self.address,
+            ", ".join(self.endpoints),
             "insecure" if config.insecure else f"mTLS, trust domain {self.trust_domain}",
         )
+
+    def _tls_with_hosts(self) -> TlsConfig:
+        """`[tls]` with every name the certificate must carry: the advertised hosts (for a
+        wildcard listen: this host's addresses) and `tls.hosts`."""
+        config = self.config
+        dns, ips = certificate_hosts(config.listen, config.advertise, config.tls.hosts)
+        return replace(config.tls, hosts=dns + ips)
 
     @property
     def trust_domain(self) -> str | None:
@@ -225,10 +251,14 @@ class RegistryDaemon:
             self.port = bind(server, self.config.listen, tls)
         except (OSError, RuntimeError) as e:
             raise ListenError(f"cannot listen on {self.config.listen}: {e}") from None
+        self.endpoints = advertised_endpoints(
+            self.config.listen, self.port, self.config.advertise, fix=ADVERTISE_FIX
+        )
         await server.start()
         self._server = server
         if auth is not None:
-            await auth.start(self.config.listen, self.address)
+            # Tokens tell enrollees on other hosts where to go: the advertised address.
+            await auth.start(self.config.listen, self.endpoints[0])
         await set_serving(self._health, services, True)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -276,6 +306,7 @@ class RegistryDaemon:
         creds = self.credentials
         info: dict[str, Any] = {
             "address": self.address,
+            "endpoints": list(self.endpoints),
             "listen": self.config.listen,
             "registry_id": self.config.registry_id,
             "insecure": self.config.insecure,

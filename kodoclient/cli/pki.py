@@ -4,6 +4,7 @@ and badges. `init` works offline; the other commands talk to the auth provider (
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from kodoclient.cli.options import json_option
 from kodoclient.cli.render import record
 from kodoclient.cli.tables import timestamp
 from kodoclient.identity import PROFILE_FILE, identity_files
+from kodosumi.addresses import join_host_port, split_host_port
 from kodosumi.pki import CertificateAuthority, cert_pem, key_pem, write_private, write_public
 from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
 from kodosumi.tls import local_user_name
@@ -43,7 +45,13 @@ def pki() -> None:
     help="Where the CA lives (default <state-dir>/ca).",
 )
 @click.option("--admin", metavar="NAME", help="The first admin (default: your OS user).")
-@click.option("--registry", metavar="HOST:PORT", default="127.0.0.1:7460", show_default=True)
+@click.option(
+    "--registry",
+    metavar="HOST:PORT",
+    default="127.0.0.1:7460",
+    show_default=True,
+    help="Where the registry will be dialled (its host's LAN address or DNS name for a LAN).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing CA (every certificate dies).")
 @click.pass_context
 def init(
@@ -90,9 +98,29 @@ def init(
     state.out.print(
         f"CA of trust domain {trust_domain}: {cert_path} (key {key_path}, mode 0600)\n"
         f"admin {identity}: {files.cert}\n\nstart the registry with it:\n"
-        f"  registryd --ca-cert {cert_path} --ca-key {key_path} --admin {name}",
+        f"  {registryd_command(cert_path, key_path, name, registry)}",
         highlight=False,
+        soft_wrap=True,
     )
+
+
+def registryd_command(ca_cert: Path, ca_key: Path, admin: str, registry: str) -> str:
+    """The `registryd` command for a registry others dial at `registry`: on loopback it
+    listens there; otherwise on every interface of its port, advertising `registry` (what
+    tokens carry and its certificate names)."""
+    command = f"registryd --ca-cert {ca_cert} --ca-key {ca_key} --admin {admin}"
+    host, port = split_host_port(registry)
+    port = port or 7460
+    if host in ("", "localhost") or _loopback(host):
+        return f"{command} --listen {join_host_port(host or '127.0.0.1', port)}"
+    return f"{command} --listen 0.0.0.0:{port} --advertise {join_host_port(host, port)}"
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @pki.command("token")

@@ -12,10 +12,10 @@ The auth provider is the enrollment's registry unless `[auth] address` names ano
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from kodosumi.addresses import certificate_hosts
 from kodosumi.credentials import RotatingCredentials, files_in
 from kodosumi.enrollment import EnrollmentError, EnrollmentToken, enroll
 from kodosumi.errors import InvalidArgument
@@ -109,18 +109,9 @@ def node_credentials(config: NodeConfig) -> NodeCredentials:
 
 
 def _server_hosts(config: NodeConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Names clients dial this node by: loopback, the host name, the advertised hosts."""
-    dns = {"localhost", socket.gethostname()}
-    ips = {"127.0.0.1", "::1"}
-    hosts = [a.rpartition(":")[0].strip("[]") for a in (*config.advertise, config.listen)]
-    for host in hosts:
-        if not host or host in ("0.0.0.0", "::"):
-            continue
-        if host.replace(".", "").isdigit() or ":" in host:
-            ips.add(host)
-        else:
-            dns.add(host)
-    return tuple(sorted(dns)), tuple(sorted(ips))
+    """Names clients dial this node by: loopback, the host name, the advertised hosts (for
+    0.0.0.0 without `advertise`: this host's addresses)."""
+    return certificate_hosts(config.listen, config.advertise)
 
 
 async def join(config: NodeConfig, token_text: str, ca_pem: bytes | None = None) -> NodeConfig:
