@@ -10,7 +10,7 @@ The public surface is what `__all__` lists; modules starting with `_` are privat
 
 from kodoclient._async import AsyncClient
 from kodoclient._sync import Client
-from kodoclient.config import ConnectConfig, NodeFile, ReconnectPolicy, resolve_config
+from kodoclient.config import ConnectConfig, NodeFile, resolve_config
 from kodoclient.errors import ConfigError, KodoclientError
 from kodoclient.events import (
     TERMINAL_STATUSES,
@@ -19,7 +19,9 @@ from kodoclient.events import (
     parse_status,
     status_name,
 )
+from kodoclient.follow_state import FollowState, fold
 from kodoclient.registry import RegistryClient, RegistrySnapshot
+from kodoclient.resume import ReconnectPolicy
 from kodosumi.errors import FieldViolation
 
 __all__ = [
@@ -29,11 +31,13 @@ __all__ = [
     "ConfigError",
     "ConnectConfig",
     "FieldViolation",
+    "FollowState",
     "KodoclientError",
     "NodeFile",
     "ReconnectPolicy",
     "RegistryClient",
     "RegistrySnapshot",
+    "fold",
     "is_terminal",
     "open_input_requests",
     "parse_status",

@@ -4,7 +4,6 @@ watch that resumes by itself from the last seen `seq` when the stream breaks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
@@ -19,6 +18,7 @@ from kodoclient._spans import call_span, fail, stream_span, traced_unary
 from kodoclient.config import ConnectConfig, resolve_config
 from kodoclient.errors import KodoclientError
 from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_requests, parse_status
+from kodoclient.resume import ReconnectHook, ResumedHook, Resumer, StreamBroken
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.rpc.channel import open_channel
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
@@ -28,30 +28,6 @@ log = logging.getLogger(__name__)
 _Resp = TypeVar("_Resp")
 
 StatusFilter = Iterable[event_pb2.ExecutionStatus.ValueType | str]
-# (attempt, seconds until it, why the stream broke)
-ReconnectHook = Callable[[int, float, str], None]
-
-# Words of gRPC core that mean "the transport went away" when a reset stream surfaces with
-# a code other than UNAVAILABLE (a server stopped without grace cancels its streams).
-_TRANSPORT_HINTS = (
-    "RST_STREAM",
-    "Socket closed",
-    "Connection reset",
-    "connection reset",
-    "Stream removed",
-    "GOAWAY",
-    "Broken pipe",
-)
-
-
-def _resumable(error: grpc.aio.AioRpcError) -> bool:
-    code = error.code()
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return True
-    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED):
-        details = error.details() or ""
-        return any(hint in details for hint in _TRANSPORT_HINTS)
-    return False
 
 
 class AsyncClient:
@@ -238,79 +214,59 @@ class AsyncClient:
         after_seq: int = 0,
         *,
         on_reconnect: ReconnectHook | None = None,
+        on_resumed: ResumedHook | None = None,
     ) -> AsyncGenerator[event_pb2.Event, None]:
         """Every event after `after_seq`, one by one, until the terminal status event.
 
         When the stream breaks (node restart, connection reset) the watch reconnects from
         the last `seq` it yielded, so the caller sees each event exactly once and in order.
-        It gives up with a `KodoclientError` (UNAVAILABLE) after the config's
-        `reconnect.max_attempts` consecutive attempts that brought nothing new.
-        `on_reconnect(attempt, delay_seconds, cause)` is called before each wait.
+        It retries forever unless the config's `reconnect` policy bounds it (`max_attempts`
+        in a row, `give_up_after` seconds), then raises `KodoclientError` (UNAVAILABLE).
+        `on_reconnect(attempt, delay_seconds, cause)` is called before each wait,
+        `on_resumed(attempts)` when events flow again after reconnecting.
         """
         span = stream_span("WatchExecution", self._config.target, execution_id=execution_id)
-        try:
-            async for event in self._watch(execution_id, after_seq, on_reconnect, span):
-                yield event
-        except BaseException as e:
-            fail(span, e)
-            raise
-        finally:
-            span.end()
+        last = after_seq
 
-    async def _watch(
-        self,
-        execution_id: str,
-        after_seq: int,
-        on_reconnect: ReconnectHook | None,
-        span: trace.Span,
-    ) -> AsyncGenerator[event_pb2.Event, None]:
-        policy = self._config.reconnect
-        last, failures = after_seq, 0
-        while True:
+        async def attempt() -> AsyncGenerator[event_pb2.Event, None]:
+            nonlocal last
             request = flow_pb2.WatchExecutionRequest(execution_id=execution_id, after_seq=last)
             with trace.use_span(span):  # the call's client span (and the node's) join it
                 call = self._flows().WatchExecution(request)
-            progressed = False
             try:
                 async for response in call:
                     for event in response.events:
                         # A resumed stream must not repeat what the caller already has.
                         if event.seq <= last:
                             continue
-                        last, progressed = event.seq, True
+                        last = event.seq
                         yield event
                         if is_terminal(event):
                             return
-                # The stream ended cleanly without a terminal event: either the caller
-                # resumed past the end of a finished execution, or the node let go early.
-                if await self._finished_at(execution_id, last):
-                    return
-                cause = "the stream ended before the terminal event"
-            except grpc.aio.AioRpcError as e:
-                if not _resumable(e):
-                    raise KodoclientError.from_rpc(e, "WatchExecution") from None
-                cause = f"{e.code().name}: {e.details()}"
             finally:
                 call.cancel()
-            failures = 1 if progressed else failures + 1
-            if failures > policy.max_attempts:
-                raise KodoclientError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"watch of {execution_id} gave up after {policy.max_attempts} reconnect "
-                    f"attempts (last seq {last}): {cause}",
-                    method="WatchExecution",
-                )
-            delay = policy.delay(failures, self._rng)
-            if on_reconnect is not None:
-                on_reconnect(failures, delay, cause)
-            log.info(
-                "watch of %s broke (%s); resuming after seq %d in %.2fs",
-                execution_id,
-                cause,
-                last,
-                delay,
-            )
-            await asyncio.sleep(delay)
+            # The stream ended cleanly without a terminal event: either the caller resumed
+            # past the end of a finished execution, or the node let go early.
+            if not await self._finished_at(execution_id, last):
+                raise StreamBroken("the stream ended before the terminal event")
+
+        resumer = Resumer(
+            "WatchExecution",
+            self._config.reconnect,
+            self._rng,
+            where=lambda: f"seq {last} of {execution_id}",
+            on_reconnect=on_reconnect,
+            on_resumed=on_resumed,
+        )
+        try:
+            async with aclosing(resumer.run(attempt)) as events:
+                async for event in events:
+                    yield event
+        except BaseException as e:
+            fail(span, e)
+            raise
+        finally:
+            span.end()
 
     async def _finished_at(self, execution_id: str, last: int) -> bool:
         try:
@@ -370,42 +326,39 @@ class AsyncClient:
         *,
         follow: bool = False,
         on_reconnect: ReconnectHook | None = None,
+        on_resumed: ResumedHook | None = None,
     ) -> AsyncGenerator[event_pb2.Event, None]:
         """The node's alerts after `after_seq` (events of kind `alert`, oldest first); with
         `follow`, then each new one as it fires, resuming after breaks like `watch`.
         Operators and admins only (PERMISSION_DENIED for others)."""
-        policy = self._config.reconnect
-        last, failures = after_seq, 0
-        while True:
+        last = after_seq
+
+        async def attempt() -> AsyncGenerator[event_pb2.Event, None]:
+            nonlocal last
             request = node_pb2.WatchAlertsRequest(after_seq=last, follow=follow)
             with call_span("WatchAlerts", self._config.target):
                 call = self._nodes().WatchAlerts(request)
-            progressed = False
             try:
                 async for response in call:
                     for event in response.events:
                         if event.seq <= last:
                             continue
-                        last, progressed = event.seq, True
+                        last = event.seq
                         yield event
-                if not follow:
-                    return
-                cause = "the node ended the alert stream"
-            except grpc.aio.AioRpcError as e:
-                if not follow or not _resumable(e):
-                    raise KodoclientError.from_rpc(e, "WatchAlerts") from None
-                cause = f"{e.code().name}: {e.details()}"
             finally:
                 call.cancel()
-            failures = 1 if progressed else failures + 1
-            if failures > policy.max_attempts:
-                raise KodoclientError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"alert stream gave up after {policy.max_attempts} reconnect attempts "
-                    f"(last seq {last}): {cause}",
-                    method="WatchAlerts",
-                )
-            delay = policy.delay(failures, self._rng)
-            if on_reconnect is not None:
-                on_reconnect(failures, delay, cause)
-            await asyncio.sleep(delay)
+            if follow:
+                raise StreamBroken("the node ended the alert stream")
+
+        resumer = Resumer(
+            "WatchAlerts",
+            self._config.reconnect,
+            self._rng,
+            where=lambda: f"alert seq {last}",
+            on_reconnect=on_reconnect,
+            on_resumed=on_resumed,
+            retry=follow,
+        )
+        async with aclosing(resumer.run(attempt)) as alerts:
+            async for event in alerts:
+                yield event

@@ -18,8 +18,9 @@ from typing import Any, Self, TypeVar
 
 from opentelemetry import context as otel_context
 
-from kodoclient._async import AsyncClient, ReconnectHook, StatusFilter
+from kodoclient._async import AsyncClient, StatusFilter
 from kodoclient.config import ConnectConfig
+from kodoclient.resume import ReconnectHook, ResumedHook
 from kodosumi.telemetry import in_context
 from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
 
@@ -213,10 +214,13 @@ class Client:
         after_seq: int = 0,
         *,
         on_reconnect: ReconnectHook | None = None,
+        on_resumed: ResumedHook | None = None,
     ) -> Iterator[event_pb2.Event]:
-        """As `AsyncClient.watch`; `on_reconnect` runs on the client's loop thread."""
+        """As `AsyncClient.watch`; the hooks run on the client's loop thread."""
         return self._loop.iterate(
-            self._async.watch(execution_id, after_seq, on_reconnect=on_reconnect)
+            self._async.watch(
+                execution_id, after_seq, on_reconnect=on_reconnect, on_resumed=on_resumed
+            )
         )
 
     def history(self, execution_id: str, after_seq: int = 0) -> list[event_pb2.Event]:
@@ -241,8 +245,11 @@ class Client:
         *,
         follow: bool = False,
         on_reconnect: ReconnectHook | None = None,
+        on_resumed: ResumedHook | None = None,
     ) -> Iterator[event_pb2.Event]:
         """As `AsyncClient.alerts`."""
         return self._loop.iterate(
-            self._async.alerts(after_seq, follow=follow, on_reconnect=on_reconnect)
+            self._async.alerts(
+                after_seq, follow=follow, on_reconnect=on_reconnect, on_resumed=on_resumed
+            )
         )

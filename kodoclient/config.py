@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Literal
 
 from kodoclient.errors import ConfigError
 from kodoclient.identity import identity_files
+from kodoclient.resume import ReconnectPolicy
 from kodosumi.paths import default_state_dir
 from kodosumi.tls import TlsFiles, TlsMaterial, dev_client_files
 
@@ -28,40 +28,13 @@ DEFAULT_CALL_TIMEOUT = 10.0
 NODE_ENV = "KODOSUMI_NODE"
 INSECURE_ENV = "KODOSUMI_INSECURE"
 NODE_FILE = "node.json"
+# Never give up: a watch outlives any outage of its node (see kodoclient.resume).
+DEFAULT_RECONNECT = ReconnectPolicy()
 
 Origin = Literal["explicit", "env", "node.json", "default"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
-
-
-@dataclass(frozen=True, slots=True)
-class ReconnectPolicy:
-    """How a watch stream resumes after it breaks: capped exponential backoff with jitter.
-
-    `max_attempts` counts consecutive failed attempts; an attempt that delivers at least
-    one new event resets the count, so a long watch survives any number of spaced-out
-    node restarts but gives up on a node that stays away.
-    """
-
-    initial_backoff: float = 0.25
-    max_backoff: float = 5.0
-    multiplier: float = 2.0
-    # Fraction of the delay drawn at random, so that many watchers of a restarted node
-    # do not all come back in the same instant.
-    jitter: float = 0.2
-    max_attempts: int = 10
-
-    def __post_init__(self) -> None:
-        if self.initial_backoff < 0 or self.max_backoff < self.initial_backoff:
-            raise ValueError("need 0 <= initial_backoff <= max_backoff")
-        if self.multiplier < 1 or not 0 <= self.jitter <= 1 or self.max_attempts < 1:
-            raise ValueError("need multiplier >= 1, 0 <= jitter <= 1 and max_attempts >= 1")
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Seconds to wait before reconnect number `attempt` (1 for the first)."""
-        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
-        return base * (1 - self.jitter * rng.random())
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +49,7 @@ class ConnectConfig:
     # Kept out of the repr: it holds the private key.
     tls: TlsMaterial | None = field(default=None, repr=False)
     call_timeout: float = DEFAULT_CALL_TIMEOUT
-    reconnect: ReconnectPolicy = ReconnectPolicy()
+    reconnect: ReconnectPolicy = DEFAULT_RECONNECT
     origin: Origin = "explicit"
 
     @property
@@ -152,7 +125,7 @@ def resolve_config(
     cert: Path | None = None,
     key: Path | None = None,
     call_timeout: float = DEFAULT_CALL_TIMEOUT,
-    reconnect: ReconnectPolicy = ReconnectPolicy(),
+    reconnect: ReconnectPolicy = DEFAULT_RECONNECT,
     env: Mapping[str, str] | None = None,
     alive: Callable[[int], bool] = pid_alive,
 ) -> ConnectConfig:

@@ -19,7 +19,6 @@ network), and lists again when the registry no longer keeps that revision
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
@@ -30,11 +29,17 @@ from typing import Any, Self, TypeAlias, TypeVar
 
 import grpc
 
-from kodoclient._async import ReconnectHook, _resumable
 from kodoclient._spans import fail, stream_span, traced_unary
 from kodoclient.auth import RegistryTarget, resolve_registry
-from kodoclient.config import ReconnectPolicy
 from kodoclient.errors import KodoclientError
+from kodoclient.resume import (
+    ReconnectHook,
+    ReconnectPolicy,
+    ResumedHook,
+    Resumer,
+    StreamBroken,
+    resumable_rpc_error,
+)
 from kodosumi.paths import default_state_dir
 from kodosumi.rpc.channel import open_channel
 from kodosumi.v1 import registry_pb2 as rpb
@@ -246,86 +251,83 @@ class RegistryClient:
         *,
         follow: bool = True,
         on_reconnect: ReconnectHook | None = None,
+        on_resumed: ResumedHook | None = None,
     ) -> AsyncGenerator[RegistryItem, None]:
         """The registry's changes after `after_revision`, each once and in revision order.
 
         `after_revision=None` starts with a `RegistrySnapshot` (`list_nodes`) and follows
         the changes after it; `0` replays every change the registry still keeps. When the
         stream breaks the watch resumes after the last revision it yielded, with the
-        config's backoff, and gives up (UNAVAILABLE) after `reconnect.max_attempts`
-        attempts in a row that brought nothing. When the registry no longer keeps that
-        revision it yields a fresh `RegistrySnapshot` and goes on from there. A revision
-        ahead of the registry is the caller's error (INVALID_ARGUMENT, `REVISION_IN_FUTURE`)
-        on the first stream, and means a wiped registry later on: then it lists again too.
+        policy's backoff, forever unless the policy bounds it (`max_attempts` in a row,
+        `give_up_after` seconds: then UNAVAILABLE). `on_reconnect(attempt, delay, cause)`
+        is called before each wait, `on_resumed(attempts)` once the registry answers again.
+        When the registry no longer keeps that revision it yields a fresh
+        `RegistrySnapshot` and goes on from there. A revision ahead of the registry is the
+        caller's error (INVALID_ARGUMENT, `REVISION_IN_FUTURE`) on the first stream, and
+        means a wiped registry later on: then it lists again too.
 
         Without `follow` it stops once it caught up with the revision the registry had when
         the watch began (after the snapshot, when it lists).
         """
         span = stream_span("WatchRegistry", self._target.address)
+        last = after_revision
+        # The registry's revision when the first stream was created: where `follow=False` stops.
+        caught_up_at: int | None = None
+        established = False
+
+        async def attempt() -> AsyncGenerator[RegistryItem, None]:
+            nonlocal last, caught_up_at, established
+            while True:
+                if last is None:
+                    snapshot = await self.list_nodes()
+                    last = snapshot.revision
+                    yield snapshot
+                    if not follow:
+                        return
+                try:
+                    async with aclosing(self._stream(last)) as stream:
+                        async for changes, revision in stream:
+                            resumer.progressed()
+                            if revision is not None:  # the `created` response
+                                established = True
+                                if caught_up_at is None:
+                                    caught_up_at = revision
+                            for change in changes:
+                                if change.revision <= last:
+                                    continue  # a resumed stream must not repeat anything
+                                last = change.revision
+                                yield change
+                            if not follow and caught_up_at is not None and last >= caught_up_at:
+                                return
+                except KodoclientError as e:
+                    if e.reason == COMPACTED or (e.reason == IN_FUTURE and established):
+                        log.info(
+                            "registry watch cannot resume after %s (%s); listing again",
+                            last,
+                            e.reason,
+                        )
+                        last = None
+                        continue
+                    raise
+                raise StreamBroken("the registry ended the stream")
+
+        resumer = Resumer(
+            "WatchRegistry",
+            self._reconnect,
+            self._rng,
+            where=lambda: f"revision {last}",
+            on_reconnect=on_reconnect,
+            on_resumed=on_resumed,
+        )
         try:
-            async for item in self._watch(after_revision, follow, on_reconnect):
-                yield item
+            async with aclosing(resumer.run(attempt)) as items:
+                async for item in items:
+                    yield item
         except BaseException as e:
             fail(span, e)
             raise
         finally:
             span.end()
-
-    async def _watch(
-        self, after_revision: int | None, follow: bool, on_reconnect: ReconnectHook | None
-    ) -> AsyncGenerator[RegistryItem, None]:
-        policy = self._reconnect
-        last = after_revision
-        # The registry's revision when the first stream was created: where `follow=False` stops.
-        caught_up_at: int | None = None
-        established, failures = False, 0
-        while True:
-            progressed = False
-            try:
-                if last is None:
-                    snapshot = await self.list_nodes()
-                    last, progressed = snapshot.revision, True
-                    yield snapshot
-                    if not follow:
-                        return
-                async with aclosing(self._stream(last)) as stream:
-                    async for changes, revision in stream:
-                        progressed = True
-                        if revision is not None:  # the `created` response
-                            established = True
-                            if caught_up_at is None:
-                                caught_up_at = revision
-                        for change in changes:
-                            if change.revision <= last:
-                                continue  # a resumed stream must not repeat anything
-                            last = change.revision
-                            yield change
-                        if not follow and caught_up_at is not None and last >= caught_up_at:
-                            return
-                cause = "the registry ended the stream"
-            except KodoclientError as e:
-                if e.reason == COMPACTED or (e.reason == IN_FUTURE and established):
-                    log.info(
-                        "registry watch cannot resume after %s (%s); listing again", last, e.reason
-                    )
-                    last = None
-                    continue
-                if not _transient(e):
-                    raise
-                cause = str(e)
-            failures = 1 if progressed else failures + 1
-            if failures > policy.max_attempts:
-                raise KodoclientError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"registry watch gave up after {policy.max_attempts} reconnect attempts "
-                    f"(last revision {last}): {cause}",
-                    method="WatchRegistry",
-                )
-            delay = policy.delay(failures, self._rng)
-            if on_reconnect is not None:
-                on_reconnect(failures, delay, cause)
-            log.info("registry watch broke (%s); resuming after %s in %.2fs", cause, last, delay)
-            await asyncio.sleep(delay)
 
     async def _stream(
         self, after_revision: int
@@ -340,13 +342,8 @@ class RegistryClient:
                 yield list(response.changes), response.revision if response.created else None
         except grpc.aio.AioRpcError as e:
             error = KodoclientError.from_rpc(e, "WatchRegistry")
-            if _resumable(e):
+            if resumable_rpc_error(e):
                 error.code = grpc.StatusCode.UNAVAILABLE  # a reset stream: the link went away
             raise error from None
         finally:
             call.cancel()
-
-
-def _transient(error: KodoclientError) -> bool:
-    """A failure of the link (worth resuming), not an answer of the registry."""
-    return error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

@@ -72,6 +72,14 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     metavar="SECONDS",
     help="Deadline of each call to the node (streams excepted).",
 )
+@click.option(
+    "--give-up-after",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Streams (watch, run, alerts -f, watch-registry) reconnect forever after a break; "
+    "give up (exit 4) after this many seconds without reaching the node or registry.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Also show streamed chunks and tracebacks.")
 @click.version_option(__version__, prog_name="kodoclient")
 @click.pass_context
@@ -85,6 +93,7 @@ def main(
     key: Path | None,
     json_output: bool,
     timeout: float,
+    give_up_after: float | None,
     verbose: bool,
 ) -> None:
     """Run and watch agentic flows on a kodosumi node."""
@@ -99,6 +108,7 @@ def main(
         json=json_output,
         timeout=timeout,
         verbose=verbose,
+        give_up_after=give_up_after,
     )
 
 

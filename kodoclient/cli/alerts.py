@@ -15,6 +15,7 @@ from kodoclient.cli import exit_codes
 from kodoclient.cli.context import CliState, execute, state_of
 from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.cli.options import json_option
+from kodoclient.cli.reconnect import ReconnectNotice
 from kodoclient.cli.render import record
 from kodosumi.v1 import event_pb2
 
@@ -75,14 +76,18 @@ def alerts(ctx: click.Context, follow: bool, after_seq: int) -> None:
     ones until interrupted."""
     state = state_of(ctx)
 
-    def reconnecting(attempt: int, delay: float, cause: str) -> None:
-        state.note(f"alert stream broke ({cause}); reconnecting in {delay:.1f} s")
-
     async def body() -> ExitCode:
-        seen = 0
+        seen, last = 0, after_seq
         async with AsyncClient(state.settings.connect_config()) as client:
-            async for event in client.alerts(after_seq, follow=follow, on_reconnect=reconnecting):
-                seen += 1
+            notice = ReconnectNotice(state.note, client.config.target, lambda: f"alert {last}")
+            stream = client.alerts(
+                after_seq,
+                follow=follow,
+                on_reconnect=notice.reconnecting,
+                on_resumed=notice.resumed,
+            )
+            async for event in stream:
+                seen, last = seen + 1, event.seq
                 show(state, event)
         if not seen and not follow:
             state.note("no alerts")

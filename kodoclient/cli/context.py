@@ -21,6 +21,7 @@ from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.config import DEFAULT_CALL_TIMEOUT, ConnectConfig, resolve_config
 from kodoclient.errors import KodoclientError
 from kodoclient.identity import renew_if_due
+from kodoclient.resume import ReconnectPolicy
 from kodosumi.paths import default_state_dir
 
 
@@ -37,6 +38,11 @@ class Settings:
     json: bool = False
     timeout: float = DEFAULT_CALL_TIMEOUT
     verbose: bool = False
+    # Seconds a stream may spend reconnecting before the command gives up (None: never).
+    give_up_after: float | None = None
+
+    def reconnect_policy(self) -> ReconnectPolicy:
+        return ReconnectPolicy(give_up_after=self.give_up_after)
 
     @property
     def state(self) -> Path:
@@ -55,6 +61,7 @@ class Settings:
             cert=self.cert,
             key=self.key,
             call_timeout=self.timeout,
+            reconnect=self.reconnect_policy(),
         )
 
 
@@ -88,7 +95,8 @@ class CliState:
     def note(self, message: str) -> None:
         """Progress chatter for humans: stderr, so stdout stays the command's result."""
         if not self.settings.json:
-            self.err.print(message, style="dim", highlight=False)
+            # Not wrapped at 80 columns off a terminal: one note, one line for grep.
+            self.err.print(message, style="dim", highlight=False, soft_wrap=True)
 
     def report(self, error: KodoclientError, code: ExitCode) -> None:
         if self.settings.json:

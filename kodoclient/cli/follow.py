@@ -15,9 +15,8 @@ from rich.panel import Panel
 from kodoclient._async import AsyncClient
 from kodoclient.cli.context import CliState
 from kodoclient.cli.prompt import answer_request
+from kodoclient.cli.reconnect import ReconnectNotice
 from kodoclient.cli.render import (
-    FollowState,
-    apply,
     error_view,
     event_line,
     record,
@@ -25,6 +24,7 @@ from kodoclient.cli.render import (
     status_view,
     summary_line,
 )
+from kodoclient.follow_state import FollowState, apply
 from kodosumi.v1 import event_pb2
 
 
@@ -59,17 +59,18 @@ async def follow(
         redirect_stderr=False,
     )
 
-    def reconnecting(attempt: int, delay: float, cause: str) -> None:
-        live.console.print(
-            f"  connection lost ({cause}); resuming after seq {view.last_seq} "
-            f"in {delay:.1f} s (attempt {attempt})",
-            style="yellow",
-            highlight=False,
-            markup=False,
-        )
+    def say(line: str) -> None:
+        live.console.print(line, style="yellow", highlight=False, markup=False, soft_wrap=True)
+
+    notice = ReconnectNotice(say, client.config.target, lambda: f"seq {view.last_seq}")
 
     with live:
-        watch = client.watch(execution_id, after_seq, on_reconnect=reconnecting)
+        watch = client.watch(
+            execution_id,
+            after_seq,
+            on_reconnect=notice.reconnecting,
+            on_resumed=notice.resumed,
+        )
         async with aclosing(watch) as events:
             async for event in events:
                 apply(view, event)

@@ -14,6 +14,7 @@ from kodoclient.cli.auth_options import registry_option, registry_target
 from kodoclient.cli.context import CliState, execute, state_of
 from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.cli.options import json_option
+from kodoclient.cli.reconnect import ReconnectNotice
 from kodoclient.cli.render import record
 from kodoclient.cli.tables import nodes_table
 from kodoclient.registry import RegistryClient, RegistrySnapshot, change_kind_name
@@ -87,18 +88,25 @@ def watch_registry(
     state = state_of(ctx)
 
     async def body() -> ExitCode:
-        async with RegistryClient(registry_target(state, registry)) as client:
-
-            def reconnecting(attempt: int, delay: float, cause: str) -> None:
-                state.note(f"registry stream broke ({cause}); reconnecting in {delay:.1f} s")
-
-            feed = client.watch_registry(after_revision, follow=follow, on_reconnect=reconnecting)
+        target = registry_target(state, registry)
+        async with RegistryClient(target, reconnect=state.settings.reconnect_policy()) as client:
+            last = [after_revision]
+            notice = ReconnectNotice(
+                state.note, f"the registry at {target.address}", lambda: f"revision {last[0]}"
+            )
+            feed = client.watch_registry(
+                after_revision,
+                follow=follow,
+                on_reconnect=notice.reconnecting,
+                on_resumed=notice.resumed,
+            )
             # Without --after the first snapshot is asked for; any other one means the
             # registry no longer kept the revision to resume from.
             asked = after_revision is None
             async with aclosing(feed) as items:
                 async for item in items:
                     _show(state, item, asked=asked)
+                    last[0] = item.revision
                     asked = asked and not isinstance(item, RegistrySnapshot)
         return exit_codes.OK
 

@@ -145,6 +145,8 @@ class FakeNode:
         self.breaks = 0
         # "abort": UNAVAILABLE, as a node going away; "end": close the stream cleanly early.
         self.break_mode = "abort"
+        # A hostile node: replay from the first event whatever `after_seq` asks.
+        self.ignore_after_seq = False
         self.batch_size = 2
         self.watch_calls: list[int] = []
         self.loop = asyncio.new_event_loop()
@@ -310,7 +312,7 @@ class _FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             await _abort(context, e)
             return
         node.watch_calls.append(request.after_seq)
-        sent, batches = request.after_seq, 0
+        sent, batches = (0 if node.ignore_after_seq else request.after_seq), 0
         while True:
             if node.breaks and node.break_after is not None and batches >= node.break_after:
                 node.breaks -= 1

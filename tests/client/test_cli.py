@@ -267,5 +267,7 @@ def test_watch_says_when_it_resumes(koco: Invoke, fake_node: FakeNode) -> None:
     fake_node.batch_size, fake_node.break_after, fake_node.breaks = 1, 1, 1
     result = koco("watch", execution_id)
     assert result.exit_code == 0
-    assert "connection lost (UNAVAILABLE: scripted break); resuming after seq 1" in result.stdout
+    assert "⟳ reconnecting to" in result.stdout
+    assert "(attempt 1; resuming after seq 1): UNAVAILABLE: scripted break" in result.stdout
+    assert "✔ reconnected to" in result.stdout and "after 1 attempt;" in result.stdout
     assert result.stdout.count("● RUNNING") == 1

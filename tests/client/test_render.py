@@ -12,14 +12,13 @@ from rich.text import Text
 
 from kodoclient.cli.render import (
     RENDERERS,
-    FollowState,
     event_line,
-    fold,
     record,
     result_view,
     status_view,
     summary_line,
 )
+from kodoclient.follow_state import FollowState, fold
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.v1 import event_pb2 as pb
 
