@@ -64,12 +64,12 @@ max_input_bytes = 65536       # default: the caller's quota
 from __future__ import annotations
 
 import os
-import tomllib
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from kodosumi.config_loader import ConfigError, TomlFile, build, read_toml, table
 from kodosumi.errors import InvalidArgument
 from kodosumi.paths import default_state_dir
 from kodosumi.telemetry import TelemetryConfig
@@ -77,6 +77,7 @@ from kodosumid.observability.rules import AlertsConfig, alerts_config
 from kodosumid.quotas import QuotasConfig, quotas_config
 
 DEFAULT_LISTEN = "127.0.0.1:7470"
+_C = TypeVar("_C")
 ISOLATIONS = ("shared", "process")
 
 
@@ -268,12 +269,31 @@ def flows_from(raw_flows: list[dict[str, Any]]) -> tuple[FlowEntry, ...]:
 
 
 def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> NodeConfig:
-    """Read the TOML file (if any), then apply `KODOSUMI_*` environment overrides."""
+    """Read the TOML file (if any), then apply `KODOSUMI_*` environment overrides.
+
+    The file is read by the daemons' shared loader (`kodosumi.config_loader`): a syntax
+    error or a bad key names the file and line; both surface as INVALID_ARGUMENT.
+    """
+    try:
+        return _load(path, env)
+    except ConfigError as e:
+        raise InvalidArgument(str(e)) from None
+
+
+def _section(cls: type[_C], file: TomlFile, name: str, raw: Any, base: Path) -> _C:
+    """One table of the file as its typed dataclass (unknown keys and bad types named)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file.where((), name)}: [{name}] must be a table")
+    return build(cls, table(cls, raw, base=base, file=file, path=(name,)))
+
+
+def _load(path: Path | None, env: dict[str, str] | None) -> NodeConfig:
     env = dict(os.environ if env is None else env)
     data: dict[str, Any] = {}
+    file: TomlFile | None = None
     if path is not None:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        file = read_toml(path)
+        data = file.data
     node = data.get("node", {})
     base = path.parent if path is not None else Path.cwd()
     config = NodeConfig(
@@ -299,27 +319,28 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> 
                 _path(tls["ca_cert"], base), _path(tls["cert"], base), _path(tls["key"], base)
             ),
         )
-    if "ray" in data:
-        config = replace(config, ray=RayConfig(**data["ray"]))
-    if "pool" in data:
-        pool = dict(data["pool"])
-        if "preload_modules" in pool:
-            pool["preload_modules"] = tuple(pool["preload_modules"])
-        config = replace(config, pool=PoolConfig(**pool))
-    if "registry" in data:
-        registry = dict(data["registry"])
-        address = str(registry.pop("address", ""))
-        config = replace(
-            config, registry_address=address, registry=RegistryClientConfig(**registry)
-        )
-    if "discovery" in data:
-        discovery = dict(data["discovery"])
-        discovery["interfaces"] = tuple(discovery.get("interfaces", ()))
-        config = replace(config, discovery=DiscoveryConfig(**discovery))
-    if "peers" in data:
-        config = replace(config, peers=PeersConfig(**data["peers"]))
-    if "auth" in data:
-        config = replace(config, auth=AuthClientConfig(**data["auth"]))
+    if file is not None:
+        sections: dict[str, type[Any]] = {
+            "ray": RayConfig,
+            "pool": PoolConfig,
+            "discovery": DiscoveryConfig,
+            "peers": PeersConfig,
+            "auth": AuthClientConfig,
+        }
+        for name, cls in sections.items():
+            if name in data:
+                config = replace(config, **{name: _section(cls, file, name, data[name], base)})
+        if "registry" in data:
+            registry = data["registry"]
+            address = ""
+            if isinstance(registry, dict):
+                registry = dict(registry)
+                address = str(registry.pop("address", ""))
+            config = replace(
+                config,
+                registry_address=address,
+                registry=_section(RegistryClientConfig, file, "registry", registry, base),
+            )
     if "telemetry" in data:
         try:
             config = replace(config, telemetry=TelemetryConfig.from_mapping(data["telemetry"]))

@@ -3,31 +3,36 @@ overridden by `KODOSUMI_REGISTRY_*` environment variables (flags override both, 
 
 Top-level keys map to `KODOSUMI_REGISTRY_<KEY>`, keys of a section to
 `KODOSUMI_REGISTRY_<SECTION>_<KEY>` (for example `KODOSUMI_REGISTRY_LEASE_RESTART_GRACE=30`).
-Relative paths in the file are relative to the file's folder.
+Relative paths in the file are relative to the file's folder. Errors (`ConfigError`) name
+the file and line of the bad key, or the variable.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kodosumi.config_loader import ConfigError, load
 from kodosumi.paths import default_state_dir
 from kodosumi.telemetry import TelemetryConfig
 from kodosumi.tls import DEV_TRUST_DOMAIN
 
+__all__ = [
+    "DEFAULT_LISTEN",
+    "ENV_PREFIX",
+    "AuthConfig",
+    "ConfigError",
+    "LeaseConfig",
+    "RegistryConfig",
+    "TlsConfig",
+    "load_config",
+]
+
 ENV_PREFIX = "KODOSUMI_REGISTRY_"
 DEFAULT_LISTEN = "127.0.0.1:7460"
-
-
-class ConfigError(ValueError):
-    """The configuration is unusable; the message names the key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,114 +149,15 @@ def load_config(
 ) -> RegistryConfig:
     """Defaults, then the TOML file, then the environment, then `overrides` (flags; None skips).
 
-    `overrides` take dotted section keys as `lease__restart_grace`.
+    `overrides` take dotted section keys as `lease__restart_grace`. The loader is the one
+    both daemons share (`kodosumi.config_loader`).
     """
-    values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"{path}: {e}") from None
-        values = _from_mapping(RegistryConfig, data, base=path.parent, where=str(path))
-    _merge(values, _from_env(RegistryConfig, os.environ if env is None else env, ENV_PREFIX))
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        section, _, name = key.rpartition("__")
-        (values.setdefault(section, {}) if section else values)[name] = value
-    config: RegistryConfig = _build(RegistryConfig, values)
+    config = load(
+        RegistryConfig,
+        path,
+        env=os.environ if env is None else env,
+        prefix=ENV_PREFIX,
+        overrides=overrides,
+    )
     config.check()
     return config
-
-
-# The types a config field may have, and how text (environment) turns into them.
-def _coerce(kind: Any, value: Any, where: str, base: Path | None) -> Any:
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(kind) if a is not type(None)]
-        return None if value in (None, "") else _coerce(inner[0], value, where, base)
-    if typing.get_origin(kind) is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            raise ConfigError(f"{where}: expected a list, not {value!r}")
-        stripped = [item.strip() if isinstance(item, str) else item for item in items]
-        return tuple(_coerce(str, item, where, base) for item in stripped if item != "")
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"not a boolean: {value!r}")
-        if kind is int:
-            if isinstance(value, (bool, float)):
-                raise ValueError(f"not an integer: {value!r}")
-            return int(value)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError(f"not a number: {value!r}")
-            return float(value)
-        if kind is str:
-            if not isinstance(value, str):
-                raise ValueError(f"not a string: {value!r}")
-            return value
-        if kind is Path:
-            p = Path(str(value)).expanduser()
-            return base / p if base is not None and not p.is_absolute() else p
-    except ValueError as e:
-        raise ConfigError(f"{where}: {e}") from None
-    raise ConfigError(f"{where}: unsupported type {kind}")
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _from_mapping(
-    cls: type[Any], data: Mapping[str, Any], *, base: Path | None, where: str
-) -> dict[str, Any]:
-    hints = _hints(cls)
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in hints:
-            known = ", ".join(sorted(hints))
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
-        kind = hints[key]
-        if dataclasses.is_dataclass(kind):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{where}: [{key}] must be a table")
-            out[key] = _from_mapping(kind, value, base=base, where=f"{where} [{key}]")  # type: ignore[arg-type]
-        else:
-            out[key] = _coerce(kind, value, f"{where}: {key}", base)
-    return out
-
-
-def _from_env(cls: type[Any], env: Mapping[str, str], prefix: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, kind in _hints(cls).items():
-        name = f"{prefix}{key.upper()}"
-        if dataclasses.is_dataclass(kind):
-            section = _from_env(kind, env, f"{name}_")  # type: ignore[arg-type]
-            if section:
-                out[key] = section
-        elif name in env:
-            out[key] = _coerce(kind, env[name], name, None)
-    return out
-
-
-def _merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
-
-
-def _build(cls: type[Any], values: Mapping[str, Any]) -> Any:
-    hints = _hints(cls)
-    kwargs = {
-        key: _build(hints[key], value) if dataclasses.is_dataclass(hints[key]) else value
-        for key, value in values.items()
-    }
-    return cls(**kwargs)

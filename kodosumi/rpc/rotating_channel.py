@@ -33,7 +33,7 @@ def _secure_channel(target: str, credentials: RotatingCredentials, options: Opti
         private_key=material.key,
         certificate_chain=material.cert,
     )
-    # Client spans and trace context while the process traces (kodosumi/telemetry.py).
+    # Client spans and trace context while the process traces (kodosumi/telemetry/tracing.py).
     return grpc.aio.secure_channel(
         target, creds, options=options, interceptors=client_interceptors()
     )

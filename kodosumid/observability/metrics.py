@@ -2,7 +2,7 @@
 events stored, queue depth, pool size, watchers, heartbeat lag, alerts.
 
 Instruments are OpenTelemetry ones (exported as `[telemetry]` says, see
-`kodosumi/telemetry.py`). The same counts, as plain totals since the node started, go into
+`kodosumi/telemetry/`). The same counts, as plain totals since the node started, go into
 `NodeLoad` so `kodoclient top` can show rates without an OpenTelemetry backend.
 
 Gauges are read by the metric reader on its own thread; they report a `Sample` the node
