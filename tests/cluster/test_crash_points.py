@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from kodosumi.v1 import event_pb2
+from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.crashpoints import POINTS
 from tests.cluster.test_external_ray import CONFIG
 from tests.node.helpers import collect, launch, statuses
@@ -73,11 +74,14 @@ async def test_crash_point(point: str, ray_head: str, tmp_path: Path) -> None:
                 "SELECT seq FROM events WHERE execution_id = ? ORDER BY seq", (execution_id,)
             )
         ]
-        stored = [
-            bytes(row[0])
-            for row in db.execute(
-                "SELECT data FROM events WHERE execution_id = ? ORDER BY seq", (execution_id,)
-            )
-        ]
     assert seqs == list(range(1, len(received) + 1))
+    # Through the store: it keeps the launch's inputs event without the inputs (stored once).
+    store = SqliteEventStore(node.state_dir / "events.sqlite")
+    await store.open()
+    stored: list[bytes] = []
+    try:
+        while page := await store.read_page(execution_id, len(stored)):
+            stored += [data for _, data in page]
+    finally:
+        await store.close()
     assert [event_pb2.Event.FromString(data) for data in stored] == received

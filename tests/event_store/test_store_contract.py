@@ -3,6 +3,8 @@ store (an abstract class with `store_factory`, one tiny subclass per store)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from kodosumid.event_store import (
     SqliteEventStore,
     StatusChange,
 )
-from tests.event_store.helpers import FakeClock, event, record
+from tests.event_store.helpers import FakeClock, event, inputs_event, record
 
 S = event_pb2
 RUNNING = S.EXECUTION_STATUS_RUNNING
@@ -76,6 +78,13 @@ class StoreContract:
         assert await store.stored_bytes("nobody") == 0
         await store.delete_executions(["a"])
         assert await store.stored_bytes(alice) == 0
+        # A launch's inputs count once, however the store keeps them.
+        inputs = {"text": "z" * 10_000}
+        await store.create_execution(
+            record("c", inputs=inputs), [event("c", 1), inputs_event("c", inputs)]
+        )
+        full = len(event("c", 1)) + len(inputs_event("c", inputs))
+        assert full - 100 <= await store.stored_bytes(alice) <= full + 100
 
     async def test_the_stored_inputs_do_not_follow_the_callers_dict(
         self, store: EventStore
@@ -197,6 +206,26 @@ class StoreContract:
         )
         await store.create_execution(full, [])
         assert await store.get_execution("a") == full
+
+    async def test_the_inputs_event_replays_as_emitted(self, store: EventStore) -> None:
+        inputs = {"text": "x" * 50_000, "n": 3, "nested": {"b": [1, 2.5], "a": "Zoë"}}
+        first = [event("a", 1), inputs_event("a", inputs), event("a", 3)]
+        await store.create_execution(record("a", inputs=inputs), first)
+        assert await store.read_events("a", 0) == [(1, first[0]), (2, first[1]), (3, first[2])]
+        assert await store.read_page("a", 1, max_events=1) == [(2, first[1])]
+        # A page bounded by bytes counts the inputs the event shows.
+        assert await store.read_page("a", 0, max_bytes=1000) == [(1, first[0])]
+        assert (await store.get_execution("a")).inputs == inputs  # type: ignore[union-attr]
+
+    async def test_an_inputs_event_that_differs_from_the_row_is_kept_whole(
+        self, store: EventStore
+    ) -> None:
+        other = inputs_event("a", {"name": "not the row's"})
+        await store.create_execution(record("a", inputs={"name": "row"}), [event("a", 1), other])
+        assert await store.read_events("a", 0) == [(1, event("a", 1)), (2, other)]
+        empty = inputs_event("b", {})
+        await store.create_execution(record("b", inputs={}), [event("b", 1), empty])
+        assert await store.read_events("b", 1) == [(2, empty)]
 
     # -- replay pages -----------------------------------------------------------------------
 
@@ -348,6 +377,34 @@ class TestMemoryEventStore(StoreContract):
         return MemoryEventStore(clock=clock)
 
 
+async def _stored_bytes(store: SqliteEventStore) -> int:
+    """Pages in use (the file less its free pages): what the data costs to keep."""
+    async with store.db.execute("PRAGMA page_count") as cursor:
+        pages = (await cursor.fetchone())[0]  # type: ignore[index]
+    async with store.db.execute("PRAGMA freelist_count") as cursor:
+        free = (await cursor.fetchone())[0]  # type: ignore[index]
+    async with store.db.execute("PRAGMA page_size") as cursor:
+        size = (await cursor.fetchone())[0]  # type: ignore[index]
+    return int((pages - free) * size)
+
+
+_EARLIER_SCHEMA = """
+CREATE TABLE executions (
+    execution_id TEXT PRIMARY KEY, flow TEXT NOT NULL, owner TEXT NOT NULL,
+    status INTEGER NOT NULL, status_reason TEXT NOT NULL DEFAULT '',
+    inputs TEXT NOT NULL DEFAULT '{}', create_ns INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL DEFAULT 0, end_ns INTEGER NOT NULL DEFAULT 0,
+    last_seq INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 1,
+    executor TEXT NOT NULL DEFAULT '', node_id TEXT NOT NULL DEFAULT '',
+    trace_id TEXT NOT NULL DEFAULT '', parent_execution_id TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE events (
+    execution_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (execution_id, seq)
+) WITHOUT ROWID;
+"""
+
+
 class TestSqliteEventStore(StoreContract):
     async def store_factory(self, tmp_path: Path, clock: FakeClock) -> EventStore:
         return SqliteEventStore(tmp_path / "state" / "events.sqlite", clock=clock)
@@ -366,6 +423,57 @@ class TestSqliteEventStore(StoreContract):
             assert got is not None and got.terminal and got.inputs == {"n": 1}
             assert len(await store.read_events("a", 0)) == 2
             assert await store.integrity_check() == "ok"
+        finally:
+            await store.close()
+
+    async def test_a_launch_stores_its_inputs_once(self, tmp_path: Path) -> None:
+        """Issue 11: inputs were kept in the row and the event, and every status update
+        rewrote the row's copy (SQLite rewrites a whole row): 3x the inputs on disk."""
+        store = SqliteEventStore(tmp_path / "events.sqlite")
+        await store.open()
+        try:
+            await store.create_execution(record("warm"), [event("warm", 1)])
+            before = await _stored_bytes(store)
+            inputs = {"text": "y" * 2_000_000}
+            await store.create_execution(
+                record("a", inputs=inputs), [event("a", 1), inputs_event("a", inputs)]
+            )
+            for seq in range(3, 40):
+                status = RUNNING if seq < 39 else SUCCEEDED
+                await store.append(
+                    {"a": (seq, [event("a", seq)])}, {"a": [StatusChange(seq, status, "")]}
+                )
+            growth = await _stored_bytes(store) - before
+            assert growth <= 1.2 * 2_000_000, f"{growth / 2_000_000:.2f}x the inputs"
+        finally:
+            await store.close()
+
+    async def test_a_database_of_an_earlier_node_opens_and_reads(self, tmp_path: Path) -> None:
+        path = tmp_path / "events.sqlite"
+        with sqlite3.connect(path) as db:
+            db.executescript(_EARLIER_SCHEMA)
+            db.execute(
+                "INSERT INTO executions (execution_id, flow, owner, status, inputs, create_ns, "
+                "last_seq) VALUES ('old', 'hello', 'u', ?, ?, 5, 2)",
+                (PENDING, json.dumps({"name": "old"})),
+            )
+            db.executemany(
+                "INSERT INTO events VALUES ('old', ?, ?)",
+                [(1, event("old", 1)), (2, inputs_event("old", {"name": "old"}))],
+            )
+        store = SqliteEventStore(path)
+        await store.open()
+        try:
+            got = await store.get_execution("old")
+            assert got is not None and got.inputs == {"name": "old"}
+            assert (await store.read_events("old", 1))[0][1] == inputs_event("old", {"name": "old"})
+            page = await store.list_executions(owner=None, max_bytes=1)
+            assert page.executions == [got]
+            await store.create_execution(record("new", inputs={"n": 1}, create_ns=6), [])
+            assert [r.inputs for r in await store.unfinished()] in (
+                [{"name": "old"}, {"n": 1}],
+                [{"n": 1}, {"name": "old"}],
+            )
         finally:
             await store.close()
 

@@ -1,0 +1,131 @@
+"""The SQLite store's reads that must stay bounded: replay pages and listing pages.
+
+Both size a page before loading it (`length()` of a BLOB reads none of it), then load only
+what fits, so a page never holds more than it returns: a watcher of a stream with large events
+or a listing of executions with large inputs costs one page, not the whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import aiosqlite
+
+from kodosumid.event_store.inputs_event import restore_inputs
+from kodosumid.event_store.model import (
+    ExecutionRecord,
+    Page,
+    decode_token,
+    encode_token,
+    record_size,
+)
+from kodosumid.event_store.sqlite_schema import (
+    SELECT_INPUTS,
+    SELECT_ROWS,
+    inputs_seq,
+    inputs_size,
+    to_record,
+)
+
+# SQLite's default limit on host parameters is far above this; keep IN lists modest anyway.
+_CHUNK = 500
+
+
+async def read_page(
+    db: aiosqlite.Connection, execution_id: str, after_seq: int, max_events: int, max_bytes: int
+) -> list[tuple[int, bytes]]:
+    async with db.execute(f"{SELECT_ROWS} WHERE execution_id = ?", (execution_id,)) as cursor:
+        row = await cursor.fetchone()
+    stripped, stripped_size = (inputs_seq(row), inputs_size(row)) if row else (0, 0)
+    async with db.execute(
+        "SELECT seq, length(data) FROM events WHERE execution_id = ? AND seq > ? "
+        "ORDER BY seq LIMIT ?",
+        (execution_id, after_seq, max(max_events, 1)),
+    ) as cursor:
+        sizes = [(int(seq), int(size)) for seq, size in await cursor.fetchall()]
+    if not sizes:
+        return []
+    last, total = sizes[0][0], 0
+    for seq, size in sizes:
+        total += size + (stripped_size if seq == stripped else 0)
+        if total > max_bytes and seq != sizes[0][0]:
+            break
+        last = seq
+    async with db.execute(
+        "SELECT seq, data FROM events WHERE execution_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
+        (execution_id, after_seq, last),
+    ) as cursor:
+        page = [(int(seq), bytes(data)) for seq, data in await cursor.fetchall()]
+    if after_seq < stripped <= last:
+        inputs = (await inputs_of(db, [execution_id]))[execution_id]
+        page = [(s, restore_inputs(d, inputs) if s == stripped else d) for s, d in page]
+    return page
+
+
+async def inputs_of(db: aiosqlite.Connection, execution_ids: list[str]) -> dict[str, str | bytes]:
+    """The stored inputs (JSON) of each execution."""
+    found: dict[str, str | bytes] = {}
+    for start in range(0, len(execution_ids), _CHUNK):
+        chunk = execution_ids[start : start + _CHUNK]
+        async with db.execute(f"{SELECT_INPUTS} ({', '.join('?' * len(chunk))})", chunk) as cursor:
+            found.update((str(eid), inputs) for eid, inputs in await cursor.fetchall())
+    return found
+
+
+async def records(
+    db: aiosqlite.Connection, where: str = "", params: Iterable[Any] = ()
+) -> list[ExecutionRecord]:
+    async with db.execute(f"{SELECT_ROWS} {where}", tuple(params)) as cursor:
+        rows = list(await cursor.fetchall())
+    inputs = await inputs_of(db, [str(row[0]) for row in rows])
+    return [to_record(row, inputs[str(row[0])]) for row in rows]
+
+
+async def list_page(
+    db: aiosqlite.Connection,
+    *,
+    owner: str | None,
+    statuses: Iterable[int],
+    flow: str,
+    page_size: int,
+    page_token: str,
+    max_bytes: int,
+) -> Page:
+    """Newest first, keyset-paged: the token names the last row of the previous page."""
+    where: list[str] = []
+    params: list[Any] = []
+    if owner is not None:
+        where.append("owner = ?")
+        params.append(owner)
+    status_list = list(statuses)
+    if status_list:
+        where.append(f"status IN ({', '.join('?' * len(status_list))})")
+        params += status_list
+    if flow:
+        where.append("flow = ?")
+        params.append(flow)
+    if page_token:
+        create_ns, execution_id = decode_token(page_token)
+        where.append("(create_ns < ? OR (create_ns = ? AND execution_id < ?))")
+        params += [create_ns, create_ns, execution_id]
+    sql = SELECT_ROWS
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY create_ns DESC, execution_id DESC LIMIT ?"
+    params.append(page_size + 1)
+    async with db.execute(sql, params) as cursor:
+        rows = list(await cursor.fetchall())
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    if max_bytes:
+        total = 0
+        for i, row in enumerate(rows):
+            total += record_size(to_record(row), inputs_size(row))
+            if total > max_bytes and i > 0:
+                rows, more = rows[:i], True
+                break
+    inputs = await inputs_of(db, [str(row[0]) for row in rows])
+    found = [to_record(row, inputs[str(row[0])]) for row in rows]
+    token = encode_token(found[-1].create_ns, found[-1].execution_id) if more and found else ""
+    return Page(found, token)
