@@ -1,7 +1,8 @@
 """How a client finds its node and its credentials: the connect config and its resolution.
 
-Resolution order for the node address: explicit argument > `$KODOSUMI_NODE` > the
-`node.json` a running local node writes into its state directory > `127.0.0.1:7470`.
+Resolution order for the node address: explicit argument > `$KODOSUMI_NODE` > the default
+node of the login profile (`kodoclient login`, `kodoclient nodes use`) > the `node.json` a
+running local node writes into its state directory > `127.0.0.1:7470`.
 Credentials: explicit CA/cert/key files > the identity `kodoclient login` keeps under
 `<state>/identity/` > the development client files the local node created under
 `<state>/pki/`. Plaintext only on an explicit request (`insecure=True`,
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from kodoclient.errors import ConfigError
-from kodoclient.identity import identity_files
+from kodoclient.identity import identity_files, read_login
 from kodoclient.resume import ReconnectPolicy
 from kodosumi.paths import default_state_dir
 from kodosumi.tls import TlsFiles, TlsMaterial, dev_client_files
@@ -31,7 +32,7 @@ NODE_FILE = "node.json"
 # Never give up: a watch outlives any outage of its node (see kodoclient.resume).
 DEFAULT_RECONNECT = ReconnectPolicy()
 
-Origin = Literal["explicit", "env", "node.json", "default"]
+Origin = Literal["explicit", "env", "profile", "node.json", "default"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -149,6 +150,10 @@ def resolve_config(
         origin = "explicit"
     elif environ.get(NODE_ENV):
         target, origin = environ[NODE_ENV], "env"
+    elif (login := read_login(state)) is not None and login.node_address:
+        # The default node of a login (`koco login`, `koco nodes use`) is a choice the
+        # user made, so it comes before a local node that merely happens to run.
+        target, origin = login.node_address, "profile"
     elif (node := live_node_file(state, alive)) is not None:
         target, origin = node.address, "node.json"
         node_file_insecure = node.insecure

@@ -1,5 +1,6 @@
 """The identity a person logged in with: `kodoclient login TOKEN` keeps it in
-`<state>/identity/` (`ca.pem`, `client.pem`, `client.key` 0600, `profile.json`).
+`<state>/identity/` (`ca.pem`, `client.pem`, `client.key` 0600, `profile.json` with the
+registry it enrolled with and the default node commands go to).
 
 Certificates are short-lived. `renew_if_due` asks the auth provider for a new one (a fresh
 key, a CSR, `RenewCertificate` over the current certificate) once two thirds of the lifetime
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -39,6 +40,10 @@ class LoginProfile:
     identity: str
     registry_address: str
     files: TlsFiles
+    # The node commands go to when none is named (`koco login`, `koco nodes use`): its id
+    # (empty when given as an address) and the address dialled.
+    node_id: str = ""
+    node_address: str = ""
 
 
 def identity_files(state_dir: Path) -> TlsFiles:
@@ -52,9 +57,27 @@ def save_login(state_dir: Path, enrolled: Enrolled) -> LoginProfile:
     write_private(files.key, enrolled.material.key)
     write_public(files.cert, enrolled.material.cert)
     write_public(files.ca_cert, enrolled.material.ca_cert)
-    profile = {"identity": str(enrolled.identity), "registry_address": enrolled.registry_address}
-    (files.cert.parent / PROFILE_FILE).write_text(json.dumps(profile, indent=2) + "\n")
-    return LoginProfile(str(enrolled.identity), enrolled.registry_address, files)
+    profile = LoginProfile(str(enrolled.identity), enrolled.registry_address, files)
+    _write_profile(profile)
+    return profile
+
+
+def _write_profile(profile: LoginProfile) -> None:
+    data = {"identity": profile.identity, "registry_address": profile.registry_address}
+    if profile.node_address:
+        data |= {"node_id": profile.node_id, "node_address": profile.node_address}
+    (profile.files.cert.parent / PROFILE_FILE).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def set_default_node(state_dir: Path, node_id: str, address: str) -> LoginProfile | None:
+    """Make `address` (node `node_id`, if known) the node of this login; None when nobody
+    logged in from this state directory."""
+    profile = read_login(state_dir)
+    if profile is None:
+        return None
+    changed = replace(profile, node_id=node_id, node_address=address)
+    _write_profile(changed)
+    return changed
 
 
 def read_login(state_dir: Path) -> LoginProfile | None:
@@ -67,7 +90,13 @@ def read_login(state_dir: Path) -> LoginProfile | None:
     except (OSError, ValueError):
         data = {}
     identity = str(data.get("identity") or spiffe_id_of(load_certificate(files.cert)))
-    return LoginProfile(identity, str(data.get("registry_address", "")), files)
+    return LoginProfile(
+        identity,
+        str(data.get("registry_address", "")),
+        files,
+        node_id=str(data.get("node_id", "")),
+        node_address=str(data.get("node_address", "")),
+    )
 
 
 def renewal_due(files: TlsFiles, now: dt.datetime | None = None) -> bool:

@@ -36,9 +36,10 @@ from kodoclient.config import DEFAULT_CALL_TIMEOUT
 from kodosumi import __version__
 
 _EPILOG = (
-    "\b\nThe node: --node, else $KODOSUMI_NODE, else the node.json of a node running\n"
-    "from --state-dir (default $KODOSUMI_HOME or the per-user data dir), else\n"
-    "127.0.0.1:7470. Credentials: --ca/--cert/--key, else the development files a\n"
+    "\b\nThe node: --node, else $KODOSUMI_NODE, else your login's default node (koco\n"
+    "nodes use NODE), else the node.json of a node running from --state-dir (default\n"
+    "$KODOSUMI_HOME or the per-user data dir), else 127.0.0.1:7470.\n"
+    "Credentials: --ca/--cert/--key, else your login, else the development files a\n"
     "local node wrote under <state-dir>/pki; plaintext only with --insecure\n"
     "($KODOSUMI_INSECURE=1).\n"
     "\n\b\nExit codes:\n" + exit_codes.help_table()

@@ -1,8 +1,11 @@
 """`koco run FLOW`: launch, follow live, print the result; bring a node along if needed.
 
 When no node is reachable at an address the user did not name, `run` starts an embedded
-node for the length of the command. When FLOW is an entrypoint the reachable node does not
-have in its catalog, it starts an embedded node with `--flow FLOW` beside it.
+node for the length of the command. When FLOW is an entrypoint the reachable (local) node
+does not have in its catalog, it starts an embedded node with `--flow FLOW` beside it.
+Never unasked when the user chose the node (`--node`, `$KODOSUMI_NODE`, a login's default
+node) or logged in with a registry: then a missing flow is FLOW_NOT_FOUND naming
+`--embedded`, and an unreachable node is an error.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from kodoclient.cli.follow import follow
 from kodoclient.cli.options import inputs_from, inputs_options, json_option
 from kodoclient.config import NODE_ENV, live_node_file
 from kodoclient.errors import ConfigError, KodoclientError
+from kodoclient.identity import read_login
 from kodosumi.v1 import flow_pb2
 
 
@@ -52,8 +56,12 @@ async def reach(settings: Settings) -> tuple[AsyncClient | None, KodoclientError
 
 
 def _named_target(settings: Settings) -> bool:
-    """Whether the user named the node (flag or env): then never start one in its stead."""
-    return bool(settings.node or os.environ.get(NODE_ENV))
+    """Whether the user chose the node (flag, env, the login's default node) or works with
+    a registry (a login profile): then never start a local one unasked (`--embedded`)."""
+    if settings.node or os.environ.get(NODE_ENV):
+        return True
+    login = read_login(settings.state)
+    return login is not None and bool(login.registry_address or login.node_address)
 
 
 def _embedded_state_dir(settings: Settings) -> Path | None:
@@ -85,9 +93,14 @@ async def _start_embedded(
 
 def _not_found(flow_ref: str, client: AsyncClient, catalog: list[flow_pb2.Flow]) -> KodoclientError:
     known = ", ".join(sorted(f.name for f in catalog)) or "none"
+    local = (
+        f"; to run it on a local embedded node instead: koco run --embedded {flow_ref}"
+        if looks_like_entrypoint(flow_ref)
+        else ""
+    )
     return KodoclientError(
         grpc.StatusCode.NOT_FOUND,
-        f"no flow {flow_ref!r} on {client.config.target} (known: {known})",
+        f"no flow {flow_ref!r} on {client.config.target} (known: {known}){local}",
         reason="FLOW_NOT_FOUND",
     )
 
@@ -96,14 +109,20 @@ async def run_flow(
     state: CliState, flow_ref: str, inputs: dict[str, Any], embedded: bool | None
 ) -> ExitCode:
     settings = state.settings
+    named = _named_target(settings)
     async with AsyncExitStack() as stack:
         client: AsyncClient | None = None
         if embedded is not True:
             client, why = await reach(settings)
             if client is not None:
                 stack.push_async_callback(client.close)
-            elif embedded is False or _named_target(settings):
+            elif embedded is False or named:
                 assert why is not None
+                if embedded is None and not settings.node and not os.environ.get(NODE_ENV):
+                    state.note(
+                        "not starting a local node: you work with a registry (koco login); "
+                        "`koco run --embedded` runs on a local embedded node"
+                    )
                 raise why
         started_embedded = client is None
         if client is None:
@@ -111,7 +130,9 @@ async def run_flow(
         catalog = await client.list_flows()
         flow = match_flow(catalog, flow_ref)
         if flow is None and not started_embedded and embedded is not False:
-            if not looks_like_entrypoint(flow_ref):
+            # A node the user chose (or any node, once they work with a registry) is never
+            # replaced by a local one unasked: FLOW_NOT_FOUND, naming --embedded.
+            if not looks_like_entrypoint(flow_ref) or named:
                 raise _not_found(flow_ref, client, catalog)
             state.note(f"{flow_ref} is not in the catalog of {client.config.target}")
             # The reachable node owns the default state dir: the embedded one gets its own.
@@ -134,8 +155,8 @@ async def run_flow(
 @click.option(
     "--embedded/--no-embedded",
     default=None,
-    help="Always / never start an embedded node. Default: only when no node is reachable "
-    "at an address you did not name, or FLOW is an entrypoint the node does not have.",
+    help="Always / never start an embedded node. Default: only without a login or a "
+    "named node, when no node is reachable or FLOW is an entrypoint the local node lacks.",
 )
 @json_option
 @click.pass_context

@@ -271,3 +271,14 @@ def test_watch_says_when_it_resumes(koco: Invoke, fake_node: FakeNode) -> None:
     assert "(attempt 1; resuming after seq 1): UNAVAILABLE: scripted break" in result.stdout
     assert "✔ reconnected to" in result.stdout and "after 1 attempt;" in result.stdout
     assert result.stdout.count("● RUNNING") == 1
+
+
+def test_an_entrypoint_missing_on_a_named_node_is_not_found_naming_embedded(
+    koco: Invoke, fake_node: FakeNode
+) -> None:
+    """Issue 11 item 5: with --node, a local node is never started in the named one's stead."""
+    result = koco("run", "flows.other:main", state=CliState(node_command=("/bin/false",)))
+    assert result.exit_code == ec.NOT_FOUND.code, result.output
+    assert "koco run --embedded flows.other:main" in result.stderr
+    assert "starting an embedded node" not in result.stderr
+    assert fake_node.runs == {}
