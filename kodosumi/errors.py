@@ -26,6 +26,9 @@ class KodosumiError(Exception):
 
     status: ClassVar[str] = "INTERNAL"
     default_reason: ClassVar[str] = "INTERNAL"
+    # The `ErrorInfo` domain of the reason: ours, or a protocol's we speak (A2A's errors carry
+    # `a2a-protocol.org` and the reasons of its specification).
+    domain: ClassVar[str] = ERROR_DOMAIN
 
     def __init__(
         self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import ray
+from a2a.types import a2a_pb2, a2a_pb2_grpc
 
 from kodosumi.addresses import AdvertiseError, advertised_endpoints, check_advertisable
 from kodosumi.authz import ADMIN, StaticRoleResolver
@@ -26,6 +27,10 @@ from kodosumi.rpc.server import (
 )
 from kodosumi.tls import TlsFiles, TlsMaterial
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumid.a2a.cards import CardSettings, flow_card, node_card, signed
+from kodosumid.a2a.http import CardListener
+from kodosumid.a2a.servicer import A2AServicer
+from kodosumid.a2a.tasks import A2ATasks, TaskLimits
 from kodosumid.auth.flow_identity import flows_dir
 from kodosumid.auth.identity import NodeCredentials, node_credentials
 from kodosumid.auth.link import NodeAuth
@@ -49,6 +54,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     flow_pb2.DESCRIPTOR.services_by_name["FlowService"].full_name,
     node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+    a2a_pb2.DESCRIPTOR.services_by_name["A2AService"].full_name,
 )
 
 
@@ -89,6 +95,8 @@ class NodeApp:
         self.auth: NodeAuth | None = None
         self.observability: NodeObservability | None = None
         self.quotas: Quotas | None = None
+        self.catalog: Catalog | None = None
+        self.a2a_http: CardListener | None = None
 
     @property
     def address(self) -> str:
@@ -96,6 +104,11 @@ class NodeApp:
         if host in ("0.0.0.0", "[::]", ""):
             host = "127.0.0.1"
         return f"{host}:{self.port}"
+
+    @property
+    def advertised_address(self) -> str:
+        """The address clients dial: the first advertised one, else the bound one."""
+        return self.endpoints[0] if self.endpoints else self.address
 
     @property
     def info_file(self) -> Path:
@@ -118,6 +131,7 @@ class NodeApp:
         tls, trust_domain, extra_admins = self._credentials()
         config = self.config
         catalog = Catalog(config.flows if config.flows is not None else example_flows())
+        self.catalog = catalog
         if not config.python_path:
             self.config = config = replace(config, python_path=(os.getcwd(),))
         # Telemetry, metrics, alerts (kodosumid/observability/wiring.py): before any server or
@@ -199,6 +213,16 @@ class NodeApp:
             ),
             server,
         )
+        # A2A on the same port, identities, guard and executions (kodosumid/a2a/).
+        a2a_tasks = A2ATasks(
+            self.manager,
+            catalog,
+            config.node_id,
+            TaskLimits(config.a2a.max_part_bytes, config.a2a.cancel_wait_seconds),
+        )
+        a2a_pb2_grpc.add_A2AServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            A2AServicer(a2a_tasks, catalog, self.card_settings, self._signing_material), server
+        )
         self._health = add_health_and_reflection(server, SERVICE_NAMES)
         self.port = bind(server, config.listen, tls)
         self.endpoints = advertised_endpoints(
@@ -211,6 +235,9 @@ class NodeApp:
         await set_serving(self._health, SERVICE_NAMES, True)  # type: ignore[arg-type]
         self._write_info_file()
         await network.start(lambda: self._info(catalog, hub), self.port)
+        if config.a2a.http_listen:
+            self.a2a_http = CardListener(config.a2a.http_listen, self.public_card)
+            await self.a2a_http.start()
         if self.auth is not None:
             self.auth.start(lambda: [f.name for f in catalog.list()])
         log.info(
@@ -225,6 +252,28 @@ class NodeApp:
         assert self.pool is not None
         await bound
         await self.pool.start()
+
+    def card_settings(self) -> CardSettings:
+        trust_domain = self.credentials.trust_domain if self.credentials is not None else ""
+        return CardSettings(self.config.node_id, self.advertised_address, trust_domain)
+
+    def _signing_material(self) -> tuple[bytes, bytes] | None:
+        """The node's current key and certificate (read again: enrolled ones are renewed)."""
+        files = self.credentials.files if self.credentials is not None else None
+        if files is None:
+            return None
+        return files.key.read_bytes(), files.cert.read_bytes()
+
+    def public_card(self, flow: str = "") -> a2a_pb2.AgentCard | None:
+        """The card anyone may read (HTTP discovery): flows open to everyone, or one of them."""
+        assert self.catalog is not None
+        open_flows = [f for f in self.catalog.list() if not f.groups]
+        if not flow:
+            return signed(node_card(self.card_settings(), open_flows), self._signing_material)
+        chosen = [f for f in open_flows if f.name == flow]
+        if not chosen:
+            return None
+        return signed(flow_card(self.card_settings(), chosen[0]), self._signing_material)
 
     def _caller_settings(self) -> CallerSettings:
         """How this node's executors dial it: its address, its credential files (a flow
@@ -280,6 +329,8 @@ class NodeApp:
             await self.network.leave()  # peers stop routing here while executions finish
         if self._health is not None:
             await set_serving(self._health, SERVICE_NAMES, False)  # type: ignore[arg-type]
+        if self.a2a_http is not None:
+            await self.a2a_http.stop()
         if self._retention_task is not None:
             self._retention_task.cancel()
         if self.manager is not None:

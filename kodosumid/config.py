@@ -48,6 +48,10 @@ max_input_bytes = 262144      # a launch's inputs; a flow may set its own
 [quotas.roles.operator]       # also [quotas.groups.<group>]; the most generous match wins
 concurrent_executions = 100
 
+[a2a]                         # A2A 1.0 on the node's gRPC port (docs/a2a.md)
+http_listen = ""              # e.g. "127.0.0.1:7471": /.well-known/agent-card.json (off: "")
+max_part_bytes = 1048576      # larger message parts are refused
+
 [pool]
 shared_executors = 1          # actors that host many executions each
 warm_executors = 1            # pre-started spares for flows that ask for a process of their own
@@ -177,6 +181,16 @@ class AuthClientConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class A2AConfig:
+    """The A2A binding (`[a2a]`, docs/a2a.md): served on the node's gRPC port, always."""
+
+    # The HTTP listener for A2A discovery (`/.well-known/agent-card.json`); empty: none.
+    http_listen: str = ""
+    max_part_bytes: int = 1024 * 1024
+    cancel_wait_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     node_id: str = ""
     listen: str = DEFAULT_LISTEN
@@ -216,6 +230,7 @@ class NodeConfig:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # Per-identity limits (kodosumid/quotas.py).
     quotas: QuotasConfig = field(default_factory=QuotasConfig)
+    a2a: A2AConfig = field(default_factory=A2AConfig)
 
 
 def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
@@ -350,6 +365,8 @@ def _load(path: Path | None, env: dict[str, str] | None) -> NodeConfig:
         config = replace(config, alerts=alerts_config(data["alerts"]))
     if "quotas" in data:
         config = replace(config, quotas=quotas_config(data["quotas"]))
+    if "a2a" in data:
+        config = replace(config, a2a=A2AConfig(**data["a2a"]))
     if "flows" in data:
         flows = [dict(raw) for raw in data["flows"]]
         for raw in flows:

@@ -36,7 +36,7 @@ def bounded(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
 def to_rpc_status(error: KodosumiError) -> status_pb2.Status:
     info = error_details_pb2.ErrorInfo(
         reason=bounded(error.reason),
-        domain=ERROR_DOMAIN,
+        domain=error.domain,
         metadata={bounded(k, 64): bounded(v) for k, v in list(error.metadata.items())[:20]},
     )
     details = [_pack(info)]

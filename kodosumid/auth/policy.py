@@ -9,6 +9,7 @@ from __future__ import annotations
 from kodosumi.authz import ADMIN, FLOW, HUMAN_ROLES, NODE, OPERATOR, Rule, standard_rules
 
 _FLOW = "/kodosumi.v1.FlowService/"
+_A2A = "/lf.a2a.v1.A2AService/"
 _USERS = Rule(HUMAN_ROLES)
 # Peers call flows on behalf of their users (peer forwarding), and flows call flows with
 # their own identity (`flow/<node>/<flow>`): both may use the flow API, for their own
@@ -30,4 +31,21 @@ NODE_POLICY: dict[str, Rule] = {
     "/kodosumi.v1.NodeService/ListPeers": Rule.of(ADMIN, OPERATOR, "user", NODE),
     # The operator stream (alerts about everybody's executions and the network).
     "/kodosumi.v1.NodeService/WatchAlerts": Rule.of(ADMIN, OPERATOR),
+    # A2A (kodosumid/a2a/): tasks are executions, held to the same owners as the flow API.
+    **{
+        _A2A + method: _USERS_AND_NODES
+        for method in (
+            "SendMessage",
+            "SendStreamingMessage",
+            "GetTask",
+            "ListTasks",
+            "CancelTask",
+            "SubscribeToTask",
+            "CreateTaskPushNotificationConfig",
+            "GetTaskPushNotificationConfig",
+            "ListTaskPushNotificationConfigs",
+            "DeleteTaskPushNotificationConfig",
+            "GetExtendedAgentCard",
+        )
+    },
 }

@@ -6,6 +6,7 @@ import asyncio
 
 import grpc
 import pytest
+from a2a.types import a2a_pb2
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -26,7 +27,7 @@ from tests.node.helpers import eventually
 def test_policy_covers_exactly_the_served_methods() -> None:
     served = {
         f"/{service.full_name}/{method.name}"
-        for module in (flow_pb2, node_pb2)
+        for module in (flow_pb2, node_pb2, a2a_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

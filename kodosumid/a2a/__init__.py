@@ -1,0 +1,9 @@
+"""The node's A2A 1.0 binding (`lf.a2a.v1.A2AService`, from the a2a-sdk): tasks are executions.
+
+- `mapping`: executions and events ↔ A2A tasks, messages, parts, updates (pure, no gRPC).
+- `errors`: A2A's errors (`ErrorInfo` domain `a2a-protocol.org`) and the translation of ours.
+- `tasks`: the task operations over the node's execution facade (send, follow, list, cancel).
+- `cards`: the node's and each flow's agent card, signed with the node's key.
+- `servicer`: the thin gRPC servicer on the node's port (same mTLS, guard and quotas).
+- `http`: the optional HTTP listener serving `/.well-known/agent-card.json`.
+"""

@@ -1,0 +1,464 @@
+"""Executions and their events ↔ A2A tasks, messages, parts, status and artifact updates.
+
+Pure mapping (no gRPC, no I/O): a task is an execution, its id the execution id. `TaskFold`
+reads an execution's events in `seq` order and keeps the task they describe; each event may
+give stream updates. Because the events are the store's, every stream and every `GetTask`
+of a task tells the same story in the same order (docs/a2a.md has the table).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from a2a.types import a2a_pb2 as a2a
+
+from kodosumi.jsonvalue import python_to_value, struct_to_dict, value_to_python
+from kodosumi.v1 import event_pb2
+from kodosumid.a2a.errors import ContentTypeNotSupported, InvalidParams
+
+S = event_pb2
+STATE_OF_STATUS: dict[int, int] = {
+    S.EXECUTION_STATUS_PENDING: a2a.TASK_STATE_SUBMITTED,
+    S.EXECUTION_STATUS_STARTING: a2a.TASK_STATE_WORKING,
+    S.EXECUTION_STATUS_RUNNING: a2a.TASK_STATE_WORKING,
+    S.EXECUTION_STATUS_RETRYING: a2a.TASK_STATE_WORKING,
+    S.EXECUTION_STATUS_AWAITING_INPUT: a2a.TASK_STATE_INPUT_REQUIRED,
+    S.EXECUTION_STATUS_SUCCEEDED: a2a.TASK_STATE_COMPLETED,
+    S.EXECUTION_STATUS_FAILED: a2a.TASK_STATE_FAILED,
+    S.EXECUTION_STATUS_TIMED_OUT: a2a.TASK_STATE_FAILED,
+    S.EXECUTION_STATUS_CANCELLED: a2a.TASK_STATE_CANCELED,
+}
+TERMINAL_STATES = frozenset(
+    {
+        a2a.TASK_STATE_COMPLETED,
+        a2a.TASK_STATE_FAILED,
+        a2a.TASK_STATE_CANCELED,
+        a2a.TASK_STATE_REJECTED,
+    }
+)
+INTERRUPTED_STATES = frozenset({a2a.TASK_STATE_INPUT_REQUIRED, a2a.TASK_STATE_AUTH_REQUIRED})
+# Our statuses per A2A state (ListTasks' status filter).
+STATUSES_OF_STATE: dict[int, list[int]] = {}
+for _status, _state in STATE_OF_STATUS.items():
+    STATUSES_OF_STATE.setdefault(_state, []).append(_status)
+
+RESULT_ARTIFACT_ID = "result"
+_KIND_NAMES = {
+    S.INPUT_KIND_FORM: "form",
+    S.INPUT_KIND_APPROVAL: "approval",
+    S.INPUT_KIND_TEXT: "text",
+}
+
+
+def state_of(status: int) -> int:
+    return STATE_OF_STATUS.get(status, a2a.TASK_STATE_UNSPECIFIED)
+
+
+def _timestamp(status: a2a.TaskStatus, time_unix_nano: int) -> None:
+    if time_unix_nano:
+        status.timestamp.FromNanoseconds(time_unix_nano)
+
+
+def text_part(text: str, media_type: str = "") -> a2a.Part:
+    return a2a.Part(text=text, media_type=media_type)
+
+
+def data_part(data: Any) -> a2a.Part:
+    part = a2a.Part()
+    python_to_value(data, part.data)
+    return part
+
+
+def agent_message(message_id: str, task_id: str, parts: list[a2a.Part]) -> a2a.Message:
+    return a2a.Message(
+        message_id=message_id,
+        task_id=task_id,
+        context_id=task_id,
+        role=a2a.ROLE_AGENT,
+        parts=parts,
+    )
+
+
+@dataclass(slots=True)
+class OpenRequest:
+    request_id: str
+    kind: str
+    prompt: str
+    schema: dict[str, Any]
+    default: Any = None
+    has_default: bool = False
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "kind": self.kind,
+            "schema": self.schema,
+            "default": self.default if self.has_default else None,
+        }
+
+
+@dataclass(slots=True)
+class _ArtifactBuffer:
+    artifact_id: str
+    name: str
+    media_type: str
+    chunks: list[bytes] = field(default_factory=list)
+
+    def as_artifact(self) -> a2a.Artifact:
+        payload = b"".join(self.chunks)
+        return a2a.Artifact(
+            artifact_id=self.artifact_id, name=self.name, parts=[_content_part(payload, self)]
+        )
+
+
+def _content_part(payload: bytes, artifact: _ArtifactBuffer, whole: bool = True) -> a2a.Part:
+    """Text for a whole text artifact, raw bytes otherwise (chunks may split a character)."""
+    if whole and artifact.media_type.startswith("text/"):
+        try:
+            return a2a.Part(text=payload.decode(), media_type=artifact.media_type)
+        except UnicodeDecodeError:
+            pass
+    return a2a.Part(raw=payload, media_type=artifact.media_type, filename=artifact.name)
+
+
+def result_artifact(result: event_pb2.Result) -> a2a.Artifact:
+    """The execution's result as the artifact `result`: markdown or text, and JSON as data."""
+    parts: list[a2a.Part] = []
+    if result.markdown:
+        parts.append(text_part(result.markdown, "text/markdown"))
+    elif result.text and not result.has_json:
+        parts.append(text_part(result.text, "text/plain"))
+    if result.has_json:
+        part = a2a.Part(media_type="application/json")
+        part.data.CopyFrom(result.json)
+        parts.append(part)
+    if not parts:
+        parts.append(text_part(""))
+    return a2a.Artifact(artifact_id=RESULT_ARTIFACT_ID, name="result", parts=parts)
+
+
+class TaskFold:
+    """The A2A task an execution's events describe, built one event at a time.
+
+    `apply` returns the stream updates an event gives. Status updates carry a message for
+    what a person watching would want to read: the reason of a status change, the step an
+    agent or task starts or ends, progress, and the open input request (prompt as text,
+    `{request_id, kind, schema, default}` as data). An AWAITING_INPUT status is announced
+    with its request (the engine stores the status just before the request).
+    """
+
+    def __init__(self, task_id: str, flow: str = "", node_id: str = "") -> None:
+        self.task_id = task_id
+        self.flow = flow
+        self.node_id = node_id
+        self.state: int = a2a.TASK_STATE_SUBMITTED
+        self.status = a2a.TaskStatus(state=a2a.TASK_STATE_SUBMITTED)
+        self.our_status: int = S.EXECUTION_STATUS_PENDING
+        self.last_seq = 0
+        self.history: list[a2a.Message] = []
+        self.open_requests: dict[str, OpenRequest] = {}
+        self._artifacts: dict[str, _ArtifactBuffer] = {}
+        self._artifact_order: list[str] = []
+        self._result: a2a.Artifact | None = None
+        self._last_error = ""
+        self._announced_state: int = a2a.TASK_STATE_UNSPECIFIED
+        # Requests this caller just answered, whose InputProvided may not be stored yet.
+        self.answered: set[str] = set()
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def interrupted(self) -> bool:
+        return self.state in INTERRUPTED_STATES and bool(set(self.open_requests) - self.answered)
+
+    def task(self, history_length: int | None = None, include_artifacts: bool = True) -> a2a.Task:
+        """The task now; `history_length` as the specification reads it (None: all)."""
+        task = a2a.Task(id=self.task_id, context_id=self.task_id)
+        task.status.CopyFrom(self.status)
+        if include_artifacts:
+            task.artifacts.extend(self.artifacts())
+        if history_length is None:
+            task.history.extend(self.history)
+        elif history_length > 0:
+            task.history.extend(self.history[-history_length:])
+        task.metadata.update(
+            {"flow": self.flow, "status": S.ExecutionStatus.Name(self.our_status)}  # type: ignore[arg-type]
+        )
+        if self.node_id:
+            task.metadata["node_id"] = self.node_id
+        return task
+
+    def artifacts(self) -> list[a2a.Artifact]:
+        found = [self._artifacts[a].as_artifact() for a in self._artifact_order]
+        if self._result is not None:
+            found.append(self._result)
+        return found
+
+    # -- events -------------------------------------------------------------------------------
+
+    def apply(self, event: event_pb2.Event) -> list[a2a.StreamResponse]:
+        self.last_seq = event.seq
+        kind = event.WhichOneof("kind")
+        if kind == "status_changed":
+            return self._status(event)
+        if kind == "inputs_received":
+            inputs = struct_to_dict(event.inputs_received.inputs)
+            message = a2a.Message(
+                message_id=f"{self.task_id}-{event.seq}",
+                task_id=self.task_id,
+                context_id=self.task_id,
+                role=a2a.ROLE_USER,
+                parts=[data_part(inputs)],
+            )
+            self.history.append(message)
+            return []
+        if kind == "input_requested":
+            return self._input_requested(event)
+        if kind == "input_provided":
+            provided = event.input_provided
+            self.open_requests.pop(provided.request_id, None)
+            value = value_to_python(provided.value)
+            self.history.append(
+                a2a.Message(
+                    message_id=f"{self.task_id}-{event.seq}",
+                    task_id=self.task_id,
+                    context_id=self.task_id,
+                    role=a2a.ROLE_USER,
+                    parts=[data_part({"request_id": provided.request_id, "value": value})],
+                )
+            )
+            return []
+        if kind == "artifact":
+            return [self._artifact(event.artifact)]
+        if kind == "result":
+            self._result = result_artifact(event.result)
+            return [self._artifact_update(self._result, append=False, last_chunk=True)]
+        if kind == "error":
+            self._last_error = f"{event.error.type}: {event.error.message}".strip(": ")
+            return []
+        if kind in ("agent_step", "task_step", "progress") and self.state == a2a.TASK_STATE_WORKING:
+            text = _step_text(event)
+            if text:
+                return [self._status_update(a2a.TASK_STATE_WORKING, event, [text_part(text)])]
+        return []
+
+    def _status(self, event: event_pb2.Event) -> list[a2a.StreamResponse]:
+        change = event.status_changed
+        self.our_status = change.status
+        state = state_of(change.status)
+        if state == a2a.TASK_STATE_UNSPECIFIED:
+            return []
+        self.state = state
+        if state == a2a.TASK_STATE_INPUT_REQUIRED and not self.open_requests:
+            # Announced with the request that follows it.
+            self.status = a2a.TaskStatus(state=state)  # type: ignore[arg-type]
+            _timestamp(self.status, event.time_unix_nano)
+            return []
+        if state == self._announced_state and not change.reason:
+            return []
+        parts: list[a2a.Part] = []
+        reason = change.reason
+        if state == a2a.TASK_STATE_FAILED and self._last_error and not reason:
+            reason = self._last_error
+        if reason:
+            parts.append(text_part(reason))
+        return [self._status_update(state, event, parts)]
+
+    def _input_requested(self, event: event_pb2.Event) -> list[a2a.StreamResponse]:
+        requested = event.input_requested
+        request = OpenRequest(
+            request_id=requested.request_id,
+            kind=_KIND_NAMES.get(requested.kind, "form"),
+            prompt=requested.prompt,
+            schema=struct_to_dict(requested.schema),
+            default=value_to_python(requested.default_value) if requested.has_default else None,
+            has_default=requested.has_default,
+        )
+        self.open_requests[request.request_id] = request
+        self.state = a2a.TASK_STATE_INPUT_REQUIRED
+        parts = [text_part(request.prompt), data_part(request.data())]
+        update = self._status_update(a2a.TASK_STATE_INPUT_REQUIRED, event, parts)
+        self.history.append(update.status_update.status.message)
+        return [update]
+
+    def _status_update(
+        self, state: int, event: event_pb2.Event, parts: list[a2a.Part]
+    ) -> a2a.StreamResponse:
+        status = a2a.TaskStatus(state=state)  # type: ignore[arg-type]
+        _timestamp(status, event.time_unix_nano)
+        if parts:
+            message_id = f"{self.task_id}-{event.seq}"
+            status.message.CopyFrom(agent_message(message_id, self.task_id, parts))
+        self.status = status
+        self._announced_state = state
+        response = a2a.StreamResponse()
+        update = response.status_update
+        update.task_id = self.task_id
+        update.context_id = self.task_id
+        update.status.CopyFrom(status)
+        update.metadata["seq"] = event.seq
+        return response
+
+    def _artifact(self, chunk: event_pb2.Artifact) -> a2a.StreamResponse:
+        buffer = self._artifacts.get(chunk.artifact_id)
+        if buffer is None:
+            buffer = _ArtifactBuffer(chunk.artifact_id, chunk.name, chunk.media_type)
+            self._artifacts[chunk.artifact_id] = buffer
+            self._artifact_order.append(chunk.artifact_id)
+        buffer.chunks.append(chunk.data)
+        whole = chunk.chunk_index == 0 and chunk.last_chunk
+        artifact = a2a.Artifact(
+            artifact_id=chunk.artifact_id,
+            name=chunk.name,
+            parts=[_content_part(chunk.data, buffer, whole=whole)],
+        )
+        if chunk.total_size:
+            artifact.metadata["total_size"] = chunk.total_size
+        return self._artifact_update(
+            artifact, append=chunk.chunk_index > 0, last_chunk=chunk.last_chunk
+        )
+
+    def _artifact_update(
+        self, artifact: a2a.Artifact, *, append: bool, last_chunk: bool
+    ) -> a2a.StreamResponse:
+        response = a2a.StreamResponse()
+        update = response.artifact_update
+        update.task_id = self.task_id
+        update.context_id = self.task_id
+        update.artifact.CopyFrom(artifact)
+        update.append = append
+        update.last_chunk = last_chunk
+        return response
+
+
+def _step_text(event: event_pb2.Event) -> str:
+    kind = event.WhichOneof("kind")
+    phases = {
+        S.STEP_PHASE_STARTED: "started",
+        S.STEP_PHASE_COMPLETED: "completed",
+        S.STEP_PHASE_FAILED: "failed",
+    }
+    if kind == "agent_step":
+        step = event.agent_step
+        phase = phases.get(step.phase)
+        if phase is None:
+            return ""
+        task = f" {step.task_name!r}" if step.task_name else ""
+        return f"agent {step.agent_role!r} {phase}{task}"
+    if kind == "task_step":
+        step_t = event.task_step
+        phase = phases.get(step_t.phase)
+        if phase is None:
+            return ""
+        return f"task {step_t.task_name!r} {phase}" + (
+            f" by {step_t.agent_role!r}" if step_t.agent_role else ""
+        )
+    progress = event.progress
+    if progress.HasField("fraction"):
+        return f"{progress.fraction:.0%} {progress.message}".strip()
+    return progress.message
+
+
+# -- requests -------------------------------------------------------------------------------
+
+
+def _part_value(part: a2a.Part, field_name: str) -> Any:
+    content = part.WhichOneof("content")
+    if content == "data":
+        return value_to_python(part.data)
+    if content == "text":
+        return part.text
+    if content is None:
+        raise InvalidParams.field(field_name, "a part needs text or data")
+    raise ContentTypeNotSupported(
+        f"{field_name}: {content} parts are not accepted; send text or data"
+    )
+
+
+def check_parts(message: a2a.Message, max_bytes: int) -> None:
+    """A message needs parts, each of them within the size limit."""
+    if not message.parts:
+        raise InvalidParams.field("message.parts", "at least one part is required")
+    for index, part in enumerate(message.parts):
+        size = part.ByteSize()
+        if size > max_bytes:
+            raise InvalidParams.field(
+                f"message.parts[{index}]", f"{size} bytes, more than the limit of {max_bytes}"
+            )
+
+
+def single_string_field(schema: dict[str, Any]) -> str:
+    """The field a text part fills: the flow's only property, when it is a string."""
+    properties = schema.get("properties")
+    if isinstance(properties, dict) and len(properties) == 1:
+        name, prop = next(iter(properties.items()))
+        if isinstance(prop, dict) and prop.get("type") == "string":
+            return str(name)
+    return ""
+
+
+def launch_inputs(message: a2a.Message, schema: dict[str, Any]) -> dict[str, Any]:
+    """A flow's inputs from a message: a data part holding an object, or a text part when the
+    flow takes one string field (text parts are joined with newlines)."""
+    data = [p for p in message.parts if p.WhichOneof("content") == "data"]
+    if data:
+        value = _part_value(data[0], "message.parts")
+        if not isinstance(value, dict):
+            raise InvalidParams.field("message.parts", "the data part must hold an object")
+        return value
+    texts = [_part_value(p, f"message.parts[{i}]") for i, p in enumerate(message.parts)]
+    target = single_string_field(schema)
+    if not target:
+        raise InvalidParams.field(
+            "message.parts",
+            "this flow takes structured inputs: send a data part with an object "
+            f"matching its schema {json.dumps(schema, sort_keys=True)}",
+        )
+    return {target: "\n".join(str(t) for t in texts)}
+
+
+def input_answer(message: a2a.Message, open_requests: dict[str, OpenRequest]) -> tuple[str, Any]:
+    """The request a follow-up message answers, and its value.
+
+    A data part `{request_id, value}` names the request; otherwise the message answers the
+    only open request, with a data part's value or the text (approvals read yes/no).
+    """
+    if not open_requests:
+        raise InvalidParams.field("message.task_id", "the task awaits no input")
+    parts = list(message.parts)
+    for part in parts:
+        if part.WhichOneof("content") != "data":
+            continue
+        value = value_to_python(part.data)
+        if isinstance(value, dict) and "request_id" in value and "value" in value:
+            request_id = str(value["request_id"])
+            if request_id not in open_requests:
+                raise InvalidParams.field(
+                    "message.parts.request_id", f"no open input request {request_id!r}"
+                )
+            return request_id, value["value"]
+    if len(open_requests) > 1:
+        raise InvalidParams.field(
+            "message.parts",
+            "several input requests are open: send a data part {request_id, value}",
+        )
+    request = next(iter(open_requests.values()))
+    value = _part_value(parts[0], "message.parts[0]")
+    if request.kind == "approval" and isinstance(value, str):
+        value = _approval(value)
+    return request.request_id, value
+
+
+def _approval(text: str) -> Any:
+    answer = text.strip().lower()
+    if answer in ("yes", "y", "true", "approve", "approved", "ok"):
+        return True
+    if answer in ("no", "n", "false", "deny", "denied", "reject"):
+        return False
+    return text
