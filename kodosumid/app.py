@@ -219,6 +219,7 @@ class NodeApp:
             catalog,
             config.node_id,
             TaskLimits(config.a2a.max_part_bytes, config.a2a.cancel_wait_seconds),
+            quotas,
         )
         a2a_pb2_grpc.add_A2AServiceServicer_to_server(  # type: ignore[no-untyped-call]
             A2AServicer(a2a_tasks, catalog, self.card_settings, self._signing_material), server

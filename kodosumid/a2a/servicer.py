@@ -36,21 +36,24 @@ SUPPORTED_VERSION = (1, 0)
 
 
 def check_version(context: Context) -> None:
-    """A2A-Version must be 1.0 (a patch level is ignored); none means 0.3 (§3.6.2)."""
-    version = ""
-    for key, value in context.invocation_metadata() or ():
-        if key.lower() == VERSION_KEY:
-            version = value if isinstance(value, str) else value.decode(errors="replace")
-    text = version.strip() or "0.3"
-    try:
-        numbers = tuple(int(x) for x in text.split(".")[:2])
-    except ValueError:
-        numbers = ()
-    if numbers != SUPPORTED_VERSION:
-        raise VersionNotSupported(
-            f"A2A version {text!r} is not supported; this agent speaks 1.0",
-            metadata={"supported": "1.0"},
-        )
+    """A2A-Version must be 1.0 (a patch level is ignored); none means 0.3 (§3.6.2). Every
+    value the call carries must be supported (no picking the one that suits)."""
+    versions = [
+        value if isinstance(value, str) else value.decode(errors="replace")
+        for key, value in context.invocation_metadata() or ()
+        if key.lower() == VERSION_KEY
+    ]
+    for version in versions or ["0.3"]:
+        text = version.strip() or "0.3"
+        try:
+            numbers = tuple(int(x) for x in text.split(".")[:2])
+        except ValueError:
+            numbers = ()
+        if numbers != SUPPORTED_VERSION:
+            raise VersionNotSupported(
+                f"A2A version {text[:40]!r} is not supported; this agent speaks 1.0",
+                metadata={"supported": "1.0"},
+            )
 
 
 def _history_length(request: a2a.GetTaskRequest | a2a.SendMessageConfiguration) -> int | None:
@@ -91,8 +94,11 @@ class A2AServicer(a2a_pb2_grpc.A2AServiceServicer):
         record, fold, _ = await self.tasks.send(principal, request)
         if request.configuration.return_immediately:
             return a2a.SendMessageResponse(task=fold.task(history))
-        async for _update in self.tasks.follow(principal, record, fold, stop_when_interrupted=True):
-            pass
+        with self.tasks.quotas.open_stream(principal):  # it watches while it blocks
+            async for _update in self.tasks.follow(
+                principal, record, fold, stop_when_interrupted=True
+            ):
+                pass
         return a2a.SendMessageResponse(task=fold.task(history))
 
     async def SendStreamingMessage(
@@ -100,9 +106,11 @@ class A2AServicer(a2a_pb2_grpc.A2AServiceServicer):
     ) -> AsyncIterator[a2a.StreamResponse]:
         check_version(context)
         principal = current_principal()
-        record, fold, stop = await self.tasks.send(principal, request)
-        async for update in self.tasks.follow(principal, record, fold, stop_when_interrupted=stop):
-            yield update
+        with self.tasks.quotas.open_stream(principal):
+            record, fold, stop = await self.tasks.send(principal, request)
+            stream = self.tasks.follow(principal, record, fold, stop_when_interrupted=stop)
+            async for update in stream:
+                yield update
 
     async def GetTask(self, request: a2a.GetTaskRequest, context: Context) -> a2a.Task:
         check_version(context)
@@ -129,8 +137,10 @@ class A2AServicer(a2a_pb2_grpc.A2AServiceServicer):
         if record.terminal:
             raise UnsupportedOperation(f"task {request.id} already ended; use GetTask")
         fold = self.tasks.fold_for(record)
-        async for update in self.tasks.follow(principal, record, fold, stop_when_interrupted=False):
-            yield update
+        with self.tasks.quotas.open_stream(principal):
+            stream = self.tasks.follow(principal, record, fold, stop_when_interrupted=False)
+            async for update in stream:
+                yield update
 
     # -- push notifications: not supported (the card says so) -----------------------------------
 

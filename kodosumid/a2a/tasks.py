@@ -18,6 +18,7 @@ from a2a.types import a2a_pb2 as a2a
 
 from kodosumi.authz import Principal
 from kodosumi.errors import KodosumiError, NotFound
+from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.v1 import event_pb2
 from kodosumid.a2a.errors import InvalidParams, TaskNotFound, UnsupportedOperation, translate
 from kodosumid.a2a.mapping import (
@@ -31,6 +32,7 @@ from kodosumid.a2a.mapping import (
 )
 from kodosumid.catalog import Catalog
 from kodosumid.event_store import ExecutionRecord, Page
+from kodosumid.quotas import Quotas, launch_within
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
@@ -85,12 +87,19 @@ class TaskLimits:
 
 class A2ATasks:
     def __init__(
-        self, executions: Executions, catalog: Catalog, node_id: str, limits: TaskLimits
+        self,
+        executions: Executions,
+        catalog: Catalog,
+        node_id: str,
+        limits: TaskLimits,
+        quotas: Quotas,
     ) -> None:
         self.executions = executions
         self.catalog = catalog
         self.node_id = node_id
         self.limits = limits
+        # The same per-identity quotas as the flow API: launches here are launches there.
+        self.quotas = quotas
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -207,12 +216,20 @@ class A2ATasks:
             )
         flow_name = self._flow_name(request.tenant, message)
         try:
-            schema = self.catalog.get(flow_name).input_schema
+            flow = self.catalog.get(flow_name)
+            schema, flow_limit = flow.input_schema, flow.max_input_bytes
         except NotFound:
-            schema = {}  # a peer's flow: launch forwards it, the peer checks the inputs
+            # A peer's flow: launch forwards it; the peer checks inputs and limits.
+            schema, flow_limit = {}, 0
         inputs = launch_inputs(message, schema)
         try:
-            record = await self.executions.launch(principal, flow_name, inputs)
+            record = await launch_within(
+                self.quotas,
+                principal,
+                inputs_bytes=dict_to_struct(inputs).ByteSize(),
+                flow_limit=flow_limit,
+                launch=lambda: self.executions.launch(principal, flow_name, inputs),
+            )
         except KodosumiError as e:
             raise translate(e) from None
         return record, self.fold_for(record), True
