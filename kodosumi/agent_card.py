@@ -111,3 +111,12 @@ def verify_card(
             continue
         return identity
     raise CardSignatureError("; ".join(problems) or "no valid signature")
+
+
+def card_verifier(ca_cert: x509.Certificate) -> Callable[[a2a.AgentCard], None]:
+    """A `signature_verifier` for the a2a-sdk (card resolver, `get_extended_agent_card`)."""
+
+    def verify(card: a2a.AgentCard) -> None:
+        verify_card(card, ca_cert)
+
+    return verify

@@ -1,4 +1,5 @@
-"""Generated bad input against every RPC of every service, through real servers over mTLS:
+"""Generated bad input against every RPC of every service (the node's own, A2A's, the
+registry's), through real servers over mTLS:
 the only statuses are the documented ones, never UNKNOWN or INTERNAL, and health stays
 SERVING. (Issue 7, item 5.)"""
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from a2a.types import a2a_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +29,7 @@ ALLOWED = {
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 EXAMPLES = 15
+A2A_METADATA = (("a2a-version", "1.0"),)
 
 
 def _methods(module: Any) -> list[tuple[str, Any]]:
@@ -39,14 +42,18 @@ def _methods(module: Any) -> list[tuple[str, Any]]:
 
 def _call(channel: grpc.Channel, path: str, method: Any, payload: bytes) -> grpc.StatusCode:
     identity: Callable[[bytes], bytes] = lambda b: b  # noqa: E731
+    # A2A calls carry the protocol version (without it they would all stop at the check).
+    metadata = A2A_METADATA if path.startswith("/lf.a2a.v1.") else None
     try:
         if method.server_streaming:
-            stream = channel.unary_stream(path, identity, identity)(payload, timeout=5)
+            stream = channel.unary_stream(path, identity, identity)(
+                payload, timeout=5, metadata=metadata
+            )
             for _ in stream:
                 break  # one response is enough: it did not fail
             stream.cancel()
             return grpc.StatusCode.OK
-        channel.unary_unary(path, identity, identity)(payload, timeout=5)
+        channel.unary_unary(path, identity, identity)(payload, timeout=5, metadata=metadata)
         return grpc.StatusCode.OK
     except grpc.RpcError as e:
         code = e.code()  # type: ignore[attr-defined]
@@ -90,7 +97,9 @@ async def test_node_answers_generated_requests_with_documented_statuses(
     assert shared_node.app.client_files is not None
     tls = shared_node.app.client_files.read()
     credentials = grpc.ssl_channel_credentials(tls.ca_cert, tls.key, tls.cert)
-    await asyncio.to_thread(_fuzz, shared_node.app.address, credentials, [flow_pb2, node_pb2])
+    await asyncio.to_thread(
+        _fuzz, shared_node.app.address, credentials, [flow_pb2, node_pb2, a2a_pb2]
+    )
 
 
 async def test_registry_answers_generated_requests_with_documented_statuses(
