@@ -341,6 +341,7 @@ def _load(path: Path | None, env: dict[str, str] | None) -> NodeConfig:
             "discovery": DiscoveryConfig,
             "peers": PeersConfig,
             "auth": AuthClientConfig,
+            "a2a": A2AConfig,
         }
         for name, cls in sections.items():
             if name in data:
@@ -365,8 +366,6 @@ def _load(path: Path | None, env: dict[str, str] | None) -> NodeConfig:
         config = replace(config, alerts=alerts_config(data["alerts"]))
     if "quotas" in data:
         config = replace(config, quotas=quotas_config(data["quotas"]))
-    if "a2a" in data:
-        config = replace(config, a2a=A2AConfig(**data["a2a"]))
     if "flows" in data:
         flows = [dict(raw) for raw in data["flows"]]
         for raw in flows:
