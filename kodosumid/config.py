@@ -26,9 +26,14 @@ heartbeat_interval = 10.0     # what the node asks for; it keeps what the regist
 enabled = true                # also `--lan` / `--no-lan`
 interfaces = []               # empty: the interface of `listen` (all for 0.0.0.0)
 
-[peers]
+[peers]                       # failure detection: docs/operations.md has the bounds
 forward = true                # launch flows this node lacks on a peer that has them
-relay_grace_seconds = 30.0    # a relayed execution fails after its peer is unreachable this long
+health_interval_seconds = 2.0 # every peer is checked this often ...
+health_timeout_seconds = 2.0  # ... and gets this long to answer
+keepalive_seconds = 2.0       # pings on peer links: a dead link breaks within
+keepalive_timeout_seconds = 2.0  # keepalive + keepalive_timeout
+connect_timeout_seconds = 2.0 # a connection attempt to a peer gives up after this
+relay_grace_seconds = 30.0    # a relayed execution is PEER_LOST at once, FAILED after this
 
 [auth]                        # roles, revocations, certificates (default: the enrollment registry)
 address = "127.0.0.1:7460"
@@ -161,9 +166,38 @@ class PeersConfig:
     """Peer calls (`[peers]`): forwarding launches, health checks, relaying remote streams."""
 
     forward: bool = True
-    health_interval_seconds: float = 5.0
+    # Liveness: every peer is health-checked this often; a check gets this long to answer.
+    health_interval_seconds: float = 2.0
+    health_timeout_seconds: float = 2.0
+    # Peer links: keepalive pings on open connections, so that a silent dead link (a pulled
+    # cable, a frozen host) breaks within keepalive + keepalive_timeout; a connection attempt
+    # to a peer gives up after connect_timeout (and is retried at most that far apart).
+    keepalive_seconds: float = 2.0
+    keepalive_timeout_seconds: float = 2.0
+    connect_timeout_seconds: float = 2.0
+    # Launches, cancels and answers forwarded to a peer.
     call_timeout_seconds: float = 10.0
+    # A relayed execution is PEER_LOST as soon as its peer does not answer, FAILED when the
+    # peer stays unreachable this long.
     relay_grace_seconds: float = 30.0
+
+    def check(self) -> None:
+        for name in (
+            "health_interval_seconds",
+            "health_timeout_seconds",
+            "keepalive_seconds",
+            "keepalive_timeout_seconds",
+            "connect_timeout_seconds",
+            "call_timeout_seconds",
+        ):
+            value = getattr(self, name)
+            if not 0.1 <= value <= 3600:
+                raise InvalidArgument.field(f"peers.{name}", "seconds from 0.1 to 3600")
+        if self.keepalive_seconds < 1.0:
+            # Nodes accept client pings at most once a second (kodosumi/rpc/server.py).
+            raise InvalidArgument.field("peers.keepalive_seconds", "at least 1 second")
+        if not 0 <= self.relay_grace_seconds <= 86_400:
+            raise InvalidArgument.field("peers.relay_grace_seconds", "seconds from 0 to 86400")
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +391,7 @@ def _load(path: Path | None, env: dict[str, str] | None) -> NodeConfig:
                 registry_address=address,
                 registry=_section(RegistryClientConfig, file, "registry", registry, base),
             )
+        config.peers.check()
     if "telemetry" in data:
         try:
             config = replace(config, telemetry=TelemetryConfig.from_mapping(data["telemetry"]))

@@ -197,7 +197,9 @@ def node_load(executions: ExecutionManager, watchers: int, started: float) -> no
     return node_pb2.NodeLoad(
         pending_executions=counts.get(event_pb2.EXECUTION_STATUS_PENDING, 0)
         + counts.get(event_pb2.EXECUTION_STATUS_STARTING, 0),
-        running_executions=counts.get(event_pb2.EXECUTION_STATUS_RUNNING, 0),
+        # A relayed execution whose peer is lost for now still runs there, as far as we know.
+        running_executions=counts.get(event_pb2.EXECUTION_STATUS_RUNNING, 0)
+        + counts.get(event_pb2.EXECUTION_STATUS_PEER_LOST, 0),
         awaiting_input_executions=counts.get(event_pb2.EXECUTION_STATUS_AWAITING_INPUT, 0),
         executor_actors=alive,
         warm_executors=warm,

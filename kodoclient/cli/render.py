@@ -39,6 +39,7 @@ STATUS_STYLES: dict[int, str] = {
     event_pb2.EXECUTION_STATUS_FAILED: "red",
     event_pb2.EXECUTION_STATUS_CANCELLED: "magenta",
     event_pb2.EXECUTION_STATUS_TIMED_OUT: "red",
+    event_pb2.EXECUTION_STATUS_PEER_LOST: "bold red",
 }
 
 _LEVEL_STYLES: dict[int, tuple[str, str]] = {

@@ -20,21 +20,33 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 ]
 
 
-def open_channel(target: str, tls: TlsMaterial | None) -> grpc.aio.Channel:
+def with_options(overrides: list[tuple[str, int | str]]) -> list[tuple[str, int | str]]:
+    """CHANNEL_OPTIONS with `overrides` replacing options of the same name (gRPC takes one
+    value per name, so none may appear twice)."""
+    merged = dict(CHANNEL_OPTIONS)
+    merged.update(dict(overrides))
+    return list(merged.items())
+
+
+def open_channel(
+    target: str,
+    tls: TlsMaterial | None,
+    options: list[tuple[str, int | str]] | None = None,
+) -> grpc.aio.Channel:
     """An aio channel to `target`; plaintext only when `tls` is None (an explicit --insecure).
+    `options` replace the defaults of the same name (peer links detect dead peers faster).
 
     Rotating credentials (`kodosumi.credentials.LiveTlsMaterial`) give a channel whose new
     calls always use the current certificate.
     """
+    chosen = with_options(options or [])
     if tls is None:
-        return grpc.aio.insecure_channel(
-            target, options=CHANNEL_OPTIONS, interceptors=client_interceptors()
-        )
+        return grpc.aio.insecure_channel(target, options=chosen, interceptors=client_interceptors())
     if isinstance(tls, LiveTlsMaterial):
-        return RotatingChannel(target, tls.source, CHANNEL_OPTIONS)
+        return RotatingChannel(target, tls.source, chosen)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
     )
     return grpc.aio.secure_channel(
-        target, credentials, options=CHANNEL_OPTIONS, interceptors=client_interceptors()
+        target, credentials, options=chosen, interceptors=client_interceptors()
     )

@@ -25,6 +25,10 @@ class ServerLimits:
     max_concurrent_streams: int = 1024
     keepalive_time_ms: int = 30_000
     keepalive_timeout_ms: int = 10_000
+    # Clients may ping this often on idle streams; peer links ping every few seconds to
+    # notice a dead peer (docs/operations.md, failure detection). Faster pings are refused
+    # with GOAWAY "too_many_pings".
+    min_client_ping_interval_ms: int = 1_000
 
 
 def create_server(
@@ -39,7 +43,7 @@ def create_server(
         ("grpc.keepalive_time_ms", limits.keepalive_time_ms),
         ("grpc.keepalive_timeout_ms", limits.keepalive_timeout_ms),
         # Let clients send keepalive pings on idle watch streams without being cut off.
-        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", limits.min_client_ping_interval_ms),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.so_reuseport", 0),
     ]

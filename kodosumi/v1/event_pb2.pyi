@@ -37,10 +37,18 @@ class _ExecutionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Execu
     EXECUTION_STATUS_TIMED_OUT: _ExecutionStatus.ValueType  # 8
     EXECUTION_STATUS_RETRYING: _ExecutionStatus.ValueType  # 9
     """An attempt failed and another one follows (not terminal)."""
+    EXECUTION_STATUS_PEER_LOST: _ExecutionStatus.ValueType  # 10
+    """Not terminal: the node relaying this execution cannot reach the peer node running it.
+    Written by the relaying node at once (the reason names the peer and how long it waits);
+    followed by the status before (the peer answers again) or by FAILED (it did not answer
+    within the node's relay grace period, docs/operations.md).
+    """
 
 class ExecutionStatus(_ExecutionStatus, metaclass=_ExecutionStatusEnumTypeWrapper):
     """Lifecycle of one execution: PENDING -> STARTING -> RUNNING <-> AWAITING_INPUT -> terminal.
     A failed attempt of a flow with a retry policy goes RETRYING -> STARTING (next attempt).
+    An execution relayed from a peer node goes PEER_LOST when the relaying node loses the peer,
+    then back to the status it had (the peer answers again) or FAILED (it did not in time).
     """
 
 EXECUTION_STATUS_UNSPECIFIED: ExecutionStatus.ValueType  # 0
@@ -54,6 +62,12 @@ EXECUTION_STATUS_CANCELLED: ExecutionStatus.ValueType  # 7
 EXECUTION_STATUS_TIMED_OUT: ExecutionStatus.ValueType  # 8
 EXECUTION_STATUS_RETRYING: ExecutionStatus.ValueType  # 9
 """An attempt failed and another one follows (not terminal)."""
+EXECUTION_STATUS_PEER_LOST: ExecutionStatus.ValueType  # 10
+"""Not terminal: the node relaying this execution cannot reach the peer node running it.
+Written by the relaying node at once (the reason names the peer and how long it waits);
+followed by the status before (the peer answers again) or by FAILED (it did not answer
+within the node's relay grace period, docs/operations.md).
+"""
 Global___ExecutionStatus: _TypeAlias = ExecutionStatus  # noqa: Y015
 
 class _OutputStream:

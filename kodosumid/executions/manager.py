@@ -50,10 +50,12 @@ from kodosumid.executions.fanout import Batch, WatchHub
 from kodosumid.executions.lifecycle import ExecutionObserver, Observers
 from kodosumid.executions.relay import (
     PeerExecutions,
+    RelayPosition,
     RelaySettings,
     peer_executor,
     peer_of,
     relay,
+    relay_position,
     status_changes,
 )
 from kodosumid.executors.port import PROCESS, ExecutorGone, ExecutorHandle, ExecutorPool
@@ -384,14 +386,24 @@ class ExecutionManager:
         assert self.peers is not None
         execution_id = live.record.execution_id
         bind_run(execution_id, live.record.trace_id)
+        # Resumed after a restart: this node's own events in the stream shift the peer's.
+        position = await self._relay_position(live) if live.stored_seq else None
+
+        async def notice(status: int, reason: str) -> None:
+            if not live.done.is_set():
+                await self._append_by_node(live, status, reason)
+
         problem = await relay(
             self.peers,
             live.peer,
             execution_id,
             stored_seq=lambda: live.stored_seq,
+            status=lambda: live.status,
             ended=live.done.is_set,
             store=lambda events: self._store_relayed(live, events),
+            notice=notice,
             settings=self.relay_settings,
+            position=position,
         )
         if problem:
             log.warning("relayed execution %s: %s", execution_id, problem)
@@ -399,6 +411,14 @@ class ExecutionManager:
                 await self._end_by_node(live, event_pb2.EXECUTION_STATUS_CANCELLED, problem)
             else:
                 await self._end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, problem)
+
+    async def _relay_position(self, live: LiveExecution) -> RelayPosition:
+        stored: list[bytes] = []
+        after = 0
+        while rows := await self.store.read_events(live.record.execution_id, after, READ_BATCH):
+            stored += [data for _, data in rows]
+            after = rows[-1][0]
+        return relay_position(stored)
 
     async def _store_relayed(self, live: LiveExecution, events: list[bytes]) -> None:
         execution_id = live.record.execution_id

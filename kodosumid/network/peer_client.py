@@ -9,6 +9,7 @@ a forwarded launch again, even between `--insecure` nodes that have no identitie
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +22,7 @@ from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.rpc.channel import open_channel
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumid.config import PeersConfig
 from kodosumid.executions.relay import RemoteLaunch
 from kodosumid.network.backoff import is_transient
 from kodosumid.network.peers import Peer, PeerTable, Probe
@@ -69,17 +71,41 @@ def _read_varint(data: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def link_options(peers: PeersConfig) -> list[tuple[str, int | str]]:
+    """Channel options of peer links: keepalive pings break a silent dead link within
+    keepalive + keepalive_timeout; a connection attempt gives up after connect_timeout (gRPC
+    takes the minimum reconnect backoff as the connect deadline) and reconnects are never
+    further apart than the health interval, so a healed link is found again in seconds."""
+    return [
+        ("grpc.keepalive_time_ms", _ms(peers.keepalive_seconds)),
+        ("grpc.keepalive_timeout_ms", _ms(peers.keepalive_timeout_seconds)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.min_reconnect_backoff_ms", _ms(peers.connect_timeout_seconds)),
+        ("grpc.initial_reconnect_backoff_ms", _ms(min(1.0, peers.connect_timeout_seconds))),
+        (
+            "grpc.max_reconnect_backoff_ms",
+            _ms(max(peers.connect_timeout_seconds, peers.health_interval_seconds)),
+        ),
+    ]
+
+
 class PeerLinks:
     """One channel per peer endpoint, dialled with this node's own credentials."""
 
-    def __init__(self, tls: TlsMaterial | None) -> None:
+    def __init__(self, tls: TlsMaterial | None, peers: PeersConfig | None = None) -> None:
         self.tls = tls
+        self.options = link_options(peers or PeersConfig())
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def channel(self, endpoint: str) -> grpc.aio.Channel:
         channel = self._channels.get(endpoint)
         if channel is None:
-            channel = self._channels[endpoint] = open_channel(endpoint, self.tls)
+            channel = self._channels[endpoint] = open_channel(endpoint, self.tls, self.options)
         return channel
 
     async def close(self) -> None:
@@ -90,12 +116,18 @@ class PeerLinks:
 
 class PeerClient:
     def __init__(
-        self, table: PeerTable, links: PeerLinks, node_id: str, call_timeout: float
+        self,
+        table: PeerTable,
+        links: PeerLinks,
+        node_id: str,
+        call_timeout: float,
+        health_timeout: float = 2.0,
     ) -> None:
         self.table = table
         self.links = links
         self.node_id = node_id
         self.call_timeout = call_timeout
+        self.health_timeout = health_timeout
         self._metadata = ((FORWARDED_BY, node_id),)
 
     def _flows(self, endpoint: str) -> flow_pb2_grpc.FlowServiceAsyncStub:
@@ -116,9 +148,7 @@ class PeerClient:
         for endpoint in peer.endpoints:
             channel = self.links.channel(endpoint)
             try:
-                health = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=self.call_timeout
-                )
+                health = await self._health(channel)
                 if health.status != health_pb2.HealthCheckResponse.SERVING:
                     reason = f"{endpoint} is not serving"
                     continue
@@ -135,6 +165,34 @@ class PeerClient:
             except grpc.aio.AioRpcError as e:
                 reason = f"{endpoint}: {e.code().name} {e.details() or ''}".strip()
         return Probe(False, "", reason)
+
+    async def _health(self, channel: grpc.aio.Channel) -> health_pb2.HealthCheckResponse:
+        """One health check within `health_timeout`. It waits for a connection rather than
+        failing at once, and a call lost with a link that just broke is asked again: a peer
+        is dead when it does not answer in time, not when an old connection died."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.health_timeout
+        while True:
+            try:
+                response: health_pb2.HealthCheckResponse = await health_pb2_grpc.HealthStub(
+                    channel
+                ).Check(
+                    health_pb2.HealthCheckRequest(),
+                    timeout=max(0.01, deadline - loop.time()),
+                    wait_for_ready=True,
+                )
+                return response
+            except grpc.aio.AioRpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or deadline - loop.time() < 0.1:
+                    raise
+            await asyncio.sleep(0.05)
+
+    async def reachable(self, node_id: str) -> bool:
+        """Whether the peer answers a health check now (a relay asks when its stream broke)."""
+        peer = self.table.get(node_id)
+        if peer is None:
+            return False
+        return (await self.probe(peer)).alive
 
     # -- PeerExecutions -----------------------------------------------------------------------
 

@@ -48,9 +48,13 @@ class PeerNetwork:
         self.config = config
         self.time = time or TimeSource()
         self.table = PeerTable(config.node_id, on_change=self._table_changed)
-        self.links = PeerLinks(tls)
+        self.links = PeerLinks(tls, config.peers)
         self.client = PeerClient(
-            self.table, self.links, config.node_id, config.peers.call_timeout_seconds
+            self.table,
+            self.links,
+            config.node_id,
+            config.peers.call_timeout_seconds,
+            config.peers.health_timeout_seconds,
         )
         self.health = PeerHealth(
             self.table, self.client.probe, config.peers.health_interval_seconds, self.time

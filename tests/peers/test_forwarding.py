@@ -231,8 +231,10 @@ async def test_when_the_peer_dies_the_relayed_execution_fails_with_a_reason(
     await peers.proxy.stop()  # B is gone for A: no connection gets through any more
 
     events = await collect(peers.user.flows, execution_id, timeout=30)
-    assert statuses(events)[-1] == S.EXECUTION_STATUS_FAILED
+    # Watchers are told at once that the peer is lost, then the outcome after the grace.
+    assert statuses(events)[-2:] == [S.EXECUTION_STATUS_PEER_LOST, S.EXECUTION_STATUS_FAILED]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert "node-b is unreachable" in events[-2].status_changed.reason
     assert "node-b unreachable" in events[-1].status_changed.reason
 
     # Health checks mark B dead: its flows are no longer offered, launches are refused as
