@@ -25,6 +25,7 @@ from kodosumi.rpc.server import (
     create_server,
     set_serving,
 )
+from kodosumi.sqlite import private_dir
 from kodosumi.tls import TlsFiles, TlsMaterial
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.a2a.cards import CardSettings, flow_card, node_card, signed
@@ -127,7 +128,7 @@ class NodeApp:
     async def start(self) -> None:
         config = self.config
         check_advertise(config)
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.state_dir)  # keys and every user's executions: 0700
         tls, trust_domain, extra_admins = self._credentials()
         config = self.config
         catalog = Catalog(config.flows if config.flows is not None else example_flows())

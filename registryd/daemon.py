@@ -29,6 +29,7 @@ from kodosumi.authz import StaticRoleResolver
 from kodosumi.rpc.guard import Authenticator
 from kodosumi.rpc.server import add_health_and_reflection, bind, create_server, set_serving
 from kodosumi.spiffe import SpiffeId
+from kodosumi.sqlite import private_dir
 from kodosumi.telemetry import Telemetry
 from kodosumi.tls import TlsMaterial, local_user_name
 from kodosumi.v1 import registry_pb2_grpc
@@ -151,7 +152,7 @@ class RegistryDaemon:
             check_advertisable(config.listen, config.advertise, fix=ADVERTISE_FIX)
         except AdvertiseError as e:
             raise ConfigError(f"advertise: {e}") from None
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.state_dir)  # keys, tokens and the registry's database: 0700
         self._lock.acquire()
         try:
             if not config.insecure:

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from kodosumi import sqlite
 from registryd.errors import RevisionCompacted
 from registryd.model import (
     ALL_NODES,
@@ -98,13 +99,8 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(path, isolation_level=None)
+        writer = await sqlite.connect(path, foreign_keys=True)
         try:
-            await writer.execute("PRAGMA journal_mode=WAL")
-            await writer.execute("PRAGMA synchronous=NORMAL")
-            await writer.execute("PRAGMA foreign_keys=ON")
-            await writer.execute("PRAGMA busy_timeout=5000")
             version = await _scalar(writer, "PRAGMA user_version")
             if version > SCHEMA_VERSION:
                 raise RuntimeError(
@@ -112,9 +108,7 @@ class SqliteStore:
                 )
             await writer.executescript(_SCHEMA)
             await writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            reader = await aiosqlite.connect(path, isolation_level=None)
-            await reader.execute("PRAGMA busy_timeout=5000")
-            await reader.execute("PRAGMA query_only=ON")
+            reader = await sqlite.connect_reader(path)
         except BaseException:
             await writer.close()
             raise

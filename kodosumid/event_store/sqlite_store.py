@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from kodosumi import sqlite
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store import sqlite_reads
 from kodosumid.event_store.inputs_event import strip_inputs
@@ -33,7 +34,7 @@ from kodosumid.event_store.model import (
 from kodosumid.event_store.sqlite_schema import INSERT_ROW, create_or_upgrade, row_values
 from kodosumid.event_store.store import REPLAY_PAGE_BYTES, REPLAY_PAGE_EVENTS
 
-SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+SYNCHRONOUS_MODES = sqlite.SYNCHRONOUS_MODES
 _TERMINAL_MARKS = ", ".join(str(s) for s in sorted(TERMINAL))
 
 
@@ -45,8 +46,8 @@ class SqliteEventStore:
         synchronous: str = "NORMAL",
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        if synchronous not in SYNCHRONOUS_MODES:
-            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
+        if synchronous not in sqlite.SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {sqlite.SYNCHRONOUS_MODES}")
         self.path = path
         self.synchronous = synchronous
         self._clock = clock
@@ -69,18 +70,12 @@ class SqliteEventStore:
         return self._reader
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute(f"PRAGMA synchronous={self.synchronous}")
-        await self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = await sqlite.connect(self.path, synchronous=self.synchronous)
         await create_or_upgrade(self._db)
         # Reads go through a connection of their own: in WAL mode it sees only committed
         # transactions, so nothing read for a watcher can be a batch still being written
         # (durable before visible), and reads never wait for the writer.
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._reader.execute("PRAGMA busy_timeout=5000")
-        await self._reader.execute("PRAGMA query_only=1")
+        self._reader = await sqlite.connect_reader(self.path)
 
     async def close(self) -> None:
         if self._reader is not None:

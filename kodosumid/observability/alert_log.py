@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from kodosumi import sqlite
 from kodosumi.v1 import event_pb2
 
 _SCHEMA = """
@@ -63,9 +64,7 @@ class AlertLog:
         return self._last_seq
 
     async def open(self) -> None:
-        target = str(self.path) if self.path is not None else ":memory:"
-        self._db = await aiosqlite.connect(target, isolation_level=None)
-        await self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = await sqlite.connect(self.path)
         await self._db.executescript(_SCHEMA)
         async with self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts") as cursor:
             row = await cursor.fetchone()

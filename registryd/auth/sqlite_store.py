@@ -17,6 +17,7 @@ from typing import Any
 
 import aiosqlite
 
+from kodosumi import sqlite
 from registryd.auth.model import (
     BadgeRecord,
     CertificateRecord,
@@ -95,13 +96,8 @@ class SqliteAuthStore:
 
     @classmethod
     async def open(cls, path: Path) -> SqliteAuthStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn = await sqlite.connect(path, foreign_keys=True)
         try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=5000")
             await conn.executescript(_SCHEMA)
         except BaseException:
             await conn.close()
