@@ -19,7 +19,8 @@ import grpc
 from bench import hermetic
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.rpc.channel import open_channel
-from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumi.statuses import TERMINAL
+from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.app import NodeApp
 from kodosumid.config import DiscoveryConfig, FlowEntry, NodeConfig, PoolConfig, RayConfig
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
@@ -31,15 +32,6 @@ FLOWS = (
     FlowEntry("noop", "bench.flows:noop"),
     FlowEntry("noop-isolated", "bench.flows:noop", isolation="process"),
     FlowEntry("sleepy", "bench.flows:sleepy"),
-)
-
-TERMINAL = frozenset(
-    {
-        event_pb2.EXECUTION_STATUS_SUCCEEDED,
-        event_pb2.EXECUTION_STATUS_FAILED,
-        event_pb2.EXECUTION_STATUS_CANCELLED,
-        event_pb2.EXECUTION_STATUS_TIMED_OUT,
-    }
 )
 
 

@@ -16,7 +16,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from engine.events import ATTEMPT_ENDING, Event
+from engine.events import Event
+from kodosumi.statuses import ATTEMPT_ENDING
 
 StatusChange = tuple[int, int, str]  # (seq, status, reason)
 

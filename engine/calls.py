@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from engine.events import Markdown
 from kodosumi.jsonvalue import value_to_python
+from kodosumi.statuses import status_word
 from kodosumi.v1 import event_pb2
 
 
@@ -46,8 +47,7 @@ class ChildResult:
     @property
     def status_name(self) -> str:
         """`FAILED`, `CANCELLED`, ... (the status without its enum prefix)."""
-        name = event_pb2.ExecutionStatus.Name(self.status)  # type: ignore[arg-type]
-        return name.removeprefix("EXECUTION_STATUS_")
+        return status_word(self.status)
 
     def value(self) -> Any:
         """The child's result as flow code sees it: a JSON value, `Markdown` or text."""

@@ -13,18 +13,6 @@ from kodosumi.v1 import event_pb2
 Event = event_pb2.Event
 Status = event_pb2.ExecutionStatus
 
-TERMINAL_STATUSES = frozenset(
-    {
-        event_pb2.EXECUTION_STATUS_SUCCEEDED,
-        event_pb2.EXECUTION_STATUS_FAILED,
-        event_pb2.EXECUTION_STATUS_CANCELLED,
-        event_pb2.EXECUTION_STATUS_TIMED_OUT,
-    }
-)
-
-# Statuses that end an attempt: the terminal ones, and RETRYING (another attempt follows).
-ATTEMPT_ENDING = TERMINAL_STATUSES | {event_pb2.EXECUTION_STATUS_RETRYING}
-
 
 class Markdown(str):
     """A flow result (or artifact) that is markdown rather than plain text."""

@@ -27,6 +27,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 
 from engine.spec import ExecutionSpec
+from kodosumi.statuses import ATTEMPT_ENDING, status_word
 from kodosumi.telemetry import Telemetry, TelemetryConfig, context_from_traceparent, ids_of
 from kodosumi.v1 import event_pb2
 
@@ -38,13 +39,8 @@ SERVICE_NAME = "kodosumi-executor"
 STARTED = event_pb2.STEP_PHASE_STARTED
 COMPLETED = event_pb2.STEP_PHASE_COMPLETED
 FAILED = event_pb2.STEP_PHASE_FAILED
-_TERMINAL = {
-    event_pb2.EXECUTION_STATUS_SUCCEEDED,
-    event_pb2.EXECUTION_STATUS_FAILED,
-    event_pb2.EXECUTION_STATUS_CANCELLED,
-    event_pb2.EXECUTION_STATUS_TIMED_OUT,
-    event_pb2.EXECUTION_STATUS_RETRYING,
-}
+# The run's root span ends with its attempt (a retry opens a new run).
+_TERMINAL = ATTEMPT_ENDING
 
 
 class _Instruments:
@@ -231,7 +227,7 @@ class RunTracer:
             span.set_attribute("kodosumi.step.unfinished", True)
             span.end(end_time=at)
         self._open.clear()
-        name = event_pb2.ExecutionStatus.Name(status.status).removeprefix("EXECUTION_STATUS_")
+        name = status_word(status.status)
         self.root.set_attribute("kodosumi.status", name)
         if status.reason:
             self.root.set_attribute("kodosumi.status_reason", status.reason[:1000])

@@ -5,58 +5,25 @@ and which input requests of an execution are still open.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeAlias
 
+from kodosumi.statuses import TERMINAL, Status, parse_status, status_word, status_words
+from kodosumi.statuses import is_terminal_event as is_terminal
 from kodosumi.v1 import event_pb2
 
-Status: TypeAlias = event_pb2.ExecutionStatus.ValueType
+# The SDK's public names for the shared vocabulary (`kodosumi/statuses.py`).
+TERMINAL_STATUSES: frozenset[Status] = TERMINAL
+status_name = status_word
+status_names = status_words
 
-_PREFIX = "EXECUTION_STATUS_"
-
-TERMINAL_STATUSES: frozenset[Status] = frozenset(
-    {
-        event_pb2.EXECUTION_STATUS_SUCCEEDED,
-        event_pb2.EXECUTION_STATUS_FAILED,
-        event_pb2.EXECUTION_STATUS_CANCELLED,
-        event_pb2.EXECUTION_STATUS_TIMED_OUT,
-    }
-)
-
-
-def is_terminal(event: event_pb2.Event) -> bool:
-    """Whether this is the status event that ends an execution (and its watch stream)."""
-    return (
-        event.WhichOneof("kind") == "status_changed"
-        and event.status_changed.status in TERMINAL_STATUSES
-    )
-
-
-def status_name(status: int) -> str:
-    """`RUNNING` for `EXECUTION_STATUS_RUNNING`; `UNKNOWN(42)` for a value newer than us."""
-    try:
-        return event_pb2.ExecutionStatus.Name(status).removeprefix(_PREFIX)  # type: ignore[arg-type]
-    except ValueError:
-        return f"UNKNOWN({status})"
-
-
-def parse_status(text: str) -> Status:
-    """Accept `running`, `RUNNING`, `awaiting-input` or `EXECUTION_STATUS_RUNNING`."""
-    name = text.strip().upper().replace("-", "_")
-    if not name.startswith(_PREFIX):
-        name = _PREFIX + name
-    try:
-        return event_pb2.ExecutionStatus.Value(name)
-    except ValueError:
-        known = ", ".join(status_names())
-        raise ValueError(f"unknown status {text!r} (known: {known})") from None
-
-
-def status_names() -> list[str]:
-    return [
-        status_name(v)
-        for v in event_pb2.ExecutionStatus.values()
-        if v != event_pb2.EXECUTION_STATUS_UNSPECIFIED
-    ]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Status",
+    "is_terminal",
+    "open_input_requests",
+    "parse_status",
+    "status_name",
+    "status_names",
+]
 
 
 def open_input_requests(events: Iterable[event_pb2.Event]) -> list[event_pb2.InputRequested]:

@@ -12,17 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kodosumi.statuses import TERMINAL, status_word
 from kodosumi.v1 import event_pb2
 
 STARTED = event_pb2.STEP_PHASE_STARTED
 COMPLETED = event_pb2.STEP_PHASE_COMPLETED
 FAILED = event_pb2.STEP_PHASE_FAILED
-_TERMINAL = {
-    event_pb2.EXECUTION_STATUS_SUCCEEDED,
-    event_pb2.EXECUTION_STATUS_FAILED,
-    event_pb2.EXECUTION_STATUS_CANCELLED,
-    event_pb2.EXECUTION_STATUS_TIMED_OUT,
-}
 EXECUTION_STEP = "execution"
 
 
@@ -96,11 +91,7 @@ class Timeline:
 
 
 def _status_name(status: int) -> str:
-    try:
-        name = event_pb2.ExecutionStatus.Name(status)  # type: ignore[arg-type]
-    except ValueError:
-        return str(status)
-    return name.removeprefix("EXECUTION_STATUS_")
+    return status_word(status, unknown=str(status))
 
 
 def _step(event: event_pb2.Event) -> tuple[str, str, int, str, str, str] | None:
@@ -158,7 +149,7 @@ def build_timeline(
                 event_pb2.EXECUTION_STATUS_RUNNING,
             ):
                 run_start = run_start or at
-            if event.status_changed.status in _TERMINAL:
+            if event.status_changed.status in TERMINAL:
                 run_end = at
             continue
         if which == "input_requested":

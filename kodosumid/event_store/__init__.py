@@ -8,9 +8,9 @@
 One contract suite (`tests/event_store/test_store_contract.py`) runs against both stores.
 """
 
+from kodosumi.statuses import TERMINAL
 from kodosumid.event_store.memory_store import MemoryEventStore
 from kodosumid.event_store.model import (
-    TERMINAL,
     DuplicateExecution,
     ExecutionRecord,
     Page,

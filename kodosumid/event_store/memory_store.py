@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store.model import (
-    TERMINAL,
     DuplicateExecution,
     ExecutionRecord,
     Page,

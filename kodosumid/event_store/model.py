@@ -12,16 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kodosumi.errors import InvalidArgument
-from kodosumi.v1 import event_pb2
+from kodosumi.statuses import TERMINAL
 
-TERMINAL = frozenset(
-    {
-        event_pb2.EXECUTION_STATUS_SUCCEEDED,
-        event_pb2.EXECUTION_STATUS_FAILED,
-        event_pb2.EXECUTION_STATUS_CANCELLED,
-        event_pb2.EXECUTION_STATUS_TIMED_OUT,
-    }
-)
 # The fixed part of a listed execution on the wire (ids, names, times, status words), beside
 # its inputs and reason; byte-bounded pages count it so that many tiny rows are bounded too.
 RECORD_OVERHEAD_BYTES = 256

@@ -20,11 +20,11 @@ from pathlib import Path
 import aiosqlite
 
 from kodosumi import sqlite
+from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store import sqlite_reads
 from kodosumid.event_store.inputs_event import strip_inputs
 from kodosumid.event_store.model import (
-    TERMINAL,
     DuplicateExecution,
     ExecutionRecord,
     Page,

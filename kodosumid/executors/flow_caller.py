@@ -22,6 +22,7 @@ import grpc
 from engine.calls import ChildLaunch, ChildResult
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.rpc.channel import CHANNEL_OPTIONS
+from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
 from kodosumid.executors.ray_actor import CallerSettings
 
@@ -29,14 +30,6 @@ log = logging.getLogger(__name__)
 
 # Deadline of the unary calls (launch, cancel); a watch runs as long as the child does.
 CALL_TIMEOUT_SECONDS = 30.0
-TERMINAL = frozenset(
-    {
-        event_pb2.EXECUTION_STATUS_SUCCEEDED,
-        event_pb2.EXECUTION_STATUS_FAILED,
-        event_pb2.EXECUTION_STATUS_CANCELLED,
-        event_pb2.EXECUTION_STATUS_TIMED_OUT,
-    }
-)
 
 
 def _stamp(paths: tuple[Path, ...]) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from kodosumi.statuses import status_word
 from kodosumi.v1 import event_pb2, node_pb2
 from kodosumid.event_store import TERMINAL, ExecutionRecord, StatusChange
 from kodosumid.executions.relay import peer_of
@@ -28,11 +29,7 @@ _QUEUED = (event_pb2.EXECUTION_STATUS_PENDING, event_pb2.EXECUTION_STATUS_STARTI
 
 
 def status_label(status: int) -> str:
-    try:
-        name = event_pb2.ExecutionStatus.Name(status)  # type: ignore[arg-type]
-    except ValueError:
-        return str(status)
-    return name.removeprefix("EXECUTION_STATUS_").lower()
+    return status_word(status, unknown=str(status)).lower()
 
 
 @dataclass
