@@ -20,7 +20,7 @@ num_cpus = 2
 
 [registry]                    # omit to run without a registry
 address = "127.0.0.1:7460"    # also `--registry ADDRESS`
-heartbeat_interval = 10.0     # what the node asks for; it keeps what the registry grants
+heartbeat_interval = 5.0      # what the node asks for; it keeps what the registry grants
 
 [discovery]                   # zeroconf `_kodosumi._tcp` on the LAN
 enabled = true                # also `--lan` / `--no-lan`
@@ -146,10 +146,13 @@ class PoolConfig:
 class RegistryClientConfig:
     """How the node keeps its registry entry alive (`[registry]`; the address is separate)."""
 
-    heartbeat_interval: float = 10.0
-    # While the registry is unreachable: jittered exponential backoff from/to these delays.
+    # Asked of the registry (its grant counts): the lease runs out after about three missed
+    # heartbeats, so a dead node is OFFLINE within 3 x 5 s + the registry's sweep.
+    heartbeat_interval: float = 5.0
+    # While the registry is unreachable: jittered exponential backoff from/to these delays
+    # (the cap bounds how late a node registers again after the registry or link is back).
     retry_initial_seconds: float = 0.5
-    retry_max_seconds: float = 30.0
+    retry_max_seconds: float = 10.0
     call_timeout_seconds: float = 5.0
 
 
