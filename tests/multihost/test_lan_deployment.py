@@ -41,6 +41,7 @@ PEER_LOST_AFTER_CRASH = 2.0  # health_timeout
 PEER_LOST_AFTER_CUT = 2.0 + 2.0 + 2.0  # keepalive + keepalive_timeout + health_timeout
 REGISTRY_OFFLINE = 3 * 5.0 + 1.0  # ttl_factor x heartbeat_interval + sweep
 REGISTRY_ONLINE_AFTER_HEAL = 10.0 + 5.0  # retry_max + call_timeout
+PEER_BACK = 2.0 + 2.0  # max(connect_timeout, health_interval) + health_timeout
 RELAY_GRACE = 30.0
 
 
@@ -147,15 +148,15 @@ def test_a_partition_is_noticed_within_the_bounds_and_heals(deployment: Deployme
     finally:
         deployment.node_b.host.link(up=True)
     healed = time.time()
-    online = wait_for(
-        lambda: registry_state(deployment, "node-b").endswith("ONLINE"),
-        "node-b ONLINE again",
-        REGISTRY_ONLINE_AFTER_HEAL + SLACK,
-    )
     alive = wait_for(
         lambda: str(peer(deployment, "node-b")["liveness"]).endswith("ALIVE"),
         "node-b alive again",
-        PEER_DEAD + SLACK,
+        PEER_BACK + SLACK,
+    )
+    online = alive + wait_for(
+        lambda: registry_state(deployment, "node-b").endswith("ONLINE"),
+        "node-b ONLINE again",
+        REGISTRY_ONLINE_AFTER_HEAL + SLACK,
     )
     assert process.wait(120) == 0, deployment.laptop.log("partition-run")  # type: ignore[attr-defined]
     events = events_of(out)
@@ -164,10 +165,13 @@ def test_a_partition_is_noticed_within_the_bounds_and_heals(deployment: Deployme
     at = statuses.index("PEER_LOST")
     assert statuses[at + 1] == "RUNNING" and statuses[-1] == "SUCCEEDED", statuses
     assert sum(1 for e in events if "progress" in e) == 400
+    back = next(e for e in events if int(str(e["seq"])) == int(str(lost["seq"])) + 1)
+    restored = _seconds_after(back, healed)
+    assert restored <= PEER_BACK + SLACK, restored
     print(
         f"\npartition: peer dead after {dead:.1f} s, PEER_LOST after {lost_after:.1f} s, "
-        f"OFFLINE after {offline + dead:.1f} s; healed: ONLINE after {online:.1f} s, "
-        f"alive after {online + alive:.1f} s (since {healed:.0f})"
+        f"OFFLINE after {offline + dead:.1f} s; healed: relay back after {restored:.1f} s, "
+        f"alive after {alive:.1f} s, ONLINE after {online:.1f} s"
     )
 
 
