@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from kodoclient.cli import exit_codes
+from kodoclient.cli.a2a import a2a_group
 from kodoclient.cli.alerts import alerts
 from kodoclient.cli.cancel import cancel
 from kodoclient.cli.context import CliState, Settings
@@ -123,6 +124,9 @@ for _command in (nodes, peers, watch_registry):
 # Identity and authorization (docs/security.md).
 for _command in (pki, user, group, login, whoami, verify):
     main.add_command(_command)
+
+# A2A 1.0 (docs/a2a.md).
+main.add_command(a2a_group)
 
 # Observability (docs/observability.md).
 for _command in (timeline, alerts, top):

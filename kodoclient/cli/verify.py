@@ -25,7 +25,7 @@ from kodosumi.tls import dev_client_files
 from kodosumi.v1 import auth_pb2 as pb
 
 
-def _ca(state: CliState) -> x509.Certificate:
+def ca_of(state: CliState) -> x509.Certificate:
     candidates = [state.settings.ca] if state.settings.ca else []
     candidates += [identity_files(state.settings.state).ca_cert]
     candidates += [dev_client_files(state.settings.state).ca_cert]
@@ -55,7 +55,7 @@ def verify(
         raise click.UsageError("give badge tokens or --node")
 
     async def body() -> ExitCode:
-        ca = _ca(state)
+        ca = ca_of(state)
         tokens = [_read(b) for b in badges]
         if node_id:
             async with auth_client(state, registry) as client:
