@@ -1,6 +1,6 @@
 """Run the benchmarks: one table per benchmark, then a summary with ratios and targets.
 
-    .venv/bin/python -m bench                 # the five of issue 2 (what `make bench` runs)
+    .venv/bin/python -m bench                 # issue 2's five and A2A's (what `make bench` runs)
     .venv/bin/python -m bench --only events   # one (repeatable; also scale, soak, dead-node)
     .venv/bin/python -m bench --quick         # smaller counts, fewer rounds
     .venv/bin/python -m bench --json out.json # also write the figures as JSON
@@ -38,6 +38,7 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "events": "bench.events",
     "first-event": "bench.first_event",
+    "a2a": "bench.a2a_stream",
     "registry": "bench.registry_heartbeats",
 }
 # Longer benchmarks of other issues: only with `--only NAME`, never in the default run.
@@ -49,7 +50,7 @@ ON_REQUEST = {
 MODULES = {**BENCHMARKS, **ON_REQUEST}
 # Benchmarks that start nodes in this process (they share one embedded Ray); the others
 # measure other processes and run with no idle Ray beside them.
-USES_RAY = {"memory", "events", "first-event", "scale", "soak"}
+USES_RAY = {"memory", "events", "first-event", "scale", "soak", "a2a"}
 
 
 def machine() -> dict[str, str]:

@@ -202,6 +202,26 @@ class TaskFold:
 
     # -- events -------------------------------------------------------------------------------
 
+    def apply_batch(self, events: list[event_pb2.Event]) -> list[a2a.StreamResponse]:
+        """The updates of events that arrived together, with each run of consecutive
+        progress events told once, by its last (a flow may report progress thousands of
+        times a second; A2A carries one update per message). Everything else — state
+        changes, steps, input requests, artifacts — is told one by one, in order."""
+        updates: list[a2a.StreamResponse] = []
+        pending: event_pb2.Event | None = None
+        for event in events:
+            if event.WhichOneof("kind") == "progress":
+                self.last_seq = event.seq
+                pending = event
+                continue
+            if pending is not None:
+                updates += self.apply(pending)
+                pending = None
+            updates += self.apply(event)
+        if pending is not None:
+            updates += self.apply(pending)
+        return updates
+
     def apply(self, event: event_pb2.Event) -> list[a2a.StreamResponse]:
         self.last_seq = event.seq
         kind = event.WhichOneof("kind")

@@ -187,3 +187,26 @@ def test_the_mapping_imports_no_grpc() -> None:
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_runs_of_progress_are_told_once_everything_else_one_by_one() -> None:
+    fold = TaskFold("t")
+    fold.apply_batch(
+        [_status(1, ev.EXECUTION_STATUS_PENDING), _status(2, ev.EXECUTION_STATUS_RUNNING)]
+    )
+
+    def progress(seq: int) -> ev.Event:
+        event = ev.Event(execution_id="t", seq=seq)
+        event.progress.message = f"p{seq}"
+        return event
+
+    batch = [progress(3), progress(4), _artifact(5, 0, True, b"x"), progress(6), progress(7)]
+    updates = fold.apply_batch(batch)
+    told = [
+        u.status_update.status.message.parts[0].text
+        if u.HasField("status_update")
+        else u.artifact_update.artifact.artifact_id
+        for u in updates
+    ]
+    assert told == ["p4", "a1", "p7"]
+    assert fold.last_seq == 7
