@@ -8,6 +8,7 @@ of a task tells the same story in the same order (docs/a2a.md has the table).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -472,6 +473,10 @@ def input_answer(message: a2a.Message, open_requests: dict[str, OpenRequest]) ->
     value = _part_value(parts[0], "message.parts[0]")
     if request.kind == "approval" and isinstance(value, str):
         value = _approval(value)
+    elif request.kind == "form" and isinstance(value, str):
+        # A form answered in text: JSON when it reads as JSON (`{"n": 3}`), else the text.
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
     return request.request_id, value
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
+from a2a.types import a2a_pb2 as a2a
 from click.testing import CliRunner, Result
 
 from kodoclient.cli import main
-from tests.node.conftest import RunningNode
+from tests.node.conftest import REPO, RunningNode
 
 
 async def koco(node: RunningNode, *args: str) -> Result:
@@ -51,3 +52,18 @@ async def test_send_streams_and_answers(a2a_node: RunningNode) -> None:
     bad = await koco(a2a_node, "a2a", "send", "--flow", "emit-many", "-i", "count=-1")
     assert bad.exit_code == 2, bad.output
     assert "INVALID_PARAMS" in bad.output
+
+
+async def test_the_ten_line_example_of_the_docs_runs(a2a_node: RunningNode) -> None:
+    """docs/a2a.md's a2a-sdk example, as written, against this node."""
+    text = (REPO / "docs" / "a2a.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace('"127.0.0.1:7470"', repr(a2a_node.app.address))
+    body = "async def example(state_dir, print):\n" + "".join(
+        f"    {line}\n" for line in code.splitlines()
+    )
+    scope: dict[str, object] = {}
+    exec(compile(body, "docs/a2a.md", "exec"), scope)
+    printed: list[object] = []
+    await scope["example"](a2a_node.app.config.state_dir, printed.append)  # type: ignore[operator]
+    assert printed[-1].status_update.status.state == a2a.TASK_STATE_COMPLETED  # type: ignore[attr-defined]
