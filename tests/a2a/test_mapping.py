@@ -210,3 +210,10 @@ def test_runs_of_progress_are_told_once_everything_else_one_by_one() -> None:
     ]
     assert told == ["p4", "a1", "p7"]
     assert fold.last_seq == 7
+
+
+def test_every_status_has_a_state() -> None:
+    from kodosumid.a2a.mapping import STATE_OF_STATUS
+
+    named = set(ev.ExecutionStatus.values()) - {ev.EXECUTION_STATUS_UNSPECIFIED}
+    assert named == set(STATE_OF_STATUS)
