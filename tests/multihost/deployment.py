@@ -128,6 +128,8 @@ class Deployment:
     node_b: Machine
     laptop: Machine
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # The `registryd` command `koco pki init` printed (run as printed, again after a stop).
+    registry_command: str = ""
 
     @property
     def registry_address(self) -> str:
@@ -143,11 +145,8 @@ class Deployment:
             line.strip() for line in printed.splitlines() if line.strip().startswith("registryd ")
         )
         assert f"--advertise {self.registry_address}" in command, command
-        self.processes["registryd"] = self.registry.spawn(command, "registryd.log")
-        registry_json = self.registry.state / "registry" / "registry.json"
-        wait_for(
-            registry_json.exists, "registryd serving: " + self.registry.log("registryd.log"), 60
-        )
+        self.registry_command = command
+        self.start_registry()
 
         # Node hosts: a token each (made by the admin on the registry host), then --join.
         for name, machine, extra in (
@@ -172,6 +171,16 @@ class Deployment:
         token = next(line for line in made.split() if line.startswith("kodo1."))
         self.laptop.ok(f"koco login {token}")
         self.laptop.ok("koco nodes use node-a")
+
+    def start_registry(self) -> None:
+        registry_json = self.registry.state / "registry" / "registry.json"
+        self.processes["registryd"] = self.registry.spawn(self.registry_command, "registryd.log")
+        wait_for(registry_json.exists, "registryd serving", 60)
+
+    def stop_registry(self) -> None:
+        process = self.processes["registryd"]
+        process.terminate()
+        process.wait(30)
 
     def token(self, node_id: str, machine: Machine) -> str:
         out = self.registry.ok(

@@ -106,6 +106,44 @@ def test_a_run_through_node_a_of_a_flow_only_node_b_offers(deployment: Deploymen
     assert [status_of(e) for e in events if status_of(e)][-1] == "SUCCEEDED"
 
 
+def test_the_network_rides_out_a_registry_outage(deployment: Deployment) -> None:
+    watcher, out = deployment.laptop.spawn_output("koco watch-registry", "watch-registry")
+    log = deployment.laptop.root / "watch-registry"
+    wait_for(lambda: "following changes" in log.read_text(errors="replace"), "watching", 30)
+    deployment.stop_registry()
+    try:
+        # The watch says it is reconnecting, again and again, and does not give up ...
+        wait_for(
+            lambda: log.read_text(errors="replace").count("reconnecting to") >= 3,
+            "koco watch-registry reconnecting",
+            30,
+        )
+        # ... while the nodes serve on: a relayed run needs no registry.
+        events = laptop_json(deployment, f"run {TICKER_NAME} -i count=3 -i interval=0.01")
+        assert [status_of(e) for e in events if status_of(e)][-1] == "SUCCEEDED"
+        assert watcher.poll() is None
+    finally:
+        deployment.start_registry()
+    # Connected again: no new reconnect line for two of its longest backoffs (5 s). (It
+    # says "reconnected" only once the stream brings something, and nothing changed.)
+    seen = {"count": -1, "since": time.monotonic()}
+
+    def settled() -> bool:
+        count = log.read_text(errors="replace").count("reconnecting to")
+        if count != seen["count"]:
+            seen["count"], seen["since"] = count, time.monotonic()
+        return time.monotonic() - seen["since"] > 11
+
+    wait_for(settled, "koco watch-registry connected again", 45)
+    # The restarted registry kept the nodes (its restart grace): ONLINE, never OFFLINE.
+    for node_id in ("node-a", "node-b"):
+        assert registry_state(deployment, node_id).endswith("ONLINE")
+    assert watcher.poll() is None
+    assert "NODE_OFFLINE" not in out.read_text(errors="replace")
+    watcher.terminate()
+    watcher.wait(10)
+
+
 def _run_in_background(
     deployment: Deployment, count: int, interval: float, name: str
 ) -> tuple[object, Path]:
