@@ -51,7 +51,7 @@ async def benchmark(quick: bool) -> Result:
     pool = PoolConfig(shared_executors=1, warm_executors=1, preload_modules=())
     rows: list[list[str]] = []
     async with running_node(NAME, pool) as node:
-        assert node.app.pool is not None and node.app.manager is not None
+        assert node.app.pool is not None and node.app.executions is not None
         prefix = node.app.pool.prefix
         actors_before = executor_names(prefix)
         state_dir = node.app.config.state_dir
@@ -66,7 +66,7 @@ async def benchmark(quick: bool) -> Result:
             done += len(ids)
             if done % every == 0:
                 # Retention as an operator would run it: everything finished is expired.
-                await node.app.manager.expire(0)
+                await node.app.executions.expire(0)
                 samples.append((done, rss_mib(), open_fds(), store_bytes(state_dir)))
                 rows.append(
                     [

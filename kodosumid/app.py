@@ -41,7 +41,7 @@ from kodosumid.config import NodeConfig, ensure_node_id
 from kodosumid.convert import flow_message
 from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
-from kodosumid.executions.manager import ExecutionManager
+from kodosumid.executions.service import ExecutionService
 from kodosumid.executors.ray_actor import CallerSettings
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
@@ -85,7 +85,7 @@ class NodeApp:
         self._started = time.monotonic()
         self._start_time_ns = time.time_ns()
         self.store: SqliteEventStore | None = None
-        self.manager: ExecutionManager | None = None
+        self.executions: ExecutionService | None = None
         self.pool: RayExecutorPool | None = None
         self._server: object | None = None
         self._health: object | None = None
@@ -161,7 +161,7 @@ class NodeApp:
         # Registry, LAN discovery and peer calls (kodosumid/network/peer_network.py).
         self.network = network = PeerNetwork(config, tls)
         peers = network.table if config.peers.forward else None
-        self.manager = ExecutionManager(
+        self.executions = executions = ExecutionService(
             config,
             catalog,
             self.store,
@@ -172,7 +172,7 @@ class NodeApp:
             identity=self.identity,
         )
         await observability.start(
-            counts=self.manager.counts,
+            counts=executions.counts,
             pool=self.pool.counts,
             watchers=lambda: hub.watcher_count,
             network=network,
@@ -182,10 +182,10 @@ class NodeApp:
         bound: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pool_task = asyncio.get_running_loop().create_task(self._start_pool(bound))
         self.pool.ready = self._pool_task
-        await self.manager.recover()
+        await executions.recover()
         if config.retention_seconds > 0:
             self._retention_task = asyncio.get_running_loop().create_task(
-                self.manager.keep_for(config.retention_seconds)
+                executions.keep_for(config.retention_seconds)
             )
 
         local_roles = StaticRoleResolver(
@@ -206,7 +206,7 @@ class NodeApp:
             ServerLimits(max_receive_message_bytes=config.max_message_bytes),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(
-            FlowServicer(catalog, self.manager, config.node_id, peers, quotas), server
+            FlowServicer(catalog, executions, config.node_id, peers, quotas), server
         )
         node_pb2_grpc.add_NodeServiceServicer_to_server(
             NodeServicer(
@@ -216,7 +216,7 @@ class NodeApp:
         )
         # A2A on the same port, identities, guard and executions (kodosumid/a2a/).
         a2a_tasks = A2ATasks(
-            self.manager,
+            executions,
             catalog,
             config.node_id,
             TaskLimits(config.a2a.max_part_bytes, config.a2a.cancel_wait_seconds),
@@ -293,14 +293,14 @@ class NodeApp:
         )
 
     def _info(self, catalog: Catalog, hub: WatchHub) -> node_pb2.NodeInfo:
-        assert self.manager is not None
+        assert self.executions is not None
         info = node_pb2.NodeInfo(
             node_id=self.config.node_id,
             version=VERSION,
             identity=self.identity,
             endpoints=list(self.endpoints) or [self.address],
             flows=[flow_message(f, self.config.node_id) for f in catalog.list()],
-            load=node_load(self.manager, hub.watcher_count, self._started),
+            load=node_load(self.executions, hub.watcher_count, self._started),
             ray_address=self.ray_address,
             capabilities=["watch-batches", "human-input", "process-isolation"],
         )
@@ -335,8 +335,8 @@ class NodeApp:
             await self.a2a_http.stop()
         if self._retention_task is not None:
             self._retention_task.cancel()
-        if self.manager is not None:
-            await self.manager.shutdown(self.config.shutdown_grace_seconds)
+        if self.executions is not None:
+            await self.executions.shutdown(self.config.shutdown_grace_seconds)
         if self._server is not None:
             await self._server.stop(1.0)  # type: ignore[attr-defined]
         if self._pool_task is not None:

@@ -20,7 +20,7 @@ from kodosumi.rpc.guard import current_principal
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.catalog import Catalog
 from kodosumid.convert import execution_message, flow_message, peer_message, watch_responses
-from kodosumid.executions.manager import ExecutionManager
+from kodosumid.executions.service import ExecutionService
 from kodosumid.network.peer_client import forwarded_call
 from kodosumid.network.peers import PeerTable
 from kodosumid.quotas import Quotas, QuotasConfig, launch_within
@@ -32,7 +32,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def __init__(
         self,
         catalog: Catalog,
-        executions: ExecutionManager,
+        executions: ExecutionService,
         node_id: str,
         peers: PeerTable | None = None,
         quotas: Quotas | None = None,
@@ -191,7 +191,7 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
                 )
 
 
-def node_load(executions: ExecutionManager, watchers: int, started: float) -> node_pb2.NodeLoad:
+def node_load(executions: ExecutionService, watchers: int, started: float) -> node_pb2.NodeLoad:
     counts = executions.counts()
     alive, warm = executions.pool.counts()
     return node_pb2.NodeLoad(

@@ -1,7 +1,17 @@
 """Executions on this node: the domain (no gRPC, no Ray).
 
-- `manager`: launch, dispatch, drain, watch, cancel, input, retention, recovery.
+- `service`: `ExecutionService`, the facade the servicers call; it wires the rooms below.
+- `launch`: check a launch, store the execution and its first events, hand it on.
+- `dispatch`: hand an execution to an executor and start its attempt there.
+- `drain`: the drain loop per executor, store-then-publish, retry, executor death.
+- `watch`: replay stored events, then follow live ones.
+- `control`: cancel an execution, answer its request for input.
 - `relay`: executions run by a peer, their events relayed here.
+- `access`: who may see and act on an execution.
+- `retention`: deleting finished executions, on request and by age.
+- `recovery`: taking up open executions after a node restart.
+- `live`: the live executions and their background tasks, shared by the rooms.
+- `events`: the status events the node writes itself.
 - `fanout`: live batches to watchers.
 - `lifecycle`: observers told of every stored status change.
 - `crashpoints`: test hooks on the drain path.

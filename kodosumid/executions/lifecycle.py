@@ -1,7 +1,7 @@
 """What the node's observers learn about executions: launched, and each stored batch with
 the status changes in it.
 
-`ExecutionManager` reports here at the points where events become durable (launch, drain,
+The executions domain reports here at the points where events become durable (launch, drain,
 relay, a status the node writes itself), so metrics and alert rules see exactly what
 watchers see, in the same order, after it is stored. Observers run on the event loop inside
 the drain path: they must be quick and must not raise (`Observers` logs and swallows).

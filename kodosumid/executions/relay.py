@@ -3,17 +3,17 @@
 When a client launches a flow this node does not offer, the launch is forwarded to a peer
 that does (`PeerExecutions.launch`), and this node keeps a local execution of the same id.
 A relay plays the part an executor's drain loop plays for local executions: it watches the
-peer's stream from the last `seq` stored here, hands each batch to the manager, which stores
+peer's stream from the last `seq` stored here, hands each batch to the drainer, which stores
 it and only then publishes it, and after a break watches again from the new last `seq`. The
 peer's `seq` numbers are kept, so watchers of this node get the same ordered, gapless,
 exactly-once stream, resumable here.
 
 A peer that cannot be reached is told to the execution's watchers at once: when the stream
-breaks and the peer does not answer a direct check either, the relay has the manager write a
+breaks and the peer does not answer a direct check either, the relay has the node write a
 `PEER_LOST` status event (the reason names the peer and how long it waits). A peer that
 answers again gets the status before written back, and relaying goes on; a peer unreachable
 for longer than the grace period (dead, partitioned, its trust revoked) ends the relay with
-a reason, and the manager records a terminal `FAILED` with it.
+a reason, and the node records a terminal `FAILED` with it.
 
 Those status events are this node's own, so from the first of them on the stream here is the
 peer's shifted by an offset (local `seq` = peer `seq` + offset). The relay renumbers the
@@ -21,21 +21,37 @@ peer's events by it and resumes the peer's stream at local `seq` - offset. After
 `relay_position` finds the offset again in the stored stream: every `PEER_LOST` and the event
 right after it (the status written back, or the terminal status) are the node's.
 
-No gRPC here: peers sit behind `PeerExecutions`, whose failures are catalog errors.
+`Relayer` is the node's side of it: launch on a peer, follow its stream into the store,
+cancel and answer there. No gRPC here: peers sit behind `PeerExecutions`, whose failures
+are catalog errors.
 """
 
 from __future__ import annotations
 
 import logging
+import time as time_module
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
+from kodosumi.authz import Principal
 from kodosumi.errors import KodosumiError
+from kodosumi.logs import bind_run
 from kodosumi.v1 import event_pb2
+from kodosumid.config import FlowEntry
+from kodosumid.event_store import EventStore, ExecutionRecord
+from kodosumid.executions.lifecycle import ExecutionObserver
+from kodosumid.executions.live import LiveExecution, LiveTable
 from kodosumid.network.backoff import Backoff, TimeSource, is_transient
+from kodosumid.observability.run_trace import launch_trace
+
+if TYPE_CHECKING:
+    from kodosumid.executions.drain import Drainer
 
 log = logging.getLogger(__name__)
+
+# Events read per store query when a resumed relay finds its position.
+READ_BATCH = 2000
 
 # The `executor` column of a relayed execution: `peer:<node id>` (re-attached after a restart).
 PEER_EXECUTOR_PREFIX = "peer:"
@@ -209,3 +225,134 @@ async def relay(
         await time.sleep(settings.backoff.delay(attempt, time.random))
         attempt += 1
     return ""
+
+
+class Relayer:
+    """The node's side of relayed executions: launch on a peer, relay its events into the
+    store (through the drainer's store-then-publish), cancel and answer it there."""
+
+    def __init__(
+        self,
+        peers: PeerExecutions,
+        live: LiveTable,
+        drainer: Drainer,
+        store: EventStore,
+        observer: ExecutionObserver,
+        *,
+        node_id: str,
+        settings: RelaySettings,
+    ) -> None:
+        self.peers = peers
+        self.live = live
+        self.drainer = drainer
+        self.store = store
+        self.observer = observer
+        self.node_id = node_id
+        self.settings = settings
+
+    async def launch(
+        self,
+        principal: Principal,
+        flow_name: str,
+        inputs: dict[str, Any],
+        *,
+        owner: str = "",
+        parent: ExecutionRecord | None = None,
+    ) -> ExecutionRecord:
+        """Launch on a peer (which validates the inputs), then relay it as a local execution
+        under the peer's execution id; its events arrive with the peer's `seq` numbers.
+
+        A child (`parent`) is linked here (`parent_execution_id`); its relayed stream is the
+        peer's and carries no `ChildExecution` event (the peer does not know the parent)."""
+        remote = await self.peers.launch(flow_name, inputs)
+        # The peer call carried the trace context: the run continues this trace there.
+        run = launch_trace(remote.execution_id, flow_name, principal.id)
+        bind_run(remote.execution_id, run.trace_id)
+        record = ExecutionRecord(
+            execution_id=remote.execution_id,
+            flow=flow_name,
+            owner=owner or principal.id,
+            status=event_pb2.EXECUTION_STATUS_PENDING,
+            status_reason="",
+            inputs=inputs,
+            create_ns=time_module.time_ns(),
+            executor=peer_executor(remote.node_id),
+            node_id=self.node_id,
+            trace_id=run.trace_id,
+            parent_execution_id=parent.execution_id if parent else "",
+        )
+        await self.store.create_execution(record, [])
+        flow = FlowEntry(name=flow_name, entrypoint="")
+        live = LiveExecution(
+            record,
+            flow,
+            stored_seq=0,
+            status=record.status,
+            peer=remote.node_id,
+            traceparent=run.traceparent,
+        )
+        self.live.add(live)
+        self.observer.launched(record)
+        self.live.spawn(self.follow(live))
+        return record
+
+    async def follow(self, live: LiveExecution) -> None:
+        """Relay the peer's events until the execution ends; record why if the relay cannot."""
+        execution_id = live.execution_id
+        bind_run(execution_id, live.record.trace_id)
+        # Resumed after a restart: this node's own events in the stream shift the peer's.
+        position = await self._position(live) if live.stored_seq else None
+
+        async def notice(status: int, reason: str) -> None:
+            if not live.done.is_set():
+                await self.drainer.append_by_node(live, status, reason)
+
+        problem = await relay(
+            self.peers,
+            live.peer,
+            execution_id,
+            stored_seq=lambda: live.stored_seq,
+            status=lambda: live.status,
+            ended=live.done.is_set,
+            store=lambda events: self._store_relayed(live, events),
+            notice=notice,
+            settings=self.settings,
+            position=position,
+        )
+        if problem:
+            log.warning("relayed execution %s: %s", execution_id, problem)
+            status = (
+                event_pb2.EXECUTION_STATUS_CANCELLED
+                if live.cancel_requested
+                else event_pb2.EXECUTION_STATUS_FAILED
+            )
+            await self.drainer.end_by_node(live, status, problem)
+
+    async def _position(self, live: LiveExecution) -> RelayPosition:
+        stored: list[bytes] = []
+        after = 0
+        while rows := await self.store.read_events(live.execution_id, after, READ_BATCH):
+            stored += [data for _, data in rows]
+            after = rows[-1][0]
+        return relay_position(stored)
+
+    async def _store_relayed(self, live: LiveExecution, events: list[bytes]) -> None:
+        execution_id = live.execution_id
+        changes = status_changes(events)
+        await self.drainer.store_and_publish(None, {execution_id: events}, {execution_id: changes})
+        attempt = event_pb2.Event.FromString(events[-1]).attempt
+        if attempt > live.attempt:  # the peer started another attempt
+            live.record = replace(live.record, attempt=attempt)
+            await self.store.set_attempt(execution_id, attempt)
+
+    async def cancel(self, live: LiveExecution, reason: str) -> None:
+        """The peer cancels; its CANCELLED arrives through the relay like any other event."""
+        try:
+            await self.peers.cancel(live.peer, live.execution_id, reason)
+        except KodosumiError as e:
+            if e.reason != "EXECUTION_FINISHED":
+                raise
+        live.cancel_requested, live.cancel_reason = True, reason
+
+    async def provide_input(self, live: LiveExecution, request_id: str, value: Any) -> None:
+        await self.peers.provide_input(live.peer, live.execution_id, request_id, value)

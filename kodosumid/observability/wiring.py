@@ -1,7 +1,7 @@
 """Everything a node does so that operators can see it: telemetry export, metrics, alert
 rules, the operator stream and webhooks, wired together for `NodeApp`.
 
-    ExecutionManager ──stored/launched──► Observers ─┬─► NodeMetrics ──► OpenTelemetry
+    ExecutionService ──stored/launched──► Observers ─┬─► NodeMetrics ──► OpenTelemetry
                                                      └─► AlertEngine ─┐
     every evaluate_interval: sample gauges, evaluate conditions ──────┤ raise_alert
                                                                       ▼
@@ -72,7 +72,7 @@ class NodeObservability:
         self.engine: AlertEngine | None = None
         self.log = AlertLog(config.state_dir / ALERTS_FILE, keep=config.alerts.keep)
         self.webhooks: list[WebhookSender] = []
-        # What ExecutionManager reports to; metrics and alert rules join in start_telemetry().
+        # What ExecutionService reports to; metrics and alert rules join in start_telemetry().
         self.observer = Observers()
         self._raised: asyncio.Queue[event_pb2.Event] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []

@@ -16,7 +16,7 @@ from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import event_pb2, flow_pb2
 from kodosumid.config import NodeConfig
 from kodosumid.event_store import ExecutionRecord
-from kodosumid.executions.manager import ExecutionManager
+from kodosumid.executions.access import Access
 from tests.node.conftest import RunningNode
 from tests.node.helpers import collect, eventually, launch, statuses
 
@@ -129,14 +129,7 @@ def test_only_the_parents_own_flow_or_node_acts_for_its_owner(tmp_path: Path) ->
     """The rule that lets a child belong to the parent's owner (no Ray, no server)."""
     config = NodeConfig(node_id="n1", state_dir=tmp_path)
     node = "spiffe://d.test/node/n1"
-    manager = ExecutionManager(
-        config,
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        identity=node,
-    )
+    access = Access(None, config.node_id, identity=node)  # type: ignore[arg-type]
     parent = ExecutionRecord(
         execution_id="p",
         flow="planner",
@@ -151,12 +144,12 @@ def test_only_the_parents_own_flow_or_node_acts_for_its_owner(tmp_path: Path) ->
     def caller(uri: str, *roles: str) -> Principal:
         return Principal(SpiffeId.parse(uri), frozenset(roles))
 
-    assert manager._speaks_for(caller("spiffe://d.test/flow/n1/planner", FLOW), parent)
-    assert manager._speaks_for(caller(node, NODE), parent)
-    assert not manager._speaks_for(caller("spiffe://d.test/flow/n1/other", FLOW), parent)
-    assert not manager._speaks_for(caller("spiffe://d.test/flow/n2/planner", FLOW), parent)
-    assert not manager._speaks_for(caller("spiffe://d.test/node/n2", NODE), parent)
-    assert not manager._speaks_for(caller("spiffe://d.test/user/bob", "user"), parent)
-    assert not manager._speaks_for(Principal(None, frozenset({"admin"})), parent)
+    assert access.speaks_for(caller("spiffe://d.test/flow/n1/planner", FLOW), parent)
+    assert access.speaks_for(caller(node, NODE), parent)
+    assert not access.speaks_for(caller("spiffe://d.test/flow/n1/other", FLOW), parent)
+    assert not access.speaks_for(caller("spiffe://d.test/flow/n2/planner", FLOW), parent)
+    assert not access.speaks_for(caller("spiffe://d.test/node/n2", NODE), parent)
+    assert not access.speaks_for(caller("spiffe://d.test/user/bob", "user"), parent)
+    assert not access.speaks_for(Principal(None, frozenset({"admin"})), parent)
     elsewhere = replace(parent, node_id="n2")
-    assert not manager._speaks_for(caller("spiffe://d.test/flow/n1/planner", FLOW), elsewhere)
+    assert not access.speaks_for(caller("spiffe://d.test/flow/n1/planner", FLOW), elsewhere)

@@ -194,8 +194,8 @@ async def test_the_peer_runs_the_retries_and_the_relay_only_carries_them(peers: 
     assert {e.attempt for e in events} == {1, 2}
     assert (await peers.stored(execution_id)).attempt == 2
     # Node A runs no attempt of its own (no local retry pending, B's executor recorded) ...
-    assert peers.a.manager is not None
-    pending = [t.get_coro() for t in peers.a.manager._tasks]
+    assert peers.a.executions is not None
+    pending = [t.get_coro() for t in peers.a.executions.live.tasks]
     assert not [c for c in pending if getattr(c, "__qualname__", "").endswith("._retry")]
     assert peers.a.store is not None
     record = await peers.a.store.get_execution(execution_id)

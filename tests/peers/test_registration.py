@@ -75,9 +75,9 @@ async def test_a_changed_catalog_is_registered_again(cluster: Cluster) -> None:
         return node is not None and name in {f.name for f in node.flows}
 
     await eventually(lambda: offers("hello"), timeout=10)
-    assert app.manager is not None
+    assert app.executions is not None
     # A catalog that changes while the node runs (no reload API yet: change it in place).
-    app.manager.catalog._flows["added-later"] = FlowEntry("added-later", "tests.flowlib:hello")
+    app.executions.catalog._flows["added-later"] = FlowEntry("added-later", "tests.flowlib:hello")
     await eventually(lambda: offers("added-later"), timeout=10)
     assert app.network is not None and app.network.registration is not None
     assert app.network.registration.registrations >= 2

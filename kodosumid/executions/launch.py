@@ -1,0 +1,175 @@
+"""Launch: check a request, store the execution with its first events, hand it on.
+
+A launch is accepted once the execution row (status `PENDING`) and its first events (the
+status, the inputs, and for a child the link to its parent) are stored; dispatch to an
+executor happens in the background. A flow this node does not offer is launched on a peer
+that does (`relay.py`), unless the launch came from a peer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from kodosumi.authz import NODE, Principal
+from kodosumi.errors import InvalidArgument, NotFound, Unavailable
+from kodosumi.jsonvalue import dict_to_struct
+from kodosumi.logs import bind_run
+from kodosumi.schema import violations
+from kodosumi.v1 import event_pb2
+from kodosumid.auth.roles import check_flow_access
+from kodosumid.catalog import Catalog
+from kodosumid.config import FlowEntry
+from kodosumid.event_store import EventStore, ExecutionRecord
+from kodosumid.executions.access import Access
+from kodosumid.executions.dispatch import Dispatcher
+from kodosumid.executions.events import status_event
+from kodosumid.executions.fanout import Batch, WatchHub
+from kodosumid.executions.lifecycle import ExecutionObserver
+from kodosumid.executions.live import LiveExecution, LiveTable
+from kodosumid.executions.relay import Relayer
+from kodosumid.observability.run_trace import RunTrace, launch_trace
+
+
+def with_defaults(schema: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """Fill top-level inputs the caller left out with their schema `default`, as a form would."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return inputs
+    filled = dict(inputs)
+    for name, prop in properties.items():
+        if name not in filled and isinstance(prop, dict) and "default" in prop:
+            filled[name] = prop["default"]
+    return filled
+
+
+def check_inputs(flow: FlowEntry, inputs: dict[str, Any]) -> None:
+    bad = violations(flow.input_schema, inputs, root="inputs")
+    if bad:
+        raise InvalidArgument(
+            f"inputs do not match the schema of flow {flow.name!r}: "
+            + "; ".join(f"{v.field}: {v.description}" for v in bad),
+            violations=bad,
+            reason="INVALID_INPUTS",
+        )
+
+
+def first_events(
+    execution_id: str,
+    inputs: dict[str, Any],
+    run: RunTrace,
+    parent: ExecutionRecord | None,
+) -> list[bytes]:
+    """seq 1: PENDING, seq 2: the inputs, seq 3 for a child: the link to its parent."""
+    inputs_event = event_pb2.Event(execution_id=execution_id, seq=2, attempt=1)
+    inputs_event.time_unix_nano = time.time_ns()
+    inputs_event.inputs_received.inputs.SetInParent()  # set even when there are none
+    dict_to_struct(inputs, inputs_event.inputs_received.inputs)
+    run.stamp(inputs_event)
+    first = [
+        status_event(execution_id, 1, 1, event_pb2.EXECUTION_STATUS_PENDING, trace_ids=run.ids),
+        inputs_event.SerializeToString(),
+    ]
+    if parent is not None:
+        # The link to the parent, in the child's stream (the engine starts at seq 4).
+        link = event_pb2.Event(execution_id=execution_id, seq=3, attempt=1)
+        link.time_unix_nano = time.time_ns()
+        link.child_execution.relation = event_pb2.CHILD_RELATION_PARENT
+        link.child_execution.execution_id = parent.execution_id
+        link.child_execution.flow = parent.flow
+        link.child_execution.node_id = parent.node_id
+        run.stamp(link)
+        first.append(link.SerializeToString())
+    return first
+
+
+class Launcher:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        catalog: Catalog,
+        store: EventStore,
+        hub: WatchHub,
+        live: LiveTable,
+        access: Access,
+        dispatcher: Dispatcher,
+        relayer: Relayer | None,
+        observer: ExecutionObserver,
+    ) -> None:
+        self.node_id = node_id
+        self.catalog = catalog
+        self.store = store
+        self.hub = hub
+        self.live = live
+        self.access = access
+        self.dispatcher = dispatcher
+        # None: this node does not forward launches of flows it lacks.
+        self.relayer = relayer
+        self.observer = observer
+
+    async def launch(
+        self,
+        principal: Principal,
+        flow_name: str,
+        inputs: dict[str, Any],
+        *,
+        forwarded: bool = False,
+        parent_execution_id: str = "",
+    ) -> ExecutionRecord:
+        """`forwarded`: a peer forwarded this launch here; it is never forwarded again.
+
+        `parent_execution_id`: the execution (on this node) whose flow launches this one.
+        The child belongs to the parent's owner when the caller is the parent's own flow
+        (`Access.speaks_for`), else to the caller, who must be allowed to act on the parent.
+        """
+        if self.live.closing:
+            raise Unavailable("the node is shutting down", reason="NODE_SHUTTING_DOWN")
+        owner = principal.id
+        parent: ExecutionRecord | None = None
+        if parent_execution_id:
+            parent = await self.access.parent(principal, parent_execution_id)
+            if self.access.speaks_for(principal, parent):
+                owner = parent.owner
+        try:
+            flow = self.catalog.get(flow_name)
+        except NotFound:
+            # Peers do not forward again; this node's own executors (a flow calling a flow
+            # with the node's certificate) do.
+            from_peer = NODE in principal.roles and principal.id != self.access.identity
+            if self.relayer is None or forwarded or from_peer:
+                raise
+            return await self.relayer.launch(
+                principal, flow_name, inputs, owner=owner, parent=parent
+            )
+        check_flow_access(principal, flow)  # the catalog's per-flow allow-list (auth)
+        check_inputs(flow, inputs)
+        inputs = with_defaults(flow.input_schema, inputs)
+        execution_id = uuid.uuid4().hex
+        run = launch_trace(execution_id, flow.name, principal.id)
+        bind_run(execution_id, run.trace_id)
+        record = ExecutionRecord(
+            execution_id=execution_id,
+            flow=flow.name,
+            owner=owner,
+            status=event_pb2.EXECUTION_STATUS_PENDING,
+            status_reason="",
+            inputs=inputs,
+            create_ns=time.time_ns(),
+            node_id=self.node_id,
+            trace_id=run.trace_id,
+            parent_execution_id=parent.execution_id if parent else "",
+        )
+        first = first_events(execution_id, inputs, run, parent)
+        await self.store.create_execution(record, first)
+        record = replace(record, last_seq=len(first))
+        live = LiveExecution(
+            record, flow, stored_seq=len(first), status=record.status, traceparent=run.traceparent
+        )
+        self.live.add(live)
+        self.hub.publish(execution_id, Batch(1, first))
+        self.observer.launched(record)
+        self.live.spawn(self.dispatcher.dispatch(live))
+        return record

@@ -1,0 +1,55 @@
+"""Retention: deleting finished executions, on request and by age.
+
+Only a finished execution is deleted (its events with it); a running one must be
+cancelled first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from kodosumi.authz import Principal
+from kodosumi.errors import FailedPrecondition
+from kodosumid.event_store import EventStore
+from kodosumid.executions.access import Access
+from kodosumid.executions.live import LiveTable
+
+log = logging.getLogger(__name__)
+
+
+class Retention:
+    def __init__(self, store: EventStore, access: Access, live: LiveTable) -> None:
+        self.store = store
+        self.access = access
+        self.live = live
+
+    async def delete(self, principal: Principal, execution_id: str) -> None:
+        record = await self.access.visible(principal, execution_id)
+        if not record.terminal or execution_id in self.live:
+            raise FailedPrecondition(
+                f"execution {execution_id} has not ended; cancel it first",
+                reason="EXECUTION_RUNNING",
+            )
+        await self.store.delete_executions([execution_id])
+
+    async def expire(self, older_than_seconds: float) -> int:
+        """Delete finished executions that ended more than `older_than_seconds` ago."""
+        cutoff = time.time_ns() - int(older_than_seconds * 1e9)
+        deleted = 0
+        while expired := await self.store.ended_before(cutoff):
+            await self.store.delete_executions(expired)
+            deleted += len(expired)
+        return deleted
+
+    async def keep_for(self, retention_seconds: float) -> None:
+        """Background task: expire old executions every tenth of the retention (at most 60 s)."""
+        pause = min(max(retention_seconds / 10, 1.0), 60.0)
+        while True:
+            try:
+                if deleted := await self.expire(retention_seconds):
+                    log.info("retention: deleted %d finished executions", deleted)
+            except Exception:
+                log.exception("retention sweep failed")
+            await asyncio.sleep(pause)
