@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from kodosumi.clock import Clock
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store import TERMINAL, EventStore, StatusChange
 from kodosumid.executions import crashpoints
@@ -45,8 +46,10 @@ class Drainer:
         observer: ExecutionObserver,
         *,
         batch_size: int,
+        clock: Clock,
     ) -> None:
         self.live = live
+        self.clock = clock
         self.store = store
         self.hub = hub
         self.pool = pool
@@ -166,7 +169,13 @@ class Drainer:
         execution_id = live.execution_id
         seq = live.stored_seq + 1
         data = status_event(
-            execution_id, seq, live.attempt, status, reason, trace_of(live.traceparent).ids
+            execution_id,
+            seq,
+            live.attempt,
+            status,
+            time_unix_nano=self.clock.now_ns(),
+            reason=reason,
+            trace_ids=trace_of(live.traceparent).ids,
         )
         await self.store.append(
             {execution_id: (seq, [data])}, {execution_id: [StatusChange(seq, status, reason)]}

@@ -6,8 +6,6 @@ for an execution (not started yet, between attempts, executor gone, shutdown).
 
 from __future__ import annotations
 
-import time
-
 from kodosumi.v1 import event_pb2
 
 
@@ -16,12 +14,14 @@ def status_event(
     seq: int,
     attempt: int,
     status: int,
+    *,
+    time_unix_nano: int,
     reason: str = "",
     trace_ids: tuple[str, str] = ("", ""),
 ) -> bytes:
     event = event_pb2.Event(execution_id=execution_id, seq=seq, attempt=attempt)
     event.trace_id, event.span_id = trace_ids
-    event.time_unix_nano = time.time_ns()
+    event.time_unix_nano = time_unix_nano
     event.status_changed.status = status  # type: ignore[assignment]
     event.status_changed.reason = reason
     return event.SerializeToString()

@@ -8,12 +8,12 @@ that does (`relay.py`), unless the launch came from a peer.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import replace
 from typing import Any
 
 from kodosumi.authz import NODE, Principal
+from kodosumi.clock import Clock
 from kodosumi.errors import InvalidArgument, NotFound, Unavailable
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.logs import bind_run
@@ -61,21 +61,29 @@ def first_events(
     inputs: dict[str, Any],
     run: RunTrace,
     parent: ExecutionRecord | None,
+    now_ns: int,
 ) -> list[bytes]:
     """seq 1: PENDING, seq 2: the inputs, seq 3 for a child: the link to its parent."""
     inputs_event = event_pb2.Event(execution_id=execution_id, seq=2, attempt=1)
-    inputs_event.time_unix_nano = time.time_ns()
+    inputs_event.time_unix_nano = now_ns
     inputs_event.inputs_received.inputs.SetInParent()  # set even when there are none
     dict_to_struct(inputs, inputs_event.inputs_received.inputs)
     run.stamp(inputs_event)
     first = [
-        status_event(execution_id, 1, 1, event_pb2.EXECUTION_STATUS_PENDING, trace_ids=run.ids),
+        status_event(
+            execution_id,
+            1,
+            1,
+            event_pb2.EXECUTION_STATUS_PENDING,
+            time_unix_nano=now_ns,
+            trace_ids=run.ids,
+        ),
         inputs_event.SerializeToString(),
     ]
     if parent is not None:
         # The link to the parent, in the child's stream (the engine starts at seq 4).
         link = event_pb2.Event(execution_id=execution_id, seq=3, attempt=1)
-        link.time_unix_nano = time.time_ns()
+        link.time_unix_nano = now_ns
         link.child_execution.relation = event_pb2.CHILD_RELATION_PARENT
         link.child_execution.execution_id = parent.execution_id
         link.child_execution.flow = parent.flow
@@ -98,8 +106,10 @@ class Launcher:
         dispatcher: Dispatcher,
         relayer: Relayer | None,
         observer: ExecutionObserver,
+        clock: Clock,
     ) -> None:
         self.node_id = node_id
+        self.clock = clock
         self.catalog = catalog
         self.store = store
         self.hub = hub
@@ -150,6 +160,7 @@ class Launcher:
         execution_id = uuid.uuid4().hex
         run = launch_trace(execution_id, flow.name, principal.id)
         bind_run(execution_id, run.trace_id)
+        now_ns = self.clock.now_ns()
         record = ExecutionRecord(
             execution_id=execution_id,
             flow=flow.name,
@@ -157,12 +168,12 @@ class Launcher:
             status=event_pb2.EXECUTION_STATUS_PENDING,
             status_reason="",
             inputs=inputs,
-            create_ns=time.time_ns(),
+            create_ns=now_ns,
             node_id=self.node_id,
             trace_id=run.trace_id,
             parent_execution_id=parent.execution_id if parent else "",
         )
-        first = first_events(execution_id, inputs, run, parent)
+        first = first_events(execution_id, inputs, run, parent, now_ns)
         await self.store.create_execution(record, first)
         record = replace(record, last_seq=len(first))
         live = LiveExecution(

@@ -29,12 +29,12 @@ are catalog errors.
 from __future__ import annotations
 
 import logging
-import time as time_module
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kodosumi.authz import Principal
+from kodosumi.clock import Clock
 from kodosumi.errors import KodosumiError
 from kodosumi.logs import bind_run
 from kodosumi.v1 import event_pb2
@@ -241,7 +241,9 @@ class Relayer:
         *,
         node_id: str,
         settings: RelaySettings,
+        clock: Clock,
     ) -> None:
+        self.clock = clock
         self.peers = peers
         self.live = live
         self.drainer = drainer
@@ -275,7 +277,7 @@ class Relayer:
             status=event_pb2.EXECUTION_STATUS_PENDING,
             status_reason="",
             inputs=inputs,
-            create_ns=time_module.time_ns(),
+            create_ns=self.clock.now_ns(),
             executor=peer_executor(remote.node_id),
             node_id=self.node_id,
             trace_id=run.trace_id,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from kodosumi.authz import Principal
+from kodosumi.clock import Clock
 from kodosumi.errors import FailedPrecondition
 from kodosumid.event_store import EventStore
 from kodosumid.executions.access import Access
@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class Retention:
-    def __init__(self, store: EventStore, access: Access, live: LiveTable) -> None:
+    def __init__(self, store: EventStore, access: Access, live: LiveTable, clock: Clock) -> None:
+        self.clock = clock
         self.store = store
         self.access = access
         self.live = live
@@ -36,7 +37,7 @@ class Retention:
 
     async def expire(self, older_than_seconds: float) -> int:
         """Delete finished executions that ended more than `older_than_seconds` ago."""
-        cutoff = time.time_ns() - int(older_than_seconds * 1e9)
+        cutoff = self.clock.now_ns() - int(older_than_seconds * 1e9)
         deleted = 0
         while expired := await self.store.ended_before(cutoff):
             await self.store.delete_executions(expired)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from kodosumi.authz import Principal
+from kodosumi.clock import Clock, SystemClock
 from kodosumi.errors import InvalidArgument, KodosumiError
 from kodosumi.v1 import event_pb2
 from kodosumid.catalog import Catalog
@@ -48,8 +49,11 @@ class ExecutionService:
         peers: PeerExecutions | None = None,
         observer: ExecutionObserver | None = None,
         identity: str = "",
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
+        # Every wall-clock read of the domain (event and execution times, retention).
+        self.clock: Clock = clock or SystemClock()
         self.catalog = catalog
         self.store = store
         self.hub = hub
@@ -59,7 +63,13 @@ class ExecutionService:
         self.live = LiveTable()
         self.access = Access(store, config.node_id, identity)
         self.drainer = Drainer(
-            self.live, store, hub, pool, self.observer, batch_size=config.pool.drain_batch
+            self.live,
+            store,
+            hub,
+            pool,
+            self.observer,
+            batch_size=config.pool.drain_batch,
+            clock=self.clock,
         )
         self.dispatcher = Dispatcher(config, store, pool, self.drainer)
         self.drainer.dispatch = self.dispatcher.dispatch
@@ -72,6 +82,7 @@ class ExecutionService:
                 self.observer,
                 node_id=config.node_id,
                 settings=RelaySettings(grace_seconds=config.peers.relay_grace_seconds),
+                clock=self.clock,
             )
             if peers is not None and config.peers.forward
             else None
@@ -86,6 +97,7 @@ class ExecutionService:
             dispatcher=self.dispatcher,
             relayer=self.relayer,
             observer=self.observer,
+            clock=self.clock,
         )
         self.control = Control(
             self.live,
@@ -94,7 +106,7 @@ class ExecutionService:
             self.relayer,
             cancel_grace_seconds=config.cancel_grace_seconds,
         )
-        self.retention = Retention(store, self.access, self.live)
+        self.retention = Retention(store, self.access, self.live, self.clock)
 
     # -- queries ------------------------------------------------------------------------------
 
