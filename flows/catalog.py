@@ -1,7 +1,7 @@
 """The example flows a node offers when it has no catalog of its own.
 
 `EXAMPLES` is plain data: importing this module imports neither crewai nor the flows
-(the input schema of the YAML spec is read from the spec, which needs only PyYAML).
+(the YAML spec is listed through `kodosumi.crew_spec_meta`: PyYAML only, not the engine).
 Every entry has `name`, `entrypoint`, `description`, `tags`, `version`, `input_schema`
 (JSON Schema of the launch inputs) and `timeout_seconds`.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.crew.spec import load_spec
+from kodosumi.crew_spec_meta import catalog_entry
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SEARCH_SPEC = ASSETS / "search.yaml"
@@ -31,20 +31,6 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
         "properties": properties,
         "required": list(required),
         "additionalProperties": False,
-    }
-
-
-def _spec_entry(path: Path) -> dict[str, Any]:
-    spec = load_spec(path)
-    timeout = spec.timeout_seconds or 300.0
-    return {
-        "name": spec.name,
-        "entrypoint": str(path),
-        "description": spec.description,
-        "tags": list(spec.tags),
-        "version": spec.version,
-        "input_schema": spec.input_schema(),
-        "timeout_seconds": int(timeout) if timeout.is_integer() else timeout,
     }
 
 
@@ -110,7 +96,7 @@ EXAMPLES: list[dict[str, Any]] = [
         "input_schema": _object({"topic": _TOPIC}),
         "timeout_seconds": 300,
     },
-    _spec_entry(SEARCH_SPEC),
+    catalog_entry(SEARCH_SPEC),
     {
         "name": "research-flow",
         "entrypoint": "flows.research:ResearchFlow",

@@ -42,7 +42,7 @@ from kodosumid.convert import flow_message
 from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.service import ExecutionService
-from kodosumid.executors.ray_actor import CallerSettings
+from kodosumid.executors.caller_settings import CallerSettings
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
 from kodosumid.network.peer_network import PeerNetwork

@@ -40,6 +40,8 @@ from typing import Any
 
 import yaml
 
+from kodosumi.crew_spec_meta import input_property, object_schema
+
 # CrewAI interpolates `{name}` placeholders in these fields with the kickoff inputs.
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _IMPORT_REF = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
@@ -112,16 +114,14 @@ class InputSpec:
     required: bool = True
 
     def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": self.type}
-        if self.title:
-            schema["title"] = self.title
-        if self.description:
-            schema["description"] = self.description
-        if self.enum:
-            schema["enum"] = list(self.enum)
-        if self.has_default:
-            schema["default"] = self.default
-        return schema
+        return input_property(
+            self.type,
+            title=self.title,
+            description=self.description,
+            enum=self.enum,
+            default=self.default,
+            has_default=self.has_default,
+        )
 
 
 @dataclass(frozen=True)
@@ -168,12 +168,10 @@ class CrewSpec:
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON Schema of the kickoff inputs (what a node validates launches with)."""
-        return {
-            "type": "object",
-            "properties": {i.name: i.json_schema() for i in self.inputs},
-            "required": [i.name for i in self.inputs if i.required and not i.has_default],
-            "additionalProperties": False,
-        }
+        return object_schema(
+            {i.name: i.json_schema() for i in self.inputs},
+            [i.name for i in self.inputs if i.required and not i.has_default],
+        )
 
     def kickoff_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """The inputs with declared defaults filled in (CrewAI needs every placeholder)."""

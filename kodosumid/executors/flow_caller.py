@@ -24,7 +24,7 @@ from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.rpc.channel import CHANNEL_OPTIONS
 from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
-from kodosumid.executors.ray_actor import CallerSettings
+from kodosumid.executors.caller_settings import CallerSettings
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ import importlib
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import ray
+
+from kodosumid.executors.caller_settings import CallerSettings
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +26,6 @@ NODE_ENV = "KODOSUMI_EXECUTOR_NODE"
 
 # How long a start waits for the preload (a preload that hangs must not block runs forever).
 PRELOAD_WAIT_SECONDS = 120.0
-
-
-@dataclass(frozen=True, slots=True)
-class CallerSettings:
-    """Where the node is and what to dial it with (plain strings: they cross the Ray hop)."""
-
-    address: str
-    node_id: str = ""
-    # The node's credential files; all empty for an --insecure node.
-    ca_cert: str = ""
-    cert: str = ""
-    key: str = ""
-    # `<state>/pki/flows`: the flows' identities (`<flow>.pem`, `<flow>.key`, `ca.pem`).
-    flows_dir: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
 class ExecutorActor:

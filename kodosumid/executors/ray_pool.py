@@ -71,7 +71,7 @@ class RayExecutorPool:
         # Set by the node to the start-up task; launches wait for it before picking executors.
         self.ready: asyncio.Future[None] | None = None
         # How executors dial the node for `ctx.call_flow` (`CallerSettings.to_dict()` of
-        # kodosumid/executors/ray_actor.py); set by the node once it is bound, before `start`.
+        # kodosumid/executors/caller_settings.py); set by the node once it is bound, before `start`.
         self.caller: dict[str, str] | None = None
 
     @property
