@@ -6,24 +6,17 @@ An execution not dispatched yet (or between attempts) is cancelled by the node i
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from typing import Any
 
 from kodosumi.authz import Principal
-from kodosumi.errors import FailedPrecondition, InvalidArgument, KodosumiError, Unavailable
+from kodosumi.errors import FailedPrecondition, InvalidArgument, Unavailable
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store import ExecutionRecord
 from kodosumid.executions.access import Access
-from kodosumid.executions.live import LiveExecution, LiveTable
+from kodosumid.executions.dispatch import Dispatcher
+from kodosumid.executions.live import LiveTable
 from kodosumid.executions.relay import Relayer
-from kodosumid.executors.port import PROCESS, ExecutorGone, ExecutorHandle, ExecutorPool
-
-log = logging.getLogger(__name__)
-
-# Extra time, beyond the cancel grace, before an isolated executor is killed outright.
-KILL_MARGIN_SECONDS = 2.0
+from kodosumid.executors.port import ExecutorGone
 
 
 class Control:
@@ -31,16 +24,13 @@ class Control:
         self,
         live: LiveTable,
         access: Access,
-        pool: ExecutorPool,
+        dispatcher: Dispatcher,
         relayer: Relayer | None,
-        *,
-        cancel_grace_seconds: float,
     ) -> None:
         self.live = live
         self.access = access
-        self.pool = pool
+        self.dispatcher = dispatcher
         self.relayer = relayer
-        self.cancel_grace_seconds = cancel_grace_seconds
 
     async def cancel(self, principal: Principal, execution_id: str, reason: str) -> ExecutionRecord:
         record = await self.access.visible(principal, execution_id)
@@ -61,30 +51,9 @@ class Control:
         live.cancel_requested = True
         live.cancel_reason = reason
         live.cancelled.set()
-        executor = live.executor
-        if executor is None:
-            return record  # not dispatched (or between attempts): ended as cancelled there
-        try:
-            await executor.cancel(execution_id, live.cancel_reason)
-        except KodosumiError as e:
-            if e.reason == "EXECUTION_FINISHED":
-                return record
-            raise
-        except ExecutorGone:
-            pass  # the drain loop ends the execution as cancelled
-        if executor.isolation == PROCESS:
-            self.live.spawn(self._kill_if_stuck(live, executor))
+        # Not dispatched, between attempts, or starting: ended or passed on by the dispatch.
+        await self.dispatcher.cancel(live)
         return record
-
-    async def _kill_if_stuck(self, live: LiveExecution, executor: ExecutorHandle) -> None:
-        """Hard stop for a flow in a process of its own that ignores cancellation."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                live.done.wait(), self.cancel_grace_seconds + KILL_MARGIN_SECONDS
-            )
-            return
-        log.warning("killing executor %s: execution did not stop", executor.name)
-        self.pool.kill(executor)
 
     async def provide_input(
         self, principal: Principal, execution_id: str, request_id: str, value: Any
@@ -100,7 +69,7 @@ class Control:
         if live.peer and self.relayer is not None:
             await self.relayer.provide_input(live, request_id, value)
             return
-        if live.executor is None:
+        if live.executor is None or not live.started:
             raise FailedPrecondition(
                 f"execution {execution_id} awaits no input", reason="NO_INPUT_AWAITED"
             )

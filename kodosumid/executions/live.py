@@ -28,6 +28,8 @@ class LiveExecution:
     stored_seq: int
     status: int
     executor: ExecutorHandle | None = None
+    # The current attempt's start reached its executor (cancel and input may go there).
+    started: bool = False
     # The peer node that runs it, for an execution relayed from there.
     peer: str = ""
     # W3C context of the launch: the parent of every attempt's execution span.

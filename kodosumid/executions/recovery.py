@@ -54,7 +54,7 @@ async def recover(
             continue
         executor = survivors.get(record.executor)
         if executor is not None and record.execution_id in executor.executions:
-            live.executor = executor
+            live.executor, live.started = executor, True
             continue
         accepted_seq = 3 if record.parent_execution_id else 2  # the node's launch events
         if record.status == event_pb2.EXECUTION_STATUS_PENDING and record.last_seq == accepted_seq:

@@ -71,7 +71,7 @@ class ExecutionService:
             batch_size=config.pool.drain_batch,
             clock=self.clock,
         )
-        self.dispatcher = Dispatcher(config, store, pool, self.drainer)
+        self.dispatcher = Dispatcher(config, self.live, store, pool, self.drainer)
         self.drainer.dispatch = self.dispatcher.dispatch
         self.relayer = (
             Relayer(
@@ -99,13 +99,7 @@ class ExecutionService:
             observer=self.observer,
             clock=self.clock,
         )
-        self.control = Control(
-            self.live,
-            self.access,
-            pool,
-            self.relayer,
-            cancel_grace_seconds=config.cancel_grace_seconds,
-        )
+        self.control = Control(self.live, self.access, self.dispatcher, self.relayer)
         self.retention = Retention(store, self.access, self.live, self.clock)
 
     # -- queries ------------------------------------------------------------------------------
