@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from kodosumi.clock import Clock
+from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2
-from kodosumid.event_store import TERMINAL, EventStore, StatusChange
+from kodosumid.event_store import EventStore, StatusChange
 from kodosumid.executions import crashpoints
 from kodosumid.executions.events import status_event
 from kodosumid.executions.fanout import Batch, WatchHub

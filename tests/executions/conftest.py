@@ -58,12 +58,6 @@ def user(name: str) -> Principal:
 ANN = user("ann")
 BOB = user("bob")
 OPERATOR = Principal(SpiffeId.parse("spiffe://d.test/user/olga"), frozenset({"operator"}))
-TERMINAL = {
-    event_pb2.EXECUTION_STATUS_SUCCEEDED,
-    event_pb2.EXECUTION_STATUS_FAILED,
-    event_pb2.EXECUTION_STATUS_CANCELLED,
-    event_pb2.EXECUTION_STATUS_TIMED_OUT,
-}
 
 
 @dataclass

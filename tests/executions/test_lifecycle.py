@@ -6,13 +6,13 @@ import pytest
 
 from kodosumi.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kodosumi.jsonvalue import struct_to_dict, value_to_python
+from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2
 from tests.executions.conftest import (
     ANN,
     BOB,
     OPERATOR,
     START,
-    TERMINAL,
     Domain,
     eventually,
     status_is,
