@@ -46,7 +46,7 @@ def event(execution_id: str, seq: int, text: str = "") -> bytes:
 
 
 def inputs_event(execution_id: str, inputs: dict[str, Any], seq: int = 2) -> bytes:
-    """The event a node writes at launch to show the inputs (as `kodosumid/executions/launch.py` does)."""
+    """The event a node writes at launch to show the inputs (as `executions/launch.py` does)."""
     message = event_pb2.Event(execution_id=execution_id, seq=seq, attempt=1)
     message.time_unix_nano = 1_700_000_000_000_000_000
     message.inputs_received.inputs.SetInParent()
