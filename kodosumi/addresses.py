@@ -19,6 +19,7 @@ advertises, so that clients that check host names accept it wherever they dial i
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Sequence
 
@@ -48,6 +49,21 @@ def split_host_port(address: str) -> tuple[str, int | None]:
     if not port.isdigit():
         raise AdvertiseError(f"{address!r}: the port must be a number")
     return host, int(port)
+
+
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def check_host(host: str, entry: str) -> None:
+    """`host` must be an IP address or a DNS name (what `entry` said, for the message)."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    if not host or len(host) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise AdvertiseError(f"{entry!r}: {host!r} is neither an IP address nor a DNS name")
 
 
 def join_host_port(host: str, port: int) -> str:
@@ -94,6 +110,9 @@ def advertised_endpoints(
                 raise AdvertiseError(
                     f"cannot advertise {entry!r}: it is not an address others can dial; {fix}"
                 )
+            check_host(host, entry)
+            if given is not None and not 0 < given < 65536:
+                raise AdvertiseError(f"{entry!r}: the port must be from 1 to 65535")
             endpoints.append(join_host_port(host, given or port))
         return tuple(dict.fromkeys(endpoints))
     host, _ = split_host_port(listen)

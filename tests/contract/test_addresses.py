@@ -72,3 +72,12 @@ def test_certificate_names_cover_loopback_the_host_and_what_is_advertised() -> N
 def test_host_addresses_never_include_loopback_or_link_local() -> None:
     for address in host_addresses():
         assert not address.startswith(("127.", "fe80")) and address != "::1"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["a:b:c", "host name:7470", "-bad.example", "x" * 300, "host:0", "host:70000", "[::]:1"],
+)
+def test_advertising_what_is_no_address_is_refused(entry: str) -> None:
+    with pytest.raises(AdvertiseError):
+        advertised_endpoints("0.0.0.0:0", 7470, (entry,), fix=FIX, addresses=lan)
