@@ -8,6 +8,13 @@ The public surface is what `__all__` lists; modules starting with `_` are privat
             ...
 """
 
+import os
+
+# gRPC core writes its own log lines (a failed TLS handshake, at INFO) straight to stderr,
+# where they garble the CLI's messages; the SDK says what went wrong itself. Read once, when
+# grpc is first imported, so it is set here; a user's own GRPC_VERBOSITY wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 from kodoclient._async import AsyncClient
 from kodoclient._sync import Client
 from kodoclient.config import ConnectConfig, NodeFile, resolve_config

@@ -95,7 +95,9 @@ class AsyncClient:
     ) -> _Resp:
         # Every unary call has a deadline: the caller's, else the config's.
         timeout = call_timeout or self._config.call_timeout
-        return await traced_unary(method, self._config.target, call, request, timeout)
+        return await traced_unary(
+            method, self._config.target, call, request, timeout, secure=self._config.secure
+        )
 
     # -- flows -------------------------------------------------------------------------
 

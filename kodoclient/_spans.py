@@ -15,7 +15,7 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from kodoclient.errors import KodoclientError
+from kodoclient.errors import KodoclientError, explain_transport
 from kodosumi import __version__
 
 _Resp = TypeVar("_Resp")
@@ -62,11 +62,15 @@ async def traced_unary(
     call: Callable[..., Awaitable[_Resp]],
     request: Any,
     deadline_seconds: float,
+    *,
+    secure: bool = True,
 ) -> _Resp:
     """One unary call in its client span, with a deadline; gRPC errors become
-    `KodoclientError` naming the method (shared by the node and registry clients)."""
+    `KodoclientError` naming the method (shared by the node and registry clients), a
+    TLS/plaintext mismatch said plainly (`secure`: whether this client speaks TLS)."""
     with call_span(method, target):
         try:
             return await call(request, timeout=deadline_seconds)
         except grpc.aio.AioRpcError as e:
-            raise KodoclientError.from_rpc(e, method) from None
+            error = KodoclientError.from_rpc(e, method)
+            raise explain_transport(error, target, secure) from None

@@ -20,7 +20,7 @@ from typing import Any, Self, TypeVar
 import grpc
 from google.protobuf import duration_pb2
 
-from kodoclient.errors import ConfigError, KodoclientError
+from kodoclient.errors import ConfigError, KodoclientError, explain_transport
 from kodoclient.identity import read_login
 from kodosumi.rpc.channel import open_channel
 from kodosumi.tls import TlsFiles, TlsMaterial, dev_client_files
@@ -134,7 +134,10 @@ class AuthClient:
         try:
             return await rpc(request, timeout=self.target.call_timeout)
         except grpc.aio.AioRpcError as e:
-            raise KodoclientError.from_rpc(e, method) from None
+            error = KodoclientError.from_rpc(e, method)
+            raise explain_transport(
+                error, self.target.address, self.target.tls is not None
+            ) from None
 
     async def whoami(self) -> pb.WhoAmIResponse:
         response: pb.WhoAmIResponse = await self.call("WhoAmI", pb.WhoAmIRequest())

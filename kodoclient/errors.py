@@ -58,6 +58,35 @@ class KodoclientError(Exception):
         )
 
 
+TLS_MISMATCH = "TLS_MISMATCH"
+# What gRPC core says when a TLS client meets a plaintext server ...
+_PLAINTEXT_SERVER = ("WRONG_VERSION_NUMBER", "wrong version number")
+# ... and when a plaintext client meets a TLS server (it hangs up at the first bytes).
+_TLS_SERVER = ("Socket closed", "Connection reset", "connection reset")
+
+
+def explain_transport(error: KodoclientError, target: str, secure: bool) -> KodoclientError:
+    """`error` with a TLS/plaintext mismatch said plainly (reason `TLS_MISMATCH`); any other
+    error as it is. `secure` is whether this client spoke TLS."""
+    if error.code != grpc.StatusCode.UNAVAILABLE or error.reason:
+        return error
+    raw = error.message
+    if secure and any(sign in raw for sign in _PLAINTEXT_SERVER):
+        plain = (
+            f"{target} speaks plaintext, not TLS (it runs with --insecure): talk to it with "
+            "--insecure (or $KODOSUMI_INSECURE=1), or serve it with TLS"
+        )
+    elif not secure and any(sign in raw for sign in _TLS_SERVER):
+        plain = (
+            f"{target} hung up at once: it most likely expects TLS (mTLS) while this client "
+            "spoke plaintext (--insecure, $KODOSUMI_INSECURE, or a node.json saying so); "
+            "leave plaintext off and give credentials (--ca/--cert/--key or koco login)"
+        )
+    else:
+        return error
+    return KodoclientError(error.code, f"{plain} [{raw}]", reason=TLS_MISMATCH, method=error.method)
+
+
 class ConfigError(KodoclientError):
     """The client cannot even try: credentials missing (`NO_CREDENTIALS`) or inconsistent."""
 

@@ -173,7 +173,14 @@ class RegistryClient:
         call_timeout: float | None,
     ) -> _Resp:
         timeout = call_timeout or self._target.call_timeout
-        return await traced_unary(method, self._target.address, call, request, timeout)
+        return await traced_unary(
+            method,
+            self._target.address,
+            call,
+            request,
+            timeout,
+            secure=self._target.tls is not None,
+        )
 
     # -- reads -------------------------------------------------------------------------------
 

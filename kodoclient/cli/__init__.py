@@ -24,6 +24,8 @@ from kodoclient.cli.node import node as node_command
 from kodoclient.cli.nodes import nodes
 from kodoclient.cli.peers import peers
 from kodoclient.cli.pki import pki
+from kodoclient.cli.rerun import rerun
+from kodoclient.cli.result import result
 from kodoclient.cli.run import run
 from kodoclient.cli.status import status
 from kodoclient.cli.timeline import timeline
@@ -114,7 +116,19 @@ def main(
     )
 
 
-for _command in (run, flows, launch, watch, status, ls, cancel, input_, node_command):
+for _command in (
+    run,
+    flows,
+    launch,
+    watch,
+    status,
+    result,
+    rerun,
+    ls,
+    cancel,
+    input_,
+    node_command,
+):
     main.add_command(_command)
 
 # The network: the registry and the node's peers (docs/registry.md, docs/operations.md).

@@ -31,6 +31,7 @@ def registry_option(command: F) -> F:
 
 def registry_target(state: CliState, registry: str | None) -> RegistryTarget:
     """The registry's address and credentials from `--registry` and the global options."""
+    state.talks_to = "registry"
     s = state.settings
     return resolve_registry(
         address=registry,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -19,10 +20,12 @@ from kodoclient.cli import exit_codes
 from kodoclient.cli.embedded import DEFAULT_COMMAND
 from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.config import DEFAULT_CALL_TIMEOUT, ConnectConfig, resolve_config
-from kodoclient.errors import KodoclientError
+from kodoclient.errors import TLS_MISMATCH, KodoclientError
 from kodoclient.identity import renew_if_due
 from kodoclient.resume import ReconnectPolicy
 from kodosumi.paths import default_state_dir
+
+_ENUM_PREFIXES = re.compile(r"\b(?:EXECUTION_STATUS_|REGISTERED_NODE_STATE_)(?=[A-Z])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,8 @@ class CliState:
     interactive: bool | None = None
     # How `run` starts an embedded node; tests substitute a scripted daemon.
     node_command: tuple[str, ...] = DEFAULT_COMMAND
+    # "node" or "registry": whom the command talks to, for the hint of an unreachable error.
+    talks_to: str = "node"
 
     @property
     def can_prompt(self) -> bool:
@@ -112,17 +117,26 @@ class CliState:
                 ]
             click.echo(json.dumps({"error": payload}, ensure_ascii=False), err=True)
             return
-        self.err.print(
-            f"error: {error}", style="red", highlight=False, markup=False, soft_wrap=True
-        )
-        if code is exit_codes.UNREACHABLE:
-            self.err.print(
-                "hint: start a node with `kodosumid`, or point at one with --node "
-                "(and --ca/--cert/--key or --insecure)",
-                style="dim",
-                highlight=False,
-                markup=False,
+        # Status enums as words: a node's message may name EXECUTION_STATUS_SUCCEEDED.
+        text = _ENUM_PREFIXES.sub("", str(error))
+        self.err.print(f"error: {text}", style="red", highlight=False, markup=False, soft_wrap=True)
+        hint = self._hint(error, code)
+        if hint:
+            self.err.print(hint, style="dim", highlight=False, markup=False, soft_wrap=True)
+
+    def _hint(self, error: KodoclientError, code: ExitCode) -> str:
+        if code is not exit_codes.UNREACHABLE or error.reason == TLS_MISMATCH:
+            return ""  # a mismatch is said in the message itself
+        if self.talks_to == "registry":
+            return (
+                "hint: start a registry with `registryd`, or point at one with --registry "
+                "HOST:PORT or $KODOSUMI_REGISTRY (credentials: koco login, --ca/--cert/--key, "
+                "or --insecure for a plaintext registry)"
             )
+        return (
+            "hint: start a node with `kodosumid`, or point at one with --node "
+            "(and --ca/--cert/--key or --insecure)"
+        )
 
 
 def state_of(ctx: click.Context) -> CliState:

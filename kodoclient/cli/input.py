@@ -9,6 +9,7 @@ from kodoclient._async import AsyncClient
 from kodoclient.cli import exit_codes
 from kodoclient.cli.context import execute, state_of
 from kodoclient.cli.exit_codes import ExitCode
+from kodoclient.cli.ids import resolve_execution_id
 from kodoclient.cli.options import json_option
 from kodoclient.cli.values import parse_answer, schema_errors
 from kodoclient.errors import KodoclientError
@@ -32,12 +33,12 @@ def pick_request(
 
 
 @click.command("input")
-@click.argument("execution_id", metavar="ID")
+@click.argument("given", metavar="ID")
 @click.argument("value", metavar="VALUE")
 @click.option("--request-id", help="The request to answer; default: the one open request.")
 @json_option
 @click.pass_context
-def input_(ctx: click.Context, execution_id: str, value: str, request_id: str | None) -> None:
+def input_(ctx: click.Context, given: str, value: str, request_id: str | None) -> None:
     """Answer the open input request of execution ID with VALUE.
 
     VALUE is JSON (a form's object, a number, ...) or else a plain string; approvals take
@@ -47,6 +48,7 @@ def input_(ctx: click.Context, execution_id: str, value: str, request_id: str | 
 
     async def body() -> ExitCode:
         async with AsyncClient(state.settings.connect_config()) as client:
+            execution_id = await resolve_execution_id(client, given)
             pending = await client.pending_inputs(execution_id)
             if not pending and not request_id:
                 raise KodoclientError(

@@ -45,6 +45,7 @@ def login(ctx: click.Context, token: str, trust_ca: Path | None, node: str | Non
     """Enroll with TOKEN (from `koco user add` or `koco user token`) and choose the node
     your commands go to (switch later with `koco nodes use NODE`)."""
     state = state_of(ctx)
+    state.talks_to = "registry"
     ca_pem = trust_ca.read_bytes() if trust_ca else None
 
     async def body() -> ExitCode:

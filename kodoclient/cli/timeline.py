@@ -20,6 +20,7 @@ from kodoclient.cli import exit_codes
 from kodoclient.cli.context import execute, state_of
 from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.cli.gantt_svg import render_svg, seconds_text
+from kodoclient.cli.ids import resolve_execution_id
 from kodoclient.cli.options import json_option
 from kodoclient.timeline import Bar, Timeline, build_timeline
 
@@ -99,7 +100,7 @@ def gantt_view(timeline: Timeline, width: int) -> RenderableType:
 
 
 @click.command("timeline")
-@click.argument("execution_id", metavar="ID")
+@click.argument("given", metavar="ID")
 @click.option(
     "--svg",
     "svg_file",
@@ -113,15 +114,19 @@ def gantt_view(timeline: Timeline, width: int) -> RenderableType:
 )
 @json_option
 @click.pass_context
-def timeline(
-    ctx: click.Context, execution_id: str, svg_file: Path | None, width: int | None
-) -> None:
+def timeline(ctx: click.Context, given: str, svg_file: Path | None, width: int | None) -> None:
     """Draw execution ID as a Gantt chart: agents, tasks, LLM and tool calls with durations
     and token counts (from its stored events; a running execution is drawn so far)."""
     state = state_of(ctx)
+    if svg_file is not None and not svg_file.parent.is_dir():
+        # Before asking the node anything: a typo in the path must not cost a replay.
+        raise click.BadParameter(
+            f"folder {str(svg_file.parent)!r} does not exist", param_hint="'--svg'"
+        )
 
     async def body() -> ExitCode:
         async with AsyncClient(state.settings.connect_config()) as client:
+            execution_id = await resolve_execution_id(client, given)
             execution = await client.get_execution(execution_id)
             events = await client.history(execution_id)
         chart = build_timeline(events, execution_id, execution.flow)
@@ -132,7 +137,12 @@ def timeline(
             room = state.out.width - LABEL_WIDTH - 24
             state.out.print(gantt_view(chart, width or max(MIN_BAR_WIDTH, room)))
         if svg_file is not None:
-            await asyncio.to_thread(svg_file.write_text, render_svg(chart), encoding="utf-8")
+            try:
+                await asyncio.to_thread(svg_file.write_text, render_svg(chart), encoding="utf-8")
+            except OSError as e:
+                raise click.BadParameter(
+                    f"cannot write {str(svg_file)!r}: {e.strerror or e}", param_hint="'--svg'"
+                ) from None
             state.note(f"wrote {svg_file}")
         return exit_codes.OK
 

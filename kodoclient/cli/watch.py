@@ -9,11 +9,12 @@ from kodoclient.cli import exit_codes
 from kodoclient.cli.context import execute, state_of
 from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.cli.follow import follow
+from kodoclient.cli.ids import resolve_execution_id
 from kodoclient.cli.options import json_option
 
 
 @click.command("watch")
-@click.argument("execution_id", metavar="ID")
+@click.argument("given", metavar="ID")
 @click.option(
     "--after-seq",
     type=click.IntRange(min=0),
@@ -23,12 +24,13 @@ from kodoclient.cli.options import json_option
 )
 @json_option
 @click.pass_context
-def watch(ctx: click.Context, execution_id: str, after_seq: int) -> None:
+def watch(ctx: click.Context, given: str, after_seq: int) -> None:
     """Show the events of execution ID until it ends; exit with its outcome."""
     state = state_of(ctx)
 
     async def body() -> ExitCode:
         async with AsyncClient(state.settings.connect_config()) as client:
+            execution_id = await resolve_execution_id(client, given)
             # Fails fast with NOT_FOUND/UNAVAILABLE before the watch starts retrying.
             execution = await client.get_execution(execution_id)
             view = await follow(

@@ -32,18 +32,26 @@ from kodosumid.event_store.sqlite_schema import (
 _CHUNK = 500
 
 
+# Every read is one `execute_fetchall`: statement, rows and reset happen in one call on the
+# connection's thread, so a caller cancelled mid-read (a watcher that hung up) can never
+# leave a statement open — which would pin the reader to an old snapshot, and every later
+# read of the node (a launch just committed) would miss new rows.
+
+
 async def read_page(
     db: aiosqlite.Connection, execution_id: str, after_seq: int, max_events: int, max_bytes: int
 ) -> list[tuple[int, bytes]]:
-    async with db.execute(f"{SELECT_ROWS} WHERE execution_id = ?", (execution_id,)) as cursor:
-        row = await cursor.fetchone()
+    rows = list(await db.execute_fetchall(f"{SELECT_ROWS} WHERE execution_id = ?", (execution_id,)))
+    row = rows[0] if rows else None
     stripped, stripped_size = (inputs_seq(row), inputs_size(row)) if row else (0, 0)
-    async with db.execute(
-        "SELECT seq, length(data) FROM events WHERE execution_id = ? AND seq > ? "
-        "ORDER BY seq LIMIT ?",
-        (execution_id, after_seq, max(max_events, 1)),
-    ) as cursor:
-        sizes = [(int(seq), int(size)) for seq, size in await cursor.fetchall()]
+    sizes = [
+        (int(seq), int(size))
+        for seq, size in await db.execute_fetchall(
+            "SELECT seq, length(data) FROM events WHERE execution_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (execution_id, after_seq, max(max_events, 1)),
+        )
+    ]
     if not sizes:
         return []
     last, total = sizes[0][0], 0
@@ -52,11 +60,14 @@ async def read_page(
         if total > max_bytes and seq != sizes[0][0]:
             break
         last = seq
-    async with db.execute(
-        "SELECT seq, data FROM events WHERE execution_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
-        (execution_id, after_seq, last),
-    ) as cursor:
-        page = [(int(seq), bytes(data)) for seq, data in await cursor.fetchall()]
+    page = [
+        (int(seq), bytes(data))
+        for seq, data in await db.execute_fetchall(
+            "SELECT seq, data FROM events WHERE execution_id = ? AND seq > ? AND seq <= ? "
+            "ORDER BY seq",
+            (execution_id, after_seq, last),
+        )
+    ]
     if after_seq < stripped <= last:
         inputs = (await inputs_of(db, [execution_id]))[execution_id]
         page = [(s, restore_inputs(d, inputs) if s == stripped else d) for s, d in page]
@@ -68,16 +79,15 @@ async def inputs_of(db: aiosqlite.Connection, execution_ids: list[str]) -> dict[
     found: dict[str, str | bytes] = {}
     for start in range(0, len(execution_ids), _CHUNK):
         chunk = execution_ids[start : start + _CHUNK]
-        async with db.execute(f"{SELECT_INPUTS} ({', '.join('?' * len(chunk))})", chunk) as cursor:
-            found.update((str(eid), inputs) for eid, inputs in await cursor.fetchall())
+        sql = f"{SELECT_INPUTS} ({', '.join('?' * len(chunk))})"
+        found.update((str(eid), inputs) for eid, inputs in await db.execute_fetchall(sql, chunk))
     return found
 
 
 async def records(
     db: aiosqlite.Connection, where: str = "", params: Iterable[Any] = ()
 ) -> list[ExecutionRecord]:
-    async with db.execute(f"{SELECT_ROWS} {where}", tuple(params)) as cursor:
-        rows = list(await cursor.fetchall())
+    rows = list(await db.execute_fetchall(f"{SELECT_ROWS} {where}", tuple(params)))
     inputs = await inputs_of(db, [str(row[0]) for row in rows])
     return [to_record(row, inputs[str(row[0])]) for row in rows]
 
@@ -114,8 +124,7 @@ async def list_page(
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY create_ns DESC, execution_id DESC LIMIT ?"
     params.append(page_size + 1)
-    async with db.execute(sql, params) as cursor:
-        rows = list(await cursor.fetchall())
+    rows = list(await db.execute_fetchall(sql, params))
     more = len(rows) > page_size
     rows = rows[:page_size]
     if max_bytes:

@@ -188,12 +188,14 @@ class SqliteEventStore:
 
     async def ended_before(self, end_ns: int, limit: int = 500) -> list[str]:
         """Finished executions that ended before `end_ns` (oldest first)."""
-        async with self.reader.execute(
-            f"SELECT execution_id FROM executions WHERE status IN ({_TERMINAL_MARKS}) "
-            "AND end_ns > 0 AND end_ns < ? ORDER BY end_ns LIMIT ?",
-            (end_ns, limit),
-        ) as cursor:
-            return [str(row[0]) for row in await cursor.fetchall()]
+        return [
+            str(row[0])
+            for row in await self.reader.execute_fetchall(
+                f"SELECT execution_id FROM executions WHERE status IN ({_TERMINAL_MARKS}) "
+                "AND end_ns > 0 AND end_ns < ? ORDER BY end_ns LIMIT ?",
+                (end_ns, limit),
+            )
+        ]
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         found = await sqlite_reads.records(self.reader, "WHERE execution_id = ?", (execution_id,))
@@ -218,14 +220,17 @@ class SqliteEventStore:
     async def stored_bytes(self, owner: str) -> int:
         """Bytes of the events stored for `owner`'s executions (the `stored_bytes` quota)."""
         # A stripped inputs event counts with its inputs (kept beside the row), as it replays.
-        async with self.reader.execute(
-            "SELECT (SELECT COALESCE(SUM(length(e.data)), 0) FROM events e JOIN executions x "
-            "ON e.execution_id = x.execution_id WHERE x.owner = ?) + "
-            "(SELECT COALESCE(SUM(length(i.inputs)), 0) FROM execution_inputs i JOIN executions x "
-            "ON i.execution_id = x.execution_id WHERE x.owner = ? AND x.inputs_seq > 0)",
-            (owner, owner),
-        ) as cursor:
-            row = await cursor.fetchone()
+        rows = list(
+            await self.reader.execute_fetchall(
+                "SELECT (SELECT COALESCE(SUM(length(e.data)), 0) FROM events e JOIN executions x "
+                "ON e.execution_id = x.execution_id WHERE x.owner = ?) + "
+                "(SELECT COALESCE(SUM(length(i.inputs)), 0) FROM execution_inputs i "
+                "JOIN executions x ON i.execution_id = x.execution_id "
+                "WHERE x.owner = ? AND x.inputs_seq > 0)",
+                (owner, owner),
+            )
+        )
+        row = rows[0] if rows else None
         return int(row[0]) if row else 0
 
     async def list_executions(
@@ -253,6 +258,6 @@ class SqliteEventStore:
         return await sqlite_reads.records(self.reader, f"WHERE status NOT IN ({_TERMINAL_MARKS})")
 
     async def integrity_check(self) -> str:
-        async with self.reader.execute("PRAGMA integrity_check") as cursor:
-            row = await cursor.fetchone()
+        rows = list(await self.reader.execute_fetchall("PRAGMA integrity_check"))
+        row = rows[0] if rows else None
         return str(row[0]) if row else ""

@@ -36,9 +36,10 @@ class Control:
         record = await self.access.visible(principal, execution_id)
         live = self.live.get(execution_id)
         if record.terminal or live is None:
+            ended = event_pb2.ExecutionStatus.Name(record.status)  # type: ignore[arg-type]
             raise FailedPrecondition(
                 f"execution {execution_id} already ended "
-                f"({event_pb2.ExecutionStatus.Name(record.status)})",  # type: ignore[arg-type]
+                f"({ended.removeprefix('EXECUTION_STATUS_')})",
                 reason="EXECUTION_FINISHED",
             )
         if live.cancel_requested:

@@ -155,3 +155,18 @@ async def test_with_a_login_run_never_starts_a_local_node_unasked(net: Net, tmp_
     assert down.exit_code == 4, down.output
     assert "not starting a local node" in down.stderr
     assert "starting an embedded node" not in down.stderr
+
+
+async def test_a_short_id_never_reaches_another_users_execution(net: Net, tmp_path: Path) -> None:
+    mia, otto = tmp_path / "mia", tmp_path / "otto"
+    for who, state in (("mia", mia), ("otto", otto)):
+        login = await koco(state, "login", await net.user_token(who), "--node", "node-b")
+        assert login.exit_code == 0, login.output
+    ran = await koco(mia, "--json", "run", "hello", "-i", "name=mine")
+    execution_id = json.loads(ran.stdout.splitlines()[0])["execution_id"]
+    assert (await koco(mia, "status", execution_id[:8])).exit_code == 0
+    # Prefixes resolve only among the caller's own executions: nothing matched, nothing named.
+    theirs = await koco(otto, "status", execution_id[:8])
+    assert theirs.exit_code == 3, theirs.output
+    assert execution_id not in theirs.output
+    assert (await koco(otto, "cancel", execution_id[:8])).exit_code == 3

@@ -190,9 +190,11 @@ class FakeNode:
 
     # -- scripting -----------------------------------------------------------------------
 
-    def create(self, flow: str, inputs: dict[str, Any] | None = None) -> str:
+    def create(
+        self, flow: str, inputs: dict[str, Any] | None = None, *, execution_id: str = ""
+    ) -> str:
         """An execution of `flow` with only its PENDING event; the test appends the rest."""
-        return self.call(self._create(flow, inputs or {}, script=False))
+        return self.call(self._create(flow, inputs or {}, script=False, given_id=execution_id))
 
     def append(self, execution_id: str, events: Iterable[event_pb2.Event]) -> None:
         self.call(self._append(execution_id, list(events)))
@@ -200,8 +202,10 @@ class FakeNode:
     def events_of(self, execution_id: str) -> list[event_pb2.Event]:
         return list(self.runs[execution_id].events)
 
-    async def _create(self, flow: str, inputs: dict[str, Any], *, script: bool) -> str:
-        execution_id = uuid.uuid4().hex[:12]
+    async def _create(
+        self, flow: str, inputs: dict[str, Any], *, script: bool, given_id: str = ""
+    ) -> str:
+        execution_id = given_id or uuid.uuid4().hex[:12]
         now = timestamp_pb2.Timestamp()
         now.GetCurrentTime()
         execution = flow_pb2.Execution(
