@@ -4,11 +4,12 @@ Flow authors use `FlowContext` (the `ctx` parameter), `Markdown` for markdown re
 `ExecutionCancelled`. The engine never imports grpc; it imports crewai only for CrewAI flows.
 """
 
-from engine.calls import ChildFlowFailed, ChildFlowTimedOut
+from engine.calls import AgentCallFailed, ChildFlowFailed, ChildFlowTimedOut
 from engine.context import ExecutionCancelled, FlowContext, InputTimedOut
 from engine.events import Markdown
 
 __all__ = [
+    "AgentCallFailed",
     "ChildFlowFailed",
     "ChildFlowTimedOut",
     "ExecutionCancelled",

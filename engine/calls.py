@@ -105,3 +105,29 @@ class ChildFlowTimedOut(ChildFlowFailed):
 
 class FlowCallsUnavailable(RuntimeError):
     """This engine was started without a `FlowCaller` (no node to launch children on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResult:
+    """How an A2A agent's task ended (`ctx.call_agent`)."""
+
+    task_id: str
+    # The A2A task state's name without its prefix: COMPLETED, FAILED, CANCELED, ...
+    state: str
+    # The text of the last status message (why it failed, what it asks for).
+    reason: str = ""
+    # The agent's answer: its `result` artifact (else its last), as a JSON value or text.
+    value: Any = None
+
+    @property
+    def completed(self) -> bool:
+        return self.state == "COMPLETED"
+
+
+class AgentCallFailed(RuntimeError):
+    """The A2A agent's task did not complete (failed, was cancelled or rejected, or waits
+    for input this flow cannot give)."""
+
+    def __init__(self, agent: str, task_id: str, state: str, reason: str) -> None:
+        super().__init__(f"agent {agent} task {task_id} ended {state}: {reason}".rstrip(": "))
+        self.agent, self.task_id, self.state, self.reason = agent, task_id, state, reason

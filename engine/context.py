@@ -13,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine import events
-from engine.calls import ChildFlowFailed, ChildFlowTimedOut, FlowCallsUnavailable
+from engine.calls import AgentCallFailed, ChildFlowFailed, ChildFlowTimedOut, FlowCallsUnavailable
 from kodosumi.v1 import event_pb2
 
 if TYPE_CHECKING:
@@ -211,6 +211,50 @@ class FlowContext:
                 child.flow, child.execution_id, outcome.status_name, outcome.reason
             )
         return outcome.value()
+
+    def call_agent(
+        self,
+        agent: Any,
+        message: str | dict[str, Any],
+        *,
+        tenant: str = "",
+        timeout: float | None = None,
+    ) -> Any:
+        """Send `message` to an A2A 1.0 agent over gRPC and wait for its task to end.
+
+        `agent` is a gRPC address (`host:port`, e.g. another node), an `http(s)://` base URL
+        (its card is read by HTTP discovery) or an A2A `AgentCard`; `tenant` picks a flow of
+        a Kodosumi node. A string message is sent as a text part, a dict as a data part. The
+        call dials with this flow's identity (else the node's), and every update of the
+        agent's task streams into this execution as a framework event (`a2a`). Returns the
+        agent's `result` artifact (else its last one) as a JSON value or text; a task that
+        does not complete raises `AgentCallFailed`.
+        """
+        run = self._run
+        call = getattr(run.flow_caller, "call_agent", None)
+        if call is None:
+            raise FlowCallsUnavailable("this execution has no node to call agents from")
+        self.check_cancelled()
+
+        def on_update(kind: str, data: dict[str, Any]) -> None:
+            self.emit(events.framework_event("a2a", kind, data))
+
+        outcome = call(
+            agent,
+            message,
+            caller_flow=self.flow,
+            tenant=tenant,
+            timeout=timeout,
+            on_update=on_update,
+        )
+        self.check_cancelled()
+        if not outcome.completed:
+            raise AgentCallFailed(str(agent), outcome.task_id, outcome.state, outcome.reason)
+        return outcome.value
+
+    async def acall_agent(self, agent: Any, message: str | dict[str, Any], **options: Any) -> Any:
+        """`call_agent` for async flows: waits without blocking the flow's event loop."""
+        return await asyncio.to_thread(self.call_agent, agent, message, **options)
 
     async def acall_flow(
         self, flow: str, inputs: dict[str, Any] | None = None, **options: Any

@@ -24,6 +24,7 @@ from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.rpc.channel import CHANNEL_OPTIONS
 from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
+from kodosumid.executors.agent_caller import AgentCaller
 from kodosumid.executors.caller_settings import CallerSettings
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,12 @@ def _stamp(paths: tuple[Path, ...]) -> tuple[int, ...]:
     return tuple(p.stat().st_mtime_ns for p in paths)
 
 
-class GrpcFlowCaller:
-    """`engine.calls.FlowCaller` over the node's FlowService (sync gRPC, thread-safe)."""
+class GrpcFlowCaller(AgentCaller):
+    """`engine.calls.FlowCaller` over the node's FlowService (sync gRPC, thread-safe), and
+    `ctx.call_agent` to A2A agents with the same credentials (`agent_caller.py`)."""
 
     def __init__(self, settings: CallerSettings) -> None:
+        super().__init__(self._files)
         self.settings = settings
         self._lock = threading.Lock()
         # Credential files -> (their modification times, channel).

@@ -23,3 +23,8 @@ def asks_kinds(ctx: FlowContext) -> dict[str, Any]:
     approved = ctx.request_input("Approve?", kind="approval")
     name = ctx.request_input("Your name?", kind="text")
     return {"form": form, "approved": approved, "name": name}
+
+
+def calls_agent(address: str, tenant: str, name: str, ctx: FlowContext) -> dict[str, Any]:
+    """Asks the A2A agent at `address` (a flow `tenant` of another node) to greet `name`."""
+    return {"agent_said": ctx.call_agent(address, {"name": name}, tenant=tenant)}

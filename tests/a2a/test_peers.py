@@ -8,11 +8,14 @@ from a2a.types import a2a_pb2 as a2a
 
 from kodosumi.jsonvalue import value_to_python
 from kodosumi.rpc.channel import open_channel
+from kodosumi.v1 import event_pb2
+from kodosumid.config import FlowEntry
 from kodosumid.network.peers import Liveness
 from tests.a2a.conftest import bootstrap_card
 from tests.a2a.helpers import collect, data_message, send_request
 from tests.node.conftest import TEST_FLOWS
-from tests.node.helpers import eventually
+from tests.node.helpers import collect as watch_all
+from tests.node.helpers import eventually, launch, statuses
 from tests.peers.conftest import Cluster, cluster  # noqa: F401  (a fixture)
 
 B_FLOWS = tuple(f for f in TEST_FLOWS if f.name in ("asks", "emit-many"))
@@ -60,3 +63,23 @@ async def test_a_task_for_a_peers_flow_is_forwarded_and_relayed(
     finally:
         await emit.close()
         await asks.close()
+
+
+CALLS_AGENT = FlowEntry("calls-agent", "tests.a2a.flows:calls_agent")
+
+
+async def test_a_flow_calls_another_nodes_a2a_agent(cluster: Cluster) -> None:  # noqa: F811
+    b = await cluster.node("node-b", A_FLOWS)
+    a = await cluster.node("node-a", (CALLS_AGENT,))
+    client = cluster.client(a.address)
+    execution_id = await launch(
+        client.flows, "calls-agent", {"address": b.address, "tenant": "hello", "name": "ada"}
+    )
+    events = await watch_all(client.flows, execution_id)
+    assert statuses(events)[-1] == event_pb2.EXECUTION_STATUS_SUCCEEDED
+    result = next(e.result for e in events if e.HasField("result"))
+    assert value_to_python(result.json) == {"agent_said": "hello ada"}
+    relayed = [e.framework_event for e in events if e.HasField("framework_event")]
+    assert next(f.type for f in relayed) == "task"
+    assert {f.framework for f in relayed} == {"a2a"}
+    assert "artifact_update" in {f.type for f in relayed}
