@@ -19,7 +19,7 @@ from kodosumi.jsonvalue import struct_to_dict, value_to_python
 from kodosumi.rpc.guard import current_principal
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.catalog import Catalog
-from kodosumid.convert import execution_message, flow_message, peer_message, watch_responses
+from kodosumid.convert import execution_message, flow_message, peer_message
 from kodosumid.executions.service import ExecutionService
 from kodosumid.network.peer_client import forwarded_call
 from kodosumid.network.peers import PeerTable
@@ -115,10 +115,12 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     ) -> AsyncIterator[flow_pb2.WatchExecutionResponse]:
         principal = current_principal()
         with self.quotas.open_stream(principal):
-            stream = self.executions.watch(principal, request.execution_id, request.after_seq)
-            async for events in stream:
-                for response in watch_responses(events):
-                    yield response
+            # Pre-built response bytes, the same for every watcher (the guard passes bytes on).
+            stream = self.executions.watch_responses(
+                principal, request.execution_id, request.after_seq
+            )
+            async for response in stream:
+                yield response  # type: ignore[misc]
 
     async def CancelExecution(
         self, request: flow_pb2.CancelExecutionRequest, context: Context
@@ -146,12 +148,12 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         return flow_pb2.DeleteExecutionResponse()
 
 
-# The node's operator stream: serialized alert events after a seq, then (follow) live ones.
-AlertStream = Callable[[int, bool], AsyncIterator[list[bytes]]]
+# The node's operator stream: `WatchAlertsResponse` bytes after a seq, then (follow) live ones.
+AlertStream = Callable[[int, bool], AsyncIterator[bytes]]
 
 
-async def _no_alerts(after_seq: int, follow: bool) -> AsyncIterator[list[bytes]]:
-    yield []
+async def _no_alerts(after_seq: int, follow: bool) -> AsyncIterator[bytes]:
+    yield b""
 
 
 class NodeServicer(node_pb2_grpc.NodeServiceServicer):
@@ -185,10 +187,8 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         # uint64 on the wire, int64 in SQLite: beyond that there is nothing anyway.
         after_seq = min(request.after_seq, 2**63 - 1)
         with self.quotas.open_stream(current_principal()):
-            async for batch in self.alerts(after_seq, request.follow):
-                yield node_pb2.WatchAlertsResponse(
-                    events=[event_pb2.Event.FromString(data) for data in batch]
-                )
+            async for response in self.alerts(after_seq, request.follow):
+                yield response  # type: ignore[misc]  # pre-built bytes, passed through
 
 
 def node_load(executions: ExecutionService, watchers: int, started: float) -> node_pb2.NodeLoad:

@@ -60,8 +60,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-# Changes per watch response.
-WATCH_BATCH = 256
+# Changes per read of a watch: what one watcher holds at most (a flow change carries its
+# input schema, so a page is bounded by count and each change by the registration size).
+WATCH_BATCH = 64
 
 
 class Registry:

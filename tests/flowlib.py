@@ -25,6 +25,14 @@ def emit_many(count: int, ctx: FlowContext) -> dict[str, int]:
     return {"emitted": count}
 
 
+def emit_bytes(count: int, size: int, ctx: FlowContext) -> dict[str, int]:
+    """Emits `count` progress events of about `size` bytes each (a large stream)."""
+    text = "x" * size
+    for _ in range(count):
+        ctx.progress(message=text)
+    return {"emitted": count}
+
+
 def chatty(lines: int = 3) -> Markdown:
     for i in range(lines):
         print(f"line {i}")

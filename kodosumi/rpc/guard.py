@@ -144,6 +144,23 @@ def _decoder(
     return decode
 
 
+def passthrough(
+    serializer: Callable[[Any], bytes] | None,
+) -> Callable[[Any], bytes] | None:
+    """The servicer's serializer, except that bytes go out as they are: a stream that built
+    a response once for many callers (kodosumi/streams) yields the same bytes to each."""
+    if serializer is None:
+        return None
+    encode = serializer
+
+    def serialize(message: Any) -> bytes:
+        if type(message) is bytes:
+            return message
+        return encode(message)
+
+    return serialize
+
+
 class GuardInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, policy: Policy, authenticator: Authenticator) -> None:
         self.policy = policy
@@ -181,7 +198,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         decode = _decoder(handler.request_deserializer)
-        serialize = handler.response_serializer
+        serialize = passthrough(handler.response_serializer)
         admit = self._admit
 
         if handler.unary_unary:

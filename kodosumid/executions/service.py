@@ -31,11 +31,14 @@ from kodosumid.executions.live import NODE_ITSELF, LiveTable
 from kodosumid.executions.recovery import recover
 from kodosumid.executions.relay import PeerExecutions, Relayer, RelaySettings
 from kodosumid.executions.retention import Retention
-from kodosumid.executions.watch import follow
+from kodosumid.executions.watch import Watches, events_of
 from kodosumid.executors.port import ExecutorPool
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
+# A ListExecutions page ends early, with a token, before its executions exceed this (inputs
+# can be large): well below the 4 MiB clients accept.
+LIST_PAGE_BYTES = 1024 * 1024
 
 
 class ExecutionService:
@@ -57,6 +60,7 @@ class ExecutionService:
         self.catalog = catalog
         self.store = store
         self.hub = hub
+        self.watches = Watches(store, hub)
         self.pool = pool
         # Metrics and alert rules (kodosumid/executions/lifecycle.py): told of everything stored.
         self.observer: ExecutionObserver = observer or Observers()
@@ -131,6 +135,7 @@ class ExecutionService:
             flow=flow,
             page_size=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
             page_token=page_token,
+            max_bytes=LIST_PAGE_BYTES,
         )
 
     # -- requests -----------------------------------------------------------------------------
@@ -152,13 +157,25 @@ class ExecutionService:
             parent_execution_id=parent_execution_id,
         )
 
+    async def watch_responses(
+        self, principal: Principal, execution_id: str, after_seq: int
+    ) -> AsyncIterator[bytes]:
+        """`WatchExecutionResponse` bytes: stored events after `after_seq`, then live ones,
+        until the terminal status event (kodosumid/executions/watch.py)."""
+        await self.access.visible(principal, execution_id)
+        async with contextlib.aclosing(
+            self.watches.responses(execution_id, after_seq)  # type: ignore[type-var]
+        ) as stream:
+            async for response in stream:
+                yield response
+
     async def watch(
         self, principal: Principal, execution_id: str, after_seq: int
     ) -> AsyncIterator[list[bytes]]:
-        """Stored events after `after_seq`, then live ones, until the terminal status event."""
+        """`watch_responses`, each as the list of its serialized events."""
         await self.access.visible(principal, execution_id)
         async with contextlib.aclosing(
-            follow(self.store, self.hub, execution_id, after_seq)
+            events_of(self.watches.responses(execution_id, after_seq))  # type: ignore[type-var]
         ) as stream:
             async for events in stream:
                 yield events

@@ -1,53 +1,71 @@
 """Watch an execution: its stored events after a `seq`, then live ones, until the terminal one.
 
-Replay reads the store in pages; the live part comes from the fan-out hub (`fanout.py`),
-which carries only events already stored. A watcher that lags or sees a gap catches up from
-the store again, so it gets every event exactly once, in order.
+The loop is the server's one replay-then-follow primitive (kodosumi/streams/follow.py); this
+room says what an execution's store pages, tail and end are. Replay reads the store in
+bounded pages shared between watchers at the same point; the live part is the hub's tail
+(`fanout.py`), which carries only events already stored. Watchers get framed response
+bytes, built once and shared; a watcher that does not read holds one response at most.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import contextlib
+from collections.abc import AsyncIterator
 
-from kodosumid.event_store import EventStore
+from kodosumi.streams.follow import replay_then_follow
+from kodosumi.streams.frames import CHUNK_BYTES, split
+from kodosumi.streams.pages import Page, SharedPages
+from kodosumid.event_store import REPLAY_PAGE_BYTES, EventStore
 from kodosumid.executions.fanout import WatchHub
 
-READ_BATCH = 2000
+# uint64 on the wire, int64 in SQLite: beyond that there is nothing anyway.
 SQLITE_MAX_INT = 2**63 - 1
+# Events per replay page: with 100-byte events a page is ~200 KiB, with large ones the byte
+# bound cuts it first.
+PAGE_EVENTS = 2000
 
 
-async def follow(
-    store: EventStore, hub: WatchHub, execution_id: str, after_seq: int
-) -> AsyncGenerator[list[bytes], None]:
-    """Stored events after `after_seq`, then live ones, until the terminal status event."""
-    sub = hub.subscribe(execution_id)
-    try:
-        # uint64 on the wire, int64 in SQLite: beyond that there is nothing anyway.
-        cursor = min(after_seq, SQLITE_MAX_INT)
-        live_mode = False
-        while True:
-            if not live_mode:
-                rows = await store.read_events(execution_id, cursor, READ_BATCH)
-                if rows:
-                    yield [data for _, data in rows]
-                    cursor = rows[-1][0]
-                    continue
-                record = await store.get_execution(execution_id)
-                if record is None or (record.terminal and cursor >= record.last_seq):
-                    return
-                live_mode = True
-            batch = await sub.next()
-            if batch is None or batch.first_seq > cursor + 1:
-                live_mode = False  # lagging or a gap: catch up from the store
-                continue
-            if batch.last_seq <= cursor:
-                # Already read from the store; it may still be the end of the stream.
-                if batch.terminal_seq and cursor >= batch.terminal_seq:
-                    return
-                continue
-            yield batch.events[cursor + 1 - batch.first_seq :]
-            cursor = batch.last_seq
-            if batch.terminal_seq and cursor >= batch.terminal_seq:
-                return
-    finally:
-        sub.close()
+class Watches:
+    def __init__(
+        self,
+        store: EventStore,
+        hub: WatchHub,
+        *,
+        page_bytes: int = REPLAY_PAGE_BYTES,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.page_bytes = page_bytes
+        self.chunk_bytes = chunk_bytes
+        self.pages = SharedPages(self._read, chunk_bytes)
+
+    async def _read(self, execution_id: str, after_seq: int) -> list[tuple[int, bytes]]:
+        return await self.store.read_page(execution_id, after_seq, PAGE_EVENTS, self.page_bytes)
+
+    async def responses(self, execution_id: str, after_seq: int) -> AsyncIterator[bytes]:
+        """`WatchExecutionResponse` bytes: events after `after_seq` until the terminal one.
+        The caller has checked that the watcher may see the execution."""
+
+        async def page_after(cursor: int) -> Page:
+            return await self.pages.page(execution_id, cursor)
+
+        async def ended_at(cursor: int) -> bool:
+            record = await self.store.get_execution(execution_id)
+            return record is None or (record.terminal and cursor >= record.last_seq)
+
+        tail = self.hub.follow(execution_id)  # before the first read: no gap between them
+        try:
+            async for response in replay_then_follow(
+                min(after_seq, SQLITE_MAX_INT), page_after, ended_at, tail, self.chunk_bytes
+            ):
+                yield response
+        finally:
+            self.hub.release(execution_id, tail)
+
+
+async def events_of(responses: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """The serialized events of each response (for callers inside the node, such as A2A)."""
+    async with contextlib.aclosing(responses) as stream:  # type: ignore[type-var]
+        async for response in stream:
+            yield split(response)

@@ -4,7 +4,8 @@ newest `keep`), and followed live by `WatchAlerts` streams.
 Alerts get their own gapless `seq` on this node, so a follower resumes after the last one it
 saw, across node restarts. Like execution events, an alert is stored before any follower or
 webhook sees it. A follower too slow for its queue is dropped from live delivery and catches
-up from the store.
+up from the store: `responses` is the node's replay-then-follow loop
+(kodosumi/streams/follow.py) over this log, with a tail bounded in bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from pathlib import Path
 import aiosqlite
 
 from kodosumi import sqlite
+from kodosumi.streams.follow import replay_then_follow
+from kodosumi.streams.frames import chunks, split
+from kodosumi.streams.pages import Page, page_of
+from kodosumi.streams.tail import Tail
 from kodosumi.v1 import event_pb2
 
 _SCHEMA = """
@@ -27,24 +32,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 """
 READ_BATCH = 500
-
-
-class _Follower:
-    def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(size)
-        self.lagging = False
-        self.wakeup = asyncio.Event()
-
-    def offer(self, seq: int, data: bytes) -> None:
-        if self.lagging:
-            return
-        try:
-            self.queue.put_nowait((seq, data))
-        except asyncio.QueueFull:
-            self.lagging = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-        self.wakeup.set()
+# About what one alert event takes serialized (for the size of the live tail).
+ALERT_BYTES = 1024
 
 
 class AlertLog:
@@ -52,12 +41,11 @@ class AlertLog:
         # None: in memory only (tests of the rules).
         self.path = path
         self.keep = keep
-        self.follower_queue = follower_queue
+        # Recent alerts kept in memory for live followers (~`follower_queue` alerts).
+        self._tail = Tail(max(follower_queue, 1) * ALERT_BYTES)
         self._db: aiosqlite.Connection | None = None
         self._last_seq = 0
-        self._followers: set[_Follower] = set()
         self._lock = asyncio.Lock()
-        self._closed = asyncio.Event()
 
     @property
     def last_seq(self) -> int:
@@ -71,9 +59,7 @@ class AlertLog:
         self._last_seq = int(row[0]) if row else 0
 
     async def close(self) -> None:
-        self._closed.set()
-        for follower in self._followers:
-            follower.wakeup.set()
+        self._tail.close()
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
@@ -95,8 +81,7 @@ class AlertLog:
                 oldest = event.seq - self.keep
                 await self._db.execute("DELETE FROM alerts WHERE seq <= ?", (oldest,))
             self._last_seq = event.seq
-        for follower in self._followers:
-            follower.offer(event.seq, data)
+        self._tail.append(chunks(event.seq, [data]))
         return event
 
     async def read(self, after_seq: int, limit: int = READ_BATCH) -> list[tuple[int, bytes]]:
@@ -110,46 +95,34 @@ class AlertLog:
             rows = await cursor.fetchall()
         return [(int(seq), bytes(data)) for seq, data in rows]
 
-    async def watch(self, after_seq: int, follow: bool) -> AsyncIterator[list[bytes]]:
-        """Stored alerts after `after_seq`, then (with `follow`) new ones as they come.
+    async def responses(self, after_seq: int, follow: bool) -> AsyncIterator[bytes]:
+        """`WatchAlertsResponse` bytes: stored alerts after `after_seq`, then (with `follow`)
+        new ones as they come. The first response comes at once, empty when there is
+        nothing to replay, so a caller knows the stream is established before any alert."""
+        tail = self._tail if follow else None
 
-        The first batch comes at once, empty when there is nothing to replay, so a caller
-        knows the stream is established before any alert fires.
-        """
-        follower = _Follower(self.follower_queue)
-        self._followers.add(follower)
+        async def page_after(cursor: int) -> Page:
+            return page_of(await self.read(cursor))
+
+        async def never(cursor: int) -> bool:
+            return False  # the operator stream goes on while the node runs
+
+        if tail is not None:
+            tail.followers += 1
         try:
-            cursor, first = after_seq, True
-            while True:
-                # Queue live alerts from here on; the store read below may return some of
-                # them too, and the `seq` check drops those twice-seen ones.
-                follower.lagging = False
-                while True:
-                    rows = await self.read(cursor)
-                    if rows or first:
-                        yield [data for _, data in rows]
-                        first = False
-                    if rows:
-                        cursor = rows[-1][0]
-                    if len(rows) < READ_BATCH:
-                        break
-                if not follow:
-                    return
-                while not follower.lagging:
-                    if follower.queue.empty():
-                        follower.wakeup.clear()
-                        if self._closed.is_set():
-                            return
-                        await follower.wakeup.wait()
-                        continue
-                    seq, data = follower.queue.get_nowait()
-                    if seq > cursor:
-                        cursor = seq
-                        yield [data]
-                # Too slow for live delivery: catch up from the store.
+            if not (await page_after(after_seq)).chunks:
+                yield b""
+            async for response in replay_then_follow(after_seq, page_after, never, tail):
+                yield response
         finally:
-            self._followers.discard(follower)
+            if tail is not None:
+                tail.followers -= 1
+
+    async def watch(self, after_seq: int, follow: bool) -> AsyncIterator[list[bytes]]:
+        """`responses`, each as the list of its serialized alert events."""
+        async for response in self.responses(after_seq, follow):
+            yield split(response)
 
     @property
     def follower_count(self) -> int:
-        return len(self._followers)
+        return self._tail.followers

@@ -191,8 +191,9 @@ class NodeObservability:
         if self.metrics is not None:
             self.metrics.fill_load(load)
 
-    def watch_alerts(self, after_seq: int, follow: bool) -> AsyncIterator[list[bytes]]:
-        return self.log.watch(after_seq, follow)
+    def watch_alerts(self, after_seq: int, follow: bool) -> AsyncIterator[bytes]:
+        """`WatchAlertsResponse` bytes (kodosumid/observability/alert_log.py)."""
+        return self.log.responses(after_seq, follow)
 
     async def evaluate_now(self) -> None:
         """Sample and evaluate at once (tests, and a node about to report)."""

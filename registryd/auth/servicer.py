@@ -18,7 +18,7 @@ from kodosumi.v1 import auth_pb2 as pb
 from kodosumi.v1 import auth_pb2_grpc
 from registryd.auth import codec
 from registryd.auth.badges import BadgeDesk
-from registryd.auth.provider import AuthProvider
+from registryd.auth.provider import AuthProvider, AuthState
 from registryd.codec import timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -41,6 +41,7 @@ class EnrollmentServicer(auth_pb2_grpc.EnrollmentServiceServicer):
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def __init__(self, provider: AuthProvider, badges: BadgeDesk | None) -> None:
         self.provider = provider
+        self._state_cache: tuple[int, object, bytes] | None = None
         self.badges = badges
 
     # -- every enrolled party -----------------------------------------------------------------
@@ -96,7 +97,16 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: pb.WatchAuthStateRequest, context: Context
     ) -> AsyncIterator[pb.WatchAuthStateResponse]:
         async for state in self.provider.watch():
-            yield codec.state_to_pb(state)
+            yield self._state_bytes(state)  # type: ignore[misc]  # shared bytes, passed through
+
+    def _state_bytes(self, state: AuthState) -> bytes:
+        """The state as response bytes, built once per change for every follower (a node
+        that does not read holds a reference to these bytes, not a message of its own)."""
+        cached = self._state_cache
+        if cached is None or cached[0] != state.generation or cached[1] is not state.revocations:
+            encoded = codec.state_to_pb(state).SerializeToString()
+            cached = self._state_cache = (state.generation, state.revocations, encoded)
+        return cached[2]
 
     # -- admins ---------------------------------------------------------------------------------
 
