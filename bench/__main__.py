@@ -40,6 +40,8 @@ BENCHMARKS = {
     "first-event": "bench.first_event",
     "a2a": "bench.a2a_stream",
     "registry": "bench.registry_heartbeats",
+    "fanout": "bench.fanout",
+    "unread-watchers": "bench.unread_watchers",
 }
 # Longer benchmarks of other issues: only with `--only NAME`, never in the default run.
 ON_REQUEST = {

@@ -171,3 +171,24 @@ async def test_not_found_does_not_echo_a_huge_id(node: RunningNode) -> None:
     assert len(caught.value.details() or "") <= 1024
     size = sum(len(v) for _, v in caught.value.trailing_metadata() or ())
     assert size < 4096
+
+
+async def test_list_executions_pages_are_bounded_in_bytes(start_node: NodeFactory) -> None:
+    node = await start_node()
+    big = {"name": "x" * 200_000}  # under the default max_input_bytes (256 KiB)
+    launched = set()
+    for _ in range(8):
+        launched.add(await launch(node.flows, "hello", big))
+    request = flow_pb2.ListExecutionsRequest(flow="hello")
+    first = await node.flows.ListExecutions(request, timeout=30)
+    assert 1 <= len(first.executions) < 8 and first.next_page_token
+    assert first.ByteSize() <= 1024 * 1024 + 4096
+    seen = {e.execution_id for e in first.executions}
+    token = first.next_page_token
+    while token:
+        page = await node.flows.ListExecutions(
+            flow_pb2.ListExecutionsRequest(flow="hello", page_token=token), timeout=30
+        )
+        seen |= {e.execution_id for e in page.executions}
+        token = page.next_page_token
+    assert seen == launched
