@@ -48,11 +48,12 @@ ON_REQUEST = {
     "scale": "bench.scale",
     "soak": "bench.soak",
     "dead-node": "bench.dead_node_detection",
+    "store-rows": "bench.store_rows",
 }
 MODULES = {**BENCHMARKS, **ON_REQUEST}
 # Benchmarks that start nodes in this process (they share one embedded Ray); the others
 # measure other processes and run with no idle Ray beside them.
-USES_RAY = {"memory", "events", "first-event", "scale", "soak", "a2a"}
+USES_RAY = {"memory", "events", "first-event", "scale", "soak", "a2a", "store-rows"}
 
 
 def machine() -> dict[str, str]:

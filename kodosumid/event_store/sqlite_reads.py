@@ -12,6 +12,7 @@ from typing import Any
 
 import aiosqlite
 
+from kodosumid.event_store import sqlite_batches
 from kodosumid.event_store.inputs_event import restore_inputs
 from kodosumid.event_store.model import (
     ExecutionRecord,
@@ -53,12 +54,17 @@ async def read_page(
         )
     ]
     if not sizes:
-        return []
-    last, total = sizes[0][0], 0
-    for seq, size in sizes:
-        total += size + (stripped_size if seq == stripped else 0)
-        if total > max_bytes and seq != sizes[0][0]:
+        # Everything after `after_seq` is in batch rows (or nothing is stored after it).
+        return await sqlite_batches.read_after(
+            db, execution_id, after_seq, max_events, max_bytes, [], 0
+        )
+    last, total, full = sizes[0][0], 0, len(sizes) >= max_events
+    for seq, stored_size in sizes:
+        size = stored_size + (stripped_size if seq == stripped else 0)
+        if total + size > max_bytes and seq != sizes[0][0]:
+            full = True
             break
+        total += size
         last = seq
     page = [
         (int(seq), bytes(data))
@@ -71,7 +77,12 @@ async def read_page(
     if after_seq < stripped <= last:
         inputs = (await inputs_of(db, [execution_id]))[execution_id]
         page = [(s, restore_inputs(d, inputs) if s == stripped else d) for s, d in page]
-    return page
+    if full:
+        return page
+    # The per-event rows end here; the stream continues in batch rows.
+    return await sqlite_batches.read_after(
+        db, execution_id, last, max_events, max_bytes, page, total
+    )
 
 
 async def inputs_of(db: aiosqlite.Connection, execution_ids: list[str]) -> dict[str, str | bytes]:

@@ -31,6 +31,7 @@ from kodosumid.event_store.model import (
     StatusChange,
     inputs_json,
 )
+from kodosumid.event_store.sqlite_batches import FRAME_BYTES, rows_of
 from kodosumid.event_store.sqlite_schema import INSERT_ROW, create_or_upgrade, row_values
 from kodosumid.event_store.store import REPLAY_PAGE_BYTES, REPLAY_PAGE_EVENTS
 
@@ -121,16 +122,24 @@ class SqliteEventStore:
         batches: dict[str, tuple[int, list[bytes]]],
         statuses: dict[str, list[StatusChange]],
     ) -> None:
-        """One transaction for the whole drain batch; events already stored are ignored."""
-        rows = [
-            (execution_id, first_seq + i, data)
-            for execution_id, (first_seq, datas) in batches.items()
-            for i, data in enumerate(datas)
-        ]
+        """One transaction for the whole drain batch, its events as one row per execution
+        (`sqlite_batches.py`); events already stored are kept as they are."""
         now = self._clock()
         async with self._transaction() as db:
+            stored = await self._last_seqs(
+                db, [eid for eid, (_, datas) in batches.items() if datas]
+            )
+            rows: list[tuple[str, int, int, bytes]] = []
+            for execution_id, (first_seq, datas) in batches.items():
+                # A batch seen again (re-sent after a crash) may overlap what is stored: only
+                # the events after the stored end are new (each execution is written in order).
+                skip = max(0, stored.get(execution_id, 0) - first_seq + 1)
+                if skip < len(datas):
+                    rows += rows_of(execution_id, first_seq + skip, datas[skip:])
             await db.executemany(
-                "INSERT OR IGNORE INTO events (execution_id, seq, data) VALUES (?, ?, ?)", rows
+                "INSERT OR IGNORE INTO event_batches (execution_id, first_seq, last_seq, data) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
             )
             await db.executemany(
                 "UPDATE executions SET last_seq = max(last_seq, ?) WHERE execution_id = ?",
@@ -139,6 +148,17 @@ class SqliteEventStore:
             for execution_id, changes in statuses.items():
                 for change in changes:
                     await self._apply_status(db, execution_id, change, now)
+
+    @staticmethod
+    async def _last_seqs(db: aiosqlite.Connection, execution_ids: list[str]) -> dict[str, int]:
+        if not execution_ids:
+            return {}
+        async with db.execute(
+            "SELECT execution_id, last_seq FROM executions WHERE execution_id IN "
+            f"({', '.join('?' * len(execution_ids))})",
+            execution_ids,
+        ) as cursor:
+            return {str(eid): int(last) for eid, last in await cursor.fetchall()}
 
     @staticmethod
     async def _apply_status(
@@ -181,6 +201,7 @@ class SqliteEventStore:
         rows = [(eid,) for eid in execution_ids]
         async with self._transaction() as db:
             await db.executemany("DELETE FROM events WHERE execution_id = ?", rows)
+            await db.executemany("DELETE FROM event_batches WHERE execution_id = ?", rows)
             await db.executemany("DELETE FROM execution_inputs WHERE execution_id = ?", rows)
             await db.executemany("DELETE FROM executions WHERE execution_id = ?", rows)
 
@@ -224,10 +245,13 @@ class SqliteEventStore:
             await self.reader.execute_fetchall(
                 "SELECT (SELECT COALESCE(SUM(length(e.data)), 0) FROM events e JOIN executions x "
                 "ON e.execution_id = x.execution_id WHERE x.owner = ?) + "
+                "(SELECT COALESCE(SUM(length(b.data) - ? * (b.last_seq - b.first_seq + 1)), 0) "
+                "FROM event_batches b JOIN executions x ON b.execution_id = x.execution_id "
+                "WHERE x.owner = ?) + "
                 "(SELECT COALESCE(SUM(length(i.inputs)), 0) FROM execution_inputs i "
                 "JOIN executions x ON i.execution_id = x.execution_id "
                 "WHERE x.owner = ? AND x.inputs_seq > 0)",
-                (owner, owner),
+                (owner, FRAME_BYTES, owner, owner),
             )
         )
         row = rows[0] if rows else None

@@ -259,6 +259,34 @@ class StoreContract:
             cursor = page[-1][0]
         assert seen == events
 
+    async def test_large_drained_batches_page_in_order_from_any_seq(
+        self, store: EventStore
+    ) -> None:
+        """Batches of several MiB, a single event larger than a MiB, reads starting anywhere."""
+        await store.create_execution(record("a"), [event("a", 1), event("a", 2)])
+        first = [event("a", seq, f"{seq:05d}" + "p" * 1000) for seq in range(3, 3003)]
+        huge = event("a", 3003, "h" * 1_500_000)
+        last = [event("a", seq, "tail") for seq in range(3004, 3010)]
+        await store.append({"a": (3, first)}, {})
+        await store.append({"a": (3003, [huge, *last])}, {})
+        expected = [event("a", 1), event("a", 2), *first, huge, *last]
+        for start in (0, 1, 2, 3, 700, 1500, 3002, 3003, 3009):
+            seen, cursor = [], start
+            while page := await store.read_page("a", cursor, max_events=400, max_bytes=100_000):
+                assert len(page) <= 400
+                assert sum(len(d) for _, d in page) <= 100_000 or len(page) == 1
+                assert [s for s, _ in page] == list(range(cursor + 1, cursor + 1 + len(page)))
+                seen += [d for _, d in page]
+                cursor = page[-1][0]
+            assert seen == expected[start:], f"from {start}"
+        # A resend from the middle of a stored batch adds only what is new.
+        await store.append({"a": (1500, [*expected[1499:3009], event("a", 3010)])}, {})
+        assert await store.read_page("a", 3008, max_events=10) == [
+            (3009, expected[3008]),
+            (3010, event("a", 3010)),
+        ]
+        assert (await store.get_execution("a")).last_seq == 3010  # type: ignore[union-attr]
+
     async def test_the_default_read_is_bounded_by_bytes(self, store: EventStore) -> None:
         big = [event("a", i, "z" * 300_000) for i in range(1, 9)]
         await store.create_execution(record("a"), big)
@@ -469,6 +497,10 @@ class TestSqliteEventStore(StoreContract):
             assert (await store.read_events("old", 1))[0][1] == inputs_event("old", {"name": "old"})
             page = await store.list_executions(owner=None, max_bytes=1)
             assert page.executions == [got]
+            # Its stream goes on after the upgrade, read as one.
+            await store.append({"old": (3, [event("old", 3), event("old", 4)])}, {})
+            assert [seq for seq, _ in await store.read_events("old", 0)] == [1, 2, 3, 4]
+            assert [seq for seq, _ in await store.read_page("old", 1, max_events=2)] == [2, 3]
             await store.create_execution(record("new", inputs={"n": 1}, create_ns=6), [])
             assert [r.inputs for r in await store.unfinished()] in (
                 [{"name": "old"}, {"n": 1}],
