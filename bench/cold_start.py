@@ -27,6 +27,7 @@ from bench import hermetic
 from bench.report import Figure, Result, Table, fmt
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import dev_client_files
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc
 
@@ -82,7 +83,9 @@ async def node_round() -> NodeTimes:
             await asyncio.sleep(0.005)
         info_time = time.perf_counter()
         address = json.loads(info.read_text())["address"]
-        channel = open_channel(address, dev_client_files(state).read())
+        channel = open_channel(
+            address, dev_client_files(state).read(), expect=ServerExpectation.node()
+        )
         try:
             flows = flow_pb2_grpc.FlowServiceStub(channel)
             response = await flows.LaunchExecution(

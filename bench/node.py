@@ -19,6 +19,7 @@ import grpc
 from bench import hermetic
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.app import NodeApp
@@ -149,7 +150,9 @@ async def running_node(name: str, pool: PoolConfig) -> AsyncIterator[BenchNode]:
         assert app.pool is not None and app.pool.ready is not None
         await app.pool.ready
         assert app.client_files is not None
-        channel = open_channel(app.address, app.client_files.read())
+        channel = open_channel(
+            app.address, app.client_files.read(), expect=ServerExpectation.node()
+        )
         try:
             node = BenchNode(
                 app,

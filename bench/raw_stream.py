@@ -15,6 +15,7 @@ import grpc
 
 from bench import hermetic
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsMaterial, ensure_dev_pki
 from kodosumi.v1 import event_pb2, flow_pb2
 
@@ -68,7 +69,7 @@ async def raw_stream_server(message_size: int) -> AsyncIterator[tuple[str, TlsMa
 
 def connect(address: str, tls: TlsMaterial) -> grpc.aio.Channel:
     """A channel opened the way node clients open theirs (same options)."""
-    return open_channel(address, tls)
+    return open_channel(address, tls, expect=ServerExpectation.node())
 
 
 async def receive(channel: grpc.aio.Channel, count: int) -> int:

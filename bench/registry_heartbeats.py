@@ -27,6 +27,7 @@ import grpc
 
 from kodosumi.pki import CertificateAuthority, cert_pem, key_pem, write_private, write_public
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import registry_pb2 as pb
@@ -151,7 +152,10 @@ async def measure(
 ) -> float:
     """Heartbeats per second with `concurrency` nodes, each one heartbeat in flight."""
     names = list(materials)[:concurrency]
-    channels = [open_channel(address, materials[name]) for name in names]
+    channels = [
+        open_channel(address, materials[name], expect=ServerExpectation.registry())
+        for name in names
+    ]
     stubs = [registry_pb2_grpc.RegistryServiceStub(c) for c in channels]
     try:
         if register:

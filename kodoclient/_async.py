@@ -82,7 +82,9 @@ class AsyncClient:
         return self._node_stub
 
     def _open(self) -> None:
-        self._channel = open_channel(self._config.target, self._config.tls)
+        self._channel = open_channel(
+            self._config.target, self._config.tls, expect=self._config.expect
+        )
         self._flow_stub = flow_pb2_grpc.FlowServiceStub(self._channel)
         self._node_stub = node_pb2_grpc.NodeServiceStub(self._channel)
 

@@ -23,6 +23,7 @@ from google.protobuf import duration_pb2
 from kodoclient.errors import ConfigError, KodoclientError, explain_transport
 from kodoclient.identity import read_login
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsFiles, TlsMaterial, dev_client_files
 from kodosumi.v1 import auth_pb2 as pb
 from kodosumi.v1 import auth_pb2_grpc
@@ -43,6 +44,12 @@ class RegistryTarget:
     address: str
     tls: TlsMaterial | None
     call_timeout: float = 10.0
+    # The registry's id when known (login profile, local registry.json): exactly that one.
+    registry_id: str = ""
+
+    @property
+    def expect(self) -> ServerExpectation:
+        return ServerExpectation.registry(self.registry_id)
 
 
 def _local_registry(state_dir: Path) -> dict[str, Any]:
@@ -80,6 +87,11 @@ def resolve_registry(
     local_plaintext = local.get("insecure") is True and target == local.get("address")
     if insecure or (local_plaintext and ca is None and cert is None and key is None):
         return RegistryTarget(target, None, call_timeout)
+    registry_id = ""
+    if login is not None and login.registry_id and target == login.registry_address:
+        registry_id = login.registry_id
+    elif local.get("registry_id") and target == local.get("address"):
+        registry_id = str(local["registry_id"])
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together: give both or neither")
     candidates: list[TlsFiles] = []
@@ -95,7 +107,7 @@ def resolve_registry(
     for found in candidates:
         files = TlsFiles(ca, found.cert, found.key) if ca is not None else found
         if files.exist():
-            return RegistryTarget(target, files.read(), call_timeout)
+            return RegistryTarget(target, files.read(), call_timeout, registry_id)
     raise ConfigError(
         "no credentials for the registry: `kodoclient login TOKEN`, or --ca/--cert/--key",
         reason="NO_CREDENTIALS",
@@ -115,7 +127,7 @@ class AuthClient:
 
     def __init__(self, target: RegistryTarget) -> None:
         self.target = target
-        self._channel = open_channel(target.address, target.tls)
+        self._channel = open_channel(target.address, target.tls, expect=target.expect)
         self._stub: Any = auth_pb2_grpc.AuthServiceStub(self._channel)
 
     async def __aenter__(self) -> Self:

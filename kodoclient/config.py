@@ -22,6 +22,7 @@ from kodoclient.errors import ConfigError
 from kodoclient.identity import identity_files, read_login
 from kodoclient.resume import ReconnectPolicy
 from kodosumi.paths import default_state_dir
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsFiles, TlsMaterial, dev_client_files
 
 DEFAULT_TARGET = "127.0.0.1:7470"
@@ -52,6 +53,8 @@ class ConnectConfig:
     call_timeout: float = DEFAULT_CALL_TIMEOUT
     reconnect: ReconnectPolicy = DEFAULT_RECONNECT
     origin: Origin = "explicit"
+    # Whom the server must be (its certificate's identity): a node, and which one when known.
+    expect: ServerExpectation = field(default_factory=ServerExpectation.node)
 
     @property
     def secure(self) -> bool:
@@ -146,6 +149,7 @@ def resolve_config(
 
     origin: Origin
     node_file_insecure: bool | None = None
+    node_id = ""
     if target:
         origin = "explicit"
     elif environ.get(NODE_ENV):
@@ -157,6 +161,7 @@ def resolve_config(
     elif (node := live_node_file(state, alive)) is not None:
         target, origin = node.address, "node.json"
         node_file_insecure = node.insecure
+        node_id = node.node_id
     else:
         target, origin = DEFAULT_TARGET, "default"
 
@@ -173,7 +178,12 @@ def resolve_config(
 
     tls = None if plaintext else _credentials(state, ca, cert, key)
     return ConnectConfig(
-        target=target, tls=tls, call_timeout=call_timeout, reconnect=reconnect, origin=origin
+        target=target,
+        tls=tls,
+        call_timeout=call_timeout,
+        reconnect=reconnect,
+        origin=origin,
+        expect=ServerExpectation.node(node_id),
     )
 
 

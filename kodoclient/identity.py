@@ -27,6 +27,8 @@ from kodosumi.pki import (
     write_private,
     write_public,
 )
+from kodosumi.rpc.channel import identity_options
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsFiles
 from kodosumi.v1 import auth_pb2, auth_pb2_grpc
 
@@ -44,6 +46,8 @@ class LoginProfile:
     # (empty when given as an address) and the address dialled.
     node_id: str = ""
     node_address: str = ""
+    # The registry's id from the enrollment token ("" when it named none: any registry).
+    registry_id: str = ""
 
 
 def identity_files(state_dir: Path) -> TlsFiles:
@@ -57,13 +61,20 @@ def save_login(state_dir: Path, enrolled: Enrolled) -> LoginProfile:
     write_private(files.key, enrolled.material.key)
     write_public(files.cert, enrolled.material.cert)
     write_public(files.ca_cert, enrolled.material.ca_cert)
-    profile = LoginProfile(str(enrolled.identity), enrolled.registry_address, files)
+    profile = LoginProfile(
+        str(enrolled.identity),
+        enrolled.registry_address,
+        files,
+        registry_id=enrolled.registry_id,
+    )
     _write_profile(profile)
     return profile
 
 
 def _write_profile(profile: LoginProfile) -> None:
     data = {"identity": profile.identity, "registry_address": profile.registry_address}
+    if profile.registry_id:
+        data["registry_id"] = profile.registry_id
     if profile.node_address:
         data |= {"node_id": profile.node_id, "node_address": profile.node_address}
     (profile.files.cert.parent / PROFILE_FILE).write_text(json.dumps(data, indent=2) + "\n")
@@ -96,6 +107,7 @@ def read_login(state_dir: Path) -> LoginProfile | None:
         files,
         node_id=str(data.get("node_id", "")),
         node_address=str(data.get("node_address", "")),
+        registry_id=str(data.get("registry_id", "")),
     )
 
 
@@ -113,7 +125,9 @@ def renew(profile: LoginProfile, timeout: float = 10.0) -> None:
     dns, ips = host_sans(current)
     csr = build_csr(key, spiffe_id_of(current), dns_names=dns, ip_addresses=ips)
     credentials = grpc.ssl_channel_credentials(material.ca_cert, material.key, material.cert)
-    with grpc.secure_channel(profile.registry_address, credentials) as channel:
+    expect = ServerExpectation.registry(profile.registry_id)
+    options = identity_options(material, expect)
+    with grpc.secure_channel(profile.registry_address, credentials, options) as channel:
         response = auth_pb2_grpc.AuthServiceStub(channel).RenewCertificate(
             auth_pb2.RenewCertificateRequest(csr=csr), timeout=timeout
         )

@@ -160,7 +160,9 @@ class RegistryClient:
 
     def _registry(self) -> registry_pb2_grpc.RegistryServiceAsyncStub:
         if self._stub is None:
-            self._channel = open_channel(self._target.address, self._target.tls)
+            self._channel = open_channel(
+                self._target.address, self._target.tls, expect=self._target.expect
+            )
             self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)  # type: ignore[assignment]
         assert self._stub is not None
         return self._stub

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kodosumi.csr import build_csr
 from kodosumi.pki import generate_private_key, key_pem, spiffe_id_of, write_private, write_public
+from kodosumi.server_identity import is_reserved
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsFiles, TlsMaterial
 
@@ -183,7 +184,8 @@ def host_sans(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return (), ()
-    dns = tuple(sans.get_values_for_type(x509.DNSName))
+    # The reserved identity names are the CA's to add, never a party's to ask for.
+    dns = tuple(n for n in sans.get_values_for_type(x509.DNSName) if not is_reserved(n))
     ips = tuple(str(ip) for ip in sans.get_values_for_type(x509.IPAddress))
     return dns, ips
 

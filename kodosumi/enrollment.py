@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kodosumi.csr import build_csr
 from kodosumi.pki import generate_private_key, key_pem
+from kodosumi.server_identity import ServerExpectation, trust_domain_of_ca
 from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import auth_pb2, auth_pb2_grpc
@@ -51,15 +52,29 @@ class EnrollmentToken:
     identity: str
     ca_fingerprint: str
     secret: str
+    # The registry's id (clients then accept exactly that registry), the host names and
+    # addresses the enrollee's certificate may carry (servers only; the CA refuses others),
+    # and every address the registry advertises. Absent in tokens of older registries.
+    registry_id: str = ""
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
+    registry_addresses: tuple[str, ...] = ()
 
     def encode(self) -> str:
-        data = {
+        data: dict[str, object] = {
             "e": self.enroll_address,
             "r": self.registry_address,
             "i": self.identity,
             "f": self.ca_fingerprint,
             "s": self.secret,
         }
+        optional = {
+            "g": self.registry_id,
+            "d": list(self.dns_names),
+            "a": list(self.ip_addresses),
+            "ra": list(self.registry_addresses),
+        }
+        data.update({k: v for k, v in optional.items() if v})
         raw = json.dumps(data, separators=(",", ":")).encode()
         return TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -73,7 +88,15 @@ class EnrollmentToken:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             data = json.loads(raw)
             token = cls(
-                str(data["e"]), str(data["r"]), str(data["i"]), str(data["f"]), str(data["s"])
+                str(data["e"]),
+                str(data["r"]),
+                str(data["i"]),
+                str(data["f"]),
+                str(data["s"]),
+                registry_id=str(data.get("g", "")),
+                dns_names=_strings(data.get("d", [])),
+                ip_addresses=_strings(data.get("a", [])),
+                registry_addresses=_strings(data.get("ra", [])),
             )
             SpiffeId.parse(token.identity)
         except (ValueError, KeyError, TypeError, InvalidSpiffeId) as e:
@@ -83,6 +106,12 @@ class EnrollmentToken:
     @property
     def spiffe_id(self) -> SpiffeId:
         return SpiffeId.parse(self.identity)
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings")
+    return tuple(value)
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -133,6 +162,8 @@ class Enrolled:
     material: TlsMaterial
     identity: SpiffeId
     registry_address: str
+    # The registry's id when the token names it: clients then accept exactly that registry.
+    registry_id: str = ""
 
 
 async def enroll(
@@ -154,7 +185,11 @@ async def enroll(
     key = generate_private_key()
     csr = build_csr(key, token.spiffe_id, dns_names=dns_names, ip_addresses=ip_addresses)
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
-    async with grpc.aio.secure_channel(token.enroll_address, credentials) as channel:
+    # The enrollment server presents the registry's certificate: check that identity, not the
+    # host name (the secret goes only to the registry the token names, or any registry).
+    expect = ServerExpectation.registry(token.registry_id)
+    options = [("grpc.ssl_target_name_override", expect.check_name(trust_domain_of_ca(ca_pem)))]
+    async with grpc.aio.secure_channel(token.enroll_address, credentials, options) as channel:
         stub = auth_pb2_grpc.EnrollmentServiceStub(channel)
         try:
             response = await stub.Enroll(
@@ -166,4 +201,9 @@ async def enroll(
             ) from None
     identity = SpiffeId.parse(response.identity)
     material = TlsMaterial(response.ca_certificate, response.certificate, key_pem(key))
-    return Enrolled(material, identity, response.registry_address or token.registry_address)
+    return Enrolled(
+        material,
+        identity,
+        response.registry_address or token.registry_address,
+        token.registry_id,
+    )

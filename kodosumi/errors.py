@@ -237,6 +237,16 @@ CATALOG: dict[str, CatalogEntry] = {
     "ENROLLMENT_TOKEN_INVALID": CatalogEntry(
         "UNAUTHENTICATED", "The enrollment token is unknown, used up or expired."
     ),
+    "ENROLLMENT_THROTTLED": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "Too many failed enrollments from this address; wait and retry."
+    ),
+    "HOST_NAMES_NOT_ALLOWED": CatalogEntry(
+        "INVALID_ARGUMENT",
+        "The CSR asks for host names or addresses its token or the CA's policy does not allow.",
+    ),
+    "SERVER_IDENTITY_MISMATCH": CatalogEntry(
+        "UNAVAILABLE", "The server's certificate names another identity than the one dialled."
+    ),
     "USER_NOT_FOUND": CatalogEntry("NOT_FOUND", "The auth provider knows no user of that name."),
     "USER_EXISTS": CatalogEntry("ALREADY_EXISTS", "A user of that name exists already."),
     "GROUP_NOT_FOUND": CatalogEntry("NOT_FOUND", "The auth provider knows no group of that name."),

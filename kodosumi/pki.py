@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kodosumi.server_identity import is_reserved, reserved_names
 from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
+from kodosumi.sqlite import private_dir
 
 PrivateKey = ec.EllipticCurvePrivateKey
 DEFAULT_LEAF_VALIDITY = dt.timedelta(days=30)
@@ -90,10 +92,13 @@ def issue_certificate(
     """A leaf certificate for `identity` with exactly one URI SAN, usable as TLS server and client.
 
     DNS and IP SANs are only for TLS host-name checks; identity comes from the URI SAN alone.
+    Server identities (nodes, registries) also get the reserved names clients check their
+    identity by (`kodosumi.server_identity`); reserved names asked for are replaced by those.
     """
     start = not_before or (_now() - _CLOCK_SKEW)
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(str(identity))]
-    sans += [x509.DNSName(name) for name in dns_names]
+    sans += [x509.DNSName(name) for name in dns_names if not is_reserved(name)]
+    sans += [x509.DNSName(name) for name in reserved_names(identity)]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
     return (
         x509.CertificateBuilder()
@@ -164,8 +169,9 @@ def key_pem(key: PrivateKey) -> bytes:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write secret material readable by its owner only (created 0600, never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write secret material readable by its owner only (created 0600, never world-readable),
+    in a folder only its owner may enter."""
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)

@@ -14,6 +14,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+
 from kodosumi.pki import (
     CertificateAuthority,
     cert_pem,
@@ -23,6 +25,7 @@ from kodosumi.pki import (
     write_private,
     write_public,
 )
+from kodosumi.server_identity import identity_name
 from kodosumi.spiffe import SpiffeId
 
 DEV_TRUST_DOMAIN = "local.kodosumi"
@@ -99,7 +102,11 @@ def ensure_dev_pki(
     domain = ca.trust_domain
     node_files, client_files = dev_node_files(state_dir), dev_client_files(state_dir)
     node_identity = SpiffeId.node(domain, node_id)
-    if _needs_renewal(node_files.cert) or _identity_of(node_files.cert) != node_identity:
+    if (
+        _needs_renewal(node_files.cert)
+        or _identity_of(node_files.cert) != node_identity
+        or not _carries_identity_names(node_files.cert, node_identity)
+    ):
         cert, key = ca.issue(
             node_identity,
             dns_names=("localhost", socket.gethostname()),
@@ -113,6 +120,16 @@ def ensure_dev_pki(
         write_private(client_files.key, key_pem(key))
         write_public(client_files.cert, cert_pem(cert))
     return node_files, client_files, user
+
+
+def _carries_identity_names(path: Path, identity: SpiffeId) -> bool:
+    """Certificates made before clients checked server identities lack the reserved names."""
+    cert = load_certificate(path)
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return identity_name(identity) in sans.get_values_for_type(x509.DNSName)
 
 
 def _identity_of(path: Path) -> SpiffeId | None:

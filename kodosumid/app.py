@@ -15,8 +15,10 @@ import ray
 from a2a.types import a2a_pb2, a2a_pb2_grpc
 
 from kodosumi.addresses import AdvertiseError, advertised_endpoints, check_advertisable
+from kodosumi.audit import AuditLog
 from kodosumi.authz import ADMIN, StaticRoleResolver
 from kodosumi.errors import InvalidArgument
+from kodosumi.plaintext import plaintext_refusal
 from kodosumi.rpc.guard import Authenticator
 from kodosumi.rpc.server import (
     ServerLimits,
@@ -93,6 +95,7 @@ class NodeApp:
         self._retention_task: asyncio.Task[None] | None = None
         self.network: PeerNetwork | None = None
         self.credentials: NodeCredentials | None = None
+        self.audit: AuditLog | None = None
         self.auth: NodeAuth | None = None
         self.observability: NodeObservability | None = None
         self.quotas: Quotas | None = None
@@ -127,6 +130,11 @@ class NodeApp:
 
     async def start(self) -> None:
         config = self.config
+        refusal = plaintext_refusal(
+            config.listen, insecure=config.insecure, allow_remote=config.insecure_allow_remote
+        )
+        if refusal is not None:
+            raise InvalidArgument.field("insecure", refusal)
         check_advertise(config)
         private_dir(config.state_dir)  # keys and every user's executions: 0700
         tls, trust_domain, extra_admins = self._credentials()
@@ -159,7 +167,8 @@ class NodeApp:
         quotas.seed(await self.store.unfinished())
         observability.observer.add(quotas)
         # Registry, LAN discovery and peer calls (kodosumid/network/peer_network.py).
-        self.network = network = PeerNetwork(config, tls)
+        registry_id = self.credentials.registry_id if self.credentials else ""
+        self.network = network = PeerNetwork(config, tls, registry_id=registry_id)
         peers = network.table if config.peers.forward else None
         self.executions = executions = ExecutionService(
             config,
@@ -200,10 +209,20 @@ class NodeApp:
             revocations=self.auth.revocations if self.auth else None,
             insecure_roles=frozenset({ADMIN}),
         )
+        # Refusals and admin actions (kodosumi/audit.py), counted with the node's metrics.
+        self.audit = AuditLog(
+            config.state_dir,
+            meter=observability.telemetry.meter(
+                "kodosumid.audit", {"kodosumi.node_id": config.node_id}
+            )
+            if observability.telemetry is not None
+            else None,
+        )
         server = create_server(
             NODE_POLICY,
             authenticator,
             ServerLimits(max_receive_message_bytes=config.max_message_bytes),
+            audit=self.audit,
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(
             FlowServicer(catalog, executions, config.node_id, peers, quotas), server
@@ -242,12 +261,14 @@ class NodeApp:
             await self.a2a_http.start()
         if self.auth is not None:
             self.auth.start(lambda: [f.name for f in catalog.list()])
+        # The address actually bound (0.0.0.0 listens on every interface: say so).
+        listening = f"{config.listen.rpartition(':')[0]}:{self.port}"
         log.info(
-            "node %s serving on %s, advertised as %s (%s)",
+            "node %s listening on %s, advertised as %s (%s)",
             config.node_id,
-            self.address,
+            listening,
             ", ".join(self.endpoints),
-            self.identity or "insecure",
+            self.identity or "INSECURE: plaintext, every caller is an admin",
         )
 
     async def _start_pool(self, bound: asyncio.Future[None]) -> None:
@@ -345,6 +366,8 @@ class NodeApp:
                 await self._pool_task
         if self.network is not None:
             await self.network.close()
+        if self.audit is not None:
+            self.audit.close()
         if self.auth is not None:
             await self.auth.close()
         if self.pool is not None:

@@ -35,6 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--node-id", help="the node's id (default: generated once, kept)")
     parser.add_argument("--insecure", action="store_true", help="serve plaintext (no mTLS)")
+    parser.add_argument(
+        "--insecure-allow-remote",
+        action="store_true",
+        help="allow --insecure on a non-loopback address: anyone who reaches it is an admin",
+    )
     parser.add_argument("--ray-address", help="join this Ray cluster instead of an embedded one")
     parser.add_argument("--registry", metavar="ADDRESS", help="register with this registryd")
     parser.add_argument(
@@ -77,6 +82,8 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
         config = replace(config, node_id=args.node_id)
     if args.insecure:
         config = replace(config, insecure=True)
+    if args.insecure_allow_remote:
+        config = replace(config, insecure_allow_remote=True)
     if args.ray_address:
         config = replace(config, ray=replace(config.ray, address=args.ray_address))
     if args.registry:

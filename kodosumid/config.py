@@ -6,6 +6,7 @@ id = "node-a"                 # default: generated once and kept in the state di
 listen = "127.0.0.1:7470"
 state_dir = "~/.local/share/kodosumi"
 insecure = false              # plaintext; only with intent
+insecure_allow_remote = false # plaintext on a non-loopback address (anyone there is admin)
 advertise = []                # HOST[:PORT]s others dial (default: derived from listen,
                               # 0.0.0.0 -> this host's addresses); also --advertise
 
@@ -233,6 +234,8 @@ class NodeConfig:
     listen: str = DEFAULT_LISTEN
     state_dir: Path = field(default_factory=default_state_dir)
     insecure: bool = False
+    # Plaintext on a non-loopback address too (kodosumi/plaintext.py): off unless said.
+    insecure_allow_remote: bool = False
     tls: TlsPaths | None = None
     trust_domain: str = ""
     ray: RayConfig = field(default_factory=RayConfig)
@@ -353,6 +356,7 @@ def _load(path: Path | None, env: dict[str, str] | None) -> NodeConfig:
         listen=str(node.get("listen", DEFAULT_LISTEN)),
         state_dir=_path(node["state_dir"], base) if "state_dir" in node else default_state_dir(),
         insecure=bool(node.get("insecure", False)),
+        insecure_allow_remote=bool(node.get("insecure_allow_remote", False)),
         trust_domain=str(node.get("trust_domain", "")),
         shutdown_grace_seconds=float(node.get("shutdown_grace_seconds", 10.0)),
         cancel_grace_seconds=float(node.get("cancel_grace_seconds", 5.0)),
@@ -421,6 +425,8 @@ def _apply_env(config: NodeConfig, env: dict[str, str]) -> NodeConfig:
         config = replace(config, listen=env["KODOSUMI_LISTEN"])
     if env.get("KODOSUMI_INSECURE", "").lower() in {"1", "true", "yes"}:
         config = replace(config, insecure=True)
+    if env.get("KODOSUMI_INSECURE_ALLOW_REMOTE", "").lower() in {"1", "true", "yes"}:
+        config = replace(config, insecure_allow_remote=True)
     if "KODOSUMI_RAY_ADDRESS" in env:
         config = replace(config, ray=replace(config.ray, address=env["KODOSUMI_RAY_ADDRESS"]))
     if env.get("KODOSUMI_ADVERTISE", "").strip():

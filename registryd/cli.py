@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="plaintext without identities: every caller is an anonymous admin and node",
     )
     parser.add_argument(
+        "--insecure-allow-remote",
+        action="store_true",
+        default=None,
+        help="allow --insecure on a non-loopback address: anyone who reaches it is an admin",
+    )
+    parser.add_argument(
         "--admin",
         action="append",
         metavar="NAME",
@@ -92,6 +98,7 @@ def config_from_args(args: argparse.Namespace) -> RegistryConfig:
         advertise=tuple(args.advertise) if args.advertise else None,
         registry_id=args.registry_id,
         insecure=args.insecure,
+        insecure_allow_remote=args.insecure_allow_remote,
         tls__ca_cert=args.ca_cert,
         tls__ca_key=args.ca_key,
         tls__hosts=tuple(args.tls_host) if args.tls_host else None,

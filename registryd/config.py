@@ -123,6 +123,8 @@ class RegistryConfig:
     state_dir: Path = field(default_factory=lambda: default_state_dir() / "registry")
     # Plaintext, no identities: every caller is an anonymous admin with the node role.
     insecure: bool = False
+    # Plaintext on a non-loopback address too (kodosumi/plaintext.py): off unless said.
+    insecure_allow_remote: bool = False
     # How many changes the log keeps for watchers that resume.
     change_retention: int = 10_000
     # Seconds in-flight calls get to finish on shutdown.

@@ -32,6 +32,7 @@ from kodosumi.pki import (
     write_private,
     write_public,
 )
+from kodosumi.server_identity import reserved_names
 from kodosumi.spiffe import IdentityKind, InvalidSpiffeId, SpiffeId
 from kodosumi.tls import TlsFiles, TlsMaterial, local_user_name, pki_dir
 from registryd.config import ConfigError, TlsConfig
@@ -153,4 +154,5 @@ def _still_good(
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     have_dns = set(sans.get_values_for_type(x509.DNSName))
     have_ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
-    return have_dns == set(dns) and have_ips == set(ips)
+    # The CA adds the reserved identity names; a certificate without them predates them.
+    return have_dns == set(dns) | set(reserved_names(identity)) and have_ips == set(ips)

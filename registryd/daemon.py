@@ -25,7 +25,9 @@ from kodosumi.addresses import (
     certificate_hosts,
     check_advertisable,
 )
+from kodosumi.audit import AuditLog
 from kodosumi.authz import StaticRoleResolver
+from kodosumi.plaintext import plaintext_refusal
 from kodosumi.rpc.guard import Authenticator
 from kodosumi.rpc.server import add_health_and_reflection, bind, create_server, set_serving
 from kodosumi.spiffe import SpiffeId
@@ -129,6 +131,7 @@ class RegistryDaemon:
         self._sweeper: asyncio.Task[None] | None = None
         self.telemetry: Telemetry | None = None
         self.metrics: RegistryMetrics | None = None
+        self.audit: AuditLog | None = None
         self._stopped = asyncio.Event()
         self._lock = _StateLock(config.state_dir / LOCK_FILE)
 
@@ -148,6 +151,11 @@ class RegistryDaemon:
 
     async def start(self) -> None:
         config = self.config
+        refusal = plaintext_refusal(
+            config.listen, insecure=config.insecure, allow_remote=config.insecure_allow_remote
+        )
+        if refusal is not None:
+            raise ConfigError(f"insecure: {refusal}")
         try:
             check_advertisable(config.listen, config.advertise, fix=ADVERTISE_FIX)
         except AdvertiseError as e:
@@ -179,6 +187,8 @@ class RegistryDaemon:
             self.metrics = RegistryMetrics(
                 self.telemetry.meter("registryd"), self._registry, self.clock
             )
+            # Refusals and admin actions of both ports (kodosumi/audit.py).
+            self.audit = AuditLog(config.state_dir, meter=self.telemetry.meter("registryd.audit"))
             await self._serve()
         except BaseException:
             await self._close_store()
@@ -190,12 +200,16 @@ class RegistryDaemon:
             )
         self.metrics.start()
         self._write_address_file()
+        # The address actually bound (0.0.0.0 listens on every interface: say so).
+        listening = f"{config.listen.rpartition(':')[0]}:{self.port}"
         log.info(
-            "registry %s serving on %s, advertised as %s (%s)",
+            "registry %s listening on %s, advertised as %s (%s)",
             config.registry_id,
-            self.address,
+            listening,
             ", ".join(self.endpoints),
-            "insecure" if config.insecure else f"mTLS, trust domain {self.trust_domain}",
+            "INSECURE: plaintext, every caller is an admin"
+            if config.insecure
+            else f"mTLS, trust domain {self.trust_domain}",
         )
 
     def _tls_with_hosts(self) -> TlsConfig:
@@ -234,7 +248,7 @@ class RegistryDaemon:
             insecure_roles=INSECURE_ROLES,
         )
         policy = registry_policy() | (auth.policy if auth else {})
-        server = create_server(policy, authenticator)
+        server = create_server(policy, authenticator, audit=self.audit)
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(self.registry), server
         )
@@ -258,8 +272,9 @@ class RegistryDaemon:
         await server.start()
         self._server = server
         if auth is not None:
-            # Tokens tell enrollees on other hosts where to go: the advertised address.
-            await auth.start(self.config.listen, self.endpoints[0])
+            # Tokens tell enrollees on other hosts where to go: the advertised address, and
+            # carry every address the registry advertises.
+            await auth.start(self.config.listen, self.endpoints[0], audit=self.audit)
         await set_serving(self._health, services, True)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -286,6 +301,8 @@ class RegistryDaemon:
         if self._registry is not None:
             await self._registry.close()
         await self._close_store()
+        if self.audit is not None:
+            self.audit.close()
         if self.telemetry is not None:
             await asyncio.to_thread(self.telemetry.close)  # may wait for a slow collector
         self._lock.release()

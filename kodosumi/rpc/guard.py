@@ -8,21 +8,33 @@ errors become their status with details, anything else is logged and answered as
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
-import datetime as dt
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from cryptography import x509
 from google.protobuf.message import DecodeError
 
-from kodosumi.authz import GrantResolver, Grants, Policy, Principal, RoleResolver, authorize
+from kodosumi import audit as audit_log
+from kodosumi.audit import AuditLog
+from kodosumi.authz import (
+    PRIVILEGED_ROLES,
+    GrantResolver,
+    Grants,
+    Policy,
+    Principal,
+    RoleResolver,
+    authorize,
+)
 from kodosumi.errors import InvalidArgument, KodosumiError, Unauthenticated
 from kodosumi.pki import is_ca_certificate, spiffe_id_of
+from kodosumi.revocations import RevocationList
 from kodosumi.rpc.status import internal_status, to_grpc_status, to_rpc_status
 from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
 
@@ -34,38 +46,6 @@ _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("kodosumi
 def current_principal() -> Principal:
     """The caller of the RPC being served (set by the guard before the servicer runs)."""
     return _principal.get()
-
-
-class RevocationList:
-    """Serials and identities whose certificates are no longer accepted.
-
-    An identity maps to the time it was revoked: its certificates valid from then or before
-    are refused, later ones (issued after a new enrollment) are accepted. None revokes every
-    certificate of the identity.
-    """
-
-    def __init__(self) -> None:
-        self.serials: frozenset[int] = frozenset()
-        self.identities: Mapping[str, dt.datetime | None] = {}
-
-    def replace(
-        self,
-        serials: Iterable[int],
-        identities: Iterable[str] | Mapping[str, dt.datetime | None],
-    ) -> None:
-        revoked = (
-            dict(identities) if isinstance(identities, Mapping) else dict.fromkeys(identities, None)
-        )
-        self.serials, self.identities = frozenset(serials), revoked
-
-    def is_revoked(self, cert: x509.Certificate, identity: SpiffeId) -> bool:
-        if cert.serial_number in self.serials:
-            return True
-        key = str(identity)
-        if key not in self.identities:
-            return False
-        since = self.identities[key]
-        return since is None or cert.not_valid_before_utc <= since
 
 
 @functools.lru_cache(maxsize=1024)
@@ -95,6 +75,18 @@ class Authenticator:
         self.revocations = revocations or RevocationList()
         self.insecure_roles = insecure_roles
 
+    def peer_of(
+        self, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tuple[x509.Certificate, SpiffeId] | None:
+        """The certificate and identity of an authenticated caller (None without mTLS)."""
+        if self.trust_domain is None:
+            return None
+        pems: Any = context.auth_context().get("x509_pem_cert")
+        if not pems:
+            return None
+        cert, identity, _ = _parse_peer(pems[0])
+        return None if identity is None else (cert, identity)
+
     async def authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
         if self.trust_domain is None:
             return Principal(None, self.insecure_roles)
@@ -121,9 +113,17 @@ class Authenticator:
         return Principal(identity, grants.roles, grants.groups)
 
 
+# Refusals the audit log records (issue 11: who was turned away, and why).
+_AUDITED = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED"})
+
+
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseException) -> None:
     if isinstance(error, KodosumiError):
         status = to_grpc_status(to_rpc_status(error))
+    elif isinstance(error, NotImplementedError):
+        # Standard servicers leave methods out this way (grpc.health.v1.Health/List).
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
+        return
     else:
         log.error("internal error while serving a call", exc_info=error)
         status = to_grpc_status(internal_status())
@@ -162,9 +162,18 @@ def passthrough(
 
 
 class GuardInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, policy: Policy, authenticator: Authenticator) -> None:
+    def __init__(
+        self, policy: Policy, authenticator: Authenticator, audit: AuditLog | None = None
+    ) -> None:
         self.policy = policy
         self.authenticator = authenticator
+        self.audit = audit
+        # Methods only operators and admins may call: each call served is an admin action.
+        self.admin_methods = frozenset(
+            method
+            for method, rule in policy.items()
+            if rule.roles and rule.roles <= PRIVILEGED_ROLES
+        )
         # Guarded handlers by method, built once: the servicer's handler for a method is
         # the same object on every call, and wrapping it per call is measurable overhead.
         self._guarded: dict[
@@ -190,9 +199,36 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         return guarded
 
     async def _admit(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        audit_log.use(self.audit)
         principal = await self.authenticator.authenticate(context)
         authorize(self.policy, method, principal)
         _principal.set(principal)
+
+    def _who(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        principal = _principal.get(None)
+        if principal is not None and principal.identity is not None:
+            return principal.id
+        peer = self.authenticator.peer_of(context)
+        return str(peer[1]) if peer is not None else f"peer:{context.peer()}"
+
+    async def _fail(
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any], error: BaseException
+    ) -> None:
+        """Answer a failed call, and write a refusal to the audit log."""
+        if self.audit is not None and isinstance(error, KodosumiError) and error.status in _AUDITED:
+            self.audit.refused(
+                self._who(context),
+                method,
+                error.status,
+                error.reason,
+                peer=context.peer(),
+                detail=error.message,
+            )
+        await _abort(context, error)
+
+    def _served(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if self.audit is not None and method in self.admin_methods:
+            self.audit.admin(self._who(context), method, peer=context.peer())
 
     def _wrap(
         self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
@@ -200,6 +236,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         decode = _decoder(handler.request_deserializer)
         serialize = passthrough(handler.response_serializer)
         admit = self._admit
+        serve_stream = self._serve_stream
+        fail = self._fail
+        served = self._served
 
         if handler.unary_unary:
             inner_uu: Any = handler.unary_unary
@@ -207,90 +246,139 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
                     await admit(method, context)
-                    return await inner_uu(decode(raw), context)
+                    response = await inner_uu(decode(raw), context)
+                    served(method, context)
+                    return response
                 except (grpc.aio.AbortError, KeyboardInterrupt):
                     raise
                 except Exception as e:
-                    await _abort(context, e)
+                    await fail(method, context, e)
 
             return grpc.unary_unary_rpc_method_handler(unary_unary, None, serialize)
 
         if handler.unary_stream:
             inner_us: Any = handler.unary_stream
-            if inspect.isasyncgenfunction(inner_us):
+            streams_items = inspect.isasyncgenfunction(inner_us)
 
-                async def unary_stream(
-                    raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
-                ) -> AsyncIterator[Any]:
-                    try:
-                        await admit(method, context)
-                        async for item in inner_us(decode(raw), context):
-                            yield item
-                    except (grpc.aio.AbortError, KeyboardInterrupt):
-                        raise
-                    except Exception as e:
-                        await _abort(context, e)
+            async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+                async def body() -> None:
+                    request = decode(raw)
+                    if not streams_items:
+                        # Handlers that write with `context.write` (health Watch).
+                        await inner_us(request, context)
+                        return
+                    async with contextlib.aclosing(inner_us(request, context)) as items:
+                        async for item in items:
+                            await context.write(item)
 
-                return grpc.unary_stream_rpc_method_handler(unary_stream, None, serialize)
+                await serve_stream(method, context, body)
 
-            # Handlers that write with `context.write` instead of yielding (health Watch).
-            async def unary_stream_writer(
-                raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> None:
-                try:
-                    await admit(method, context)
-                    await inner_us(decode(raw), context)
-                except (grpc.aio.AbortError, KeyboardInterrupt):
-                    raise
-                except Exception as e:
-                    await _abort(context, e)
+            return grpc.unary_stream_rpc_method_handler(unary_stream, None, serialize)
 
-            return grpc.unary_stream_rpc_method_handler(unary_stream_writer, None, serialize)
+        # Streaming requests (reflection): decoded here too, so that malformed bytes are
+        # INVALID_ARGUMENT naming the method rather than grpc's opaque INTERNAL.
+        async def decoded(requests: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+            async for raw in requests:
+                yield decode(raw)
 
-        # Streaming requests (reflection, health watch variants): authenticate, then delegate.
-        deserialize = handler.request_deserializer
         if handler.stream_unary:
             inner_su: Any = handler.stream_unary
 
             async def stream_unary(
-                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+                requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
             ) -> Any:
                 try:
                     await admit(method, context)
-                    return await inner_su(requests, context)
+                    return await inner_su(decoded(requests), context)
                 except (grpc.aio.AbortError, KeyboardInterrupt):
                     raise
                 except Exception as e:
-                    await _abort(context, e)
+                    await fail(method, context, e)
 
-            return grpc.stream_unary_rpc_method_handler(stream_unary, deserialize, serialize)
+            return grpc.stream_unary_rpc_method_handler(stream_unary, None, serialize)
 
         inner_ss: Any = handler.stream_stream
-        if inspect.isasyncgenfunction(inner_ss):
+        yields_items = inspect.isasyncgenfunction(inner_ss)
 
-            async def stream_stream(
-                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                try:
-                    await admit(method, context)
-                    async for item in inner_ss(requests, context):
-                        yield item
-                except (grpc.aio.AbortError, KeyboardInterrupt):
-                    raise
-                except Exception as e:
-                    await _abort(context, e)
-
-            return grpc.stream_stream_rpc_method_handler(stream_stream, deserialize, serialize)
-
-        async def stream_stream_writer(
-            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+        async def stream_stream(
+            requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
         ) -> None:
-            try:
-                await admit(method, context)
-                await inner_ss(requests, context)
-            except (grpc.aio.AbortError, KeyboardInterrupt):
-                raise
-            except Exception as e:
-                await _abort(context, e)
+            async def body() -> None:
+                if not yields_items:
+                    await inner_ss(decoded(requests), context)
+                    return
+                async with contextlib.aclosing(inner_ss(decoded(requests), context)) as items:
+                    async for item in items:
+                        await context.write(item)
 
-        return grpc.stream_stream_rpc_method_handler(stream_stream_writer, deserialize, serialize)
+            await serve_stream(method, context, body)
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, None, serialize)
+
+    async def _serve_stream(
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext[Any, Any],
+        body: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Admit, then serve a response stream until it ends, fails, or its caller is revoked.
+
+        Responses are written here (not yielded to gRPC), so that every await of the stream
+        runs inside this frame and a revocation can end it wherever it waits.
+        """
+        watch: _RevocationWatch | None = None
+        try:
+            await self._admit(method, context)
+            peer = self.authenticator.peer_of(context)
+            if peer is not None:
+                watch = _RevocationWatch(self.authenticator.revocations, *peer)
+            await body()
+        except (grpc.aio.AbortError, KeyboardInterrupt):
+            raise
+        except asyncio.CancelledError:
+            if watch is None or not watch.revoked:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await self._fail(
+                method,
+                context,
+                Unauthenticated(
+                    f"certificate of {watch.identity} was revoked while the stream was open",
+                    reason="REVOKED",
+                ),
+            )
+        except Exception as e:
+            await self._fail(method, context, e)
+        finally:
+            if watch is not None:
+                watch.close()
+
+
+class _RevocationWatch:
+    """Cancels the task serving a stream once its caller's certificate is revoked.
+
+    One small task per open stream waits for revocation-list changes (pushed by the auth
+    provider, so the stream ends within the push's delay, not at its next message).
+    """
+
+    def __init__(
+        self, revocations: RevocationList, cert: x509.Certificate, identity: SpiffeId
+    ) -> None:
+        self.revocations = revocations
+        self.cert = cert
+        self.identity = identity
+        self.revoked = False
+        self._serving = asyncio.current_task()
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while not self.revocations.is_revoked(self.cert, self.identity):
+            await self.revocations.wait_changed()
+        self.revoked = True
+        if self._serving is not None:
+            self._serving.cancel()
+
+    def close(self) -> None:
+        self._task.cancel()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from kodosumi.audit import AuditLog
 from kodosumi.authz import Policy
 from kodosumi.credentials import LiveTlsMaterial
 from kodosumi.rpc.guard import Authenticator, GuardInterceptor
@@ -35,6 +37,7 @@ def create_server(
     policy: Policy,
     authenticator: Authenticator,
     limits: ServerLimits = ServerLimits(),
+    audit: AuditLog | None = None,
 ) -> grpc.aio.Server:
     options = [
         ("grpc.max_receive_message_length", limits.max_receive_message_bytes),
@@ -50,7 +53,7 @@ def create_server(
     # Tracing first: its span covers the guard, so refused calls are traced too. Daemons set
     # up telemetry before their server; without a tracer provider the interceptor would only
     # add a hop to every call, so it is left out.
-    guard = GuardInterceptor(policy, authenticator)
+    guard = GuardInterceptor(policy, authenticator, audit)
     interceptors: list[grpc.aio.ServerInterceptor] = (
         [ServerTracingInterceptor(), guard] if tracing_active() else [guard]
     )
@@ -74,12 +77,26 @@ def bind(server: grpc.aio.Server, address: str, tls: TlsMaterial | None) -> int:
     return port
 
 
+class HealthServicer(health_aio.HealthServicer):  # type: ignore[misc]
+    """grpc.health.v1 with `List` (grpcio-health-checking leaves it NotImplementedError)."""
+
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: Any
+    ) -> health_pb2.HealthListResponse:
+        return health_pb2.HealthListResponse(
+            statuses={
+                name: health_pb2.HealthCheckResponse(status=status)
+                for name, status in self._server_status.items()
+            }
+        )
+
+
 def add_health_and_reflection(
     server: grpc.aio.Server, service_names: Iterable[str]
-) -> health_aio.HealthServicer:
+) -> HealthServicer:
     """Serve grpc.health.v1 (overall and per service, all SERVING) and server reflection."""
     names = list(service_names)
-    health = health_aio.HealthServicer()
+    health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         [

@@ -12,6 +12,7 @@ import grpc
 from kodosumi.authz import Grants
 from kodosumi.credentials import IssuedCertificate
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import auth_pb2 as pb
@@ -22,10 +23,13 @@ _PEER = "the auth provider"
 
 
 class AuthClient:
-    def __init__(self, address: str, tls: TlsMaterial, call_timeout: float = 5.0) -> None:
+    def __init__(
+        self, address: str, tls: TlsMaterial, call_timeout: float = 5.0, registry_id: str = ""
+    ) -> None:
         self.address = address
         self.call_timeout = call_timeout
-        self._channel = open_channel(address, tls)
+        # The auth provider lives in registryd: its server holds a registry identity.
+        self._channel = open_channel(address, tls, expect=ServerExpectation.registry(registry_id))
         self._stub: auth_pb2_grpc.AuthServiceAsyncStub = auth_pb2_grpc.AuthServiceStub(  # type: ignore[assignment]
             self._channel
         )

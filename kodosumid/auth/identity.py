@@ -50,6 +50,8 @@ class NodeCredentials:
     # The auth provider ("" for none) and the registry the node enrolled with.
     auth_address: str = ""
     registry_address: str = ""
+    # The id of the registry the node enrolled with ("" when the token named none).
+    registry_id: str = ""
     # The files of `tls` on disk (read again by processes that dial as this node, such as
     # the executors of flows without an identity of their own); None when insecure.
     files: TlsFiles | None = None
@@ -94,6 +96,7 @@ def node_credentials(config: NodeConfig) -> NodeCredentials:
             rotating=rotating,
             auth_address=config.auth.address or registry,
             registry_address=registry,
+            registry_id=info.get("registry_id", ""),
             files=enrolled,
         )
     files, client, user = ensure_dev_pki(config.state_dir, config.node_id)
@@ -138,7 +141,11 @@ async def join(config: NodeConfig, token_text: str, ca_pem: bytes | None = None)
     write_private(files.key, enrolled.material.key)
     write_public(files.cert, enrolled.material.cert)
     write_public(files.ca_cert, enrolled.material.ca_cert)
-    info = {"identity": str(identity), "registry_address": enrolled.registry_address}
+    info = {
+        "identity": str(identity),
+        "registry_address": enrolled.registry_address,
+        "registry_id": enrolled.registry_id,
+    }
     (enrolled_dir(config.state_dir) / ENROLLMENT_FILE).write_text(json.dumps(info, indent=2))
     # The node keeps its id across restarts (kodosumid.config.ensure_node_id reads this file).
     (config.state_dir / "node_id").write_text(identity.name + "\n")

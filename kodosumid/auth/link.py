@@ -18,7 +18,7 @@ from typing import Any
 
 from kodosumi.authz import StaticRoleResolver
 from kodosumi.credentials import CertificateRenewer
-from kodosumi.rpc.guard import RevocationList
+from kodosumi.revocations import RevocationList
 from kodosumid.auth.client import AuthClient
 from kodosumid.auth.flow_identity import FlowIdentities
 from kodosumid.auth.identity import NodeCredentials
@@ -40,7 +40,9 @@ class NodeAuth:
         assert credentials.tls is not None and credentials.identity is not None
         self.credentials = credentials
         self.settings = settings
-        self.client = AuthClient(credentials.auth_address, credentials.tls)
+        self.client = AuthClient(
+            credentials.auth_address, credentials.tls, registry_id=credentials.registry_id
+        )
         self.grants = ProviderGrants(
             self.client.grants,
             ttl=settings.grants_cache_seconds,

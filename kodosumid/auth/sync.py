@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from kodosumi.errors import KodosumiError
-from kodosumi.rpc.guard import RevocationList
+from kodosumi.revocations import RevocationList
 from kodosumi.v1 import auth_pb2 as pb
 from kodosumid.network.backoff import Backoff, TimeSource
 

@@ -21,8 +21,10 @@ import grpc
 
 from engine.calls import ChildLaunch, ChildResult
 from kodosumi.jsonvalue import dict_to_struct
-from kodosumi.rpc.channel import CHANNEL_OPTIONS
+from kodosumi.rpc.channel import CHANNEL_OPTIONS, identity_options
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.statuses import TERMINAL
+from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
 from kodosumid.executors.agent_caller import AgentCaller
 from kodosumid.executors.caller_settings import CallerSettings
@@ -75,9 +77,10 @@ class GrpcFlowCaller(AgentCaller):
                 credentials = grpc.ssl_channel_credentials(
                     root_certificates=ca, private_key=key, certificate_chain=cert
                 )
-                channel = grpc.secure_channel(
-                    self.settings.address, credentials, options=CHANNEL_OPTIONS
-                )
+                # The executor's own node, and no other server, gets the call.
+                expect = ServerExpectation.node(self.settings.node_id)
+                options = identity_options(TlsMaterial(ca, cert, key), expect)
+                channel = grpc.secure_channel(self.settings.address, credentials, options=options)
             if cached is not None:
                 cached[1].close()  # renewed files: calls in flight on the old one may fail
             self._channels[files] = (stamp, channel)

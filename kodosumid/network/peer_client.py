@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kodosumi.errors import KodosumiError, NotFound, Unavailable
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.config import PeersConfig
@@ -95,17 +96,24 @@ def link_options(peers: PeersConfig) -> list[tuple[str, int | str]]:
 
 
 class PeerLinks:
-    """One channel per peer endpoint, dialled with this node's own credentials."""
+    """One channel per peer endpoint and node id, dialled with this node's own credentials.
+
+    The handshake checks that the server is the node the registry or zeroconf named for that
+    endpoint: a server with another identity there is refused (SERVER_IDENTITY_MISMATCH).
+    """
 
     def __init__(self, tls: TlsMaterial | None, peers: PeersConfig | None = None) -> None:
         self.tls = tls
         self.options = link_options(peers or PeersConfig())
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
 
-    def channel(self, endpoint: str) -> grpc.aio.Channel:
-        channel = self._channels.get(endpoint)
+    def channel(self, endpoint: str, node_id: str) -> grpc.aio.Channel:
+        key = (endpoint, node_id)
+        channel = self._channels.get(key)
         if channel is None:
-            channel = self._channels[endpoint] = open_channel(endpoint, self.tls, self.options)
+            channel = self._channels[key] = open_channel(
+                endpoint, self.tls, self.options, expect=ServerExpectation.node(node_id)
+            )
         return channel
 
     async def close(self) -> None:
@@ -130,8 +138,8 @@ class PeerClient:
         self.health_timeout = health_timeout
         self._metadata = ((FORWARDED_BY, node_id),)
 
-    def _flows(self, endpoint: str) -> flow_pb2_grpc.FlowServiceAsyncStub:
-        return flow_pb2_grpc.FlowServiceStub(self.links.channel(endpoint))  # type: ignore[return-value]
+    def _flows(self, endpoint: str, node_id: str) -> flow_pb2_grpc.FlowServiceAsyncStub:
+        return flow_pb2_grpc.FlowServiceStub(self.links.channel(endpoint, node_id))  # type: ignore[return-value]
 
     def _endpoints(self, node_id: str) -> tuple[str, ...]:
         peer = self.table.get(node_id)
@@ -146,7 +154,7 @@ class PeerClient:
         announcement says its flows changed (and checks that it is the node it claims)."""
         reason = "no endpoint"
         for endpoint in peer.endpoints:
-            channel = self.links.channel(endpoint)
+            channel = self.links.channel(endpoint, peer.node_id)
             try:
                 health = await self._health(channel)
                 if health.status != health_pb2.HealthCheckResponse.SERVING:
@@ -213,7 +221,7 @@ class PeerClient:
         for peer in candidates:
             for endpoint in peer.endpoints:
                 try:
-                    response = await self._flows(endpoint).LaunchExecution(
+                    response = await self._flows(endpoint, peer.node_id).LaunchExecution(
                         request, timeout=self.call_timeout, metadata=self._metadata
                     )
                 except grpc.aio.AioRpcError as e:
@@ -245,7 +253,7 @@ class PeerClient:
         endpoints = self._endpoints(node_id)
         for index, endpoint in enumerate(endpoints):
             stream: grpc.aio.UnaryStreamMultiCallable[Any, bytes]
-            stream = self.links.channel(endpoint).unary_stream(
+            stream = self.links.channel(endpoint, node_id).unary_stream(
                 _WATCH_METHOD,
                 request_serializer=flow_pb2.WatchExecutionRequest.SerializeToString,
                 response_deserializer=None,
@@ -280,7 +288,7 @@ class PeerClient:
         last: KodosumiError | None = None
         for endpoint in self._endpoints(node_id):
             try:
-                await getattr(self._flows(endpoint), method)(
+                await getattr(self._flows(endpoint, node_id), method)(
                     request, timeout=self.call_timeout, metadata=self._metadata
                 )
                 return

@@ -43,7 +43,11 @@ def announced_state(info: node_pb2.NodeInfo) -> str:
 
 class PeerNetwork:
     def __init__(
-        self, config: NodeConfig, tls: TlsMaterial | None, time: TimeSource | None = None
+        self,
+        config: NodeConfig,
+        tls: TlsMaterial | None,
+        time: TimeSource | None = None,
+        registry_id: str = "",
     ) -> None:
         self.config = config
         self.time = time or TimeSource()
@@ -60,7 +64,12 @@ class PeerNetwork:
             self.table, self.client.probe, config.peers.health_interval_seconds, self.time
         )
         self.registry = (
-            RegistryClient(config.registry_address, tls, config.registry.call_timeout_seconds)
+            RegistryClient(
+                config.registry_address,
+                tls,
+                config.registry.call_timeout_seconds,
+                registry_id=registry_id,
+            )
             if config.registry_address
             else None
         )

@@ -10,6 +10,7 @@ import grpc
 from google.protobuf import duration_pb2
 
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import node_pb2, registry_pb2_grpc
 from kodosumi.v1 import registry_pb2 as rpb
@@ -30,10 +31,13 @@ def _duration(seconds: float) -> duration_pb2.Duration:
 
 
 class RegistryClient:
-    def __init__(self, address: str, tls: TlsMaterial | None, call_timeout: float) -> None:
+    def __init__(
+        self, address: str, tls: TlsMaterial | None, call_timeout: float, registry_id: str = ""
+    ) -> None:
         self.address = address
         self.call_timeout = call_timeout
-        self._channel = open_channel(address, tls)
+        # Any registry of the trust domain, or exactly the one the node enrolled with.
+        self._channel = open_channel(address, tls, expect=ServerExpectation.registry(registry_id))
         self._stub: registry_pb2_grpc.RegistryServiceAsyncStub = (
             registry_pb2_grpc.RegistryServiceStub(self._channel)  # type: ignore[assignment]
         )

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from kodosumi.authz import ADMIN, USER, Grants, Principal, default_roles
 from kodosumi.enrollment import EnrollmentToken, fingerprint
 from kodosumi.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
-from kodosumi.rpc.guard import RevocationList
+from kodosumi.revocations import RevocationList
 from kodosumi.spiffe import IdentityKind, InvalidSpiffeId, SpiffeId
 from registryd.auth.errors import (
     CertificateNotFound,
@@ -62,6 +62,8 @@ class AuthSettings:
     # What enrollment tokens name: where to enroll, where the registry is.
     enroll_address: str = ""
     registry_address: str = ""
+    # The registry's own id: tokens name it, so enrollees accept exactly this registry.
+    registry_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +241,7 @@ class AuthProvider:
             identity=str(identity),
             ca_fingerprint=fingerprint(self.issuer.ca.cert),
             secret=secret,
+            registry_id=self.settings.registry_id,
         )
         return token.encode(), now + lifetime
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from kodosumi.audit import AuditLog
 from kodosumi.authz import Rule, StaticRoleResolver
 from kodosumi.credentials import (
     CertificateRenewer,
@@ -127,7 +128,9 @@ class AuthRuntime:
         )
         return IssuedCertificate(issued.cert_pem, issued.ca_pem)
 
-    async def start(self, registry_listen: str, registry_address: str) -> None:
+    async def start(
+        self, registry_listen: str, registry_address: str, audit: AuditLog | None = None
+    ) -> None:
         """Serve the enrollment port, name the addresses in tokens, keep our cert fresh."""
         server = create_server(
             enrollment_policy(),
@@ -136,6 +139,7 @@ class AuthRuntime:
                 roles=StaticRoleResolver(),
                 insecure_roles=frozenset({ENROLLEE}),
             ),
+            audit=audit,
         )
         auth_pb2_grpc.add_EnrollmentServiceServicer_to_server(
             EnrollmentServicer(self.provider), server
@@ -161,6 +165,7 @@ class AuthRuntime:
             self.provider.settings,
             enroll_address=enroll_address,
             registry_address=self.config.registry_advertise or registry_address,
+            registry_id=self.identity.name,
         )
         self._renewal = asyncio.get_running_loop().create_task(
             self.renewer.run(), name="registry-certificate-renewal"

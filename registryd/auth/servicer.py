@@ -18,18 +18,28 @@ from kodosumi.v1 import auth_pb2 as pb
 from kodosumi.v1 import auth_pb2_grpc
 from registryd.auth import codec
 from registryd.auth.badges import BadgeDesk
+from registryd.auth.errors import EnrollmentTokenInvalid
 from registryd.auth.provider import AuthProvider, AuthState
+from registryd.auth.throttle import EnrollmentThrottle, peer_host
 from registryd.codec import timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class EnrollmentServicer(auth_pb2_grpc.EnrollmentServiceServicer):
-    def __init__(self, provider: AuthProvider) -> None:
+    def __init__(self, provider: AuthProvider, throttle: EnrollmentThrottle | None = None) -> None:
         self.provider = provider
+        self.throttle = throttle or EnrollmentThrottle(provider.clock.now)
 
     async def Enroll(self, request: pb.EnrollRequest, context: Context) -> pb.EnrollResponse:
-        issued = await self.provider.enroll(request.token, request.csr)
+        address = peer_host(context.peer())
+        self.throttle.check(address)
+        try:
+            issued = await self.provider.enroll(request.token, request.csr)
+        except EnrollmentTokenInvalid:
+            self.throttle.failed(address)
+            raise
+        self.throttle.succeeded(address)
         return pb.EnrollResponse(
             identity=str(issued.identity),
             certificate=issued.cert_pem,

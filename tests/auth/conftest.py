@@ -15,6 +15,7 @@ import pytest
 from kodosumi.authz import Principal
 from kodosumi.enrollment import EnrollmentToken, enroll
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import auth_pb2_grpc, registry_pb2_grpc
@@ -89,7 +90,7 @@ class AuthRegistry:
         return self.daemon.auth.provider
 
     def channel(self, tls: TlsMaterial | None) -> grpc.aio.Channel:
-        channel = open_channel(self.address, tls)
+        channel = open_channel(self.address, tls, expect=ServerExpectation.registry())
         self.channels.append(channel)
         return channel
 

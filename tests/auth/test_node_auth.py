@@ -26,6 +26,7 @@ from kodosumi.enrollment import EnrollmentToken, enroll
 from kodosumi.pki import load_certificate, spiffe_id_of
 from kodosumi.rpc.channel import open_channel
 from kodosumi.rpc.status import details_of
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import (
@@ -67,12 +68,16 @@ class Domain:
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     def flows(self, node: str, user: str) -> Any:
-        channel = open_channel(self.nodes[node].address, self.users[user])
+        channel = open_channel(
+            self.nodes[node].address, self.users[user], expect=ServerExpectation.node(node)
+        )
         self.channels.append(channel)
         return flow_pb2_grpc.FlowServiceStub(channel)
 
     def auth(self) -> Any:
-        channel = open_channel(self.registry.address, self.admin)
+        channel = open_channel(
+            self.registry.address, self.admin, expect=ServerExpectation.registry()
+        )
         self.channels.append(channel)
         return auth_pb2_grpc.AuthServiceStub(channel)
 
@@ -120,6 +125,7 @@ async def domain(
             ("olga", ("operator",), ()),
             ("carl", (), ()),
             ("dave", (), ()),
+            ("erin", (), ()),
         ):
             found.users[name] = await _enroll_user(registry, name, roles, groups)
         yield found
@@ -140,9 +146,11 @@ async def test_nodes_enroll_register_and_get_flow_identities(domain: Domain) -> 
     app = domain.nodes["node-a"]
     assert app.identity == f"spiffe://{DOMAIN}/node/node-a"
     assert app.credentials is not None and app.credentials.rotating is not None
-    reader = registry_pb2_grpc.RegistryServiceStub(
-        open_channel(domain.registry.address, domain.users["bob"])
+    channel = open_channel(
+        domain.registry.address, domain.users["bob"], expect=ServerExpectation.registry()
     )
+    domain.channels.append(channel)  # a channel nobody holds is closed by the collector
+    reader = registry_pb2_grpc.RegistryServiceStub(channel)
 
     async def both_online() -> bool:
         listed = await reader.ListNodes(registry_pb2.ListNodesRequest(), timeout=5)
@@ -237,6 +245,43 @@ async def test_a_revoked_user_is_refused_by_every_node_within_the_bound(domain: 
     await domain.flows("node-a", "bob").ListFlows(flow_pb2.ListFlowsRequest(), timeout=5)
 
 
+async def test_streams_of_a_revoked_user_end_within_the_bound(domain: Domain) -> None:
+    """Issue 11 item 4: revocation ends what is already open, not only new calls."""
+    erin = domain.flows("node-a", "erin")
+    execution = await launch(erin, "sleepy", {"seconds": 20})
+    watch = erin.WatchExecution(flow_pb2.WatchExecutionRequest(execution_id=execution))
+    assert (await watch.read()).events
+    channel = open_channel(
+        domain.registry.address, domain.users["erin"], expect=ServerExpectation.registry()
+    )
+    domain.channels.append(channel)
+    feed = registry_pb2_grpc.RegistryServiceStub(channel).WatchRegistry(
+        registry_pb2.WatchRegistryRequest()
+    )
+    await feed.read()  # the snapshot; the stream then idles
+
+    await domain.auth().Revoke(
+        auth_pb2.RevokeRequest(identity=f"spiffe://{DOMAIN}/user/erin", reason="left"), timeout=5
+    )
+    started = time.monotonic()
+
+    async def ended(call: Any) -> grpc.aio.AioRpcError:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            while (await call.read()) is not grpc.aio.EOF:
+                pass
+        return refused.value
+
+    for call in (watch, feed):
+        error = await asyncio.wait_for(ended(call), BOUND_SECONDS)
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error.details()
+        assert details_of(error)[0] == "REVOKED"
+    assert time.monotonic() - started < BOUND_SECONDS
+    # Others' streams go on.
+    bob = domain.flows("node-a", "bob")
+    other = await launch(bob, "hello", {"name": "bob"})
+    assert statuses(await collect(bob, other))[-1] == event_pb2.EXECUTION_STATUS_SUCCEEDED
+
+
 def _served_serial(address: str) -> int:
     host, _, port = address.rpartition(":")
     context = ssl.create_default_context()
@@ -272,9 +317,11 @@ async def test_a_node_serves_its_renewed_certificate_without_a_restart(domain: D
     assert load_certificate(rotating.files.cert).serial_number == after  # type: ignore[union-attr]
 
     # New connections work; the stream opened before the renewal goes on to the end.
-    info = await node_pb2_grpc.NodeServiceStub(
-        open_channel(app.address, domain.users["olga"])
-    ).GetNodeInfo(node_pb2.GetNodeInfoRequest(), timeout=10)
+    channel = open_channel(app.address, domain.users["olga"], expect=ServerExpectation.node())
+    domain.channels.append(channel)
+    info = await node_pb2_grpc.NodeServiceStub(channel).GetNodeInfo(
+        node_pb2.GetNodeInfoRequest(), timeout=10
+    )
     assert info.node.node_id == "node-b"
     rest: list[event_pb2.Event] = []
     while (response := await watch.read()) is not grpc.aio.EOF:

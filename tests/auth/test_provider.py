@@ -16,6 +16,7 @@ from kodosumi.csr import build_csr
 from kodosumi.enrollment import EnrollmentToken
 from kodosumi.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from kodosumi.pki import CertificateAuthority, generate_private_key
+from kodosumi.server_identity import reserved_names
 from kodosumi.spiffe import SpiffeId
 from registryd.auth.issuer import Issuer
 from registryd.auth.memory_store import MemoryAuthStore
@@ -136,7 +137,7 @@ async def test_certificates_carry_host_names_for_servers_only(provider: AuthProv
         build_csr(generate_private_key(), node, dns_names=("n1.lan",), ip_addresses=("10.0.0.1",)),
     )
     sans = issued.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert sans.get_values_for_type(x509.DNSName) == ["n1.lan"]
+    assert sans.get_values_for_type(x509.DNSName) == ["n1.lan", *reserved_names(node)]
     user = SpiffeId.user(DOMAIN, "alice")
     issued = await provider.renew(
         Principal(user, frozenset({USER})),

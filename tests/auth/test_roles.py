@@ -13,7 +13,7 @@ import pytest
 from kodosumi.authz import ADMIN, FLOW, NODE, OPERATOR, USER, Grants, Principal, StaticRoleResolver
 from kodosumi.errors import PermissionDenied, Unavailable
 from kodosumi.pki import CertificateAuthority, create_ca, issue_certificate
-from kodosumi.rpc.guard import RevocationList
+from kodosumi.revocations import RevocationList
 from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import auth_pb2
 from kodosumid.auth.roles import ProviderGrants, check_flow_access

@@ -15,6 +15,7 @@ from cryptography import x509
 from kodosumi.credentials import CertificateRenewer, IssuedCertificate, RotatingCredentials
 from kodosumi.rpc.channel import CHANNEL_OPTIONS, open_channel
 from kodosumi.rpc.rotating_channel import RotatingChannel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import auth_pb2, auth_pb2_grpc, registry_pb2
 from tests.auth.conftest import AuthRegistry
@@ -73,7 +74,9 @@ async def test_a_client_channel_dials_with_its_renewed_certificate(
 ) -> None:
     material = await auth_registry.enroll_node("node-b")
     credentials = RotatingCredentials(material)
-    channel = open_channel(auth_registry.address, credentials.live())
+    channel = open_channel(
+        auth_registry.address, credentials.live(), expect=ServerExpectation.registry()
+    )
     stub: Any = auth_pb2_grpc.AuthServiceStub(channel)
     try:
         me = await stub.WhoAmI(auth_pb2.WhoAmIRequest(), timeout=5)
@@ -111,7 +114,9 @@ async def test_a_revoked_old_certificate_does_not_hit_the_renewed_one(
     """Revoking the serial of a replaced certificate leaves its successor working."""
     material = await auth_registry.enroll_node("node-c")
     credentials = RotatingCredentials(material)
-    channel = open_channel(auth_registry.address, credentials.live())
+    channel = open_channel(
+        auth_registry.address, credentials.live(), expect=ServerExpectation.registry()
+    )
     stub = auth_pb2_grpc.AuthServiceStub(channel)
     try:
 

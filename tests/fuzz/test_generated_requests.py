@@ -1,7 +1,8 @@
 """Generated bad input against every RPC of every service (the node's own, A2A's, the
 registry's), through real servers over mTLS:
 the only statuses are the documented ones, never UNKNOWN or INTERNAL, and health stays
-SERVING. (Issue 7, item 5.)"""
+SERVING. (Issue 7, item 5.) The standard services (health, reflection) and streaming
+requests are held to the same rule (issue 11, item 6)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import grpc
 from a2a.types import a2a_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +30,8 @@ ALLOWED = {
     grpc.StatusCode.UNAUTHENTICATED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+# Every daemon serves these beside its own services.
+STANDARD = [health_pb2, reflection_pb2]
 EXAMPLES = 15
 A2A_METADATA = (("a2a-version", "1.0"),)
 
@@ -45,6 +49,13 @@ def _call(channel: grpc.Channel, path: str, method: Any, payload: bytes) -> grpc
     # A2A calls carry the protocol version (without it they would all stop at the check).
     metadata = A2A_METADATA if path.startswith("/lf.a2a.v1.") else None
     try:
+        if method.client_streaming:
+            # One request on the stream (reflection): the first answer or the status decides.
+            call = channel.stream_stream(path, identity, identity)(iter([payload]), timeout=5)
+            for _ in call:
+                break
+            call.cancel()
+            return grpc.StatusCode.OK
         if method.server_streaming:
             stream = channel.unary_stream(path, identity, identity)(
                 payload, timeout=5, metadata=metadata
@@ -98,7 +109,7 @@ async def test_node_answers_generated_requests_with_documented_statuses(
     tls = shared_node.app.client_files.read()
     credentials = grpc.ssl_channel_credentials(tls.ca_cert, tls.key, tls.cert)
     await asyncio.to_thread(
-        _fuzz, shared_node.app.address, credentials, [flow_pb2, node_pb2, a2a_pb2]
+        _fuzz, shared_node.app.address, credentials, [flow_pb2, node_pb2, a2a_pb2, *STANDARD]
     )
 
 
@@ -108,4 +119,32 @@ async def test_registry_answers_generated_requests_with_documented_statuses(
     daemon = await start_registry()
     tls = pki.node("fuzz-node")
     credentials = grpc.ssl_channel_credentials(tls.ca_cert, tls.key, tls.cert)
-    await asyncio.to_thread(_fuzz, daemon.address, credentials, [registry_pb2])
+    await asyncio.to_thread(_fuzz, daemon.address, credentials, [registry_pb2, *STANDARD])
+
+
+def _raw(address: str, credentials: grpc.ChannelCredentials) -> dict[str, grpc.StatusCode]:
+    identity: Callable[[bytes], bytes] = lambda b: b  # noqa: E731
+    with grpc.secure_channel(address, credentials) as channel:
+        codes = {}
+        reflect = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        try:
+            list(channel.stream_stream(reflect, identity, identity)(iter([b"\xff"]), timeout=5))
+        except grpc.RpcError as e:
+            codes["reflection"] = e.code()  # type: ignore[attr-defined]
+        listed = channel.unary_unary(
+            "/grpc.health.v1.Health/List",
+            health_pb2.HealthListRequest.SerializeToString,
+            health_pb2.HealthListResponse.FromString,
+        )(health_pb2.HealthListRequest(), timeout=5)
+        codes["list"] = grpc.StatusCode.OK if "" in listed.statuses else grpc.StatusCode.UNKNOWN
+        return codes
+
+
+async def test_standard_services_answer_bad_input_without_internal(
+    start_registry: Any, pki: Any
+) -> None:
+    daemon = await start_registry()
+    tls = pki.node("fuzz-node")
+    credentials = grpc.ssl_channel_credentials(tls.ca_cert, tls.key, tls.cert)
+    codes = await asyncio.to_thread(_raw, daemon.address, credentials)
+    assert codes == {"reflection": grpc.StatusCode.INVALID_ARGUMENT, "list": grpc.StatusCode.OK}

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.v1 import flow_pb2_grpc, node_pb2_grpc
 from kodosumid.app import NodeApp
 from kodosumid.config import DiscoveryConfig, FlowEntry, NodeConfig, PoolConfig
@@ -93,7 +94,7 @@ class RunningNode:
         self.app = app
         assert app.client_files is not None or app.config.insecure
         tls = None if app.config.insecure else app.client_files.read()  # type: ignore[union-attr]
-        self.channel = open_channel(app.address, tls)
+        self.channel = open_channel(app.address, tls, expect=ServerExpectation.node())
         self.flows = flow_pb2_grpc.FlowServiceStub(self.channel)
         self.node = node_pb2_grpc.NodeServiceStub(self.channel)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import dev_client_files
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
 from tests.node.helpers import collect, eventually, launch, statuses
@@ -81,7 +82,9 @@ class Daemon:
         return str(json.loads((self.state_dir / "node.json").read_text())["address"])
 
     def stub(self) -> tuple[object, flow_pb2_grpc.FlowServiceStub]:
-        channel = open_channel(self.address, dev_client_files(self.state_dir).read())
+        channel = open_channel(
+            self.address, dev_client_files(self.state_dir).read(), expect=ServerExpectation.node()
+        )
         return channel, flow_pb2_grpc.FlowServiceStub(channel)
 
     def stop(self) -> None:

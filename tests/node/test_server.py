@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from kodosumi.authz import STANDARD_METHODS
 from kodosumi.pki import CertificateAuthority, cert_pem, key_pem
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import flow_pb2, node_pb2
@@ -91,7 +92,9 @@ async def test_a_client_of_another_ca_is_rejected_at_the_handshake(
     )
     cert, key = foreign_ca.issue(SpiffeId.user("local.kodosumi", "mallory"))
     channel = open_channel(
-        shared_node.app.address, TlsMaterial(ours.ca_cert, cert_pem(cert), key_pem(key))
+        shared_node.app.address,
+        TlsMaterial(ours.ca_cert, cert_pem(cert), key_pem(key)),
+        expect=ServerExpectation.node(),
     )
     try:
         health = health_pb2_grpc.HealthStub(channel)

@@ -14,6 +14,7 @@ import pytest
 
 from kodosumi.pki import cert_pem, key_pem, write_private, write_public
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import flow_pb2_grpc, node_pb2_grpc, registry_pb2_grpc
@@ -75,8 +76,8 @@ def peer_pki(folder: Path) -> PeerPki:
 class Client:
     """A user (or any identity) talking to one daemon."""
 
-    def __init__(self, address: str, tls: TlsMaterial) -> None:
-        self.channel = open_channel(address, tls)
+    def __init__(self, address: str, tls: TlsMaterial, expect: ServerExpectation) -> None:
+        self.channel = open_channel(address, tls, expect=expect)
         self.flows: flow_pb2_grpc.FlowServiceAsyncStub = flow_pb2_grpc.FlowServiceStub(  # type: ignore[assignment]
             self.channel
         )
@@ -135,7 +136,10 @@ class Cluster:
         return app
 
     def client(self, address: str, tls: TlsMaterial | None = None) -> Client:
-        client = Client(address, tls or self.pki.user())
+        # Clients check whom they reach: a registry of this cluster, else a node.
+        registries = {r.address for r in self.registries}
+        expect = ServerExpectation.registry() if address in registries else ServerExpectation.node()
+        client = Client(address, tls or self.pki.user(), expect)
         self.clients.append(client)
         return client
 

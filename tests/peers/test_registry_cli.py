@@ -25,6 +25,7 @@ from kodoclient.errors import KodoclientError
 from kodoclient.registry import RegistryClient, RegistryItem, RegistrySnapshot
 from kodosumi.pki import cert_pem, key_pem, write_private, write_public
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import node_pb2, registry_pb2_grpc
 from kodosumi.v1 import registry_pb2 as rpb
@@ -58,7 +59,9 @@ class Reg:
 
     async def register(self, node_id: str, *flows: str, tag: str = "demo") -> None:
         """Register `node_id` with `flows` as the node itself would (its own certificate)."""
-        channel = open_channel(self.address, self.pki.node(node_id))
+        channel = open_channel(
+            self.address, self.pki.node(node_id), expect=ServerExpectation.registry()
+        )
         try:
             stub = registry_pb2_grpc.RegistryServiceStub(channel)
             request = register_request(node_id, [flow_pb(f, tag) for f in flows], interval=10)
@@ -67,7 +70,9 @@ class Reg:
             await channel.close()
 
     async def deregister(self, node_id: str) -> None:
-        channel = open_channel(self.address, self.pki.node(node_id))
+        channel = open_channel(
+            self.address, self.pki.node(node_id), expect=ServerExpectation.registry()
+        )
         try:
             stub = registry_pb2_grpc.RegistryServiceStub(channel)
             await stub.DeregisterNode(

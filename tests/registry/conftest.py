@@ -14,6 +14,7 @@ import pytest
 
 from kodosumi.pki import CertificateAuthority, cert_pem, key_pem
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import registry_pb2_grpc
@@ -117,7 +118,7 @@ async def connect() -> AsyncIterator[StubFactory]:
     def stub(
         daemon: RegistryDaemon, tls: TlsMaterial | None
     ) -> registry_pb2_grpc.RegistryServiceAsyncStub:
-        channel = open_channel(daemon.address, tls)
+        channel = open_channel(daemon.address, tls, expect=ServerExpectation.registry())
         channels.append(channel)
         return registry_pb2_grpc.RegistryServiceStub(channel)
 

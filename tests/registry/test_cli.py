@@ -13,6 +13,7 @@ from pathlib import Path
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsFiles
 from kodosumi.v1 import registry_pb2 as pb
 from kodosumi.v1 import registry_pb2_grpc
@@ -52,7 +53,9 @@ async def test_registryd_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         client = TlsFiles(
             Path(info["ca_cert"]), Path(info["client_cert"]), Path(info["client_key"])
         )
-        async with open_channel(info["address"], client.read()) as channel:
+        async with open_channel(
+            info["address"], client.read(), expect=ServerExpectation.registry()
+        ) as channel:
             health = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=10
             )

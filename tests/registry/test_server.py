@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kodosumi.jsonvalue import struct_to_dict
 from kodosumi.rpc.channel import open_channel
 from kodosumi.rpc.status import details_of
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.v1 import node_pb2, registry_pb2_grpc
 from kodosumi.v1 import registry_pb2 as pb
 from registryd.clock import ManualClock
@@ -54,7 +55,9 @@ async def test_health_and_registry_json(start_registry: RegistryFactory, pki: Pk
     assert info["address"] == daemon.address
     assert info["identity"] == "spiffe://test.kodosumi/registry/test-registry"
     assert info["ca_cert"] == str(pki.ca_cert)
-    async with open_channel(daemon.address, pki.user()) as channel:
+    async with open_channel(
+        daemon.address, pki.user(), expect=ServerExpectation.registry()
+    ) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "kodosumi.v1.RegistryService"):
             response = await health.Check(health_pb2.HealthCheckRequest(service=service))
@@ -253,7 +256,9 @@ async def test_clients_only_read_and_flows_get_nothing(
         anext(aiter(flow.WatchRegistry(pb.WatchRegistryRequest()))),
     ):
         assert (await failure(call)).code() == grpc.StatusCode.PERMISSION_DENIED
-    async with open_channel(daemon.address, pki.flow("node-a", "hello")) as channel:
+    async with open_channel(
+        daemon.address, pki.flow("node-a", "hello"), expect=ServerExpectation.registry()
+    ) as channel:
         error = await failure(
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         )
@@ -379,7 +384,9 @@ async def test_the_registry_serves_its_own_certificate_for_localhost(
 ) -> None:
     daemon = await start_registry()
     port = daemon.address.rpartition(":")[2]
-    async with open_channel(f"localhost:{port}", pki.user()) as channel:
+    async with open_channel(
+        f"localhost:{port}", pki.user(), expect=ServerExpectation.registry()
+    ) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         assert (await stub.ListNodes(pb.ListNodesRequest(), timeout=10)).revision == 0
 
