@@ -9,6 +9,7 @@ the file and line of the bad key, or the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -103,12 +104,21 @@ class AuthConfig:
     grants_cache_seconds: float = 5.0
     # User names (or SPIFFE ids) that are admins whatever the database says (bootstrap).
     admins: tuple[str, ...] = ()
+    # Host names the CA signs for any node without their being named in its token or
+    # approved: DNS names or `*.suffix` patterns, and IP networks (registryd/auth/host_names).
+    allowed_dns: tuple[str, ...] = ("localhost",)
+    allowed_ips: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     def check(self) -> None:
         if self.certificate_lifetime < 10 or self.token_lifetime < 1:
             raise ConfigError("auth: certificate_lifetime >= 10 s and token_lifetime >= 1 s")
         if not 0 < self.grants_cache_seconds <= 10:
             raise ConfigError("auth.grants_cache_seconds: in (0, 10] (the revocation bound)")
+        try:
+            for network in self.allowed_ips:
+                ipaddress.ip_network(network, strict=False)
+        except ValueError as e:
+            raise ConfigError(f"auth.allowed_ips: {e}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -274,7 +274,9 @@ class RegistryDaemon:
         if auth is not None:
             # Tokens tell enrollees on other hosts where to go: the advertised address, and
             # carry every address the registry advertises.
-            await auth.start(self.config.listen, self.endpoints[0], audit=self.audit)
+            await auth.start(
+                self.config.listen, self.endpoints[0], audit=self.audit, advertise=self.endpoints
+            )
         await set_serving(self._health, services, True)
 
     async def stop(self, grace: float | None = None) -> None:

@@ -49,11 +49,22 @@ def auth_client(state: CliState, registry: str | None) -> AuthClient:
 
 
 async def issue_token(
-    state: CliState, registry: str | None, kind: int, name: str, ttl: float | None
+    state: CliState,
+    registry: str | None,
+    kind: int,
+    name: str,
+    ttl: float | None,
+    dns_names: tuple[str, ...] = (),
+    ip_addresses: tuple[str, ...] = (),
 ) -> exit_codes.ExitCode:
     """Ask the auth service for a one-time enrollment token and print it (the token alone
     on stdout, so scripts can capture it; its identity and expiry as a note)."""
-    request = pb.CreateEnrollmentTokenRequest(kind=kind, name=name)  # type: ignore[arg-type]
+    request = pb.CreateEnrollmentTokenRequest(
+        kind=kind,  # type: ignore[arg-type]
+        name=name,
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+    )
     if (d := duration(ttl)) is not None:
         request.ttl.CopyFrom(d)
     async with auth_client(state, registry) as client:

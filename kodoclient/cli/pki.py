@@ -123,18 +123,75 @@ def _loopback(host: str) -> bool:
         return False
 
 
+_DNS = click.option(
+    "--dns", "dns_names", multiple=True, metavar="NAME", help="A DNS name of the node (repeat)."
+)
+_IP = click.option(
+    "--ip", "ip_addresses", multiple=True, metavar="ADDRESS", help="An IP of the node (repeat)."
+)
+
+
 @pki.command("token")
 @click.option("--node", "node_id", required=True, metavar="NODE_ID", help="The node's id.")
 @click.option("--ttl", type=float, metavar="SECONDS", help="Token lifetime (1 day).")
+@_DNS
+@_IP
 @registry_option
 @json_option
 @click.pass_context
-def token(ctx: click.Context, node_id: str, ttl: float | None, registry: str | None) -> None:
-    """A one-time enrollment token for a node: `kodosumid --join TOKEN`."""
+def token(
+    ctx: click.Context,
+    node_id: str,
+    ttl: float | None,
+    dns_names: tuple[str, ...],
+    ip_addresses: tuple[str, ...],
+    registry: str | None,
+) -> None:
+    """A one-time enrollment token for a node: `kodosumid --join TOKEN`.
+
+    The node's certificate may carry the --dns names and --ip addresses given here (beyond
+    loopback and the registry's `[auth] allowed_dns/allowed_ips`); it asks for no others.
+    """
     state = state_of(ctx)
 
     async def body() -> ExitCode:
-        return await issue_token(state, registry, pb.IDENTITY_KIND_NODE, node_id, ttl)
+        return await issue_token(
+            state, registry, pb.IDENTITY_KIND_NODE, node_id, ttl, dns_names, ip_addresses
+        )
+
+    execute(ctx, body)
+
+
+@pki.command("approve-names")
+@click.argument("node_id", metavar="NODE_ID")
+@_DNS
+@_IP
+@registry_option
+@json_option
+@click.pass_context
+def approve_names(
+    ctx: click.Context,
+    node_id: str,
+    dns_names: tuple[str, ...],
+    ip_addresses: tuple[str, ...],
+    registry: str | None,
+) -> None:
+    """Replace the host names NODE_ID's certificates may carry (a new address without a new
+    enrollment); the node's next renewal carries exactly these."""
+    state = state_of(ctx)
+
+    async def body() -> ExitCode:
+        request = pb.ApproveHostNamesRequest(
+            node_id=node_id, dns_names=dns_names, ip_addresses=ip_addresses
+        )
+        async with auth_client(state, registry) as client:
+            response = await client.call("ApproveHostNames", request)
+        if state.settings.json:
+            state.emit(record(response))
+        else:
+            names = [*response.dns_names, *response.ip_addresses]
+            click.echo(f"{response.identity}: {', '.join(names) or 'loopback only'}")
+        return exit_codes.OK
 
     execute(ctx, body)
 

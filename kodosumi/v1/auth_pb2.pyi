@@ -758,21 +758,33 @@ class CreateEnrollmentTokenRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
+    DNS_NAMES_FIELD_NUMBER: _builtins.int
+    IP_ADDRESSES_FIELD_NUMBER: _builtins.int
     kind: Global___IdentityKind.ValueType
     name: _builtins.str
     """The user name or node id."""
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def dns_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Node tokens: the DNS names and IP addresses the node's certificate may carry beyond
+        loopback and the CA's policy. A CSR asking for more is INVALID_ARGUMENT (token kept).
+        """
+
+    @_builtins.property
+    def ip_addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
         kind: Global___IdentityKind.ValueType = ...,
         name: _builtins.str = ...,
         ttl: _duration_pb2.Duration | None = ...,
+        dns_names: _abc.Iterable[_builtins.str] | None = ...,
+        ip_addresses: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dns_names", b"dns_names", "ip_addresses", b"ip_addresses", "kind", b"kind", "name", b"name", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1133,3 +1145,58 @@ class ListBadgesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListBadgesResponse: _TypeAlias = ListBadgesResponse  # noqa: Y015
+
+@_typing.final
+class ApproveHostNamesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    DNS_NAMES_FIELD_NUMBER: _builtins.int
+    IP_ADDRESSES_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The node id."""
+    @_builtins.property
+    def dns_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def ip_addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        dns_names: _abc.Iterable[_builtins.str] | None = ...,
+        ip_addresses: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dns_names", b"dns_names", "ip_addresses", b"ip_addresses", "node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveHostNamesRequest: _TypeAlias = ApproveHostNamesRequest  # noqa: Y015
+
+@_typing.final
+class ApproveHostNamesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    DNS_NAMES_FIELD_NUMBER: _builtins.int
+    IP_ADDRESSES_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    @_builtins.property
+    def dns_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def ip_addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        dns_names: _abc.Iterable[_builtins.str] | None = ...,
+        ip_addresses: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dns_names", b"dns_names", "identity", b"identity", "ip_addresses", b"ip_addresses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveHostNamesResponse: _TypeAlias = ApproveHostNamesResponse  # noqa: Y015

@@ -198,6 +198,11 @@ class AuthServiceStub:
                 request_serializer=kodosumi_dot_v1_dot_auth__pb2.ListCertificatesRequest.SerializeToString,
                 response_deserializer=kodosumi_dot_v1_dot_auth__pb2.ListCertificatesResponse.FromString,
                 _registered_method=True)
+        self.ApproveHostNames = channel.unary_unary(
+                '/kodosumi.v1.AuthService/ApproveHostNames',
+                request_serializer=kodosumi_dot_v1_dot_auth__pb2.ApproveHostNamesRequest.SerializeToString,
+                response_deserializer=kodosumi_dot_v1_dot_auth__pb2.ApproveHostNamesResponse.FromString,
+                _registered_method=True)
         self.Revoke = channel.unary_unary(
                 '/kodosumi.v1.AuthService/Revoke',
                 request_serializer=kodosumi_dot_v1_dot_auth__pb2.RevokeRequest.SerializeToString,
@@ -324,6 +329,13 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApproveHostNames(self, request, context):
+        """Replaces the host names a node's certificates may carry; its next renewal carries them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Revoke(self, request, context):
         """Revokes one certificate (by serial) or every certificate an identity holds so far.
         """
@@ -422,6 +434,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.ListCertificates,
                     request_deserializer=kodosumi_dot_v1_dot_auth__pb2.ListCertificatesRequest.FromString,
                     response_serializer=kodosumi_dot_v1_dot_auth__pb2.ListCertificatesResponse.SerializeToString,
+            ),
+            'ApproveHostNames': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveHostNames,
+                    request_deserializer=kodosumi_dot_v1_dot_auth__pb2.ApproveHostNamesRequest.FromString,
+                    response_serializer=kodosumi_dot_v1_dot_auth__pb2.ApproveHostNamesResponse.SerializeToString,
             ),
             'Revoke': grpc.unary_unary_rpc_method_handler(
                     servicer.Revoke,
@@ -829,6 +846,33 @@ class AuthService:
             '/kodosumi.v1.AuthService/ListCertificates',
             kodosumi_dot_v1_dot_auth__pb2.ListCertificatesRequest.SerializeToString,
             kodosumi_dot_v1_dot_auth__pb2.ListCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveHostNames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kodosumi.v1.AuthService/ApproveHostNames',
+            kodosumi_dot_v1_dot_auth__pb2.ApproveHostNamesRequest.SerializeToString,
+            kodosumi_dot_v1_dot_auth__pb2.ApproveHostNamesResponse.FromString,
             options,
             channel_credentials,
             insecure,

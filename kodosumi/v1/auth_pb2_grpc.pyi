@@ -118,6 +118,8 @@ class AuthServiceStub:
     CreateEnrollmentToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateEnrollmentTokenRequest, _auth_pb2.CreateEnrollmentTokenResponse]
     """A one-time enrollment token for a user or a node."""
     ListCertificates: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListCertificatesRequest, _auth_pb2.ListCertificatesResponse]
+    ApproveHostNames: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ApproveHostNamesRequest, _auth_pb2.ApproveHostNamesResponse]
+    """Replaces the host names a node's certificates may carry; its next renewal carries them."""
     Revoke: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeRequest, _auth_pb2.RevokeResponse]
     """Revokes one certificate (by serial) or every certificate an identity holds so far."""
     ListRevocations: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListRevocationsRequest, _auth_pb2.ListRevocationsResponse]
@@ -163,6 +165,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     CreateEnrollmentToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateEnrollmentTokenRequest, _auth_pb2.CreateEnrollmentTokenResponse]  # type: ignore[assignment]
     """A one-time enrollment token for a user or a node."""
     ListCertificates: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListCertificatesRequest, _auth_pb2.ListCertificatesResponse]  # type: ignore[assignment]
+    ApproveHostNames: _aio.UnaryUnaryMultiCallable[_auth_pb2.ApproveHostNamesRequest, _auth_pb2.ApproveHostNamesResponse]  # type: ignore[assignment]
+    """Replaces the host names a node's certificates may carry; its next renewal carries them."""
     Revoke: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeRequest, _auth_pb2.RevokeResponse]  # type: ignore[assignment]
     """Revokes one certificate (by serial) or every certificate an identity holds so far."""
     ListRevocations: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListRevocationsRequest, _auth_pb2.ListRevocationsResponse]  # type: ignore[assignment]
@@ -289,6 +293,14 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.ListCertificatesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.ListCertificatesResponse, _abc.Awaitable[_auth_pb2.ListCertificatesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ApproveHostNames(
+        self,
+        request: _auth_pb2.ApproveHostNamesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ApproveHostNamesResponse, _abc.Awaitable[_auth_pb2.ApproveHostNamesResponse]]:
+        """Replaces the host names a node's certificates may carry; its next renewal carries them."""
 
     @_abc_1.abstractmethod
     def Revoke(

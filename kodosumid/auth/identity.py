@@ -12,10 +12,11 @@ The auth provider is the enrollment's registry unless `[auth] address` names ano
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kodosumi.addresses import certificate_hosts
+from kodosumi.addresses import LOOPBACK_IPS, LOOPBACK_NAMES, certificate_hosts
 from kodosumi.credentials import RotatingCredentials, files_in
 from kodosumi.enrollment import EnrollmentError, EnrollmentToken, enroll
 from kodosumi.errors import InvalidArgument
@@ -23,6 +24,8 @@ from kodosumi.pki import load_certificate, spiffe_id_of, write_private, write_pu
 from kodosumi.spiffe import IdentityKind, SpiffeId
 from kodosumi.tls import TlsFiles, TlsMaterial, ensure_dev_pki, pki_dir
 from kodosumid.config import NodeConfig
+
+log = logging.getLogger(__name__)
 
 ENROLLMENT_FILE = "enrollment.json"
 
@@ -111,10 +114,30 @@ def node_credentials(config: NodeConfig) -> NodeCredentials:
     )
 
 
-def _server_hosts(config: NodeConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Names clients dial this node by: loopback, the host name, the advertised hosts (for
-    0.0.0.0 without `advertise`: this host's addresses)."""
-    return certificate_hosts(config.listen, config.advertise)
+def _server_hosts(
+    config: NodeConfig, token: EnrollmentToken | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Names the node's certificate asks for: loopback, and of the names clients dial it by
+    (advertised hosts; for 0.0.0.0 this host's addresses) those the token allows, plus every
+    name the token allows. The CA refuses a CSR asking for more (issue 11), so the others are
+    left out with a warning: kodosumi's own clients check the node's identity, not these
+    names; an admin adds them with `koco pki approve-names` (the next renewal carries them).
+    """
+    wanted_dns, wanted_ips = certificate_hosts(config.listen, config.advertise)
+    allowed_dns = {*LOOPBACK_NAMES, *(token.dns_names if token else ())}
+    allowed_ips = {*LOOPBACK_IPS, *(token.ip_addresses if token else ())}
+    dns = [n for n in wanted_dns if n in allowed_dns]
+    ips = [a for a in wanted_ips if a in allowed_ips]
+    left_out = [n for n in (*wanted_dns, *wanted_ips) if n not in (*dns, *ips)]
+    if left_out:
+        log.warning(
+            "the certificate will not name %s: the enrollment token does not allow it "
+            "(`koco pki approve-names NODE --dns/--ip` adds names later)",
+            ", ".join(left_out),
+        )
+    dns += [n for n in (token.dns_names if token else ()) if n not in dns]
+    ips += [a for a in (token.ip_addresses if token else ()) if a not in ips]
+    return tuple(dns), tuple(ips)
 
 
 async def join(config: NodeConfig, token_text: str, ca_pem: bytes | None = None) -> NodeConfig:
@@ -132,7 +155,7 @@ async def join(config: NodeConfig, token_text: str, ca_pem: bytes | None = None)
         raise InvalidArgument.field(
             "node.id", f"the token is for node {identity.name!r}, not {config.node_id!r}"
         )
-    dns, ips = _server_hosts(config)
+    dns, ips = _server_hosts(config, token)
     try:
         enrolled = await enroll(token, ca_pem=ca_pem, dns_names=dns, ip_addresses=ips)
     except EnrollmentError as e:

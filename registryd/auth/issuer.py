@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from kodosumi.csr import InvalidCsr, read_csr
+from kodosumi.csr import CsrRequest, InvalidCsr, read_csr
 from kodosumi.pki import CertificateAuthority, cert_pem, issue_certificate
 from kodosumi.spiffe import IdentityKind, SpiffeId
 from registryd.auth.errors import bad_csr
-from registryd.auth.model import CertificateRecord
+from registryd.auth.model import CertificateRecord, HostNames
 from registryd.auth.store import AuthStore
 
 # Valid from a little before now: a peer whose clock is slightly behind accepts it.
@@ -43,6 +43,16 @@ class Issuer:
         self.store = store
         self.ca_pem = cert_pem(ca.cert)
 
+    def check(self, identity: SpiffeId, csr_pem: bytes) -> CsrRequest:
+        """The verified request, or INVALID_ARGUMENT (checked before a token is used up)."""
+        try:
+            request = read_csr(csr_pem)
+        except InvalidCsr as e:
+            raise bad_csr(str(e)) from None
+        if request.identity is not None and request.identity != identity:
+            raise bad_csr(f"the request names {request.identity}, but this issues {identity}")
+        return request
+
     async def issue(
         self,
         identity: SpiffeId,
@@ -51,13 +61,14 @@ class Issuer:
         now: float,
         lifetime: float,
         revoked_at: float | None = None,
+        names: HostNames | None = None,
     ) -> Issued:
-        try:
-            request = read_csr(csr_pem)
-        except InvalidCsr as e:
-            raise bad_csr(str(e)) from None
-        if request.identity is not None and request.identity != identity:
-            raise bad_csr(f"the request names {request.identity}, but this issues {identity}")
+        """A certificate for `identity` with the CSR's key. `names`: the host names to sign,
+        decided by the provider's policy; None signs the CSR's own (the registry's renewal of
+        its own certificate, whose names its operator configured)."""
+        request = self.check(identity, csr_pem)
+        if names is None:
+            names = HostNames(request.dns_names, request.ip_addresses)
         # Host names matter only for servers (nodes, registries); people and flows get none.
         servers = identity.kind in (IdentityKind.NODE, IdentityKind.REGISTRY)
         start = now - CLOCK_SKEW_SECONDS
@@ -71,8 +82,8 @@ class Issuer:
             self.ca.key,
             request.public_key,
             identity,
-            dns_names=request.dns_names if servers else (),
-            ip_addresses=request.ip_addresses if servers else (),
+            dns_names=names.dns_names if servers else (),
+            ip_addresses=names.ip_addresses if servers else (),
             validity=_utc(end) - _utc(start),
             not_before=_utc(start),
         )

@@ -8,6 +8,7 @@ from registryd.auth.model import (
     BadgeRecord,
     CertificateRecord,
     Group,
+    HostNames,
     IdentityRevocation,
     Revocations,
     SerialRevocation,
@@ -21,6 +22,7 @@ class MemoryAuthStore:
         self._users: dict[str, User] = {}
         self._groups: dict[str, str] = {}
         self._tokens: dict[str, TokenRecord] = {}
+        self._names: dict[str, HostNames] = {}
         self._certs: dict[int, CertificateRecord] = {}
         self._serials: dict[int, SerialRevocation] = {}
         self._identities: dict[str, IdentityRevocation] = {}
@@ -72,6 +74,18 @@ class MemoryAuthStore:
         used = replace(token, used_at=now)
         self._tokens[secret_hash] = used
         return used
+
+    async def peek_token(self, secret_hash: str, now: float) -> TokenRecord | None:
+        token = self._tokens.get(secret_hash)
+        if token is None or token.used_at is not None or token.expires_at <= now:
+            return None
+        return token
+
+    async def approved_names(self, identity: str) -> HostNames:
+        return self._names.get(identity, HostNames())
+
+    async def approve_names(self, identity: str, names: HostNames, at: float, by: str) -> None:
+        self._names[identity] = names
 
     async def add_certificate(self, cert: CertificateRecord) -> None:
         self._certs[cert.serial] = cert

@@ -3,6 +3,7 @@ revocations and badges. Times are Unix seconds; serials are integers."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from kodosumi.authz import ADMIN, OPERATOR, USER
@@ -27,6 +28,26 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
+class HostNames:
+    """DNS names and IP addresses a server identity's certificates may carry beyond loopback
+    and the CA's policy: named in its enrollment token, or approved by an admin later."""
+
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.dns_names or self.ip_addresses)
+
+    def to_json(self) -> str:
+        return json.dumps({"dns": list(self.dns_names), "ips": list(self.ip_addresses)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> HostNames:
+        data = json.loads(text) if text else {}
+        return cls(tuple(data.get("dns", ())), tuple(data.get("ips", ())))
+
+
+@dataclass(frozen=True, slots=True)
 class TokenRecord:
     """A one-time enrollment token: only the SHA-256 of its secret is kept."""
 
@@ -36,6 +57,8 @@ class TokenRecord:
     expires_at: float
     created_by: str = ""
     used_at: float | None = None
+    # Host names the enrollee's certificate may carry (node tokens; see `HostNames`).
+    names: HostNames = field(default_factory=HostNames)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ _RULES = {
     "ListGroups": ADMINS,
     "CreateEnrollmentToken": ADMINS,
     "ListCertificates": ADMINS,
+    "ApproveHostNames": ADMINS,
     "Revoke": ADMINS,
     "ListRevocations": ADMINS,
     "IssueBadge": ADMINS,

@@ -8,32 +8,31 @@ renewal from the caller's own certificate, flow certificates from the calling no
 
 The provider is also the registry's own `GrantResolver` and keeps the `RevocationList` its
 guard checks, so a revocation or a role change holds on the registry at once; nodes learn
-of it through `watch()` (the `WatchAuthState` stream).
+of it through `watch()` (the `WatchAuthState` stream). The certificate methods (tokens,
+enrollment, renewal, host names) are in `certificates.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from kodosumi.authz import ADMIN, USER, Grants, Principal, default_roles
-from kodosumi.enrollment import EnrollmentToken, fingerprint
-from kodosumi.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from kodosumi.errors import AlreadyExists, InvalidArgument
 from kodosumi.revocations import RevocationList
 from kodosumi.spiffe import IdentityKind, InvalidSpiffeId, SpiffeId
+from registryd.auth.certificates import CertificateDesk
 from registryd.auth.errors import (
     CertificateNotFound,
-    EnrollmentTokenInvalid,
     GroupNotFound,
     UserNotFound,
 )
-from registryd.auth.issuer import Issued, Issuer
+from registryd.auth.host_names import HostNamePolicy
+from registryd.auth.issuer import Issuer
 from registryd.auth.model import (
     USER_ROLES,
     CertificateRecord,
@@ -41,7 +40,6 @@ from registryd.auth.model import (
     IdentityRevocation,
     Revocations,
     SerialRevocation,
-    TokenRecord,
     User,
 )
 from registryd.auth.store import AuthStore
@@ -64,6 +62,10 @@ class AuthSettings:
     registry_address: str = ""
     # The registry's own id: tokens name it, so enrollees accept exactly this registry.
     registry_id: str = ""
+    # Every address the registry advertises (tokens carry them; `registry_address` first).
+    registry_addresses: tuple[str, ...] = ()
+    # Names the CA signs for any server beyond token and approvals (host_names.py).
+    host_names: HostNamePolicy = field(default_factory=HostNamePolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +75,6 @@ class AuthState:
 
     generation: int
     revocations: Revocations
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def parse_serial(text: str) -> int:
@@ -92,7 +90,7 @@ def _check_group(name: str) -> str:
     return name
 
 
-class AuthProvider:
+class AuthProvider(CertificateDesk):
     def __init__(
         self, store: AuthStore, issuer: Issuer, clock: Clock, settings: AuthSettings
     ) -> None:
@@ -169,88 +167,6 @@ class AuthProvider:
             changed = self._changed
             yield self.state()
             await changed.wait()
-
-    # -- certificates ---------------------------------------------------------------------------
-
-    def _revoked_at(self, identity: SpiffeId) -> float | None:
-        for r in self._revoked.identities:
-            if r.identity == str(identity):
-                return r.revoked_at
-        return None
-
-    async def _issue(self, identity: SpiffeId, csr: bytes) -> Issued:
-        return await self.issuer.issue(
-            identity,
-            csr,
-            now=self.clock.now(),
-            lifetime=self.settings.certificate_lifetime,
-            revoked_at=self._revoked_at(identity),
-        )
-
-    async def enroll(self, secret: str, csr: bytes) -> Issued:
-        """A first certificate for the identity a one-time token was made for."""
-        if not secret:
-            raise EnrollmentTokenInvalid()
-        token = await self.store.use_token(_hash(secret), self.clock.now())
-        if token is None:
-            raise EnrollmentTokenInvalid()
-        identity = SpiffeId.parse(token.identity)
-        if identity.kind is IdentityKind.USER and identity.name not in self._users:
-            # The user was deleted after the token was made.
-            raise EnrollmentTokenInvalid()
-        issued = await self._issue(identity, csr)
-        log.info("enrolled %s (serial %x)", identity, issued.cert.serial_number)
-        return issued
-
-    async def renew(self, caller: Principal, csr: bytes) -> Issued:
-        """A new certificate of the caller's own identity (its current one proves it)."""
-        if caller.identity is None:
-            raise PermissionDenied("an anonymous caller has no certificate to renew")
-        return await self._issue(caller.identity, csr)
-
-    async def issue_flow(self, caller: Principal, flow: str, csr: bytes) -> Issued:
-        """`spiffe://<domain>/flow/<caller's node id>/<flow>`: a node gets identities only for
-        flows under its own node id."""
-        identity = caller.identity
-        if identity is None or identity.kind is not IdentityKind.NODE:
-            raise PermissionDenied("only nodes get certificates for the flows they host")
-        try:
-            flow_id = SpiffeId.flow(identity.trust_domain, identity.name, flow)
-        except InvalidSpiffeId as e:
-            raise InvalidArgument.field("flow", str(e)) from None
-        return await self._issue(flow_id, csr)
-
-    async def create_token(
-        self, creator: Principal, identity: SpiffeId, ttl: float | None = None
-    ) -> tuple[str, float]:
-        """A one-time enrollment token for `identity`; returns it and when it expires."""
-        if identity.kind not in (IdentityKind.USER, IdentityKind.NODE):
-            raise InvalidArgument.field("kind", "tokens enroll users and nodes")
-        if identity.kind is IdentityKind.USER and identity.name not in self._users:
-            raise UserNotFound(identity.name)
-        self._check_enrollment()
-        lifetime = ttl if ttl and ttl > 0 else self.settings.token_lifetime
-        now = self.clock.now()
-        secret = secrets.token_urlsafe(32)
-        await self.store.add_token(
-            TokenRecord(_hash(secret), str(identity), now, now + lifetime, creator.id)
-        )
-        token = EnrollmentToken(
-            enroll_address=self.settings.enroll_address,
-            registry_address=self.settings.registry_address,
-            identity=str(identity),
-            ca_fingerprint=fingerprint(self.issuer.ca.cert),
-            secret=secret,
-            registry_id=self.settings.registry_id,
-        )
-        return token.encode(), now + lifetime
-
-    def _check_enrollment(self) -> None:
-        if not self.settings.enroll_address:
-            raise FailedPrecondition(
-                "the auth provider has no enrollment port (see the registry's log)",
-                reason="ENROLLMENT_UNAVAILABLE",
-            )
 
     async def list_certificates(
         self, identity: str = "", include_expired: bool = False

@@ -31,6 +31,7 @@ from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import auth_pb2_grpc
 from registryd.auth.badges import BadgeDesk, CaSigner, RegistryFacts
+from registryd.auth.host_names import HostNamePolicy
 from registryd.auth.issuer import Issuer
 from registryd.auth.policy import ENROLLEE, auth_policy, enrollment_policy
 from registryd.auth.provider import AuthProvider, AuthSettings
@@ -91,6 +92,7 @@ class AuthRuntime:
                 token_lifetime=config.token_lifetime,
                 grants_cache_seconds=config.grants_cache_seconds,
                 admins=config.admins + extra_admins,
+                host_names=HostNamePolicy(config.allowed_dns, config.allowed_ips),
             )
             provider = AuthProvider(store, Issuer(ca, store), clock, settings)
             await provider.start()
@@ -129,7 +131,11 @@ class AuthRuntime:
         return IssuedCertificate(issued.cert_pem, issued.ca_pem)
 
     async def start(
-        self, registry_listen: str, registry_address: str, audit: AuditLog | None = None
+        self,
+        registry_listen: str,
+        registry_address: str,
+        audit: AuditLog | None = None,
+        advertise: tuple[str, ...] = (),
     ) -> None:
         """Serve the enrollment port, name the addresses in tokens, keep our cert fresh."""
         server = create_server(
@@ -166,6 +172,10 @@ class AuthRuntime:
             enroll_address=enroll_address,
             registry_address=self.config.registry_advertise or registry_address,
             registry_id=self.identity.name,
+            # Tokens carry every address the registry advertises (issue 12).
+            registry_addresses=tuple(
+                dict.fromkeys((self.config.registry_advertise or registry_address, *advertise))
+            ),
         )
         self._renewal = asyncio.get_running_loop().create_task(
             self.renewer.run(), name="registry-certificate-renewal"

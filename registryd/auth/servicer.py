@@ -19,6 +19,7 @@ from kodosumi.v1 import auth_pb2_grpc
 from registryd.auth import codec
 from registryd.auth.badges import BadgeDesk
 from registryd.auth.errors import EnrollmentTokenInvalid
+from registryd.auth.model import HostNames
 from registryd.auth.provider import AuthProvider, AuthState
 from registryd.auth.throttle import EnrollmentThrottle, peer_host
 from registryd.codec import timestamp
@@ -179,11 +180,24 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: pb.CreateEnrollmentTokenRequest, context: Context
     ) -> pb.CreateEnrollmentTokenResponse:
         identity = _token_identity(self.provider.trust_domain, request.kind, request.name)
+        names = HostNames(tuple(request.dns_names), tuple(request.ip_addresses))
         token, expires = await self.provider.create_token(
-            current_principal(), identity, codec.seconds(request.ttl)
+            current_principal(), identity, codec.seconds(request.ttl), names
         )
         return pb.CreateEnrollmentTokenResponse(
             identity=str(identity), enrollment_token=token, expire_time=timestamp(expires)
+        )
+
+    async def ApproveHostNames(
+        self, request: pb.ApproveHostNamesRequest, context: Context
+    ) -> pb.ApproveHostNamesResponse:
+        names = HostNames(tuple(request.dns_names), tuple(request.ip_addresses))
+        identity = await self.provider.approve_names(current_principal(), request.node_id, names)
+        approved = await self.provider.store.approved_names(str(identity))
+        return pb.ApproveHostNamesResponse(
+            identity=str(identity),
+            dns_names=approved.dns_names,
+            ip_addresses=approved.ip_addresses,
         )
 
     async def ListCertificates(

@@ -22,6 +22,7 @@ from registryd.auth.model import (
     BadgeRecord,
     CertificateRecord,
     Group,
+    HostNames,
     IdentityRevocation,
     Revocations,
     SerialRevocation,
@@ -50,7 +51,14 @@ CREATE TABLE IF NOT EXISTS auth_tokens (
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL,
     created_by TEXT NOT NULL,
-    used_at REAL
+    used_at REAL,
+    names TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS auth_host_names (
+    identity TEXT PRIMARY KEY,
+    names TEXT NOT NULL,
+    approved_at REAL NOT NULL,
+    approved_by TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS auth_certificates (
     serial TEXT PRIMARY KEY,
@@ -99,6 +107,12 @@ class SqliteAuthStore:
         conn = await sqlite.connect(path, foreign_keys=True)
         try:
             await conn.executescript(_SCHEMA)
+            columns = await conn.execute_fetchall("PRAGMA table_info(auth_tokens)")
+            if "names" not in {c[1] for c in columns}:
+                # Databases made before tokens named host names.
+                await conn.execute(
+                    "ALTER TABLE auth_tokens ADD COLUMN names TEXT NOT NULL DEFAULT ''"
+                )
         except BaseException:
             await conn.close()
             raise
@@ -192,7 +206,7 @@ class SqliteAuthStore:
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO auth_tokens (secret_hash, identity, created_at, expires_at, "
-                "created_by, used_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "created_by, used_at, names) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     token.secret_hash,
                     token.identity,
@@ -200,6 +214,7 @@ class SqliteAuthStore:
                     token.expires_at,
                     token.created_by,
                     token.used_at,
+                    token.names.to_json() if token.names else "",
                 ),
             )
 
@@ -213,13 +228,40 @@ class SqliteAuthStore:
             if cursor.rowcount == 0:
                 return None
             cursor = await db.execute(
-                "SELECT identity, created_at, expires_at, created_by FROM auth_tokens "
+                "SELECT identity, created_at, expires_at, created_by, names FROM auth_tokens "
                 "WHERE secret_hash = ?",
                 (secret_hash,),
             )
             row = await cursor.fetchone()
         assert row is not None
-        return TokenRecord(secret_hash, row[0], row[1], row[2], row[3], now)
+        return TokenRecord(
+            secret_hash, row[0], row[1], row[2], row[3], now, HostNames.from_json(row[4])
+        )
+
+    async def peek_token(self, secret_hash: str, now: float) -> TokenRecord | None:
+        rows = await self._rows(
+            "SELECT identity, created_at, expires_at, created_by, names FROM auth_tokens "
+            "WHERE secret_hash = ? AND used_at IS NULL AND expires_at > ?",
+            (secret_hash, now),
+        )
+        if not rows:
+            return None
+        identity, created, expires, by, names = rows[0]
+        return TokenRecord(
+            secret_hash, identity, created, expires, by, None, HostNames.from_json(names)
+        )
+
+    async def approved_names(self, identity: str) -> HostNames:
+        rows = await self._rows("SELECT names FROM auth_host_names WHERE identity = ?", (identity,))
+        return HostNames.from_json(rows[0][0]) if rows else HostNames()
+
+    async def approve_names(self, identity: str, names: HostNames, at: float, by: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO auth_host_names (identity, names, approved_at, "
+                "approved_by) VALUES (?, ?, ?, ?)",
+                (identity, names.to_json(), at, by),
+            )
 
     # -- certificates and revocations -------------------------------------------------------
 

@@ -11,6 +11,7 @@ from registryd.auth.model import (
     BadgeRecord,
     CertificateRecord,
     Group,
+    HostNames,
     IdentityRevocation,
     Revocations,
     SerialRevocation,
@@ -50,6 +51,18 @@ class AuthStore(Protocol):
 
     async def use_token(self, secret_hash: str, now: float) -> TokenRecord | None:
         """Mark an unused, unexpired token used and return it, in one step; else None."""
+        ...
+
+    async def peek_token(self, secret_hash: str, now: float) -> TokenRecord | None:
+        """The token if it is unused and unexpired, without using it up; else None."""
+        ...
+
+    async def approved_names(self, identity: str) -> HostNames:
+        """The host names approved for a server identity (empty when none were)."""
+        ...
+
+    async def approve_names(self, identity: str, names: HostNames, at: float, by: str) -> None:
+        """Replace the host names approved for `identity`."""
         ...
 
     async def add_certificate(self, cert: CertificateRecord) -> None: ...

@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from kodoclient.cli import exit_codes as ec
 from kodoclient.cli import main
 from kodosumi.badges import CERTIFIED_FLOW, Badge, sign_badge
+from kodosumi.enrollment import EnrollmentToken
 from kodosumi.pki import CertificateAuthority
 from registryd.clock import ManualClock
 from registryd.config import AuthConfig, RegistryConfig, TlsConfig
@@ -133,3 +134,32 @@ async def test_verify_checks_badges_offline(domain: tuple[Path, RegistryDaemon])
     bad = await koco("--ca", str(ca_dir / "ca.pem"), "verify", "--json", tampered)
     assert bad.exit_code == ec.DENIED.code
     assert _lines(bad)[0]["valid"] is False
+
+
+async def test_node_tokens_name_host_names_and_admins_approve_new_ones(
+    domain: tuple[Path, RegistryDaemon], tmp_path: Path
+) -> None:
+    """`koco pki token --dns/--ip` and `koco pki approve-names` (issue 11 item 3, issue 12)."""
+    admin_state, registry = domain
+    admin = ("--state-dir", str(admin_state))
+    reg = ("--registry", registry.address)
+    made = await koco(
+        *admin, "pki", "token", "--node", "n1", "--dns", "n1.lan", "--ip", "10.7.0.1", *reg
+    )
+    assert made.exit_code == 0, made.output
+    token = EnrollmentToken.decode(made.stdout.strip())
+    assert (token.dns_names, token.ip_addresses) == (("n1.lan",), ("10.7.0.1",))
+    # The token names the registry (clients then accept only it) and its addresses.
+    assert token.registry_id == "r1"
+    assert token.registry_addresses[0] == token.registry_address
+    bad = await koco(*admin, "pki", "token", "--node", "n2", "--dns", "*.lan", *reg)
+    assert bad.exit_code == ec.USAGE.code and "*.lan" in bad.stderr
+
+    approved = await koco(
+        *admin, "pki", "approve-names", "n1", "--dns", "n1.new.lan", "--json", *reg
+    )
+    assert approved.exit_code == 0, approved.output
+    assert _lines(approved)[0]["dns_names"] == ["n1.new.lan"]
+    assert (await koco(*admin, "pki", "approve-names", "n1", "--ip", "nope", *reg)).exit_code == (
+        ec.USAGE.code
+    )

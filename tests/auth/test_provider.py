@@ -16,10 +16,11 @@ from kodosumi.csr import build_csr
 from kodosumi.enrollment import EnrollmentToken
 from kodosumi.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from kodosumi.pki import CertificateAuthority, generate_private_key
-from kodosumi.server_identity import reserved_names
+from kodosumi.server_identity import is_reserved, reserved_names
 from kodosumi.spiffe import SpiffeId
 from registryd.auth.issuer import Issuer
 from registryd.auth.memory_store import MemoryAuthStore
+from registryd.auth.model import HostNames
 from registryd.auth.provider import AuthProvider, AuthSettings
 from registryd.clock import ManualClock
 
@@ -132,6 +133,8 @@ async def test_the_auth_state_follows_changes(provider: AuthProvider) -> None:
 
 async def test_certificates_carry_host_names_for_servers_only(provider: AuthProvider) -> None:
     node = SpiffeId.node(DOMAIN, "n1")
+    # Since issue 11 the CA signs only approved names (or loopback): approve them first.
+    await provider.approve_names(ROOT, "n1", HostNames(("n1.lan",), ("10.0.0.1",)))
     issued = await provider.renew(
         Principal(node, frozenset({NODE})),
         build_csr(generate_private_key(), node, dns_names=("n1.lan",), ip_addresses=("10.0.0.1",)),
@@ -148,3 +151,72 @@ async def test_certificates_carry_host_names_for_servers_only(provider: AuthProv
     # Short-lived: the configured lifetime from now.
     end = issued.cert.not_valid_after_utc.timestamp()
     assert abs(end - (provider.clock.now() + 3600)) < 2
+
+
+def _sans(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    dns = [n for n in sans.get_values_for_type(x509.DNSName) if not is_reserved(n)]
+    return dns, [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
+
+
+def _node_csr(node: SpiffeId, dns: tuple[str, ...], ips: tuple[str, ...]) -> bytes:
+    return build_csr(generate_private_key(), node, dns_names=dns, ip_addresses=ips)
+
+
+async def test_a_csr_asking_for_names_nobody_allowed_is_refused_and_keeps_the_token(
+    provider: AuthProvider,
+) -> None:
+    """Issue 11 item 3: an enrolled node got `registry.acme.example`, `*.acme.example`,
+    `bank.example.com` and foreign IPs signed, and a bad CSR used its token up."""
+    node = SpiffeId.node(DOMAIN, "n2")
+    token, _ = await provider.create_token(ROOT, node)
+    secret = EnrollmentToken.decode(token).secret
+    greedy = _node_csr(
+        node, ("registry.acme.example", "bank.example.com"), ("127.0.0.1", "10.66.0.1")
+    )
+    with pytest.raises(InvalidArgument) as refused:
+        await provider.enroll(secret, greedy)
+    assert refused.value.reason == "HOST_NAMES_NOT_ALLOWED"
+    for extra in ("registry.acme.example", "bank.example.com", "10.66.0.1"):
+        assert extra in refused.value.message
+    with pytest.raises(InvalidArgument, match="wildcard"):
+        await provider.enroll(secret, _node_csr(node, ("*.acme.example",), ()))
+    with pytest.raises(InvalidArgument):
+        await provider.enroll(secret, b"not a csr")
+    # The token survived all three: a modest request still enrolls.
+    issued = await provider.enroll(secret, _node_csr(node, ("localhost",), ("127.0.0.1",)))
+    assert _sans(issued.cert) == (["localhost"], ["127.0.0.1"])
+    with pytest.raises(Unauthenticated):
+        await provider.enroll(secret, _node_csr(node, ("localhost",), ()))
+
+
+async def test_names_in_the_token_are_signed_and_kept_across_renewals(
+    provider: AuthProvider,
+) -> None:
+    node = SpiffeId.node(DOMAIN, "n3")
+    token, _ = await provider.create_token(ROOT, node, names=HostNames(("n3.lan",), ("10.1.2.3",)))
+    decoded = EnrollmentToken.decode(token)
+    assert (decoded.dns_names, decoded.ip_addresses) == (("n3.lan",), ("10.1.2.3",))
+    assert decoded.registry_id == "" and decoded.registry_addresses == ()
+    with pytest.raises(InvalidArgument, match=r"other\.lan"):
+        await provider.enroll(decoded.secret, _node_csr(node, ("n3.lan", "other.lan"), ()))
+    issued = await provider.enroll(
+        decoded.secret, _node_csr(node, ("localhost", "n3.lan"), ("10.1.2.3",))
+    )
+    assert _sans(issued.cert) == (["localhost", "n3.lan"], ["10.1.2.3"])
+    me = Principal(node, frozenset({NODE}))
+    # Renewal copies the old names and sneaks one in: the CA drops what is not allowed.
+    renewed = await provider.renew(
+        me, _node_csr(node, ("localhost", "n3.lan", "bank.example.com"), ("10.1.2.3",))
+    )
+    assert _sans(renewed.cert) == (["localhost", "n3.lan"], ["10.1.2.3"])
+    # An admin approves a new address: the next renewal carries it, without enrolling again.
+    await provider.approve_names(ROOT, "n3", HostNames(("n3.new.lan",), ("10.9.0.3",)))
+    moved = await provider.renew(me, _node_csr(node, ("localhost", "n3.lan"), ("10.1.2.3",)))
+    assert _sans(moved.cert) == (["localhost", "n3.new.lan"], ["10.9.0.3"])
+    with pytest.raises(InvalidArgument):
+        await provider.approve_names(ROOT, "n3", HostNames(("*.lan",), ()))
+    with pytest.raises(InvalidArgument):
+        await provider.create_token(
+            ROOT, SpiffeId.user(DOMAIN, "root"), names=HostNames(("x.lan",), ())
+        )

@@ -12,6 +12,7 @@ from registryd.auth.model import (
     BadgeRecord,
     CertificateRecord,
     Group,
+    HostNames,
     IdentityRevocation,
     SerialRevocation,
     TokenRecord,
@@ -69,6 +70,26 @@ async def test_a_token_is_used_once_and_never_after_it_expired(store: AuthStore)
     assert await store.use_token("h1", 16.0) is None
     assert await store.use_token("h2", 20.0) is None  # expired
     assert await store.use_token("nope", 11.0) is None
+
+
+async def test_a_token_can_be_looked_at_without_using_it_and_keeps_its_names(
+    store: AuthStore,
+) -> None:
+    names = HostNames(("n.lan",), ("10.0.0.5",))
+    await store.add_token(TokenRecord("h3", "spiffe://d/node/n", 10.0, 20.0, "root", None, names))
+    peeked = await store.peek_token("h3", 11.0)
+    assert peeked is not None and peeked.names == names and peeked.used_at is None
+    assert await store.peek_token("h3", 21.0) is None  # expired
+    used = await store.use_token("h3", 12.0)
+    assert used is not None and used.names == names
+    assert await store.peek_token("h3", 13.0) is None  # used
+
+
+async def test_approved_host_names_are_replaced(store: AuthStore) -> None:
+    assert await store.approved_names("spiffe://d/node/n") == HostNames()
+    await store.approve_names("spiffe://d/node/n", HostNames(("a.lan",), ()), 1.0, "root")
+    await store.approve_names("spiffe://d/node/n", HostNames((), ("10.0.0.9",)), 2.0, "root")
+    assert await store.approved_names("spiffe://d/node/n") == HostNames((), ("10.0.0.9",))
 
 
 async def test_certificates_and_revocations(store: AuthStore) -> None:
