@@ -158,6 +158,7 @@ def resolve_config(
         # The default node of a login (`koco login`, `koco nodes use`) is a choice the
         # user made, so it comes before a local node that merely happens to run.
         target, origin = login.node_address, "profile"
+        node_id = login.node_id  # the node chosen from the registry: exactly that one
     elif (node := live_node_file(state, alive)) is not None:
         target, origin = node.address, "node.json"
         node_file_insecure = node.insecure

@@ -12,6 +12,7 @@ from a2a.types import a2a_pb2 as a2a
 
 from kodosumi.pki import CertificateAuthority, cert_pem, key_pem
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumid.app import NodeApp
@@ -95,7 +96,9 @@ async def a2a_client(a2a_node: RunningNode) -> AsyncIterator[ClientMaker]:
         )
         config = ClientConfig(
             streaming=streaming,
-            grpc_channel_factory=lambda url: open_channel(url, material),
+            grpc_channel_factory=lambda url: open_channel(
+                url, material, expect=ServerExpectation.node()
+            ),
             supported_protocol_bindings=["GRPC"],
         )
         client = ClientFactory(config).create(card or bootstrap_card(a2a_node.app.address, tenant))

@@ -6,6 +6,7 @@ import grpc
 
 from kodosumi.pki import CertificateAuthority, cert_pem, key_pem
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial, pki_dir
 from kodosumi.v1 import flow_pb2_grpc, node_pb2_grpc
@@ -26,7 +27,7 @@ class User:
 
     def open(self) -> grpc.aio.Channel:
         """Another channel with the same identity (a user may open many)."""
-        return open_channel(self.address, self.tls)
+        return open_channel(self.address, self.tls, expect=ServerExpectation.node())
 
     async def close(self) -> None:
         await self.channel.close()
