@@ -236,7 +236,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         decode = _decoder(handler.request_deserializer)
         serialize = passthrough(handler.response_serializer)
         admit = self._admit
-        serve_stream = self._serve_stream
+        streaming = self._streaming
         fail = self._fail
         served = self._served
 
@@ -258,22 +258,28 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
         if handler.unary_stream:
             inner_us: Any = handler.unary_stream
-            streams_items = inspect.isasyncgenfunction(inner_us)
+            if inspect.isasyncgenfunction(inner_us):
 
-            async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-                async def body() -> None:
-                    request = decode(raw)
-                    if not streams_items:
-                        # Handlers that write with `context.write` (health Watch).
-                        await inner_us(request, context)
-                        return
-                    async with contextlib.aclosing(inner_us(request, context)) as items:
+                async def unary_stream(
+                    raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
+                ) -> AsyncIterator[Any]:
+                    async with (
+                        streaming(method, context),
+                        contextlib.aclosing(inner_us(decode(raw), context)) as items,
+                    ):
                         async for item in items:
-                            await context.write(item)
+                            yield item
 
-                await serve_stream(method, context, body)
+                return grpc.unary_stream_rpc_method_handler(unary_stream, None, serialize)
 
-            return grpc.unary_stream_rpc_method_handler(unary_stream, None, serialize)
+            # Handlers that write with `context.write` (health Watch).
+            async def unary_stream_writer(
+                raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> None:
+                async with streaming(method, context):
+                    await inner_us(decode(raw), context)
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream_writer, None, serialize)
 
         # Streaming requests (reflection): decoded here too, so that malformed bytes are
         # INVALID_ARGUMENT naming the method rather than grpc's opaque INTERNAL.
@@ -298,33 +304,37 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             return grpc.stream_unary_rpc_method_handler(stream_unary, None, serialize)
 
         inner_ss: Any = handler.stream_stream
-        yields_items = inspect.isasyncgenfunction(inner_ss)
+        if inspect.isasyncgenfunction(inner_ss):
 
-        async def stream_stream(
+            async def stream_stream(
+                requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                async with (
+                    streaming(method, context),
+                    contextlib.aclosing(inner_ss(decoded(requests), context)) as items,
+                ):
+                    async for item in items:
+                        yield item
+
+            return grpc.stream_stream_rpc_method_handler(stream_stream, None, serialize)
+
+        async def stream_stream_writer(
             requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
         ) -> None:
-            async def body() -> None:
-                if not yields_items:
-                    await inner_ss(decoded(requests), context)
-                    return
-                async with contextlib.aclosing(inner_ss(decoded(requests), context)) as items:
-                    async for item in items:
-                        await context.write(item)
+            async with streaming(method, context):
+                await inner_ss(decoded(requests), context)
 
-            await serve_stream(method, context, body)
+        return grpc.stream_stream_rpc_method_handler(stream_stream_writer, None, serialize)
 
-        return grpc.stream_stream_rpc_method_handler(stream_stream, None, serialize)
+    @contextlib.asynccontextmanager
+    async def _streaming(
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[None]:
+        """Admit a streaming call, then serve it until it ends, fails, or its caller is revoked.
 
-    async def _serve_stream(
-        self,
-        method: str,
-        context: grpc.aio.ServicerContext[Any, Any],
-        body: Callable[[], Awaitable[None]],
-    ) -> None:
-        """Admit, then serve a response stream until it ends, fails, or its caller is revoked.
-
-        Responses are written here (not yielded to gRPC), so that every await of the stream
-        runs inside this frame and a revocation can end it wherever it waits.
+        A revocation cancels the serving task: while it waits inside the stream (for events,
+        the common case) the call ends UNAUTHENTICATED/REVOKED; caught while gRPC sends a
+        response, the call is cut (cancelled) instead. Either way it ends at once.
         """
         watch: _RevocationWatch | None = None
         try:
@@ -332,7 +342,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             peer = self.authenticator.peer_of(context)
             if peer is not None:
                 watch = _RevocationWatch(self.authenticator.revocations, *peer)
-            await body()
+            yield
         except (grpc.aio.AbortError, KeyboardInterrupt):
             raise
         except asyncio.CancelledError:
