@@ -21,6 +21,7 @@ from a2a.utils.errors import A2AError
 from kodoclient.config import ConnectConfig
 from kodoclient.errors import KodoclientError
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 
 GRPC = "GRPC"
 
@@ -51,7 +52,12 @@ def a2a_client(
     factory = ClientFactory(
         ClientConfig(
             streaming=streaming,
-            grpc_channel_factory=lambda url: open_channel(url, tls),
+            # A2A agents are nodes: the configured node is checked by its id when known.
+            grpc_channel_factory=lambda url: open_channel(
+                url,
+                tls,
+                expect=config.expect if url == config.target else ServerExpectation.node(),
+            ),
             supported_protocol_bindings=[GRPC],
         )
     )
