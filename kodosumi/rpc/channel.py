@@ -101,3 +101,8 @@ def open_channel(
         *explaining_interceptors(target, lambda: tls, expect, trust_domain),
     ]
     return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
+
+
+def node_channel(target: str, tls: TlsMaterial | None, node_id: str = "") -> grpc.aio.Channel:
+    """A channel to a node (node `node_id` when given): the short form for SDK users."""
+    return open_channel(target, tls, expect=ServerExpectation.node(node_id))
