@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.v1 import event_pb2, flow_pb2_grpc
 from tests.node.helpers import collect, launch, statuses
 
@@ -74,7 +75,7 @@ async def test_a_running_node_has_not_imported_the_engine_or_crewai(tmp_path: Pa
             assert time.monotonic() < deadline, "kodosumid did not start within 90 s"
             await asyncio.sleep(0.05)
         address = json.loads(info.read_text())["address"]
-        channel = open_channel(address, None)
+        channel = open_channel(address, None, expect=ServerExpectation.node())
         flows = flow_pb2_grpc.FlowServiceStub(channel)
         # A launch goes the whole way: catalog, dispatch, an executor, drain, store, watch.
         execution_id = await launch(flows, "hello", {"name": "imports"})
