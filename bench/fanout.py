@@ -27,6 +27,7 @@ from bench import hermetic
 from bench.report import Figure, Result, Table, fmt, percentile
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import dev_client_files, pki_dir
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 
@@ -132,7 +133,9 @@ async def node_round(streams: int, count: int) -> dict[str, object]:
     try:
         await _wait_file(state / "node.json", node)
         address = json.loads((state / "node.json").read_text())["address"]
-        channel = open_channel(address, dev_client_files(state).read())
+        channel = open_channel(
+            address, dev_client_files(state).read(), expect=ServerExpectation.node()
+        )
         flows = flow_pb2_grpc.FlowServiceStub(channel)
         nodes = node_pb2_grpc.NodeServiceStub(channel)
         # Warm-up: the executor starts and runs the flow once.

@@ -19,6 +19,7 @@ from bench.fanout import CONFIG, Peak, _start, _wait_file, rss
 from bench.report import Figure, Result, Table, fmt
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import dev_client_files
 from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 
@@ -42,7 +43,7 @@ async def _launch_and_read(flows: flow_pb2_grpc.FlowServiceStub, count: int, siz
 async def _unread(state: Path, pid: int, execution_id: str, streams: int) -> int:
     address = json.loads((state / "node.json").read_text())["address"]
     tls = dev_client_files(state).read()
-    channels = [open_channel(address, tls) for _ in range(5)]
+    channels = [open_channel(address, tls, expect=ServerExpectation.node()) for _ in range(5)]
     nodes = node_pb2_grpc.NodeServiceStub(channels[0])
     before = rss(pid)
     peak = Peak(pid)
@@ -78,7 +79,9 @@ async def benchmark(quick: bool) -> Result:
         await _wait_file(state / "node.json", node)
         assert node.pid is not None
         address = json.loads((state / "node.json").read_text())["address"]
-        channel = open_channel(address, dev_client_files(state).read())
+        channel = open_channel(
+            address, dev_client_files(state).read(), expect=ServerExpectation.node()
+        )
         flows = flow_pb2_grpc.FlowServiceStub(channel)
         idle = await flows.LaunchExecution(
             flow_pb2.LaunchExecutionRequest(flow="sleepy", inputs=dict_to_struct({"seconds": 600})),

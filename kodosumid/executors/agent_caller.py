@@ -23,6 +23,7 @@ from google.protobuf.json_format import MessageToDict
 from engine.calls import AgentResult
 from kodosumi.jsonvalue import python_to_value, value_to_python
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsMaterial
 
 # Updates handed to the flow: (kind, JSON of the update).
@@ -90,7 +91,8 @@ async def _call(
 ) -> AgentResult:
     card = await _card(agent, tenant)
     config = ClientConfig(
-        grpc_channel_factory=lambda url: open_channel(url, tls),
+        # A2A agents of the trust domain are nodes: the handshake checks that kind.
+        grpc_channel_factory=lambda url: open_channel(url, tls, expect=ServerExpectation.node()),
         supported_protocol_bindings=["GRPC"],
     )
     client = ClientFactory(config).create(card)

@@ -10,6 +10,7 @@ from a2a.client import ClientConfig, ClientFactory
 from a2a.types import a2a_pb2 as a2a
 
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumid.app import NodeApp
 from kodosumid.catalog import example_flows
 from kodosumid.config import PoolConfig
@@ -38,7 +39,9 @@ async def test_crew_steps_arrive_as_working_status_updates(crew_node: RunningNod
     assert crew_node.app.client_files is not None
     material = crew_node.app.client_files.read()
     config = ClientConfig(
-        grpc_channel_factory=lambda url: open_channel(url, material),
+        grpc_channel_factory=lambda url: open_channel(
+            url, material, expect=ServerExpectation.node()
+        ),
         supported_protocol_bindings=["GRPC"],
     )
     client = ClientFactory(config).create(bootstrap_card(crew_node.app.address, "search"))

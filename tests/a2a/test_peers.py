@@ -8,6 +8,7 @@ from a2a.types import a2a_pb2 as a2a
 
 from kodosumi.jsonvalue import value_to_python
 from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumi.v1 import event_pb2
 from kodosumid.config import FlowEntry
 from kodosumid.network.peers import Liveness
@@ -38,7 +39,7 @@ async def test_a_task_for_a_peers_flow_is_forwarded_and_relayed(
     await eventually(b_is_alive, timeout=15)
     alice = cluster.pki.user("alice")
     config = ClientConfig(
-        grpc_channel_factory=lambda url: open_channel(url, alice),
+        grpc_channel_factory=lambda url: open_channel(url, alice, expect=ServerExpectation.node()),
         supported_protocol_bindings=["GRPC"],
     )
     factory = ClientFactory(config)
