@@ -45,6 +45,7 @@ from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.service import ExecutionService
 from kodosumid.executors.caller_settings import CallerSettings
+from kodosumid.executors.describe import executor_messages
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
 from kodosumid.network.peer_network import PeerNetwork
@@ -93,6 +94,7 @@ class NodeApp:
         self._health: object | None = None
         self._pool_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._pool_health_task: asyncio.Task[None] | None = None
         self.network: PeerNetwork | None = None
         self.credentials: NodeCredentials | None = None
         self.audit: AuditLog | None = None
@@ -254,8 +256,9 @@ class NodeApp:
         await server.start()
         self._server = server
         await set_serving(self._health, SERVICE_NAMES, True)  # type: ignore[arg-type]
+        self._pool_health_task = asyncio.get_running_loop().create_task(self._follow_pool())
         self._write_info_file()
-        await network.start(lambda: self._info(catalog, hub), self.port)
+        await network.start(lambda: self._info(catalog, hub, detail=False), self.port)
         if config.a2a.http_listen:
             self.a2a_http = CardListener(config.a2a.http_listen, self.public_card)
             await self.a2a_http.start()
@@ -298,6 +301,25 @@ class NodeApp:
             return None
         return signed(flow_card(self.card_settings(), chosen[0]), self._signing_material)
 
+    async def _follow_pool(self) -> None:
+        """Launches are NOT_SERVING (overall health and FlowService) while no executor can
+        be had; the reason is `degraded_reason` in GetNodeInfo."""
+        assert self.pool is not None and self._health is not None
+        serving = True
+        while True:
+            await self.pool.changed.wait()
+            self.pool.changed.clear()
+            up = not self.pool.unavailable
+            if up != serving:
+                serving = up
+                log.warning(
+                    "node %s: launches %s (%s)",
+                    self.config.node_id,
+                    "serve again" if up else "NOT_SERVING",
+                    self.pool.problem or "executors start again",
+                )
+                await set_serving(self._health, SERVICE_NAMES[:1], up)  # type: ignore[arg-type]
+
     def _caller_settings(self) -> CallerSettings:
         """How this node's executors dial it: its address, its credential files (a flow
         without an identity of its own calls as the node) and the flows' identities."""
@@ -313,7 +335,8 @@ class NodeApp:
             flows_dir=str(flows_dir(self.config.state_dir)),
         )
 
-    def _info(self, catalog: Catalog, hub: WatchHub) -> node_pb2.NodeInfo:
+    def _info(self, catalog: Catalog, hub: WatchHub, *, detail: bool = True) -> node_pb2.NodeInfo:
+        """The node's self-description; without `detail` (the registry's copy) no executors."""
         assert self.executions is not None
         info = node_pb2.NodeInfo(
             node_id=self.config.node_id,
@@ -326,6 +349,10 @@ class NodeApp:
             capabilities=["watch-batches", "human-input", "process-isolation"],
         )
         info.start_time.FromNanoseconds(self._start_time_ns)
+        if self.pool is not None:
+            info.degraded_reason = self.pool.problem
+            if detail:
+                info.executors.extend(executor_messages(self.pool))
         if self.observability is not None:
             self.observability.fill_load(info.load)
         return info
@@ -350,6 +377,8 @@ class NodeApp:
             self.info_file.unlink()
         if self.network is not None:
             await self.network.leave()  # peers stop routing here while executions finish
+        if self._pool_health_task is not None:
+            self._pool_health_task.cancel()
         if self._health is not None:
             await set_serving(self._health, SERVICE_NAMES, False)  # type: ignore[arg-type]
         if self.a2a_http is not None:

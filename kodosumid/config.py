@@ -141,6 +141,16 @@ class PoolConfig:
     # Modules executors import ahead of the first launch, so a crew's first launch does not
     # pay CrewAI's import (~2 s). `engine.crew.listener` also sets CrewAI's offline switches.
     preload_modules: tuple[str, ...] = ("engine.crew.listener",)
+    # An executor that has not answered (and preloaded) within this is given up and killed
+    # (e.g. no Ray node can host its placement).
+    start_timeout_seconds: float = 60.0
+    # A launch waits at most this long for an executor while none can be started, then fails.
+    acquire_timeout_seconds: float = 60.0
+    # Re-creating lost executors: capped exponential backoff between attempts.
+    retry_initial_seconds: float = 0.5
+    retry_max_seconds: float = 10.0
+    # How often idle executors (warm spares, shared ones hosting nothing) are checked.
+    check_interval_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,37 +27,47 @@ from kodosumi.v1 import event_pb2 as kodosumi_dot_v1_dot_event__pb2
 from kodosumi.v1 import flow_pb2 as kodosumi_dot_v1_dot_flow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kodosumi/v1/node.proto\x12\x0bkodosumi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kodosumi/v1/event.proto\x1a\x16kodosumi/v1/flow.proto\"\xd7\x02\n\x08NodeLoad\x12\x1a\n\x12pending_executions\x18\x01 \x01(\r\x12\x1a\n\x12running_executions\x18\x02 \x01(\r\x12!\n\x19\x61waiting_input_executions\x18\x03 \x01(\r\x12\x17\n\x0f\x65xecutor_actors\x18\x04 \x01(\r\x12\x16\n\x0ewarm_executors\x18\x05 \x01(\r\x12\x10\n\x08watchers\x18\x06 \x01(\r\x12\x16\n\x0euptime_seconds\x18\x07 \x01(\x01\x12\x14\n\x0cload_average\x18\x08 \x01(\x01\x12\x1a\n\x12\x65xecutions_started\x18\t \x01(\x04\x12\x1b\n\x13\x65xecutions_finished\x18\n \x01(\x04\x12\x19\n\x11\x65xecutions_failed\x18\x0b \x01(\x04\x12\x15\n\revents_stored\x18\x0c \x01(\x04\x12\x14\n\x0c\x61lerts_fired\x18\r \x01(\x04\"\xf3\x01\n\x08NodeInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08identity\x18\x03 \x01(\t\x12\x11\n\tendpoints\x18\x04 \x03(\t\x12 \n\x05\x66lows\x18\x05 \x03(\x0b\x32\x11.kodosumi.v1.Flow\x12#\n\x04load\x18\x06 \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\x12\x13\n\x0bray_address\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x08 \x03(\t\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x14\n\x12GetNodeInfoRequest\":\n\x13GetNodeInfoResponse\x12#\n\x04node\x18\x01 \x01(\x0b\x32\x15.kodosumi.v1.NodeInfo\"7\n\x12WatchAlertsRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"9\n\x13WatchAlertsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.kodosumi.v1.Event\"\xf4\x02\n\x04Peer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\tendpoints\x18\x04 \x03(\t\x12\'\n\x06source\x18\x05 \x01(\x0e\x32\x17.kodosumi.v1.PeerSource\x12\x36\n\x0eregistry_state\x18\x06 \x01(\x0e\x32\x1e.kodosumi.v1.PeerRegistryState\x12+\n\x08liveness\x18\x07 \x01(\x0e\x32\x19.kodosumi.v1.PeerLiveness\x12\x17\n\x0fliveness_reason\x18\x08 \x01(\t\x12\x33\n\x0flast_check_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nflow_names\x18\n \x03(\t\x12#\n\x04load\x18\x0b \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\x12\x10\n\x08routable\x18\x0c \x01(\x08\"\x12\n\x10ListPeersRequest\"5\n\x11ListPeersResponse\x12 \n\x05peers\x18\x01 \x03(\x0b\x32\x11.kodosumi.v1.Peer*n\n\nPeerSource\x12\x1b\n\x17PEER_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14PEER_SOURCE_REGISTRY\x10\x01\x12\x13\n\x0fPEER_SOURCE_LAN\x10\x02\x12\x14\n\x10PEER_SOURCE_BOTH\x10\x03*\x97\x01\n\x11PeerRegistryState\x12#\n\x1fPEER_REGISTRY_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPEER_REGISTRY_STATE_ONLINE\x10\x01\x12\x1f\n\x1bPEER_REGISTRY_STATE_OFFLINE\x10\x02\x12\x1c\n\x18PEER_REGISTRY_STATE_LEFT\x10\x03*y\n\x0cPeerLiveness\x12\x1d\n\x19PEER_LIVENESS_UNSPECIFIED\x10\x00\x12\x19\n\x15PEER_LIVENESS_UNKNOWN\x10\x01\x12\x17\n\x13PEER_LIVENESS_ALIVE\x10\x02\x12\x16\n\x12PEER_LIVENESS_DEAD\x10\x03\x32\xff\x01\n\x0bNodeService\x12P\n\x0bGetNodeInfo\x12\x1f.kodosumi.v1.GetNodeInfoRequest\x1a .kodosumi.v1.GetNodeInfoResponse\x12R\n\x0bWatchAlerts\x12\x1f.kodosumi.v1.WatchAlertsRequest\x1a .kodosumi.v1.WatchAlertsResponse0\x01\x12J\n\tListPeers\x12\x1d.kodosumi.v1.ListPeersRequest\x1a\x1e.kodosumi.v1.ListPeersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kodosumi/v1/node.proto\x12\x0bkodosumi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kodosumi/v1/event.proto\x1a\x16kodosumi/v1/flow.proto\"\xd7\x02\n\x08NodeLoad\x12\x1a\n\x12pending_executions\x18\x01 \x01(\r\x12\x1a\n\x12running_executions\x18\x02 \x01(\r\x12!\n\x19\x61waiting_input_executions\x18\x03 \x01(\r\x12\x17\n\x0f\x65xecutor_actors\x18\x04 \x01(\r\x12\x16\n\x0ewarm_executors\x18\x05 \x01(\r\x12\x10\n\x08watchers\x18\x06 \x01(\r\x12\x16\n\x0euptime_seconds\x18\x07 \x01(\x01\x12\x14\n\x0cload_average\x18\x08 \x01(\x01\x12\x1a\n\x12\x65xecutions_started\x18\t \x01(\x04\x12\x1b\n\x13\x65xecutions_finished\x18\n \x01(\x04\x12\x19\n\x11\x65xecutions_failed\x18\x0b \x01(\x04\x12\x15\n\revents_stored\x18\x0c \x01(\x04\x12\x14\n\x0c\x61lerts_fired\x18\r \x01(\x04\"\xba\x02\n\x08NodeInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08identity\x18\x03 \x01(\t\x12\x11\n\tendpoints\x18\x04 \x03(\t\x12 \n\x05\x66lows\x18\x05 \x03(\x0b\x32\x11.kodosumi.v1.Flow\x12#\n\x04load\x18\x06 \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\x12\x13\n\x0bray_address\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x08 \x03(\t\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65graded_reason\x18\n \x01(\t\x12,\n\texecutors\x18\x0b \x03(\x0b\x32\x19.kodosumi.v1.ExecutorInfo\"\xff\x02\n\x0c\x45xecutorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tisolation\x18\x02 \x01(\t\x12\x12\n\nexecutions\x18\x03 \x01(\r\x12\x0c\n\x04warm\x18\x04 \x01(\x08\x12\x10\n\x08retiring\x18\x05 \x01(\x08\x12\x13\n\x0bray_node_id\x18\x06 \x01(\t\x12\x18\n\x10ray_node_address\x18\x07 \x01(\t\x12;\n\tresources\x18\x08 \x03(\x0b\x32(.kodosumi.v1.ExecutorInfo.ResourcesEntry\x12\x35\n\x06labels\x18\t \x03(\x0b\x32%.kodosumi.v1.ExecutorInfo.LabelsEntry\x12\x16\n\x0eplacement_node\x18\n \x01(\t\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12GetNodeInfoRequest\":\n\x13GetNodeInfoResponse\x12#\n\x04node\x18\x01 \x01(\x0b\x32\x15.kodosumi.v1.NodeInfo\"7\n\x12WatchAlertsRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"9\n\x13WatchAlertsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.kodosumi.v1.Event\"\xf4\x02\n\x04Peer\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\tendpoints\x18\x04 \x03(\t\x12\'\n\x06source\x18\x05 \x01(\x0e\x32\x17.kodosumi.v1.PeerSource\x12\x36\n\x0eregistry_state\x18\x06 \x01(\x0e\x32\x1e.kodosumi.v1.PeerRegistryState\x12+\n\x08liveness\x18\x07 \x01(\x0e\x32\x19.kodosumi.v1.PeerLiveness\x12\x17\n\x0fliveness_reason\x18\x08 \x01(\t\x12\x33\n\x0flast_check_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nflow_names\x18\n \x03(\t\x12#\n\x04load\x18\x0b \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\x12\x10\n\x08routable\x18\x0c \x01(\x08\"\x12\n\x10ListPeersRequest\"5\n\x11ListPeersResponse\x12 \n\x05peers\x18\x01 \x03(\x0b\x32\x11.kodosumi.v1.Peer*n\n\nPeerSource\x12\x1b\n\x17PEER_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14PEER_SOURCE_REGISTRY\x10\x01\x12\x13\n\x0fPEER_SOURCE_LAN\x10\x02\x12\x14\n\x10PEER_SOURCE_BOTH\x10\x03*\x97\x01\n\x11PeerRegistryState\x12#\n\x1fPEER_REGISTRY_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPEER_REGISTRY_STATE_ONLINE\x10\x01\x12\x1f\n\x1bPEER_REGISTRY_STATE_OFFLINE\x10\x02\x12\x1c\n\x18PEER_REGISTRY_STATE_LEFT\x10\x03*y\n\x0cPeerLiveness\x12\x1d\n\x19PEER_LIVENESS_UNSPECIFIED\x10\x00\x12\x19\n\x15PEER_LIVENESS_UNKNOWN\x10\x01\x12\x17\n\x13PEER_LIVENESS_ALIVE\x10\x02\x12\x16\n\x12PEER_LIVENESS_DEAD\x10\x03\x32\xff\x01\n\x0bNodeService\x12P\n\x0bGetNodeInfo\x12\x1f.kodosumi.v1.GetNodeInfoRequest\x1a .kodosumi.v1.GetNodeInfoResponse\x12R\n\x0bWatchAlerts\x12\x1f.kodosumi.v1.WatchAlertsRequest\x1a .kodosumi.v1.WatchAlertsResponse0\x01\x12J\n\tListPeers\x12\x1d.kodosumi.v1.ListPeersRequest\x1a\x1e.kodosumi.v1.ListPeersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kodosumi.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PEERSOURCE']._serialized_start=1361
-  _globals['_PEERSOURCE']._serialized_end=1471
-  _globals['_PEERREGISTRYSTATE']._serialized_start=1474
-  _globals['_PEERREGISTRYSTATE']._serialized_end=1625
-  _globals['_PEERLIVENESS']._serialized_start=1627
-  _globals['_PEERLIVENESS']._serialized_end=1748
+  _globals['_EXECUTORINFO_RESOURCESENTRY']._loaded_options = None
+  _globals['_EXECUTORINFO_RESOURCESENTRY']._serialized_options = b'8\001'
+  _globals['_EXECUTORINFO_LABELSENTRY']._loaded_options = None
+  _globals['_EXECUTORINFO_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_PEERSOURCE']._serialized_start=1818
+  _globals['_PEERSOURCE']._serialized_end=1928
+  _globals['_PEERREGISTRYSTATE']._serialized_start=1931
+  _globals['_PEERREGISTRYSTATE']._serialized_end=2082
+  _globals['_PEERLIVENESS']._serialized_start=2084
+  _globals['_PEERLIVENESS']._serialized_end=2205
   _globals['_NODELOAD']._serialized_start=122
   _globals['_NODELOAD']._serialized_end=465
   _globals['_NODEINFO']._serialized_start=468
-  _globals['_NODEINFO']._serialized_end=711
-  _globals['_GETNODEINFOREQUEST']._serialized_start=713
-  _globals['_GETNODEINFOREQUEST']._serialized_end=733
-  _globals['_GETNODEINFORESPONSE']._serialized_start=735
-  _globals['_GETNODEINFORESPONSE']._serialized_end=793
-  _globals['_WATCHALERTSREQUEST']._serialized_start=795
-  _globals['_WATCHALERTSREQUEST']._serialized_end=850
-  _globals['_WATCHALERTSRESPONSE']._serialized_start=852
-  _globals['_WATCHALERTSRESPONSE']._serialized_end=909
-  _globals['_PEER']._serialized_start=912
-  _globals['_PEER']._serialized_end=1284
-  _globals['_LISTPEERSREQUEST']._serialized_start=1286
-  _globals['_LISTPEERSREQUEST']._serialized_end=1304
-  _globals['_LISTPEERSRESPONSE']._serialized_start=1306
-  _globals['_LISTPEERSRESPONSE']._serialized_end=1359
-  _globals['_NODESERVICE']._serialized_start=1751
-  _globals['_NODESERVICE']._serialized_end=2006
+  _globals['_NODEINFO']._serialized_end=782
+  _globals['_EXECUTORINFO']._serialized_start=785
+  _globals['_EXECUTORINFO']._serialized_end=1168
+  _globals['_EXECUTORINFO_RESOURCESENTRY']._serialized_start=1073
+  _globals['_EXECUTORINFO_RESOURCESENTRY']._serialized_end=1121
+  _globals['_EXECUTORINFO_LABELSENTRY']._serialized_start=1123
+  _globals['_EXECUTORINFO_LABELSENTRY']._serialized_end=1168
+  _globals['_GETNODEINFOREQUEST']._serialized_start=1170
+  _globals['_GETNODEINFOREQUEST']._serialized_end=1190
+  _globals['_GETNODEINFORESPONSE']._serialized_start=1192
+  _globals['_GETNODEINFORESPONSE']._serialized_end=1250
+  _globals['_WATCHALERTSREQUEST']._serialized_start=1252
+  _globals['_WATCHALERTSREQUEST']._serialized_end=1307
+  _globals['_WATCHALERTSRESPONSE']._serialized_start=1309
+  _globals['_WATCHALERTSRESPONSE']._serialized_end=1366
+  _globals['_PEER']._serialized_start=1369
+  _globals['_PEER']._serialized_end=1741
+  _globals['_LISTPEERSREQUEST']._serialized_start=1743
+  _globals['_LISTPEERSREQUEST']._serialized_end=1761
+  _globals['_LISTPEERSRESPONSE']._serialized_start=1763
+  _globals['_LISTPEERSRESPONSE']._serialized_end=1816
+  _globals['_NODESERVICE']._serialized_start=2208
+  _globals['_NODESERVICE']._serialized_end=2463
 # @@protoc_insertion_point(module_scope)

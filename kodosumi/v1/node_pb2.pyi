@@ -165,12 +165,18 @@ class NodeInfo(_message.Message):
     RAY_ADDRESS_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
+    DEGRADED_REASON_FIELD_NUMBER: _builtins.int
+    EXECUTORS_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     version: _builtins.str
     identity: _builtins.str
     """SPIFFE ID of the node's certificate (empty when running with --insecure)."""
     ray_address: _builtins.str
     """`embedded` or the address of the Ray cluster the node drives."""
+    degraded_reason: _builtins.str
+    """Why the node cannot run executions right now (empty while it can), e.g. no executor
+    can be started; health says NOT_SERVING meanwhile.
+    """
     @_builtins.property
     def endpoints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -181,6 +187,12 @@ class NodeInfo(_message.Message):
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def executors(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutorInfo]:
+        """The node's executors and the Ray node each runs on (GetNodeInfo only; registry entries
+        leave it empty).
+        """
+
     def __init__(
         self,
         *,
@@ -193,14 +205,113 @@ class NodeInfo(_message.Message):
         ray_address: _builtins.str = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
+        degraded_reason: _builtins.str = ...,
+        executors: _abc.Iterable[Global___ExecutorInfo] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["load", b"load", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "endpoints", b"endpoints", "flows", b"flows", "identity", b"identity", "load", b"load", "node_id", b"node_id", "ray_address", b"ray_address", "start_time", b"start_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "degraded_reason", b"degraded_reason", "endpoints", b"endpoints", "executors", b"executors", "flows", b"flows", "identity", b"identity", "load", b"load", "node_id", b"node_id", "ray_address", b"ray_address", "start_time", b"start_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NodeInfo: _TypeAlias = NodeInfo  # noqa: Y015
+
+@_typing.final
+class ExecutorInfo(_message.Message):
+    """One executor actor of a node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ResourcesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ISOLATION_FIELD_NUMBER: _builtins.int
+    EXECUTIONS_FIELD_NUMBER: _builtins.int
+    WARM_FIELD_NUMBER: _builtins.int
+    RETIRING_FIELD_NUMBER: _builtins.int
+    RAY_NODE_ID_FIELD_NUMBER: _builtins.int
+    RAY_NODE_ADDRESS_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    PLACEMENT_NODE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    isolation: _builtins.str
+    """`shared` (many executions) or `process` (one execution in a process of its own)."""
+    executions: _builtins.int
+    """Executions it hosts now."""
+    warm: _builtins.bool
+    """A warm spare waiting for a launch."""
+    retiring: _builtins.bool
+    """Adopted after a node restart: it finishes what it hosts, then retires."""
+    ray_node_id: _builtins.str
+    """The Ray node hosting it: its id (hex) and address."""
+    ray_node_address: _builtins.str
+    placement_node: _builtins.str
+    @_builtins.property
+    def resources(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """The placement it was created for (empty: anywhere)."""
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        isolation: _builtins.str = ...,
+        executions: _builtins.int = ...,
+        warm: _builtins.bool = ...,
+        retiring: _builtins.bool = ...,
+        ray_node_id: _builtins.str = ...,
+        ray_node_address: _builtins.str = ...,
+        resources: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        placement_node: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executions", b"executions", "isolation", b"isolation", "labels", b"labels", "name", b"name", "placement_node", b"placement_node", "ray_node_address", b"ray_node_address", "ray_node_id", b"ray_node_id", "resources", b"resources", "retiring", b"retiring", "warm", b"warm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutorInfo: _TypeAlias = ExecutorInfo  # noqa: Y015
 
 @_typing.final
 class GetNodeInfoRequest(_message.Message):

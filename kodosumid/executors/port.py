@@ -45,6 +45,10 @@ class Placement:
     node: str = ""
 
     @property
+    def anywhere(self) -> bool:
+        return not (self.resources or self.labels or self.node)
+
+    @property
     def key(self) -> tuple[Any, ...]:
         return (
             tuple(sorted(self.resources.items())),

@@ -76,6 +76,13 @@ class ExecutorActor:
         """Answered once the process is up and the engine imported; returns the worker pid."""
         return os.getpid()
 
+    async def where(self) -> dict[str, str]:
+        """The Ray node this executor runs on: its id (hex) and address."""
+        return {
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "address": ray.util.get_node_ip_address(),  # type: ignore[no-untyped-call]
+        }
+
     async def preload(self, modules: list[str]) -> None:
         """Import modules ahead of time (a warm executor pays no imports at launch); returns
         once they and the constructor's preload are imported."""

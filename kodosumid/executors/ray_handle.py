@@ -103,6 +103,9 @@ class RayExecutor:
     dead: bool = False
     # Adopted after a node restart: it finishes what it hosts, then retires.
     adopted: bool = False
+    # The Ray node it runs on (id hex, address), once it answered.
+    ray_node_id: str = ""
+    ray_node_address: str = ""
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:
@@ -114,6 +117,11 @@ class RayExecutor:
         """The worker pid, once the process is up."""
         pid: int = await self._call(self.actor.ready.remote())
         return pid
+
+    async def locate(self) -> None:
+        """Learn which Ray node hosts the executor."""
+        where: dict[str, str] = await self._call(self.actor.where.remote())
+        self.ray_node_id, self.ray_node_address = where["node_id"], where["address"]
 
     async def preload(self, modules: list[str]) -> None:
         await self._call(self.actor.preload.remote(modules))

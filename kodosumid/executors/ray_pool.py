@@ -4,13 +4,21 @@ many executions, and warm spares for flows that want a process of their own.
 Actors are named `kodosumi-exec-<node>-<s|p><hex>` in the node's Ray namespace. On an
 external cluster they are detached, so they outlive a crashed node and a restarted one
 re-attaches to them by name (`survivors`); on the embedded Ray they die with the node.
-Every actor is tracked from the moment it is created, so `close` kills it even when it
-never answered.
+
+The pool heals and never leaks:
+- every actor is tracked from the moment it is created, so `close` kills it even when it
+  never answered;
+- a keeper task tops the pool up to its configured size, retrying failed creations with
+  capped backoff, and checks idle executors (nothing else would notice a dead spare);
+- a launch waits (bounded) for an executor instead of failing on a stale start-up error;
+- `problem` says why executors cannot be had, for health and `GetNodeInfo`;
+- executors adopted after a node restart finish what they host and retire.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -19,6 +27,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayError
 
+from kodosumi.errors import Unavailable
 from kodosumid.config import PoolConfig
 from kodosumid.executors.port import (
     ANYWHERE,
@@ -37,6 +46,9 @@ log = logging.getLogger(__name__)
 __all__ = ["ACTOR_PREFIX", "PROCESS", "SHARED", "RayExecutor", "RayExecutorPool"]
 
 ACTOR_PREFIX = "kodosumi-exec"
+# An idle executor that does not answer a check within this is left alone (a busy machine),
+# only one that is gone is dropped.
+CHECK_TIMEOUT_SECONDS = 5.0
 
 
 def _own(handle: ExecutorHandle) -> RayExecutor:
@@ -66,8 +78,15 @@ class RayExecutorPool:
         self.busy_isolated: list[RayExecutor] = []
         # Every actor this pool created and has not killed, ready or not (see `close`).
         self._created: dict[str, RayExecutor] = {}
-        self._refill: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        self._keeper: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # the keeper has work (an executor lost or taken)
+        self._added = asyncio.Event()  # an executor joined (launches waiting for one)
+        self._closed = False
+        # Why executors cannot be had right now ("" while the last creation worked).
+        self.problem = ""
+        # Set whenever `problem` or availability changes (the node updates its health).
+        self.changed = asyncio.Event()
         # Set by the node to the start-up task; launches wait for it before picking executors.
         self.ready: asyncio.Future[None] | None = None
         # How executors dial the node for `ctx.call_flow` (`CallerSettings.to_dict()` of
@@ -77,6 +96,8 @@ class RayExecutorPool:
     @property
     def prefix(self) -> str:
         return f"{ACTOR_PREFIX}-{self.node_id}-"
+
+    # -- creating executors ---------------------------------------------------------------
 
     def _create(self, isolation: str, placement: Placement = ANYWHERE) -> RayExecutor:
         name = f"{self.prefix}{isolation[0]}{uuid.uuid4().hex[:8]}"
@@ -92,68 +113,201 @@ class RayExecutorPool:
             self.config.buffer_capacity, self.env, list(self.config.preload_modules), self.caller
         )
         executor = RayExecutor(name, actor, isolation, placement)
-        self._created[name] = executor
+        self._created[name] = executor  # before anything can fail: `close` must know it
         return executor
 
     async def _ready(self, executor: RayExecutor) -> RayExecutor:
         """Wait until the executor answers and has imported `preload_modules`: a warm
         executor pays neither process start-up nor imports at launch. A failure kills it."""
         try:
-            await executor.ready()
+            # Bounded: an actor no Ray node can host waits forever. The preload is not (the
+            # actor bounds it): on a busy machine importing CrewAI alone can take a minute.
+            async with asyncio.timeout(self.config.start_timeout_seconds):
+                await executor.locate()
             if self.config.preload_modules:
                 await executor.preload([])
+        except TimeoutError:
+            self.kill(executor)
+            raise ExecutorGone(
+                f"executor {executor.name} did not start within "
+                f"{self.config.start_timeout_seconds:g} s (no Ray node can host it?)"
+            ) from None
         except BaseException:
             self.kill(executor)
             raise
         return executor
 
     async def _new(self, isolation: str, placement: Placement = ANYWHERE) -> RayExecutor:
-        return await self._ready(self._create(isolation, placement))
+        try:
+            executor = await self._ready(self._create(isolation, placement))
+        except ExecutorGone as e:
+            if placement.anywhere:  # a placement nothing matches is the launch's problem
+                self._set_problem(str(e))
+            raise
+        if placement.anywhere:
+            self._set_problem("")
+        return executor
+
+    def _set_problem(self, problem: str) -> None:
+        if problem != self.problem:
+            if problem:
+                log.warning("executor pool: %s", problem)
+            else:
+                log.info("executor pool: executors start again")
+            self.problem = problem
+            self.changed.set()
+
+    def _join(self, executor: RayExecutor, group: list[RayExecutor]) -> None:
+        if self._closed:
+            self.kill(executor)
+            return
+        group.append(executor)
+        self._added.set()
+        self.changed.set()
+
+    # -- the keeper: top up and check ---------------------------------------------------------
+
+    def _standing_shared(self) -> list[RayExecutor]:
+        """The configured shared executors (not adopted ones, not per-placement ones)."""
+        return [e for e in self.shared if not e.dead and not e.adopted and e.placement.anywhere]
 
     async def start(self) -> None:
-        """Create the shared executors and the warm spares, and wait until they answer."""
-        shared = [self._create(SHARED) for _ in range(self.config.shared_executors)]
-        spares = [self._create(PROCESS) for _ in range(self.config.warm_executors)]
-        await asyncio.gather(*(self._ready(e) for e in shared + spares))
-        self.shared += shared
-        self.spares += spares
+        """Create the shared executors and the warm spares and wait for them; then keep
+        the pool at that size. Never fails: what could not be created is retried."""
+        await self._fill()
+        if self._keeper is None and not self._closed:
+            self._keeper = asyncio.get_running_loop().create_task(self._keep())
+
+    async def _fill(self) -> bool:
+        """Create the executors missing from the configured size; whether all worked."""
+        missing_shared = self.config.shared_executors - len(self._standing_shared())
+        missing_spares = self.config.warm_executors - len(self.spares)
+        kinds = [SHARED] * max(0, missing_shared) + [PROCESS] * max(0, missing_spares)
+        if not kinds:
+            return True
+        results = await asyncio.gather(*(self._new(k) for k in kinds), return_exceptions=True)
+        ok = True
+        for result in results:
+            if isinstance(result, RayExecutor):
+                self._join(result, self.shared if result.isolation == SHARED else self.spares)
+            elif isinstance(result, ExecutorGone):
+                ok = False
+            elif isinstance(result, BaseException):
+                ok = False
+                log.error("creating an executor failed", exc_info=result)
+        return ok
+
+    async def _keep(self) -> None:
+        delay = self.config.retry_initial_seconds
+        while not self._closed:
+            try:
+                healthy = await self._fill()
+                await self._check_idle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("executor pool keeper")
+                healthy = False
+            if healthy:
+                delay, pause = self.config.retry_initial_seconds, self.config.check_interval_seconds
+            else:
+                pause, delay = delay, min(delay * 2, self.config.retry_max_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)
+            self._wake.clear()
+
+    async def _check_idle(self) -> None:
+        """Drop idle executors that are gone: no drain loop watches them."""
+        idle = [*self.spares, *(e for e in self.shared if not e.executions)]
+
+        async def check(executor: RayExecutor) -> None:
+            try:
+                await asyncio.wait_for(executor.ready(), CHECK_TIMEOUT_SECONDS)
+            except ExecutorGone as e:
+                if not executor.executions and not executor.dead:
+                    log.warning("%s while idle", e)
+                    self.forget(executor)
+            except TimeoutError:
+                log.info("idle executor %s is slow to answer", executor.name)
+
+        await asyncio.gather(*(check(e) for e in idle))
+
+    # -- handing executors out ----------------------------------------------------------------
+
+    async def _started(self) -> None:
+        if self.ready is not None:
+            # A start-up that failed or was cancelled is not waited for again: the keeper
+            # and the launch itself get executors now.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.ready)
+
+    def _pick(self, isolation: str, placement: Placement) -> RayExecutor | None:
+        if isolation == PROCESS:
+            for spare in self.spares:
+                if spare.placement.key == placement.key and not spare.dead:
+                    self.spares.remove(spare)
+                    return spare
+            return None
+        candidates = [
+            e
+            for e in self.shared
+            if not e.dead
+            and not e.adopted
+            and e.placement.key == placement.key
+            and len(e.executions) < self.config.max_executions_per_executor
+        ]
+        return min(candidates, key=lambda e: len(e.executions)) if candidates else None
+
+    def _keeper_makes(self, isolation: str, placement: Placement) -> bool:
+        """Whether the keeper is the one to (re)create such an executor: the configured
+        shared ones. A launch waits for those rather than racing to create more."""
+        return (
+            isolation == SHARED
+            and placement.anywhere
+            and len(self._standing_shared()) < self.config.shared_executors
+            and self._keeper is not None
+        )
 
     async def acquire(self, isolation: str, placement: Placement = ANYWHERE) -> RayExecutor:
-        if self.ready is not None:
-            await asyncio.shield(self.ready)
-        async with self._lock:
-            if isolation == PROCESS:
-                executor = self.spares.pop(0) if self.spares else None
-                self._schedule_refill()
-                if executor is None:
-                    executor = await self._new(PROCESS)
-                self.busy_isolated.append(executor)
-                return executor
-            candidates = [
-                e
-                for e in self.shared
-                if not e.dead
-                and not e.adopted
-                and len(e.executions) < self.config.max_executions_per_executor
-            ]
-            if candidates:
-                return min(candidates, key=lambda e: len(e.executions))
-            executor = await self._new(SHARED)
-            self.shared.append(executor)
-            return executor
-
-    def _schedule_refill(self) -> None:
-        missing = self.config.warm_executors - len(self.spares) - len(self._refill)
-        for _ in range(max(0, missing)):
-            task = asyncio.get_running_loop().create_task(self._add_spare())
-            self._refill.add(task)
-            task.add_done_callback(self._refill.discard)
-
-    async def _add_spare(self) -> None:
-        try:
-            self.spares.append(await self._new(PROCESS))
-        except Exception:
-            log.exception("could not start a warm executor")
+        await self._started()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.acquire_timeout_seconds
+        delay = self.config.retry_initial_seconds
+        while True:
+            if self._closed:
+                raise Unavailable("the node is shutting down", reason="NODE_SHUTTING_DOWN")
+            executor = self._pick(isolation, placement)
+            if executor is not None:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise Unavailable(
+                    f"no executor could be started within "
+                    f"{self.config.acquire_timeout_seconds:g} s: {self.problem or 'timed out'}",
+                    reason="NO_EXECUTOR",
+                )
+            if self._keeper_makes(isolation, placement):
+                self._wake.set()
+                self._added.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._added.wait(), min(remaining, 1.0))
+                continue
+            try:
+                # One at a time per kind: concurrent launches share what the first creates.
+                async with self._lock:
+                    executor = self._pick(isolation, placement)
+                    if executor is None:
+                        executor = await self._new(isolation, placement)
+                        if isolation == SHARED:
+                            self._join(executor, self.shared)
+                break
+            except ExecutorGone:
+                await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+                delay = min(delay * 2, self.config.retry_max_seconds)
+        if isolation == PROCESS:
+            self.busy_isolated.append(executor)
+            self._wake.set()  # the keeper refills the warm spares
+        return executor
 
     def release(self, handle: ExecutorHandle, execution_id: str) -> None:
         """An execution ended; an isolated executor is not reused (its process may be dirty),
@@ -164,14 +318,16 @@ class RayExecutorPool:
             return
         if executor.isolation == PROCESS or executor.adopted:
             self.forget(executor)
-            self.kill(executor)
 
     def forget(self, handle: ExecutorHandle) -> None:
+        """Stop handing the executor out and stop its process (if it still runs)."""
         executor = _own(handle)
-        executor.dead = True
         for group in (self.shared, self.spares, self.busy_isolated):
             if executor in group:
                 group.remove(executor)
+        self.kill(executor)
+        self._wake.set()
+        self.changed.set()
 
     def kill(self, handle: ExecutorHandle) -> None:
         executor = _own(handle)
@@ -182,6 +338,8 @@ class RayExecutorPool:
         except Exception:  # already gone
             log.debug("executor %s already gone", executor.name)
 
+    # -- after a restart ----------------------------------------------------------------------
+
     async def survivors(self) -> list[ExecutorHandle]:
         """After a node restart on an external cluster: adopt this node's executors that
         still host executions (they finish them, then retire); stop the idle ones."""
@@ -189,22 +347,26 @@ class RayExecutorPool:
             return []
         adopted: list[ExecutorHandle] = []
         for name in self._existing_actor_names():
+            if name in self._created:
+                continue  # one of this run's own
             try:
                 actor = ray.get_actor(name, namespace=self.namespace)
             except (RayError, ValueError):
                 continue
             isolation = SHARED if name[len(self.prefix)] == SHARED[0] else PROCESS
             executor = RayExecutor(name, actor, isolation, adopted=True)
+            self._created[name] = executor
             try:
                 hosted = await executor.hosted()
+                await executor.locate()
             except ExecutorGone:
+                self._created.pop(name, None)
                 continue
             if not hosted:
                 # An idle executor of the previous run (a warm spare): nothing to resume.
                 self.kill(executor)
                 continue
             executor.executions.update(hosted)
-            self._created[name] = executor
             (self.shared if isolation == SHARED else self.busy_isolated).append(executor)
             adopted.append(executor)
         return adopted
@@ -214,6 +376,8 @@ class RayExecutorPool:
         names = ray.util.list_named_actors(all_namespaces=False)
         return [n for n in names if isinstance(n, str) and n.startswith(self.prefix)]
 
+    # -- state ----------------------------------------------------------------------------------
+
     @property
     def executors(self) -> list[ExecutorHandle]:
         return [*self.shared, *self.busy_isolated]
@@ -222,9 +386,17 @@ class RayExecutorPool:
         """(alive executors, warm spares)."""
         return len(self.shared) + len(self.busy_isolated) + len(self.spares), len(self.spares)
 
+    @property
+    def unavailable(self) -> bool:
+        """No executor can be had: none of the configured ones is up and creating fails."""
+        return bool(self.problem) and not self._standing_shared() and not self.spares
+
     async def close(self) -> None:
-        for task in list(self._refill):
-            task.cancel()
+        self._closed = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(BaseException):
+                await self._keeper
         for executor in [*self._created.values(), *self.shared, *self.spares, *self.busy_isolated]:
             self.kill(executor)
         self.shared.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -58,3 +59,18 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait(5)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def cluster_actors(address: str, prefix: str) -> list[str]:
+    """Names of the live actors in the cluster starting with `prefix` (asked from a fresh
+    driver process: the test process may already drive the session's own Ray)."""
+    script = (
+        "import json, ray\n"
+        f"ray.init(address={address!r}, log_to_driver=False, configure_logging=False)\n"
+        "names = ray.util.list_named_actors(all_namespaces=True)\n"
+        f"print(json.dumps([n['name'] for n in names if n['name'].startswith({prefix!r})]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=True, timeout=120
+    ).stdout
+    return list(json.loads(out.decode().strip().splitlines()[-1]))
