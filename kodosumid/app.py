@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -95,6 +96,9 @@ class NodeApp:
         self._pool_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._pool_health_task: asyncio.Task[None] | None = None
+        # Called once Ray runs in this process: starting Ray installs its own fatal-signal
+        # handlers (SIGTERM included) over the daemon's, which must be put back.
+        self.on_ray_ready: Callable[[], None] | None = None
         self.network: PeerNetwork | None = None
         self.credentials: NodeCredentials | None = None
         self.audit: AuditLog | None = None
@@ -163,6 +167,8 @@ class NodeApp:
             namespace=config.ray.namespace,
             env=observability.executor_env(),
         )
+        if self.on_ray_ready is not None:
+            self.on_ray_ready()
         hub = WatchHub()
         # Per-identity quotas (kodosumid/quotas.py): a terminal status frees a running slot.
         self.quotas = quotas = Quotas(config.quotas, stored_bytes=self.store.stored_bytes)

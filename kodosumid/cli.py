@@ -115,11 +115,22 @@ async def serve(config: NodeConfig, join_token: str | None = None) -> None:
     if join_token:
         config = await join(config, join_token)
     app = NodeApp(config)
-    await app.start()
+    # Before starting: a SIGTERM while the node starts (or right after it serves) must
+    # still stop it gracefully, killing the executors it has begun to create.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+
+    def handle_signals() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+    handle_signals()
+    app.on_ray_ready = handle_signals  # Ray's own handler would abort the stop midway
+    try:
+        await app.start()
+    except BaseException:
+        await app.stop()
+        raise
     await stop.wait()
     await app.stop()
 
