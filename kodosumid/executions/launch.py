@@ -78,7 +78,9 @@ def first_events(
             time_unix_nano=now_ns,
             trace_ids=run.ids,
         ),
-        inputs_event.SerializeToString(),
+        # Deterministic: map entries sorted by key, so the store can rebuild these bytes
+        # exactly from the inputs' JSON (kodosumid/event_store/inputs_event.py).
+        inputs_event.SerializeToString(deterministic=True),
     ]
     if parent is not None:
         # The link to the parent, in the child's stream (the engine starts at seq 4).

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import struct_pb2
+
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store import ExecutionRecord
@@ -52,4 +54,33 @@ def inputs_event(execution_id: str, inputs: dict[str, Any], seq: int = 2) -> byt
     message.inputs_received.inputs.SetInParent()
     dict_to_struct(inputs, message.inputs_received.inputs)
     message.trace_id, message.span_id = "a" * 32, "b" * 16
-    return message.SerializeToString()
+    return message.SerializeToString(deterministic=True)
+
+
+def inputs_event_in_reverse_key_order(execution_id: str, inputs: dict[str, float]) -> bytes:
+    """An inputs event whose Struct entries are on the wire in reverse key order (as a hash
+    table may write them), hand-encoded since protobuf itself picks the order."""
+    entries = b""
+    for key in sorted(inputs, reverse=True):
+        one = struct_pb2.Struct()
+        one.fields[key].number_value = inputs[key]
+        entries += one.SerializeToString()
+    inputs_number = event_pb2.InputsReceived.DESCRIPTOR.fields_by_name["inputs"].number
+    received = _field(inputs_number, entries)
+    received_number = event_pb2.Event.DESCRIPTOR.fields_by_name["inputs_received"].number
+    head = event_pb2.Event(execution_id=execution_id, seq=2, attempt=1).SerializeToString()
+    return head + _field(received_number, received)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field on the wire: tag, length, bytes."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

@@ -21,7 +21,13 @@ from kodosumid.event_store import (
     SqliteEventStore,
     StatusChange,
 )
-from tests.event_store.helpers import FakeClock, event, inputs_event, record
+from tests.event_store.helpers import (
+    FakeClock,
+    event,
+    inputs_event,
+    inputs_event_in_reverse_key_order,
+    record,
+)
 
 S = event_pb2
 RUNNING = S.EXECUTION_STATUS_RUNNING
@@ -216,6 +222,19 @@ class StoreContract:
         # A page bounded by bytes counts the inputs the event shows.
         assert await store.read_page("a", 0, max_bytes=1000) == [(1, first[0])]
         assert (await store.get_execution("a")).inputs == inputs  # type: ignore[union-attr]
+
+    async def test_an_inputs_event_in_another_map_order_replays_byte_for_byte(
+        self, store: EventStore
+    ) -> None:
+        """Protobuf may write a Struct's entries in any order (hash-table order); an inputs
+        event not in the deterministic (sorted) order is kept as it came, never rebuilt."""
+        unsorted = inputs_event_in_reverse_key_order("a", {"a": 2, "b": 1})
+        parsed = event_pb2.Event.FromString(unsorted)
+        assert parsed.SerializeToString(deterministic=True) != unsorted
+        await store.create_execution(
+            record("a", inputs={"a": 2, "b": 1}), [event("a", 1), unsorted]
+        )
+        assert await store.read_events("a", 0) == [(1, event("a", 1)), (2, unsorted)]
 
     async def test_an_inputs_event_that_differs_from_the_row_is_kept_whole(
         self, store: EventStore
