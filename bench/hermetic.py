@@ -33,7 +33,6 @@ def enter() -> Path:
             "KODOSUMI_HOME": str(home / "kodosumi"),
             "RAY_TMPDIR": str(root / "ray"),
             "RAY_USAGE_STATS_ENABLED": "0",
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
             "RAY_prestart_worker_first_driver": "0",
             "CREWAI_DISABLE_TELEMETRY": "true",
             "CREWAI_DISABLE_VERSION_CHECK": "true",

@@ -46,6 +46,7 @@ from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.service import ExecutionService
 from kodosumid.executors.caller_settings import CallerSettings
+from kodosumid.executors.credentials import CallerCredentials
 from kodosumid.executors.describe import executor_messages
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
@@ -159,7 +160,7 @@ class NodeApp:
         )
         await self.store.open()
         self._owns_ray = not ray.is_initialized()
-        self.ray_address = await asyncio.to_thread(start_ray, config.ray)
+        self.ray_address = await asyncio.to_thread(start_ray, config.ray, config.state_dir)
         self.pool = RayExecutorPool(
             config.pool,
             config.node_id,
@@ -258,6 +259,7 @@ class NodeApp:
             config.listen, self.port, config.advertise, fix=ADVERTISE_FIX
         )
         self.pool.caller = self._caller_settings().to_dict()
+        self.pool.credentials = self._caller_credentials()
         bound.set_result(None)
         await server.start()
         self._server = server
@@ -327,19 +329,18 @@ class NodeApp:
                 await set_serving(self._health, SERVICE_NAMES[:1], up)  # type: ignore[arg-type]
 
     def _caller_settings(self) -> CallerSettings:
-        """How this node's executors dial it: its address, its credential files (a flow
-        without an identity of its own calls as the node) and the flows' identities."""
+        """How this node's executors dial it (`ctx.call_flow`): its advertised address (an
+        executor may run on another host; never 127.0.0.1 for a node listening on 0.0.0.0).
+        The credentials go with each start, as data (kodosumid/executors/credentials.py)."""
+        address = self.endpoints[0] if self.endpoints else self.address
+        return CallerSettings(address, self.config.node_id)
+
+    def _caller_credentials(self) -> CallerCredentials:
+        """The flow's own identity when it has one, else the node's; none when insecure."""
         files = self.credentials.files if self.credentials is not None else None
         if files is None:
-            return CallerSettings(self.address, self.config.node_id)
-        return CallerSettings(
-            self.address,
-            self.config.node_id,
-            ca_cert=str(files.ca_cert),
-            cert=str(files.cert),
-            key=str(files.key),
-            flows_dir=str(flows_dir(self.config.state_dir)),
-        )
+            return CallerCredentials(None, None)
+        return CallerCredentials(files, flows_dir(self.config.state_dir))
 
     def _info(self, catalog: Catalog, hub: WatchHub, *, detail: bool = True) -> node_pb2.NodeInfo:
         """The node's self-description; without `detail` (the registry's copy) no executors."""

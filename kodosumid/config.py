@@ -141,8 +141,8 @@ class PoolConfig:
     # Modules executors import ahead of the first launch, so a crew's first launch does not
     # pay CrewAI's import (~2 s). `engine.crew.listener` also sets CrewAI's offline switches.
     preload_modules: tuple[str, ...] = ("engine.crew.listener",)
-    # An executor that has not answered (and preloaded) within this is given up and killed
-    # (e.g. no Ray node can host its placement).
+    # An executor whose process has not answered within this is given up and killed (e.g.
+    # no Ray node can host its placement); its preload is not counted.
     start_timeout_seconds: float = 60.0
     # A launch waits at most this long for an executor while none can be started, then fails.
     acquire_timeout_seconds: float = 60.0

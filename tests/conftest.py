@@ -16,7 +16,6 @@ os.environ.update(
         "HOME": str(_SESSION_HOME),
         "KODOSUMI_HOME": str(_SESSION_HOME / "kodosumi"),
         "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_prestart_worker_first_driver": "0",
         "CREWAI_DISABLE_TELEMETRY": "true",
         "CREWAI_DISABLE_VERSION_CHECK": "true",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +24,7 @@ from kodosumi.jsonvalue import python_to_value, value_to_python
 from kodosumi.rpc.channel import open_channel
 from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsMaterial
+from kodosumid.executors.credentials import Credentials
 
 # Updates handed to the flow: (kind, JSON of the update).
 OnUpdate = Callable[[str, dict[str, Any]], None]
@@ -137,7 +137,7 @@ async def _call(
 class AgentCaller:
     """The `call_agent` half of the executor's caller (credentials as `GrpcFlowCaller`)."""
 
-    def __init__(self, credentials: Callable[[str], tuple[Path, ...]]) -> None:
+    def __init__(self, credentials: Callable[[str], Credentials | None]) -> None:
         self._credentials = credentials
 
     def call_agent(
@@ -150,8 +150,8 @@ class AgentCaller:
         timeout: float | None = None,
         on_update: OnUpdate,
     ) -> AgentResult:
-        files = self._credentials(caller_flow)
-        tls = TlsMaterial(*(p.read_bytes() for p in files)) if files else None
+        triple = self._credentials(caller_flow)
+        tls = TlsMaterial(*triple) if triple is not None else None
         call = _call(agent, content, tenant, tls, on_update)
         if timeout is not None:
             call = asyncio.wait_for(call, timeout)  # type: ignore[assignment]

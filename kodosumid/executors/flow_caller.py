@@ -5,16 +5,16 @@ launched on the node that hosts the parent (`LaunchExecution` with `parent_execu
 which runs it or hands it to a peer that offers the flow; the caller then follows the
 child's `WatchExecution` stream to its terminal status and returns its result.
 
-Each call dials with the identity of the calling flow (`<state>/pki/flows/<flow>.pem`, issued
-by the auth provider) when it has one, else with the node's own credentials. The files are
-read again whenever they change (renewed certificates), so a channel never uses an old one.
+Each call dials with the identity of the calling flow (issued by the auth provider) when it
+has one, else with the node's own credentials. They arrive as data with every start of an
+execution (`executors/credentials.py`): the executor may run on a host where the node's files
+do not exist. New credentials (renewed certificates) replace the flow's channel.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,6 +28,7 @@ from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
 from kodosumid.executors.agent_caller import AgentCaller
 from kodosumid.executors.caller_settings import CallerSettings
+from kodosumid.executors.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -35,55 +36,52 @@ log = logging.getLogger(__name__)
 CALL_TIMEOUT_SECONDS = 30.0
 
 
-def _stamp(paths: tuple[Path, ...]) -> tuple[int, ...]:
-    return tuple(p.stat().st_mtime_ns for p in paths)
-
-
 class GrpcFlowCaller(AgentCaller):
     """`engine.calls.FlowCaller` over the node's FlowService (sync gRPC, thread-safe), and
     `ctx.call_agent` to A2A agents with the same credentials (`agent_caller.py`)."""
 
     def __init__(self, settings: CallerSettings) -> None:
-        super().__init__(self._files)
+        super().__init__(self._dialled_with)
         self.settings = settings
         self._lock = threading.Lock()
-        # Credential files -> (their modification times, channel).
-        self._channels: dict[tuple[Path, ...], tuple[tuple[int, ...], grpc.Channel]] = {}
+        # Per calling flow: the credentials it dials with (None: insecure node).
+        self._credentials: dict[str, Credentials | None] = {}
+        # Per calling flow: (the credentials the channel was made with, channel).
+        self._channels: dict[str, tuple[Credentials | None, grpc.Channel]] = {}
         self._watches: dict[str, grpc.Call] = {}
 
-    def _files(self, flow: str) -> tuple[Path, ...]:
-        """(ca, cert, key) of the flow's identity when it has one, else of the node."""
-        s = self.settings
-        if s.flows_dir and flow:
-            folder = Path(s.flows_dir)
-            own = (folder / "ca.pem", folder / f"{flow}.pem", folder / f"{flow}.key")
-            if all(p.is_file() for p in own):
-                return own
-        if s.cert:
-            return (Path(s.ca_cert), Path(s.cert), Path(s.key))
-        return ()
+    def use(self, flow: str, credentials: Credentials | None) -> None:
+        """What `flow` dials with from now on (sent with each start of one of its runs)."""
+        with self._lock:
+            self._credentials[flow] = credentials
+
+    def _dialled_with(self, flow: str) -> Credentials | None:
+        with self._lock:
+            return self._credentials.get(flow)
 
     def _stub(self, flow: str) -> flow_pb2_grpc.FlowServiceStub:
-        files = self._files(flow)
         with self._lock:
-            stamp = _stamp(files)
-            cached = self._channels.get(files)
-            if cached is not None and cached[0] == stamp:
+            credentials = self._credentials.get(flow)
+            cached = self._channels.get(flow)
+            if cached is not None and cached[0] == credentials:
                 return flow_pb2_grpc.FlowServiceStub(cached[1])
-            if not files:
+            if credentials is None:
                 channel = grpc.insecure_channel(self.settings.address, options=CHANNEL_OPTIONS)
             else:
-                ca, cert, key = (p.read_bytes() for p in files)
-                credentials = grpc.ssl_channel_credentials(
-                    root_certificates=ca, private_key=key, certificate_chain=cert
-                )
+                ca, cert, key = credentials
                 # The executor's own node, and no other server, gets the call.
                 expect = ServerExpectation.node(self.settings.node_id)
                 options = identity_options(TlsMaterial(ca, cert, key), expect)
-                channel = grpc.secure_channel(self.settings.address, credentials, options=options)
+                channel = grpc.secure_channel(
+                    self.settings.address,
+                    grpc.ssl_channel_credentials(
+                        root_certificates=ca, private_key=key, certificate_chain=cert
+                    ),
+                    options=options,
+                )
             if cached is not None:
-                cached[1].close()  # renewed files: calls in flight on the old one may fail
-            self._channels[files] = (stamp, channel)
+                cached[1].close()  # renewed credentials: calls in flight on the old one may fail
+            self._channels[flow] = (credentials, channel)
             return flow_pb2_grpc.FlowServiceStub(channel)
 
     def launch(

@@ -28,6 +28,11 @@ NODE_ENV = "KODOSUMI_EXECUTOR_NODE"
 PRELOAD_WAIT_SECONDS = 120.0
 
 
+# The key of a start's spec that carries the flow's credentials as (ca, cert, key) bytes
+# (None: an insecure node); kodosumid/executors/credentials.py.
+CREDENTIALS_KEY = "caller_credentials"
+
+
 class ExecutorActor:
     def __init__(
         self,
@@ -46,7 +51,9 @@ class ExecutorActor:
         # Spans and metrics of this process go where the node's go (engine/tracing.py).
         tracing.install(node_id=env.get(NODE_ENV, ""))
 
-        flow_caller = GrpcFlowCaller(CallerSettings(**caller)) if caller else None
+        self.flow_caller = flow_caller = (
+            GrpcFlowCaller(CallerSettings(**caller)) if caller else None
+        )
         self.host = ExecutionHost(buffer_capacity=buffer_capacity, flow_caller=flow_caller)
         # Preloading runs beside the actor's loop (it answers `ready` at once). A start waits
         # for it: a flow importing the same modules in another thread at the same time can
@@ -90,6 +97,9 @@ class ExecutorActor:
         await asyncio.to_thread(self._import, modules)
 
     async def start(self, spec: dict[str, Any]) -> None:
+        credentials = spec.pop(CREDENTIALS_KEY, None)
+        if self.flow_caller is not None:
+            self.flow_caller.use(spec.get("flow", ""), _triple(credentials))
         if not self._preloaded.is_set():
             await asyncio.to_thread(self._preloaded.wait, PRELOAD_WAIT_SECONDS)
         await self.host.start(spec)
@@ -109,6 +119,13 @@ class ExecutorActor:
 
     async def hosted(self) -> dict[str, int]:
         return self.host.hosted()
+
+
+def _triple(value: Any) -> tuple[bytes, bytes, bytes] | None:
+    if not value:
+        return None
+    ca, cert, key = value
+    return bytes(ca), bytes(cert), bytes(key)
 
 
 RemoteExecutor = ray.remote(ExecutorActor)

@@ -9,7 +9,7 @@ characters) goes to the node's log, where an operator can read it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
@@ -106,6 +106,8 @@ class RayExecutor:
     # The Ray node it runs on (id hex, address), once it answered.
     ray_node_id: str = ""
     ray_node_address: str = ""
+    # What the pool adds to each start's spec (the caller's credentials, as data).
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:
@@ -127,7 +129,10 @@ class RayExecutor:
         await self._call(self.actor.preload.remote(modules))
 
     async def start(self, spec: Mapping[str, Any]) -> None:
-        await self._call(self.actor.start.remote(dict(spec)))
+        data = dict(spec)
+        if self.prepare is not None:
+            data = self.prepare(data)
+        await self._call(self.actor.start.remote(data))
 
     async def drain(
         self, acks: Mapping[str, int], max_events: int, wait_seconds: float

@@ -29,6 +29,7 @@ from ray.exceptions import RayError
 
 from kodosumi.errors import Unavailable
 from kodosumid.config import PoolConfig
+from kodosumid.executors.credentials import CallerCredentials
 from kodosumid.executors.port import (
     ANYWHERE,
     PROCESS,
@@ -37,7 +38,7 @@ from kodosumid.executors.port import (
     ExecutorHandle,
     Placement,
 )
-from kodosumid.executors.ray_actor import RemoteExecutor
+from kodosumid.executors.ray_actor import CREDENTIALS_KEY, RemoteExecutor
 from kodosumid.executors.ray_handle import RayExecutor
 from kodosumid.executors.ray_runtime import EXECUTOR_ENV
 
@@ -92,6 +93,11 @@ class RayExecutorPool:
         # How executors dial the node for `ctx.call_flow` (`CallerSettings.to_dict()` of
         # kodosumid/executors/caller_settings.py); set by the node once it is bound, before `start`.
         self.caller: dict[str, str] | None = None
+        # What executors dial the node with, sent as data with every start (set by the node).
+        self.credentials: CallerCredentials | None = None
+        # Flows' code reaches executors through Ray's runtime environment (py_modules), not
+        # through the node's paths: starts then carry no `python_path`.
+        self.ships_code = False
 
     @property
     def prefix(self) -> str:
@@ -112,9 +118,16 @@ class RayExecutorPool:
         actor = RemoteExecutor.options(**options).remote(
             self.config.buffer_capacity, self.env, list(self.config.preload_modules), self.caller
         )
-        executor = RayExecutor(name, actor, isolation, placement)
+        executor = RayExecutor(name, actor, isolation, placement, prepare=self._prepare)
         self._created[name] = executor  # before anything can fail: `close` must know it
         return executor
+
+    def _prepare(self, spec: dict[str, Any]) -> dict[str, Any]:
+        if self.credentials is not None:
+            spec[CREDENTIALS_KEY] = self.credentials.for_flow(str(spec.get("flow", "")))
+        if self.ships_code:
+            spec["python_path"] = []
+        return spec
 
     async def _ready(self, executor: RayExecutor) -> RayExecutor:
         """Wait until the executor answers and has imported `preload_modules`: a warm
@@ -354,7 +367,7 @@ class RayExecutorPool:
             except (RayError, ValueError):
                 continue
             isolation = SHARED if name[len(self.prefix)] == SHARED[0] else PROCESS
-            executor = RayExecutor(name, actor, isolation, adopted=True)
+            executor = RayExecutor(name, actor, isolation, adopted=True, prepare=self._prepare)
             self._created[name] = executor
             try:
                 hosted = await executor.hosted()

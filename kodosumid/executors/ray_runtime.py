@@ -1,22 +1,35 @@
-"""Start an embedded local Ray, or join an existing cluster, with offline-safe settings."""
+"""Start an embedded local Ray, or join an existing cluster, with offline-safe settings.
+
+The embedded Ray is reachable from this host only: every process of it (GCS, raylet, the
+runtime-env agent, every worker) listens on 127.0.0.1, and its token (Ray >= 2.60 token
+authentication) lives in the node's state directory, mode 0600, never in `~/.ray`.
+A Ray cluster the node joins (`--ray-address`) is the operator's to secure
+(docs/operations.md).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import ray
+from ray._private import ray_constants
 
 from kodosumid.config import RayConfig
 
 log = logging.getLogger(__name__)
 
-# Settings that keep Ray on loopback and off the network (see RUNTIME-NOTES): no usage
-# stats, no cloud-metadata probing, no prestarted workers we do not use.
+LOOPBACK = "127.0.0.1"
+# Settings that keep Ray off the network (see RUNTIME-NOTES): no usage stats, no
+# cloud-metadata probing, no prestarted workers we do not use. Deliberately not
+# `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`: inherited by a `ray start --address` it makes a
+# worker host refuse to join ("Multi-node Ray clusters are not supported").
 _RAY_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_prestart_worker_first_driver": "0",
 }
 # What executor processes need: CrewAI must neither phone home nor check for updates.
@@ -25,6 +38,9 @@ EXECUTOR_ENV = {
     "CREWAI_DISABLE_VERSION_CHECK": "true",
     "PYTHONUNBUFFERED": "1",
 }
+# Ray's own switches for where it finds its token (read by its C++ token loader).
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
 
 
 def _offline_home() -> None:
@@ -38,27 +54,86 @@ def _offline_home() -> None:
         log.warning("cannot write %s; Ray may probe cloud metadata addresses", marker)
 
 
-def start_ray(config: RayConfig) -> str:
-    """Initialise Ray in this process (the driver); returns `embedded` or the cluster address."""
+def token_path(state_dir: Path) -> Path:
+    return state_dir / "ray" / "auth_token"
+
+
+def private_token(state_dir: Path) -> Path:
+    """The embedded Ray's token: created once in the node's state directory, mode 0600 in a
+    0700 folder, and named to Ray by path (its processes inherit the path, not the token)."""
+    path = token_path(state_dir)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))  # what `ray get-auth-token --generate` makes
+    os.chmod(path, 0o600)
+    os.environ[AUTH_MODE_ENV] = "token"
+    os.environ[AUTH_TOKEN_PATH_ENV] = str(path)
+    return path
+
+
+@contextlib.contextmanager
+def _loopback_node_ip() -> Iterator[None]:
+    """Let `ray.init(_node_ip_address="127.0.0.1")` mean it.
+
+    Ray replaces a loopback node address with the host's routable one unless it believes
+    clusters are disabled (`services.get_node_ip_address`), and then every process of the
+    node listens on all interfaces. The public switch for that is an environment variable
+    every child inherits (see `_RAY_ENV`); this flips Ray's constant for this call only.
+    Its children get `--node-ip-address=127.0.0.1` and bind to it.
+    """
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def start_ray(config: RayConfig, state_dir: Path | None = None) -> str:
+    """Initialise Ray in this process (the driver); returns `embedded` or the cluster address.
+
+    `state_dir`: where the embedded Ray keeps its token (None: Ray's default, `~/.ray`)."""
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
     if ray.is_initialized():
         return "embedded" if config.embedded else config.address
     _offline_home()
     if config.embedded:
-        ray.init(
-            # "local": always a new instance. With no address, ray.init joins the last
-            # cluster `ray start` left on this machine (/tmp/ray/ray_current_cluster).
-            address="local",
-            num_cpus=config.num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            object_store_memory=config.object_store_memory,
-            namespace=config.namespace,
-            _node_ip_address="127.0.0.1",
-            configure_logging=False,
-        )
+        if state_dir is not None:
+            private_token(state_dir)
+        with _loopback_node_ip():
+            ray.init(
+                # "local": always a new instance. With no address, ray.init joins the last
+                # cluster `ray start` left on this machine (/tmp/ray/ray_current_cluster).
+                address="local",
+                num_cpus=config.num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                object_store_memory=config.object_store_memory,
+                namespace=config.namespace,
+                _node_ip_address=LOOPBACK,
+                configure_logging=False,
+            )
         return "embedded"
+    if _is_loopback(config.address):
+        # A cluster on this host only (tests, a single-host operator): so is this driver.
+        with _loopback_node_ip():
+            ray.init(
+                address=config.address,
+                namespace=config.namespace,
+                log_to_driver=False,
+                configure_logging=False,
+                _node_ip_address=LOOPBACK,
+            )
+        return config.address
     ray.init(
         address=config.address,
         namespace=config.namespace,

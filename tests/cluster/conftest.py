@@ -42,6 +42,10 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=(temp / "head.log").open("wb"),
+        # `ray start` turns 127.0.0.1 into the host's routable address unless clusters are
+        # "disabled": this single-host head stays on loopback. Only this head gets it; in a
+        # shell running `ray start --address` it would make the worker refuse to join.
+        env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
         start_new_session=True,
     )
     address = f"127.0.0.1:{port}"

@@ -65,10 +65,10 @@ TEST_FLOWS = (
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One embedded Ray for the whole session (start-up costs seconds), shut down before
     pytest's summary so Ray's late messages (workers killed by tests) do not follow it."""
-    start_ray(NodeConfig().ray)
+    start_ray(NodeConfig().ray, tmp_path_factory.mktemp("session-ray"))
     yield
     stop_ray()
 
