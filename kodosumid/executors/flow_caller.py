@@ -45,7 +45,7 @@ class GrpcFlowCaller(AgentCaller):
         self.settings = settings
         self._lock = threading.Lock()
         # Per calling flow: the credentials it dials with (None: insecure node).
-        self._credentials: dict[str, Credentials | None] = {}
+        self._flow_credentials: dict[str, Credentials | None] = {}
         # Per calling flow: (the credentials the channel was made with, channel).
         self._channels: dict[str, tuple[Credentials | None, grpc.Channel]] = {}
         self._watches: dict[str, grpc.Call] = {}
@@ -53,15 +53,15 @@ class GrpcFlowCaller(AgentCaller):
     def use(self, flow: str, credentials: Credentials | None) -> None:
         """What `flow` dials with from now on (sent with each start of one of its runs)."""
         with self._lock:
-            self._credentials[flow] = credentials
+            self._flow_credentials[flow] = credentials
 
     def _dialled_with(self, flow: str) -> Credentials | None:
         with self._lock:
-            return self._credentials.get(flow)
+            return self._flow_credentials.get(flow)
 
     def _stub(self, flow: str) -> flow_pb2_grpc.FlowServiceStub:
         with self._lock:
-            credentials = self._credentials.get(flow)
+            credentials = self._flow_credentials.get(flow)
             cached = self._channels.get(flow)
             if cached is not None and cached[0] == credentials:
                 return flow_pb2_grpc.FlowServiceStub(cached[1])
