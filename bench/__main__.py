@@ -49,11 +49,21 @@ ON_REQUEST = {
     "soak": "bench.soak",
     "dead-node": "bench.dead_node_detection",
     "store-rows": "bench.store_rows",
+    "executor-start": "bench.executor_start",
 }
 MODULES = {**BENCHMARKS, **ON_REQUEST}
 # Benchmarks that start nodes in this process (they share one embedded Ray); the others
 # measure other processes and run with no idle Ray beside them.
-USES_RAY = {"memory", "events", "first-event", "scale", "soak", "a2a", "store-rows"}
+USES_RAY = {
+    "memory",
+    "events",
+    "first-event",
+    "scale",
+    "soak",
+    "a2a",
+    "store-rows",
+    "executor-start",
+}
 
 
 def machine() -> dict[str, str]:

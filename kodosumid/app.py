@@ -46,8 +46,10 @@ from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.service import ExecutionService
 from kodosumid.executors.caller_settings import CallerSettings
+from kodosumid.executors.code_shipping import code_runtime_env
 from kodosumid.executors.credentials import CallerCredentials
 from kodosumid.executors.describe import executor_messages
+from kodosumid.executors.preload import effective_preload
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
 from kodosumid.network.peer_network import PeerNetwork
@@ -160,14 +162,27 @@ class NodeApp:
         )
         await self.store.open()
         self._owns_ray = not ray.is_initialized()
-        self.ray_address = await asyncio.to_thread(start_ray, config.ray, config.state_dir)
+        # On a cluster, executors may run on other hosts: the flows' code travels with the
+        # job (kodosumid/executors/code_shipping.py), not as the node's paths.
+        runtime_env = (
+            {}
+            if config.ray.embedded
+            else code_runtime_env((f.entrypoint for f in catalog.list()), config.python_path)
+        )
+        self.ray_address = await asyncio.to_thread(
+            start_ray, config.ray, config.state_dir, runtime_env
+        )
+        # CrewAI is preloaded only for a catalog with CrewAI flows (executors/preload.py).
+        entrypoints = [f.entrypoint for f in catalog.list()]
+        preload = effective_preload(config.pool.preload_modules, entrypoints, config.python_path)
         self.pool = RayExecutorPool(
-            config.pool,
+            replace(config.pool, preload_modules=preload),
             config.node_id,
             detached=not config.ray.embedded,
             namespace=config.ray.namespace,
             env=observability.executor_env(),
         )
+        self.pool.ships_code = bool(runtime_env) and self._owns_ray
         if self.on_ray_ready is not None:
             self.on_ray_ready()
         hub = WatchHub()

@@ -68,6 +68,9 @@ name = "hello"
 entrypoint = "flows.basic:hello"
 input_schema = { type = "object", properties = { name = { type = "string" } } }
 max_input_bytes = 65536       # default: the caller's quota
+resources = { GPU = 1 }       # Ray resources its executors need (default: none)
+labels = { gpu = "a100" }     # Ray node labels they need (`ray start --labels`)
+node = ""                     # one Ray node (id or address) they must run on
 ```
 """
 
@@ -83,6 +86,8 @@ from kodosumi.config_loader import ConfigError, TomlFile, build, read_toml, tabl
 from kodosumi.errors import InvalidArgument
 from kodosumi.paths import default_state_dir
 from kodosumi.telemetry import TelemetryConfig
+from kodosumid.executors.placement import parse_placement
+from kodosumid.executors.port import ANYWHERE, Placement
 from kodosumid.observability.rules import AlertsConfig, alerts_config
 from kodosumid.quotas import QuotasConfig, quotas_config
 
@@ -109,6 +114,8 @@ class FlowEntry:
     groups: tuple[str, ...] = ()
     # Largest inputs (serialized bytes) a launch may carry; 0: the caller's quota decides.
     max_input_bytes: int = 0
+    # Where its executors run: Ray resources, node labels, one Ray node (empty: anywhere).
+    placement: Placement = ANYWHERE
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +326,9 @@ def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
         retry_backoff_seconds=float(backoff),
         groups=tuple(str(g) for g in raw.get("groups", ())),
         max_input_bytes=max_input,
+        placement=parse_placement(
+            raw.get("resources"), raw.get("labels"), raw.get("node", ""), where=where
+        ),
     )
 
 

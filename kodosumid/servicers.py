@@ -21,6 +21,8 @@ from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_g
 from kodosumid.catalog import Catalog
 from kodosumid.convert import execution_message, flow_message, peer_message
 from kodosumid.executions.service import ExecutionService
+from kodosumid.executors.placement import parse_placement
+from kodosumid.executors.port import ANYWHERE, Placement
 from kodosumid.network.peer_client import forwarded_call
 from kodosumid.network.peers import PeerTable
 from kodosumid.quotas import Quotas, QuotasConfig, launch_within
@@ -85,6 +87,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
                 struct_to_dict(request.inputs),
                 forwarded=forwarded_call(context.invocation_metadata()),
                 parent_execution_id=request.parent_execution_id,
+                placement=placement_of(request),
             ),
         )
         return flow_pb2.LaunchExecutionResponse(execution=execution_message(record))
@@ -189,6 +192,14 @@ class NodeServicer(node_pb2_grpc.NodeServiceServicer):
         with self.quotas.open_stream(current_principal()):
             async for response in self.alerts(after_seq, request.follow):
                 yield response  # type: ignore[misc]  # pre-built bytes, passed through
+
+
+def placement_of(request: flow_pb2.LaunchExecutionRequest) -> Placement:
+    """The launch's placement, checked (INVALID_ARGUMENT naming the field)."""
+    if not request.HasField("placement"):
+        return ANYWHERE
+    p = request.placement
+    return parse_placement(dict(p.resources), dict(p.labels), p.node, where="placement")
 
 
 def node_load(executions: ExecutionService, watchers: int, started: float) -> node_pb2.NodeLoad:

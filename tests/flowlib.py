@@ -112,3 +112,10 @@ def parent_calls_failing(ctx: FlowContext) -> Any:
 def parent_calls_sleepy(ctx: FlowContext) -> Any:
     """Calls `sleepy` for a long time (a test cancels this parent)."""
     return ctx.call_flow("sleepy", {"seconds": 60})
+
+
+def loaded_modules(names: list[str]) -> dict[str, bool]:
+    """Which of `names` the executor process has imported (by the time this flow runs)."""
+    import sys
+
+    return {name: name in sys.modules for name in names}

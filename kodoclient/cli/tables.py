@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 
 from google.protobuf import timestamp_pb2
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -88,6 +88,29 @@ def execution_view(execution: flow_pb2.Execution) -> RenderableType:
     return grid
 
 
+def placement_text(executor: node_pb2.ExecutorInfo) -> str:
+    """`GPU=1 gpu=a100 @10.0.0.7`; `anywhere` for none."""
+    parts = [f"{k}={v:g}" for k, v in sorted(executor.resources.items())]
+    parts += [f"{k}={v}" for k, v in sorted(executor.labels.items())]
+    if executor.placement_node:
+        parts.append(f"@{executor.placement_node}")
+    return " ".join(parts) or "anywhere"
+
+
+def executors_table(node: node_pb2.NodeInfo) -> Table:
+    """The node's executors and the Ray node that hosts each."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("EXECUTOR", "KIND", "RUNS", "RAY NODE", "PLACEMENT"):
+        table.add_column(column, no_wrap=True)
+    for e in node.executors:
+        kind = e.isolation + (" (warm)" if e.warm else "") + (" (retiring)" if e.retiring else "")
+        host = e.ray_node_address or "?"
+        if e.ray_node_id:
+            host += f" {e.ray_node_id[:8]}"
+        table.add_row(e.name, kind, str(e.executions), host, placement_text(e))
+    return table
+
+
 def node_view(node: node_pb2.NodeInfo) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -105,10 +128,13 @@ def node_view(node: node_pb2.NodeInfo) -> RenderableType:
             f"{load.running_executions} running, {load.pending_executions} pending, "
             f"{load.awaiting_input_executions} awaiting input",
         ),
+        ("degraded", node.degraded_reason),
     ):
         if value:
             grid.add_row(label, value)
-    return grid
+    if not node.executors:
+        return grid
+    return Group(grid, Text(""), executors_table(node))
 
 
 # -- the network: registry nodes, flow offers, a node's peers ---------------------------------

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from kodoclient.cli.alerts import alert_line
 from kodoclient.cli.render import record, status_text
+from kodoclient.cli.tables import executors_table
 from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
 from kodosumi.v1 import registry_pb2 as rpb
 
@@ -220,6 +221,15 @@ def dashboard(snapshot: Snapshot) -> RenderableType:
     for panel in (_network_panel(snapshot), _peers_panel(snapshot)):
         if panel is not None:
             parts.append(panel)
+    if snapshot.node.executors:
+        parts.append(
+            Panel(
+                executors_table(snapshot.node),
+                title=f"executors — {len(snapshot.node.executors)}",
+                title_align="left",
+                border_style="blue",
+            )
+        )
     parts += [_executions_panel(snapshot), _alerts_panel(snapshot)]
     return Group(*parts)
 

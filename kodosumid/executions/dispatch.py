@@ -23,6 +23,7 @@ from kodosumid.config import NodeConfig
 from kodosumid.event_store import EventStore
 from kodosumid.executions.drain import Drainer
 from kodosumid.executions.live import LiveExecution, LiveTable
+from kodosumid.executors.placement import merged
 from kodosumid.executors.port import PROCESS, ExecutorGone, ExecutorHandle, ExecutorPool
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,9 @@ class Dispatcher:
         drainer = self.drainer
         live.started = False
         try:
-            executor = await self.pool.acquire(live.flow.isolation)
+            executor = await self.pool.acquire(
+                live.flow.isolation, merged(live.flow.placement, live.placement)
+            )
         except Exception as e:
             log.exception("no executor for %s", execution_id)
             await drainer.end_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, f"no executor: {e}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from kodosumi.authz import NODE, Principal
 from kodosumi.clock import Clock
-from kodosumi.errors import InvalidArgument, NotFound, Unavailable
+from kodosumi.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.logs import bind_run
 from kodosumi.schema import violations
@@ -30,6 +30,7 @@ from kodosumid.executions.fanout import Batch, WatchHub
 from kodosumid.executions.lifecycle import ExecutionObserver
 from kodosumid.executions.live import LiveExecution, LiveTable
 from kodosumid.executions.relay import Relayer
+from kodosumid.executors.port import ANYWHERE, Placement
 from kodosumid.observability.run_trace import RunTrace, launch_trace
 
 
@@ -130,15 +131,24 @@ class Launcher:
         *,
         forwarded: bool = False,
         parent_execution_id: str = "",
+        placement: Placement = ANYWHERE,
     ) -> ExecutionRecord:
         """`forwarded`: a peer forwarded this launch here; it is never forwarded again.
 
         `parent_execution_id`: the execution (on this node) whose flow launches this one.
         The child belongs to the parent's owner when the caller is the parent's own flow
         (`Access.speaks_for`), else to the caller, who must be allowed to act on the parent.
+
+        `placement`: where its executor must run, over the flow's (operators and admins).
         """
         if self.live.closing:
             raise Unavailable("the node is shutting down", reason="NODE_SHUTTING_DOWN")
+        if not placement.anywhere and not principal.privileged:
+            # Placement picks hosts (GPU hosts, a given machine): the operator's call.
+            raise PermissionDenied(
+                "only operators and admins may choose where a launch runs",
+                reason="PLACEMENT_NOT_ALLOWED",
+            )
         owner = principal.id
         parent: ExecutionRecord | None = None
         if parent_execution_id:
@@ -179,7 +189,12 @@ class Launcher:
         await self.store.create_execution(record, first)
         record = replace(record, last_seq=len(first))
         live = LiveExecution(
-            record, flow, stored_seq=len(first), status=record.status, traceparent=run.traceparent
+            record,
+            flow,
+            stored_seq=len(first),
+            status=record.status,
+            traceparent=run.traceparent,
+            placement=placement,
         )
         self.live.add(live)
         self.hub.publish(execution_id, Batch(1, first))

@@ -15,7 +15,7 @@ from typing import Any
 from kodosumi.authz import Principal
 from kodosumid.config import FlowEntry
 from kodosumid.event_store import ExecutionRecord
-from kodosumid.executors.port import ExecutorHandle
+from kodosumid.executors.port import ANYWHERE, ExecutorHandle, Placement
 
 # The node acting on its own behalf (shutdown cancels every execution as it).
 NODE_ITSELF = Principal(None, frozenset({"admin"}))
@@ -39,6 +39,8 @@ class LiveExecution:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     # Set on cancel: wakes a pause between attempts.
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    # A launch's own placement over the flow's (kodosumid/executors/placement.py).
+    placement: Placement = ANYWHERE
 
     @property
     def execution_id(self) -> str:

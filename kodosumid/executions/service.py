@@ -32,7 +32,7 @@ from kodosumid.executions.recovery import recover
 from kodosumid.executions.relay import PeerExecutions, Relayer, RelaySettings
 from kodosumid.executions.retention import Retention
 from kodosumid.executions.watch import Watches, events_of
-from kodosumid.executors.port import ExecutorPool
+from kodosumid.executors.port import ANYWHERE, ExecutorPool, Placement
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
@@ -148,6 +148,7 @@ class ExecutionService:
         *,
         forwarded: bool = False,
         parent_execution_id: str = "",
+        placement: Placement = ANYWHERE,
     ) -> ExecutionRecord:
         return await self.launcher.launch(
             principal,
@@ -155,6 +156,7 @@ class ExecutionService:
             inputs,
             forwarded=forwarded,
             parent_execution_id=parent_execution_id,
+            placement=placement,
         )
 
     async def watch_responses(

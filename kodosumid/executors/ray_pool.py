@@ -40,6 +40,7 @@ from kodosumid.executors.port import (
 )
 from kodosumid.executors.ray_actor import CREDENTIALS_KEY, RemoteExecutor
 from kodosumid.executors.ray_handle import RayExecutor
+from kodosumid.executors.ray_placement import actor_options
 from kodosumid.executors.ray_runtime import EXECUTOR_ENV
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,8 @@ class RayExecutorPool:
         options: dict[str, Any] = {
             "name": name,
             "max_concurrency": 100_000,
-            "num_cpus": 0,
             "max_restarts": 0,
+            **actor_options(placement),
         }
         if self.detached:
             options["lifetime"] = "detached"

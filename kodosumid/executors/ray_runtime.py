@@ -15,6 +15,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ray
 from ray._private import ray_constants
@@ -38,8 +39,7 @@ EXECUTOR_ENV = {
     "CREWAI_DISABLE_VERSION_CHECK": "true",
     "PYTHONUNBUFFERED": "1",
 }
-# Ray's own switches for where it finds its token (read by its C++ token loader).
-AUTH_MODE_ENV = "RAY_AUTH_MODE"
+# Where Ray finds its token (read by its C++ token loader, inherited by its processes).
 AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
 
 
@@ -69,7 +69,9 @@ def private_token(state_dir: Path) -> Path:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))  # what `ray get-auth-token --generate` makes
     os.chmod(path, 0o600)
-    os.environ[AUTH_MODE_ENV] = "token"
+    # Token mode itself is Ray's default for a new local cluster (`ray.init` turns it on
+    # and refreshes its cached config); setting RAY_AUTH_MODE here would come too late for
+    # this process's cached config.
     os.environ[AUTH_TOKEN_PATH_ENV] = str(path)
     return path
 
@@ -97,10 +99,14 @@ def _is_loopback(address: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1")
 
 
-def start_ray(config: RayConfig, state_dir: Path | None = None) -> str:
+def start_ray(
+    config: RayConfig, state_dir: Path | None = None, runtime_env: dict[str, Any] | None = None
+) -> str:
     """Initialise Ray in this process (the driver); returns `embedded` or the cluster address.
 
-    `state_dir`: where the embedded Ray keeps its token (None: Ray's default, `~/.ray`)."""
+    `state_dir`: where the embedded Ray keeps its token (None: Ray's default, `~/.ray`).
+    `runtime_env`: the job's runtime environment on a cluster (the flows' code,
+    `code_shipping.py`); the embedded Ray runs on this host and needs none."""
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
     if ray.is_initialized():
@@ -131,6 +137,7 @@ def start_ray(config: RayConfig, state_dir: Path | None = None) -> str:
                 namespace=config.namespace,
                 log_to_driver=False,
                 configure_logging=False,
+                runtime_env=runtime_env or None,
                 _node_ip_address=LOOPBACK,
             )
         return config.address
@@ -139,6 +146,7 @@ def start_ray(config: RayConfig, state_dir: Path | None = None) -> str:
         namespace=config.namespace,
         log_to_driver=False,
         configure_logging=False,
+        runtime_env=runtime_env or None,
     )
     return config.address
 

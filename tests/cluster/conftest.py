@@ -75,6 +75,11 @@ def cluster_actors(address: str, prefix: str) -> list[str]:
         f"print(json.dumps([n['name'] for n in names if n['name'].startswith({prefix!r})]))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, check=True, timeout=120
+        [sys.executable, "-c", script],
+        capture_output=True,
+        check=True,
+        timeout=120,
+        # Dial the loopback head as given (see `ray_head`).
+        env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
     ).stdout
     return list(json.loads(out.decode().strip().splitlines()[-1]))

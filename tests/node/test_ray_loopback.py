@@ -118,6 +118,9 @@ async def test_no_process_of_a_node_listens_beyond_loopback(
             env={
                 **os.environ,
                 "HOME": str(tmp_path),
+                # So that this `ray.init` dials 127.0.0.1 as given (the GCS is not on the
+                # host's routable address at all).
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                 "RAY_AUTH_MODE": "token",
                 "RAY_AUTH_TOKEN": "0" * 64,
             },
@@ -127,5 +130,6 @@ async def test_no_process_of_a_node_listens_beyond_loopback(
         )
         assert b"CONNECTED" not in attacker.stdout
         assert attacker.returncode != 0
+        assert b"InvalidAuthToken" in attacker.stderr or b"uthentication" in attacker.stderr
     finally:
         node.stop()
