@@ -172,6 +172,8 @@ class NodeApp:
         self.ray_address = await asyncio.to_thread(
             start_ray, config.ray, config.state_dir, runtime_env
         )
+        if self.on_ray_ready is not None:
+            self.on_ray_ready()
         # CrewAI is preloaded only for a catalog with CrewAI flows (executors/preload.py).
         entrypoints = [f.entrypoint for f in catalog.list()]
         preload = effective_preload(config.pool.preload_modules, entrypoints, config.python_path)
@@ -183,8 +185,6 @@ class NodeApp:
             env=observability.executor_env(),
         )
         self.pool.ships_code = bool(runtime_env) and self._owns_ray
-        if self.on_ray_ready is not None:
-            self.on_ray_ready()
         hub = WatchHub()
         # Per-identity quotas (kodosumid/quotas.py): a terminal status frees a running slot.
         self.quotas = quotas = Quotas(config.quotas, stored_bytes=self.store.stored_bytes)
