@@ -157,11 +157,11 @@ async def test_users_cannot_choose_hosts_and_bad_placements_name_their_field(
     start_node: NodeFactory,
 ) -> None:
     node = await start_node(node_id="guarded-node")
-    manager = node.app.manager
-    assert manager is not None
+    executions = node.app.executions
+    assert executions is not None
     mallory = Principal(SpiffeId.user("local.kodosumi", "mallory"), frozenset({"user"}))
     with pytest.raises(PermissionDenied) as denied:
-        await manager.launch(
+        await executions.launch(
             mallory, "hello", {"name": "m"}, placement=Placement({"GPU": 8.0}, {}, "")
         )
     assert denied.value.reason == "PLACEMENT_NOT_ALLOWED"
