@@ -65,6 +65,11 @@ class ExecutionRun:
         self._inputs_lock = threading.Lock()
         self._pending: dict[str, PendingInput] = {}
         self._partial: dict[int, str] = {}
+        # Held while output lines are emitted and while the run writes its last events, so a
+        # line printed by another thread (CrewAI's event-bus pool) lands before the result or
+        # after the terminal status (discarded: the buffer is sealed), never between them.
+        # Reentrant: emitting may itself print (a console span exporter) on the same thread.
+        self._output_lock = threading.RLock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -89,9 +94,10 @@ class ExecutionRun:
             self.emit(events.status(S.EXECUTION_STATUS_RUNNING))
             value = adapter.run(target, self.ctx)
             self.check_cancelled()
-            self._flush_output()
-            self.emit(events.result(value if value is not None else self.result_value))
-            self.emit(events.status(S.EXECUTION_STATUS_SUCCEEDED))
+            with self._output_lock:
+                self._flush_output()
+                self.emit(events.result(value if value is not None else self.result_value))
+                self.emit(events.status(S.EXECUTION_STATUS_SUCCEEDED))
         except (ExecutionCancelled, asyncio.CancelledError):
             self._finish_cancelled()
         except BaseException as exc:
@@ -220,14 +226,15 @@ class ExecutionRun:
 
     def output(self, stream: int, text: str) -> None:
         """Text written to stdout/stderr: complete lines become events, the rest waits."""
-        pending = self._partial.get(stream, "") + text
-        if "\n" not in pending:
-            self._partial[stream] = pending
-            return
-        *lines, rest = pending.split("\n")
-        self._partial[stream] = rest
-        for line in lines:
-            self.emit(events.output_line(stream, line.rstrip("\r")))
+        with self._output_lock:
+            pending = self._partial.get(stream, "") + text
+            if "\n" not in pending:
+                self._partial[stream] = pending
+                return
+            *lines, rest = pending.split("\n")
+            self._partial[stream] = rest
+            for line in lines:
+                self.emit(events.output_line(stream, line.rstrip("\r")))
 
     def _flush_output(self) -> None:
         for stream, rest in list(self._partial.items()):
