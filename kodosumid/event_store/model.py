@@ -36,6 +36,10 @@ class ExecutionRecord:
     node_id: str = ""
     trace_id: str = ""
     parent_execution_id: str = ""
+    # The launch's own placement over its flow's, as JSON ('': none), kept so that a node
+    # that restarts dispatches the launch where it was asked to run
+    # (`kodosumid/executors/placement.py` reads and writes it).
+    placement: str = ""
 
     @property
     def terminal(self) -> bool:

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS executions (
     executor TEXT NOT NULL DEFAULT '',
     node_id TEXT NOT NULL DEFAULT '',
     trace_id TEXT NOT NULL DEFAULT '',
-    parent_execution_id TEXT NOT NULL DEFAULT ''
+    parent_execution_id TEXT NOT NULL DEFAULT '',
+    placement TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS executions_newest ON executions (create_ns DESC, execution_id DESC);
 CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
@@ -52,13 +53,13 @@ CREATE TABLE IF NOT EXISTS events (
 # The row without its inputs, then where they are: the stripped event's seq and their size.
 ROW_COLUMNS = (
     "execution_id, flow, owner, status, status_reason, create_ns, start_ns, end_ns, "
-    "last_seq, attempt, executor, node_id, trace_id, parent_execution_id"
+    "last_seq, attempt, executor, node_id, trace_id, parent_execution_id, placement"
 )
 SELECT_ROWS = (
     f"SELECT {ROW_COLUMNS}, inputs_seq, COALESCE((SELECT length(i.inputs) FROM execution_inputs"
     " i WHERE i.execution_id = executions.execution_id), length(inputs)) FROM executions"
 )
-INSERT_ROW = f"INSERT INTO executions ({ROW_COLUMNS}, inputs_seq) VALUES ({', '.join('?' * 15)})"
+INSERT_ROW = f"INSERT INTO executions ({ROW_COLUMNS}, inputs_seq) VALUES ({', '.join('?' * 16)})"
 SELECT_INPUTS = (
     "SELECT e.execution_id, COALESCE(i.inputs, e.inputs) FROM executions e "
     "LEFT JOIN execution_inputs i ON i.execution_id = e.execution_id WHERE e.execution_id IN "
@@ -72,6 +73,8 @@ async def create_or_upgrade(db: aiosqlite.Connection) -> None:
         columns = {str(row[1]) for row in await cursor.fetchall()}
     if "inputs_seq" not in columns:
         await db.execute("ALTER TABLE executions ADD COLUMN inputs_seq INTEGER NOT NULL DEFAULT 0")
+    if "placement" not in columns:
+        await db.execute("ALTER TABLE executions ADD COLUMN placement TEXT NOT NULL DEFAULT ''")
 
 
 def row_values(record: ExecutionRecord, last_seq: int, inputs_seq: int) -> tuple[Any, ...]:
@@ -90,19 +93,20 @@ def row_values(record: ExecutionRecord, last_seq: int, inputs_seq: int) -> tuple
         record.node_id,
         record.trace_id,
         record.parent_execution_id,
+        record.placement,
         inputs_seq,
     )
 
 
 def to_record(row: Sequence[Any], inputs: str | bytes = "{}") -> ExecutionRecord:
     """A record from a row of `SELECT_ROWS`, with its inputs (JSON) read separately."""
-    values = list(row)[:14]
+    values = list(row)[:15]
     return ExecutionRecord.from_row([*values[:5], inputs, *values[5:]])
 
 
 def inputs_size(row: Sequence[Any]) -> int:
-    return int(row[15] or 0)
+    return int(row[16] or 0)
 
 
 def inputs_seq(row: Sequence[Any]) -> int:
-    return int(row[14])
+    return int(row[15])

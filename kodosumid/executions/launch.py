@@ -30,6 +30,7 @@ from kodosumid.executions.fanout import Batch, WatchHub
 from kodosumid.executions.lifecycle import ExecutionObserver
 from kodosumid.executions.live import LiveExecution, LiveTable
 from kodosumid.executions.relay import Relayer
+from kodosumid.executors.placement import placement_json
 from kodosumid.executors.port import ANYWHERE, Placement
 from kodosumid.observability.run_trace import RunTrace, launch_trace
 
@@ -184,6 +185,7 @@ class Launcher:
             node_id=self.node_id,
             trace_id=run.trace_id,
             parent_execution_id=parent.execution_id if parent else "",
+            placement=placement_json(placement),
         )
         first = first_events(execution_id, inputs, run, parent, now_ns)
         await self.store.create_execution(record, first)

@@ -8,6 +8,8 @@ other one ends `FAILED` with the reason, so nothing ends silently.
 
 from __future__ import annotations
 
+import logging
+
 from kodosumi.errors import KodosumiError
 from kodosumi.v1 import event_pb2
 from kodosumid.catalog import Catalog
@@ -17,8 +19,21 @@ from kodosumid.executions.dispatch import Dispatcher
 from kodosumid.executions.drain import Drainer
 from kodosumid.executions.live import LiveExecution, LiveTable
 from kodosumid.executions.relay import Relayer, peer_of
-from kodosumid.executors.port import ExecutorPool
+from kodosumid.executors.placement import stored_placement
+from kodosumid.executors.port import ANYWHERE, ExecutorPool, Placement
 from kodosumid.observability.run_trace import resumed_trace
+
+log = logging.getLogger(__name__)
+
+
+def launch_placement(record: ExecutionRecord) -> Placement:
+    """Where the launch asked to run (over its flow's placement), as stored with it."""
+    try:
+        return stored_placement(record.placement)
+    except KodosumiError as e:
+        # Not the user's fault and not worth failing the execution: the flow's placement.
+        log.warning("execution %s: %s; using its flow's placement", record.execution_id, e)
+        return ANYWHERE
 
 
 def flow_or_placeholder(catalog: Catalog, record: ExecutionRecord) -> FlowEntry:
@@ -45,7 +60,13 @@ async def recover(
     survivors = {e.name: e for e in await pool.survivors()}
     for record in await store.unfinished():
         flow = flow_or_placeholder(catalog, record)
-        live = LiveExecution(record, flow, stored_seq=record.last_seq, status=record.status)
+        live = LiveExecution(
+            record,
+            flow,
+            stored_seq=record.last_seq,
+            status=record.status,
+            placement=launch_placement(record),
+        )
         live.traceparent = resumed_trace(record.trace_id).traceparent
         live_table.add(live)
         live.peer = peer_of(record.executor)

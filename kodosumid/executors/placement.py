@@ -9,6 +9,7 @@ different placements never share an executor.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -76,4 +77,32 @@ def merged(flow: Placement, launch: Placement) -> Placement:
         resources={**flow.resources, **launch.resources},
         labels={**flow.labels, **launch.labels},
         node=launch.node or flow.node,
+    )
+
+
+def placement_json(placement: Placement) -> str:
+    """A launch's placement as stored with its execution ('' for none)."""
+    if placement.anywhere:
+        return ""
+    value = {
+        "resources": dict(placement.resources),
+        "labels": dict(placement.labels),
+        "node": placement.node,
+    }
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def stored_placement(text: str) -> Placement:
+    """The placement `placement_json` stored. It was checked at launch; a row this node
+    cannot read (edited by hand) is INVALID_ARGUMENT naming it, never a crash."""
+    if not text:
+        return ANYWHERE
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidArgument.field("stored placement", "not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument.field("stored placement", "a JSON object")
+    return parse_placement(
+        value.get("resources"), value.get("labels"), value.get("node", ""), where="placement"
     )

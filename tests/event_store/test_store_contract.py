@@ -209,6 +209,7 @@ class StoreContract:
             node_id="n",
             trace_id="t" * 32,
             parent_execution_id="p",
+            placement='{"labels":{"host":"h2"},"node":"","resources":{}}',
         )
         await store.create_execution(full, [])
         assert await store.get_execution("a") == full
@@ -512,7 +513,7 @@ class TestSqliteEventStore(StoreContract):
         await store.open()
         try:
             got = await store.get_execution("old")
-            assert got is not None and got.inputs == {"name": "old"}
+            assert got is not None and got.inputs == {"name": "old"} and got.placement == ""
             assert (await store.read_events("old", 1))[0][1] == inputs_event("old", {"name": "old"})
             page = await store.list_executions(owner=None, max_bytes=1)
             assert page.executions == [got]
