@@ -95,6 +95,18 @@ class GrantResolver(Protocol):
     async def grants_of(self, identity: SpiffeId) -> Grants: ...
 
 
+async def principal_of(resolver: RoleResolver | GrantResolver, identity: SpiffeId) -> Principal:
+    """The principal `identity` would be on a call (its roles, and groups where the resolver
+    knows them), without a call: a quota charged to someone other than the caller."""
+    grants_of = getattr(resolver, "grants_of", None)
+    grants: Grants = (
+        await grants_of(identity)
+        if grants_of is not None
+        else Grants(await resolver.roles_of(identity))
+    )
+    return Principal(identity, grants.roles, grants.groups)
+
+
 def default_roles(identity: SpiffeId) -> frozenset[str]:
     """The roles an identity holds by its kind alone: machines their kind, people `user`."""
     return _KIND_ROLES.get(identity.kind, frozenset({USER}))

@@ -249,7 +249,10 @@ class NodeApp:
             audit=self.audit,
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(
-            FlowServicer(catalog, executions, config.node_id, peers, quotas), server
+            FlowServicer(
+                catalog, executions, config.node_id, peers, quotas, authenticator.principal_of
+            ),
+            server,
         )
         node_pb2_grpc.add_NodeServiceServicer_to_server(
             NodeServicer(

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from kodosumi import __version__
+from kodosumi.authz import Principal, default_roles
 from kodosumi.errors import NotFound
 from kodosumi.jsonvalue import struct_to_dict, value_to_python
 from kodosumi.rpc.guard import current_principal
+from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.catalog import Catalog
 from kodosumid.convert import execution_message, flow_message, peer_message
@@ -28,6 +30,13 @@ from kodosumid.network.peers import PeerTable
 from kodosumid.quotas import Quotas, QuotasConfig, launch_within
 
 Context = grpc.aio.ServicerContext[Any, Any]
+Principals = Callable[[str], Awaitable[Principal]]
+
+
+async def default_principal(identity: str) -> Principal:
+    """An identity's roles by its kind alone (a node without an auth provider's grants)."""
+    spiffe = SpiffeId.parse(identity)
+    return Principal(spiffe, default_roles(spiffe))
 
 
 class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
@@ -38,11 +47,14 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         node_id: str,
         peers: PeerTable | None = None,
         quotas: Quotas | None = None,
+        principals: Principals = default_principal,
     ) -> None:
         self.catalog = catalog
         self.executions = executions
         self.node_id = node_id
         self.quotas = quotas or Quotas(QuotasConfig())
+        # Roles and groups of an identity that is not the caller (whose quotas a launch uses).
+        self.principals = principals
         # Flows of peers that launches here are forwarded to (their `node_id` names the peer).
         self.peers = peers
 
@@ -76,9 +88,12 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             flow_limit = self.catalog.get(request.flow).max_input_bytes
         except NotFound:
             flow_limit = 0  # a peer's flow (the peer holds it to its own limit), or none
+        # A flow launching a child (ctx.call_flow) spends its parent's owner's quotas.
+        charged = await self.executions.charged_to(principal, request.parent_execution_id)
+        payer = principal if charged == principal.id else await self.principals(charged)
         record = await launch_within(
             self.quotas,
-            principal,
+            payer,
             inputs_bytes=request.inputs.ByteSize(),
             flow_limit=flow_limit,
             launch=lambda: self.executions.launch(

@@ -114,6 +114,33 @@ def parent_calls_sleepy(ctx: FlowContext) -> Any:
     return ctx.call_flow("sleepy", {"seconds": 60})
 
 
+def fans_out(count: int, seconds: float, parallel: bool, ctx: FlowContext) -> dict[str, Any]:
+    """Calls `sleepy` `count` times (at once in threads, or one after the other) and says
+    how each call went: "ok", or the refusal's status code and message."""
+    import threading
+
+    outcomes = [""] * count
+
+    def call(i: int) -> None:
+        try:
+            ctx.call_flow("sleepy", {"seconds": seconds})
+            outcomes[i] = "ok"
+        except Exception as e:  # a refused launch is a grpc.RpcError with code() and details()
+            code = getattr(e, "code", None)
+            outcomes[i] = f"{code().name}: {e.details()}" if callable(code) else repr(e)
+
+    if not parallel:
+        for i in range(count):
+            call(i)
+        return {"outcomes": outcomes}
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"outcomes": outcomes}
+
+
 def loaded_modules(names: list[str]) -> dict[str, bool]:
     """Which of `names` the executor process has imported (by the time this flow runs)."""
     import sys

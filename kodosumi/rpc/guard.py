@@ -26,11 +26,11 @@ from kodosumi.audit import AuditLog
 from kodosumi.authz import (
     PRIVILEGED_ROLES,
     GrantResolver,
-    Grants,
     Policy,
     Principal,
     RoleResolver,
     authorize,
+    principal_of,
 )
 from kodosumi.errors import InvalidArgument, KodosumiError, Unauthenticated
 from kodosumi.pki import is_ca_certificate, spiffe_id_of
@@ -104,13 +104,12 @@ class Authenticator:
         if self.revocations.is_revoked(cert, identity):
             raise Unauthenticated(f"certificate of {identity} is revoked", reason="REVOKED")
         # Resolvers of the auth provider also know groups (GrantResolver); static ones roles.
-        grants_of = getattr(self.roles, "grants_of", None)
-        grants: Grants = (
-            await grants_of(identity)
-            if grants_of is not None
-            else Grants(await self.roles.roles_of(identity))
-        )
-        return Principal(identity, grants.roles, grants.groups)
+        return await principal_of(self.roles, identity)
+
+    async def principal_of(self, identity: str) -> Principal:
+        """Roles and groups of `identity` (a SPIFFE id) as if it called: whose quotas a
+        launch spends when that is not the caller's."""
+        return await principal_of(self.roles, SpiffeId.parse(identity))
 
 
 # Refusals the audit log records (issue 11: who was turned away, and why).

@@ -2,13 +2,14 @@
 
 A user sees, cancels and answers only their own executions. A flow calling a flow
 (`ctx.call_flow`) dials its node as itself (`flow/<node>/<flow>`) or as the node; it then
-acts for its parent's owner, on the children it launched.
+acts for its parent's owner, on the children it launched, and those children are charged to
+that owner's quotas (`charged_to`): fanning out through a flow gives a user nothing more.
 """
 
 from __future__ import annotations
 
-from kodosumi.authz import Principal
-from kodosumi.errors import InvalidArgument, NotFound, PermissionDenied
+from kodosumi.authz import FLOW, Principal
+from kodosumi.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
 from kodosumid.event_store import EventStore, ExecutionRecord
 
@@ -73,3 +74,34 @@ class Access:
                 reason="NOT_YOUR_EXECUTION",
             )
         return parent
+
+    async def charged_to(self, principal: Principal, parent_execution_id: str) -> str:
+        """Whose quotas a launch counts against: the parent's owner when the caller is the
+        parent's own flow (or this node for it), else the caller.
+
+        A flow acts only for a running execution of its own: a flow identity launching
+        without a parent (an execution that would belong to no person), for a parent that
+        has ended, or for a parent owned by nobody is refused."""
+        if not parent_execution_id:
+            if FLOW in principal.roles:
+                raise PermissionDenied(
+                    f"{principal.id} launches only children of its running executions "
+                    "(parent_execution_id)",
+                    reason="PARENT_REQUIRED",
+                )
+            return principal.id
+        parent = await self.parent(principal, parent_execution_id)
+        if not self.speaks_for(principal, parent):
+            return principal.id
+        if parent.terminal:
+            raise FailedPrecondition(
+                f"parent execution {parent.execution_id} has ended; its flow launches no "
+                "more children",
+                reason="PARENT_FINISHED",
+            )
+        if not parent.owner:
+            raise PermissionDenied(
+                f"parent execution {parent.execution_id} belongs to nobody",
+                reason="PARENT_WITHOUT_OWNER",
+            )
+        return parent.owner

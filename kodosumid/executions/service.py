@@ -159,6 +159,10 @@ class ExecutionService:
             placement=placement,
         )
 
+    async def charged_to(self, principal: Principal, parent_execution_id: str) -> str:
+        """The identity whose quotas a launch counts against (kodosumid/executions/access.py)."""
+        return await self.access.charged_to(principal, parent_execution_id)
+
     async def watch_responses(
         self, principal: Principal, execution_id: str, after_seq: int
     ) -> AsyncIterator[bytes]:
