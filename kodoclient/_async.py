@@ -18,7 +18,7 @@ from kodoclient._spans import call_span, fail, stream_span, traced_unary
 from kodoclient.config import ConnectConfig, resolve_config
 from kodoclient.errors import KodoclientError
 from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_requests, parse_status
-from kodoclient.resume import ReconnectHook, ResumedHook, Resumer, StreamBroken
+from kodoclient.resume import ReconnectHook, ResumedHook, Resumer, StreamBroken, read_to_end
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.rpc.channel import open_channel
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
@@ -237,18 +237,26 @@ class AsyncClient:
             request = flow_pb2.WatchExecutionRequest(execution_id=execution_id, after_seq=last)
             with trace.use_span(span):  # the call's client span (and the node's) join it
                 call = self._flows().WatchExecution(request)
+            responses = call.__aiter__()
             try:
-                async for response in call:
+                async for response in responses:
                     for event in response.events:
                         # A resumed stream must not repeat what the caller already has.
                         if event.seq <= last:
                             continue
                         last = event.seq
-                        yield event
                         if is_terminal(event):
+                            # The node ends the stream right after this event. Read to that
+                            # end before handing it out (a caller may stop reading at it):
+                            # the call, and the client span OpenTelemetry's interceptor ends
+                            # only when its response iterator finishes, are over by then.
+                            await read_to_end(responses)
+                            yield event
                             return
+                        yield event
             finally:
                 call.cancel()
+                await read_to_end(responses)
             # The stream ended cleanly without a terminal event: either the caller resumed
             # past the end of a finished execution, or the node let go early.
             if not await self._finished_at(execution_id, last):

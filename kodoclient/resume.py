@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TypeVar
@@ -196,3 +196,21 @@ class Resumer:
             f"{self.method} gave up {why} ({self.where()}): {cause}",
             method=self.method,
         )
+
+
+async def read_to_end(responses: AsyncIterator[object], seconds: float = 2.0) -> None:
+    """Read a stream's remaining responses until it ends (or fails, or `seconds` pass).
+
+    Ends a call that is over or cancelled cleanly: a tracing interceptor ends its client span
+    only when its response iterator finishes, which no one else would make it do.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            async for _ in responses:
+                pass
+    except (TimeoutError, StopAsyncIteration, grpc.aio.AioRpcError, RuntimeError):
+        pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # our own cancellation, not the call's

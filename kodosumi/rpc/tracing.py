@@ -7,17 +7,24 @@ refused by authentication or authorization still gets a span with its status cod
 
 It costs nothing while no SDK tracer provider is installed (the handler passes through), and
 so it is always part of the chain (`kodosumi.rpc.server.create_server`).
+
+A streaming handler's span is current only while the handler runs between two responses,
+never across a `yield`: grpc resumes (and, when the caller hangs up, closes) the generator
+from other tasks, and a context attached in one task cannot be detached in another ("Failed
+to detach context"). A caller that hangs up is CANCELLED, not an error of the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import grpc
-from opentelemetry import propagate
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from kodosumi.telemetry import tracer, tracing_active
@@ -40,11 +47,16 @@ def _finish(span: Span, context: Context, error: BaseException | None) -> None:
         code = context.code()  # type: ignore[assignment]
     except Exception:  # older contexts without code(): judge by the exception alone
         code = None
+    if code is None and isinstance(error, (GeneratorExit, asyncio.CancelledError)):
+        # The caller hung up (or the server is stopping): nothing failed here.
+        code = grpc.StatusCode.CANCELLED
     if code is None:
         code = grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
     if isinstance(code, int):  # some versions report the raw number
         code = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
     span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code == grpc.StatusCode.CANCELLED:
+        return  # the caller's choice, not a fault of the server (no error status)
     if code != grpc.StatusCode.OK:
         details = ""
         try:
@@ -79,29 +91,38 @@ def _wrap(
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
     span_name = method.lstrip("/")
 
-    @contextmanager
-    def span_for(context: Context) -> Iterator[Span]:
-        parent = propagate.extract(carrier)
-        with tracer(_TRACER_NAME).start_as_current_span(
+    def start(context: Context) -> Span:
+        return tracer(_TRACER_NAME).start_span(
             span_name,
-            context=parent,
+            context=propagate.extract(carrier),
             kind=SpanKind.SERVER,
             attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
-        ) as span:
-            yield span
+        )
+
+    @contextmanager
+    def current(span: Span) -> Iterator[None]:
+        """`span` is current for this stretch of the handler, in this task only."""
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
 
     def unary(behavior: Any) -> Any:
         async def traced(request: Any, context: Context) -> Any:
-            with span_for(context) as span:
-                try:
+            span = start(context)
+            try:
+                with current(span):
                     result = await behavior(request, context)
-                except BaseException as e:
-                    _finish(span, context, e)
-                    raise
-                _finish(span, context, None)
-                return result
+            except BaseException as e:
+                _finish(span, context, e)
+                span.end()
+                raise
+            _finish(span, context, None)
+            span.end()
+            return result
 
         return traced
 
@@ -110,14 +131,28 @@ def _wrap(
             return unary(behavior)  # a writer coroutine (`context.write`)
 
         async def traced(request: Any, context: Context) -> AsyncIterator[Any]:
-            with span_for(context) as span:
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except BaseException as e:
-                    _finish(span, context, e)
-                    raise
-                _finish(span, context, None)
+            span = start(context)
+            error: BaseException | None = None
+            with current(span):
+                responses = behavior(request, context)
+            try:
+                while True:
+                    # Current while the handler computes the next response; not while the
+                    # response waits in `yield` (see the module doc).
+                    with current(span):
+                        try:
+                            item = await anext(responses)
+                        except StopAsyncIteration:
+                            break
+                    yield item
+            except BaseException as e:
+                error = e
+                raise
+            finally:
+                with current(span):
+                    await responses.aclose()
+                _finish(span, context, error)
+                span.end()
 
         return traced
 

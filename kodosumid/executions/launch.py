@@ -22,7 +22,7 @@ from kodosumi.v1 import event_pb2
 from kodosumid.auth.roles import check_flow_access
 from kodosumid.catalog import Catalog
 from kodosumid.config import FlowEntry
-from kodosumid.event_store import EventStore, ExecutionRecord
+from kodosumid.event_store import EventStore, ExecutionRecord, StatusChange
 from kodosumid.executions.access import Access
 from kodosumid.executions.dispatch import Dispatcher
 from kodosumid.executions.events import status_event
@@ -201,5 +201,8 @@ class Launcher:
         self.live.add(live)
         self.hub.publish(execution_id, Batch(1, first))
         self.observer.launched(record)
+        # The node wrote these itself: they count among the events stored like any other.
+        pending = StatusChange(1, event_pb2.EXECUTION_STATUS_PENDING, "")
+        self.observer.stored(record, len(first), [pending])
         self.live.spawn(self.dispatcher.dispatch(live))
         return record

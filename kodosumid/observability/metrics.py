@@ -26,6 +26,14 @@ from kodosumid.executions.relay import peer_of
 # Buckets for run durations in seconds: sub-second plain flows to hour-long crews.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _QUEUED = (event_pb2.EXECUTION_STATUS_PENDING, event_pb2.EXECUTION_STATUS_STARTING)
+# The statuses `kodosumi.executions.active` always reports (0 when none is in it).
+ACTIVE = (
+    *_QUEUED,
+    event_pb2.EXECUTION_STATUS_RUNNING,
+    event_pb2.EXECUTION_STATUS_AWAITING_INPUT,
+    event_pb2.EXECUTION_STATUS_RETRYING,
+    event_pb2.EXECUTION_STATUS_PEER_LOST,
+)
 
 
 def status_label(status: int) -> str:
@@ -185,7 +193,9 @@ class NodeMetrics:
         return self.current
 
     def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
-        by_status = self.current.by_status
+        # Every status not ended, 0 included: a backend keeps a gauge's last value, so a
+        # status that is left out would seem to hold its last count forever.
+        by_status = {s: 0 for s in ACTIVE} | self.current.by_status
         return [Observation(n, {"status": status_label(s)}) for s, n in by_status.items()]
 
     def _observe_queue(self, options: CallbackOptions) -> Iterable[Observation]:

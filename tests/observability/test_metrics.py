@@ -69,3 +69,43 @@ async def test_a_watcher_and_a_waiting_execution_show_in_the_gauges(
         await eventually(waiting, timeout=30)
     finally:
         stream.cancel()
+
+
+def _scoped(telemetry: Telemetry, name: str, node_id: str) -> list[Any]:
+    """Points of one node's instrument (its meter carries `kodosumi.node_id`)."""
+    data = telemetry.reader.get_metrics_data()
+    found = []
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            if (scope.scope.attributes or {}).get("kodosumi.node_id") != node_id:
+                continue
+            for metric in scope.metrics:
+                if metric.name == name:
+                    found += list(metric.data.data_points)
+    return found
+
+
+async def test_events_stored_counts_what_the_node_writes_and_idle_is_zero(
+    telemetry: Telemetry, nodes: Any
+) -> None:
+    node = await nodes(node_id="counting-node")
+    stored = 0
+    for flow, inputs in (("hello", {"name": "a"}), ("fails", {}), ("hello", {"name": "b"})):
+        stored += len(await collect(node.flows, await launch(node.flows, flow, inputs)))
+    # A cancelled run: its CANCELLED status is written by the node, not by an executor.
+    sleepy = await launch(node.flows, "sleepy", {"seconds": 30})
+    await node.flows.CancelExecution(flow_pb2.CancelExecutionRequest(execution_id=sleepy))
+    stored += len(await collect(node.flows, sleepy))
+
+    # Every stored event counts: the PENDING and inputs the node writes at launch as well.
+    info = await node.node.GetNodeInfo(node_pb2.GetNodeInfoRequest(), timeout=5)
+    assert info.node.load.events_stored == stored
+    counted = sum(p.value for p in _scoped(telemetry, "kodosumi.events.stored", "counting-node"))
+    assert counted == stored
+
+    # Idle: every active status reports 0 (a backend would keep a missing one's last value).
+    await node.app.observability.evaluate_now()
+    active = _scoped(telemetry, "kodosumi.executions.active", "counting-node")
+    by_status = {p.attributes["status"]: p.value for p in active}
+    assert {"pending", "starting", "running", "awaiting_input"} <= set(by_status)
+    assert set(by_status.values()) == {0}
