@@ -18,6 +18,7 @@ from kodoclient._spans import call_span, fail, stream_span, traced_unary
 from kodoclient.config import ConnectConfig, resolve_config
 from kodoclient.errors import KodoclientError
 from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_requests, parse_status
+from kodoclient.files import FilesClient
 from kodoclient.resume import ReconnectHook, ResumedHook, Resumer, StreamBroken, read_to_end
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.rpc.channel import open_channel
@@ -81,6 +82,13 @@ class AsyncClient:
         assert self._node_stub is not None
         return self._node_stub
 
+    def files(self) -> FilesClient:
+        """Upload, download, list and delete files (kodoclient/files.py)."""
+        if self._channel is None:
+            self._open()
+        assert self._channel is not None
+        return FilesClient(self._channel, self._config.call_timeout)
+
     def _open(self) -> None:
         self._channel = open_channel(
             self._config.target, self._config.tls, expect=self._config.expect
@@ -124,10 +132,12 @@ class AsyncClient:
         flow: str,
         inputs: Mapping[str, Any] | None = None,
         *,
+        files: Mapping[str, str] | None = None,
         call_timeout: float | None = None,
     ) -> flow_pb2.Execution:
-        """Start `flow` with `inputs`; the node answers at once (status PENDING)."""
-        request = flow_pb2.LaunchExecutionRequest(flow=flow)
+        """Start `flow` with `inputs` (and `files`: name -> file id, see `files()`); the node
+        answers at once (status PENDING)."""
+        request = flow_pb2.LaunchExecutionRequest(flow=flow, files=dict(files or {}))
         dict_to_struct(dict(inputs or {}), request.inputs)
         response = await self._unary(
             "LaunchExecution", self._flows().LaunchExecution, request, call_timeout

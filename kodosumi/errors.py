@@ -196,6 +196,24 @@ CATALOG: dict[str, CatalogEntry] = {
     "QUOTA_MAX_INPUT_BYTES": CatalogEntry(
         "RESOURCE_EXHAUSTED", "The launch's inputs are larger than the flow or caller allows."
     ),
+    # Files (kodosumid/files/, docs/files.md).
+    "FILE_NOT_FOUND": CatalogEntry("NOT_FOUND", "No file with that id that the caller may read."),
+    "FILE_TOO_LARGE": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The file is larger than the node's `[files] max_file_bytes`."
+    ),
+    "FILE_HASH_MISMATCH": CatalogEntry(
+        "INVALID_ARGUMENT", "The uploaded content's SHA-256 is not the one the header declared."
+    ),
+    "FILE_SIZE_MISMATCH": CatalogEntry(
+        "INVALID_ARGUMENT", "The uploaded content's size is not the one the header declared."
+    ),
+    "FILE_IN_USE": CatalogEntry(
+        "FAILED_PRECONDITION", "The file belongs to an execution; it goes when that does."
+    ),
+    "FILE_LOST": CatalogEntry("FAILED_PRECONDITION", "The file's content is missing on the node."),
+    "QUOTA_FILE_BYTES": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The owner's files hold as many bytes as its quota allows."
+    ),
     "PERMISSION_DENIED": CatalogEntry("PERMISSION_DENIED", "The caller's roles do not allow it."),
     "NOT_YOUR_EXECUTION": CatalogEntry(
         "PERMISSION_DENIED", "Users see and act on their own executions only."

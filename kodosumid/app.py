@@ -30,7 +30,7 @@ from kodosumi.rpc.server import (
 )
 from kodosumi.sqlite import private_dir
 from kodosumi.tls import TlsFiles, TlsMaterial
-from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumi.v1 import file_pb2, file_pb2_grpc, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.a2a.cards import CardSettings, flow_card, node_card, signed
 from kodosumid.a2a.http import CardListener
 from kodosumid.a2a.servicer import A2AServicer
@@ -52,6 +52,9 @@ from kodosumid.executors.describe import executor_messages
 from kodosumid.executors.preload import effective_preload
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
+from kodosumid.files.service import Files
+from kodosumid.files.servicer import FileServicer
+from kodosumid.files.wiring import keep_purging, open_files
 from kodosumid.network.peer_network import PeerNetwork
 from kodosumid.observability.wiring import NodeObservability
 from kodosumid.quotas import Quotas
@@ -63,6 +66,7 @@ SERVICE_NAMES = (
     flow_pb2.DESCRIPTOR.services_by_name["FlowService"].full_name,
     node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
     a2a_pb2.DESCRIPTOR.services_by_name["A2AService"].full_name,
+    file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
 )
 
 
@@ -110,6 +114,8 @@ class NodeApp:
         self.quotas: Quotas | None = None
         self.catalog: Catalog | None = None
         self.a2a_http: CardListener | None = None
+        self.files: Files | None = None
+        self._purge_task: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -204,6 +210,17 @@ class NodeApp:
             observer=observability.observer,
             identity=self.identity,
         )
+        # Files in and out of runs (kodosumid/files/): they go with their executions.
+        self.files = files = await open_files(
+            config.state_dir,
+            config.files,
+            node_id=config.node_id,
+            records=self.store.get_execution,
+            speaks_for=executions.access.speaks_for,
+            synchronous=config.store_synchronous,
+        )
+        executions.retention.on_deleted.append(files.executions_deleted)
+        self._purge_task = asyncio.get_running_loop().create_task(keep_purging(files))
         await observability.start(
             counts=executions.counts,
             pool=self.pool.counts,
@@ -260,6 +277,7 @@ class NodeApp:
             ),
             server,
         )
+        file_pb2_grpc.add_FileServiceServicer_to_server(FileServicer(files, config.node_id), server)
         # A2A on the same port, identities, guard and executions (kodosumid/a2a/).
         a2a_tasks = A2ATasks(
             executions,
@@ -410,6 +428,8 @@ class NodeApp:
             await self.a2a_http.stop()
         if self._retention_task is not None:
             self._retention_task.cancel()
+        if self._purge_task is not None:
+            self._purge_task.cancel()
         if self.executions is not None:
             await self.executions.shutdown(self.config.shutdown_grace_seconds)
         if self._server is not None:
@@ -428,6 +448,8 @@ class NodeApp:
             await self.pool.close()
         if self.store is not None:
             await self.store.close()
+        if self.files is not None:
+            await self.files.store.close()
         if self.observability is not None:
             await self.observability.close()
         if self._owns_ray:

@@ -58,6 +58,11 @@ concurrent_executions = 100
 http_listen = ""              # e.g. "127.0.0.1:7471": /.well-known/agent-card.json (off: "")
 max_part_bytes = 1048576      # larger message parts are refused
 
+[files]                       # files in and out of runs (docs/files.md)
+max_file_bytes = 2147483648   # larger uploads: RESOURCE_EXHAUSTED FILE_TOO_LARGE
+stored_bytes_per_owner = 10737418240  # QUOTA_FILE_BYTES beyond; 0: no limit
+ttl_seconds = 604800.0        # an upload no execution uses is purged after this
+
 [pool]
 shared_executors = 1          # actors that host many executions each
 warm_executors = 1            # pre-started spares for flows that ask for a process of their own
@@ -88,6 +93,7 @@ from kodosumi.paths import default_state_dir
 from kodosumi.telemetry import TelemetryConfig
 from kodosumid.executors.placement import parse_placement
 from kodosumid.executors.port import ANYWHERE, Placement
+from kodosumid.files.model import FilesConfig
 from kodosumid.observability.rules import AlertsConfig, alerts_config
 from kodosumid.quotas import QuotasConfig, quotas_config
 
@@ -288,6 +294,8 @@ class NodeConfig:
     # Per-identity limits (kodosumid/quotas.py).
     quotas: QuotasConfig = field(default_factory=QuotasConfig)
     a2a: A2AConfig = field(default_factory=A2AConfig)
+    # Files in and out of runs (kodosumid/files/).
+    files: FilesConfig = field(default_factory=FilesConfig)
 
 
 def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
@@ -403,6 +411,7 @@ def _load(path: Path | None, env: dict[str, str] | None) -> NodeConfig:
             "peers": PeersConfig,
             "auth": AuthClientConfig,
             "a2a": A2AConfig,
+            "files": FilesConfig,
         }
         for name, cls in sections.items():
             if name in data:

@@ -767,7 +767,10 @@ Global___Result: _TypeAlias = Result  # noqa: Y015
 
 @_typing.final
 class Artifact(_message.Message):
-    """A named piece of content; large contents arrive in several chunks with the same id."""
+    """A named piece of content; large contents arrive in several chunks with the same id.
+    A file (`ctx.save_file`) is one event with `file_id` and `sha256` set and no data: its
+    bytes are in the node's file store (FileService.DownloadFile).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -778,6 +781,9 @@ class Artifact(_message.Message):
     CHUNK_INDEX_FIELD_NUMBER: _builtins.int
     LAST_CHUNK_FIELD_NUMBER: _builtins.int
     TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    FILE_ID_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
     artifact_id: _builtins.str
     name: _builtins.str
     media_type: _builtins.str
@@ -785,6 +791,11 @@ class Artifact(_message.Message):
     chunk_index: _builtins.int
     last_chunk: _builtins.bool
     total_size: _builtins.int
+    file_id: _builtins.str
+    sha256: _builtins.str
+    """SHA-256 of the file's content, lower-case hex."""
+    node_id: _builtins.str
+    """The node that stores the file."""
     def __init__(
         self,
         *,
@@ -795,10 +806,13 @@ class Artifact(_message.Message):
         chunk_index: _builtins.int = ...,
         last_chunk: _builtins.bool = ...,
         total_size: _builtins.int = ...,
+        file_id: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        node_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_id", b"artifact_id", "chunk_index", b"chunk_index", "data", b"data", "last_chunk", b"last_chunk", "media_type", b"media_type", "name", b"name", "total_size", b"total_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_id", b"artifact_id", "chunk_index", b"chunk_index", "data", b"data", "file_id", b"file_id", "last_chunk", b"last_chunk", "media_type", b"media_type", "name", b"name", "node_id", b"node_id", "sha256", b"sha256", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,19 +27,21 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from kodosumi.v1 import event_pb2 as kodosumi_dot_v1_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kodosumi/v1/flow.proto\x12\x0bkodosumi.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kodosumi/v1/event.proto\"\xe0\x01\n\x04\x46low\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nentrypoint\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0f\n\x07version\x18\x05 \x01(\t\x12-\n\x0cinput_schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12)\n\tisolation\x18\x08 \x01(\x0e\x32\x16.kodosumi.v1.Isolation\x12\x0f\n\x07node_id\x18\t \x01(\t\"\x9e\x03\n\tExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0c\n\x04\x66low\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\r\n\x05owner\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x08 \x01(\x04\x12\x15\n\rstatus_reason\x18\t \x01(\t\x12\x0f\n\x07node_id\x18\n \x01(\t\x12\'\n\x06inputs\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08trace_id\x18\x0c \x01(\t\x12\x0f\n\x07\x61ttempt\x18\r \x01(\r\x12\x1b\n\x13parent_execution_id\x18\x0e \x01(\t\"\x1f\n\x10ListFlowsRequest\x12\x0b\n\x03tag\x18\x01 \x01(\t\"5\n\x11ListFlowsResponse\x12 \n\x05\x66lows\x18\x01 \x03(\x0b\x32\x11.kodosumi.v1.Flow\"\x1e\n\x0eGetFlowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x0fGetFlowResponse\x12\x1f\n\x04\x66low\x18\x01 \x01(\x0b\x32\x11.kodosumi.v1.Flow\"\x97\x01\n\x16LaunchExecutionRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\'\n\x06inputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x13parent_execution_id\x18\x03 \x01(\t\x12)\n\tplacement\x18\x04 \x01(\x0b\x32\x16.kodosumi.v1.Placement\"\xe8\x01\n\tPlacement\x12\x38\n\tresources\x18\x01 \x03(\x0b\x32%.kodosumi.v1.Placement.ResourcesEntry\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".kodosumi.v1.Placement.LabelsEntry\x12\x0c\n\x04node\x18\x03 \x01(\t\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x17LaunchExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"A\n\x14GetExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"|\n\x15ListExecutionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x08statuses\x18\x03 \x03(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\x0c\n\x04\x66low\x18\x04 \x01(\t\"]\n\x16ListExecutionsResponse\x12*\n\nexecutions\x18\x01 \x03(\x0b\x32\x16.kodosumi.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"<\n\x16WatchExecutionResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.kodosumi.v1.Event\">\n\x16\x43\x61ncelExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x17\x43\x61ncelExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"f\n\x13ProvideInputRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\x16\n\x14ProvideInputResponse\".\n\x16\x44\x65leteExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteExecutionResponse*S\n\tIsolation\x12\x19\n\x15ISOLATION_UNSPECIFIED\x10\x00\x12\x14\n\x10ISOLATION_SHARED\x10\x01\x12\x15\n\x11ISOLATION_PROCESS\x10\x02\x32\x9b\x06\n\x0b\x46lowService\x12J\n\tListFlows\x12\x1d.kodosumi.v1.ListFlowsRequest\x1a\x1e.kodosumi.v1.ListFlowsResponse\x12\x44\n\x07GetFlow\x12\x1b.kodosumi.v1.GetFlowRequest\x1a\x1c.kodosumi.v1.GetFlowResponse\x12\\\n\x0fLaunchExecution\x12#.kodosumi.v1.LaunchExecutionRequest\x1a$.kodosumi.v1.LaunchExecutionResponse\x12S\n\x0cGetExecution\x12 .kodosumi.v1.GetExecutionRequest\x1a!.kodosumi.v1.GetExecutionResponse\x12Y\n\x0eListExecutions\x12\".kodosumi.v1.ListExecutionsRequest\x1a#.kodosumi.v1.ListExecutionsResponse\x12[\n\x0eWatchExecution\x12\".kodosumi.v1.WatchExecutionRequest\x1a#.kodosumi.v1.WatchExecutionResponse0\x01\x12\\\n\x0f\x43\x61ncelExecution\x12#.kodosumi.v1.CancelExecutionRequest\x1a$.kodosumi.v1.CancelExecutionResponse\x12S\n\x0cProvideInput\x12 .kodosumi.v1.ProvideInputRequest\x1a!.kodosumi.v1.ProvideInputResponse\x12\\\n\x0f\x44\x65leteExecution\x12#.kodosumi.v1.DeleteExecutionRequest\x1a$.kodosumi.v1.DeleteExecutionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kodosumi/v1/flow.proto\x12\x0bkodosumi.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kodosumi/v1/event.proto\"\xe0\x01\n\x04\x46low\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nentrypoint\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0f\n\x07version\x18\x05 \x01(\t\x12-\n\x0cinput_schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12)\n\tisolation\x18\x08 \x01(\x0e\x32\x16.kodosumi.v1.Isolation\x12\x0f\n\x07node_id\x18\t \x01(\t\"\x9e\x03\n\tExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0c\n\x04\x66low\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\r\n\x05owner\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x08 \x01(\x04\x12\x15\n\rstatus_reason\x18\t \x01(\t\x12\x0f\n\x07node_id\x18\n \x01(\t\x12\'\n\x06inputs\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08trace_id\x18\x0c \x01(\t\x12\x0f\n\x07\x61ttempt\x18\r \x01(\r\x12\x1b\n\x13parent_execution_id\x18\x0e \x01(\t\"\x1f\n\x10ListFlowsRequest\x12\x0b\n\x03tag\x18\x01 \x01(\t\"5\n\x11ListFlowsResponse\x12 \n\x05\x66lows\x18\x01 \x03(\x0b\x32\x11.kodosumi.v1.Flow\"\x1e\n\x0eGetFlowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x0fGetFlowResponse\x12\x1f\n\x04\x66low\x18\x01 \x01(\x0b\x32\x11.kodosumi.v1.Flow\"\x84\x02\n\x16LaunchExecutionRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\'\n\x06inputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x13parent_execution_id\x18\x03 \x01(\t\x12)\n\tplacement\x18\x04 \x01(\x0b\x32\x16.kodosumi.v1.Placement\x12=\n\x05\x66iles\x18\x05 \x03(\x0b\x32..kodosumi.v1.LaunchExecutionRequest.FilesEntry\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe8\x01\n\tPlacement\x12\x38\n\tresources\x18\x01 \x03(\x0b\x32%.kodosumi.v1.Placement.ResourcesEntry\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".kodosumi.v1.Placement.LabelsEntry\x12\x0c\n\x04node\x18\x03 \x01(\t\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x17LaunchExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"A\n\x14GetExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"|\n\x15ListExecutionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x08statuses\x18\x03 \x03(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\x0c\n\x04\x66low\x18\x04 \x01(\t\"]\n\x16ListExecutionsResponse\x12*\n\nexecutions\x18\x01 \x03(\x0b\x32\x16.kodosumi.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"<\n\x16WatchExecutionResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.kodosumi.v1.Event\">\n\x16\x43\x61ncelExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x17\x43\x61ncelExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"f\n\x13ProvideInputRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\x16\n\x14ProvideInputResponse\".\n\x16\x44\x65leteExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteExecutionResponse*S\n\tIsolation\x12\x19\n\x15ISOLATION_UNSPECIFIED\x10\x00\x12\x14\n\x10ISOLATION_SHARED\x10\x01\x12\x15\n\x11ISOLATION_PROCESS\x10\x02\x32\x9b\x06\n\x0b\x46lowService\x12J\n\tListFlows\x12\x1d.kodosumi.v1.ListFlowsRequest\x1a\x1e.kodosumi.v1.ListFlowsResponse\x12\x44\n\x07GetFlow\x12\x1b.kodosumi.v1.GetFlowRequest\x1a\x1c.kodosumi.v1.GetFlowResponse\x12\\\n\x0fLaunchExecution\x12#.kodosumi.v1.LaunchExecutionRequest\x1a$.kodosumi.v1.LaunchExecutionResponse\x12S\n\x0cGetExecution\x12 .kodosumi.v1.GetExecutionRequest\x1a!.kodosumi.v1.GetExecutionResponse\x12Y\n\x0eListExecutions\x12\".kodosumi.v1.ListExecutionsRequest\x1a#.kodosumi.v1.ListExecutionsResponse\x12[\n\x0eWatchExecution\x12\".kodosumi.v1.WatchExecutionRequest\x1a#.kodosumi.v1.WatchExecutionResponse0\x01\x12\\\n\x0f\x43\x61ncelExecution\x12#.kodosumi.v1.CancelExecutionRequest\x1a$.kodosumi.v1.CancelExecutionResponse\x12S\n\x0cProvideInput\x12 .kodosumi.v1.ProvideInputRequest\x1a!.kodosumi.v1.ProvideInputResponse\x12\\\n\x0f\x44\x65leteExecution\x12#.kodosumi.v1.DeleteExecutionRequest\x1a$.kodosumi.v1.DeleteExecutionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kodosumi.v1.flow_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LAUNCHEXECUTIONREQUEST_FILESENTRY']._loaded_options = None
+  _globals['_LAUNCHEXECUTIONREQUEST_FILESENTRY']._serialized_options = b'8\001'
   _globals['_PLACEMENT_RESOURCESENTRY']._loaded_options = None
   _globals['_PLACEMENT_RESOURCESENTRY']._serialized_options = b'8\001'
   _globals['_PLACEMENT_LABELSENTRY']._loaded_options = None
   _globals['_PLACEMENT_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_ISOLATION']._serialized_start=2200
-  _globals['_ISOLATION']._serialized_end=2283
+  _globals['_ISOLATION']._serialized_start=2309
+  _globals['_ISOLATION']._serialized_end=2392
   _globals['_FLOW']._serialized_start=128
   _globals['_FLOW']._serialized_end=352
   _globals['_EXECUTION']._serialized_start=355
@@ -53,39 +55,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETFLOWRESPONSE']._serialized_start=891
   _globals['_GETFLOWRESPONSE']._serialized_end=941
   _globals['_LAUNCHEXECUTIONREQUEST']._serialized_start=944
-  _globals['_LAUNCHEXECUTIONREQUEST']._serialized_end=1095
-  _globals['_PLACEMENT']._serialized_start=1098
-  _globals['_PLACEMENT']._serialized_end=1330
-  _globals['_PLACEMENT_RESOURCESENTRY']._serialized_start=1235
-  _globals['_PLACEMENT_RESOURCESENTRY']._serialized_end=1283
-  _globals['_PLACEMENT_LABELSENTRY']._serialized_start=1285
-  _globals['_PLACEMENT_LABELSENTRY']._serialized_end=1330
-  _globals['_LAUNCHEXECUTIONRESPONSE']._serialized_start=1332
-  _globals['_LAUNCHEXECUTIONRESPONSE']._serialized_end=1400
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=1402
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=1445
-  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1447
-  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1512
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1514
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1638
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1640
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1733
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1735
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1799
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=1801
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=1861
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1863
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1925
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=1927
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=1995
-  _globals['_PROVIDEINPUTREQUEST']._serialized_start=1997
-  _globals['_PROVIDEINPUTREQUEST']._serialized_end=2099
-  _globals['_PROVIDEINPUTRESPONSE']._serialized_start=2101
-  _globals['_PROVIDEINPUTRESPONSE']._serialized_end=2123
-  _globals['_DELETEEXECUTIONREQUEST']._serialized_start=2125
-  _globals['_DELETEEXECUTIONREQUEST']._serialized_end=2171
-  _globals['_DELETEEXECUTIONRESPONSE']._serialized_start=2173
-  _globals['_DELETEEXECUTIONRESPONSE']._serialized_end=2198
-  _globals['_FLOWSERVICE']._serialized_start=2286
-  _globals['_FLOWSERVICE']._serialized_end=3081
+  _globals['_LAUNCHEXECUTIONREQUEST']._serialized_end=1204
+  _globals['_LAUNCHEXECUTIONREQUEST_FILESENTRY']._serialized_start=1160
+  _globals['_LAUNCHEXECUTIONREQUEST_FILESENTRY']._serialized_end=1204
+  _globals['_PLACEMENT']._serialized_start=1207
+  _globals['_PLACEMENT']._serialized_end=1439
+  _globals['_PLACEMENT_RESOURCESENTRY']._serialized_start=1344
+  _globals['_PLACEMENT_RESOURCESENTRY']._serialized_end=1392
+  _globals['_PLACEMENT_LABELSENTRY']._serialized_start=1394
+  _globals['_PLACEMENT_LABELSENTRY']._serialized_end=1439
+  _globals['_LAUNCHEXECUTIONRESPONSE']._serialized_start=1441
+  _globals['_LAUNCHEXECUTIONRESPONSE']._serialized_end=1509
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1511
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1554
+  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1556
+  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1621
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1623
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1747
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1749
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1842
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1844
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1908
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=1910
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=1970
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1972
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2034
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=2036
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=2104
+  _globals['_PROVIDEINPUTREQUEST']._serialized_start=2106
+  _globals['_PROVIDEINPUTREQUEST']._serialized_end=2208
+  _globals['_PROVIDEINPUTRESPONSE']._serialized_start=2210
+  _globals['_PROVIDEINPUTRESPONSE']._serialized_end=2232
+  _globals['_DELETEEXECUTIONREQUEST']._serialized_start=2234
+  _globals['_DELETEEXECUTIONREQUEST']._serialized_end=2280
+  _globals['_DELETEEXECUTIONRESPONSE']._serialized_start=2282
+  _globals['_DELETEEXECUTIONRESPONSE']._serialized_end=2307
+  _globals['_FLOWSERVICE']._serialized_start=2395
+  _globals['_FLOWSERVICE']._serialized_end=3190
 # @@protoc_insertion_point(module_scope)

@@ -244,10 +244,31 @@ Global___GetFlowResponse: _TypeAlias = GetFlowResponse  # noqa: Y015
 class LaunchExecutionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class FilesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     FLOW_FIELD_NUMBER: _builtins.int
     INPUTS_FIELD_NUMBER: _builtins.int
     PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     PLACEMENT_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
     flow: _builtins.str
     parent_execution_id: _builtins.str
     """The execution (on this node) whose flow launches this one (`ctx.call_flow`); empty for
@@ -264,6 +285,13 @@ class LaunchExecutionRequest(_message.Message):
         and labels win key by key, its node replaces the flow's). Operators and admins only.
         """
 
+    @_builtins.property
+    def files(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Files the flow gets (`ctx.files`), by the name it sees them under: name -> file_id of a
+        file the caller may read (FileService). On a forwarded launch the peer pulls them from
+        the forwarding node.
+        """
+
     def __init__(
         self,
         *,
@@ -271,10 +299,11 @@ class LaunchExecutionRequest(_message.Message):
         inputs: _struct_pb2.Struct | None = ...,
         parent_execution_id: _builtins.str = ...,
         placement: Global___Placement | None = ...,
+        files: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "placement", b"placement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow", b"flow", "inputs", b"inputs", "parent_execution_id", b"parent_execution_id", "placement", b"placement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "flow", b"flow", "inputs", b"inputs", "parent_execution_id", b"parent_execution_id", "placement", b"placement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

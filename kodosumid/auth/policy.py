@@ -10,6 +10,7 @@ from kodosumi.authz import ADMIN, FLOW, HUMAN_ROLES, NODE, OPERATOR, Rule, stand
 
 _FLOW = "/kodosumi.v1.FlowService/"
 _A2A = "/lf.a2a.v1.A2AService/"
+_FILES = "/kodosumi.v1.FileService/"
 _USERS = Rule(HUMAN_ROLES)
 # Peers call flows on behalf of their users (peer forwarding), and flows call flows with
 # their own identity (`flow/<node>/<flow>`): both may use the flow API, for their own
@@ -27,6 +28,14 @@ NODE_POLICY: dict[str, Rule] = {
     _FLOW + "CancelExecution": _USERS_AND_NODES,
     _FLOW + "ProvideInput": _USERS_AND_NODES,
     _FLOW + "DeleteExecution": _USERS,
+    # Files (kodosumid/files/): owners read theirs; executors (the node's or the flow's
+    # identity) read their execution's inputs and add its outputs; peers read what a
+    # forwarded launch brought (kodosumid/files/access.py).
+    _FILES + "UploadFile": _USERS_AND_NODES,
+    _FILES + "DownloadFile": _USERS_AND_NODES,
+    _FILES + "StatFile": _USERS_AND_NODES,
+    _FILES + "ListFiles": _USERS_AND_NODES,
+    _FILES + "DeleteFile": _USERS,
     "/kodosumi.v1.NodeService/GetNodeInfo": Rule.of(ADMIN, OPERATOR, "user", NODE),
     "/kodosumi.v1.NodeService/ListPeers": Rule.of(ADMIN, OPERATOR, "user", NODE),
     # The operator stream (alerts about everybody's executions and the network).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from kodosumi.authz import Principal
 from kodosumi.clock import Clock
@@ -18,6 +19,9 @@ from kodosumid.executions.live import LiveTable
 
 log = logging.getLogger(__name__)
 
+# Told of executions once they are deleted (their files go with them: kodosumid/files/).
+DeletedHook = Callable[[Sequence[str]], Awaitable[object]]
+
 
 class Retention:
     def __init__(self, store: EventStore, access: Access, live: LiveTable, clock: Clock) -> None:
@@ -25,6 +29,15 @@ class Retention:
         self.store = store
         self.access = access
         self.live = live
+        self.on_deleted: list[DeletedHook] = []
+
+    async def _deleted(self, execution_ids: Sequence[str]) -> None:
+        await self.store.delete_executions(list(execution_ids))
+        for hook in self.on_deleted:
+            try:
+                await hook(execution_ids)
+            except Exception:
+                log.exception("after deleting executions")
 
     async def delete(self, principal: Principal, execution_id: str) -> None:
         record = await self.access.visible(principal, execution_id)
@@ -33,14 +46,14 @@ class Retention:
                 f"execution {execution_id} has not ended; cancel it first",
                 reason="EXECUTION_RUNNING",
             )
-        await self.store.delete_executions([execution_id])
+        await self._deleted([execution_id])
 
     async def expire(self, older_than_seconds: float) -> int:
         """Delete finished executions that ended more than `older_than_seconds` ago."""
         cutoff = self.clock.now_ns() - int(older_than_seconds * 1e9)
         deleted = 0
         while expired := await self.store.ended_before(cutoff):
-            await self.store.delete_executions(expired)
+            await self._deleted(expired)
             deleted += len(expired)
         return deleted
 

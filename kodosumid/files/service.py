@@ -1,0 +1,280 @@
+"""`Files`: the domain of the node's file store. No gRPC: plain objects in, catalog errors out.
+
+Uploads are checked as they arrive: the declared size against the node's limit and the
+owner's stored bytes (reserved for the upload's duration, so parallel uploads cannot
+overshoot), every chunk against the chunk limit and the declared size, and at the end the
+SHA-256 the node computed against the declared one. Only then does the blob become visible
+and the record stored. Memory is one chunk per upload or download, whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Generator, Sequence
+from dataclasses import dataclass
+
+from kodosumi.authz import ADMIN, Principal
+from kodosumi.clock import Clock, SystemClock
+from kodosumi.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    QuotaExceeded,
+    ResourceExhausted,
+)
+from kodosumid.files.access import FileAccess, Records, SpeaksFor
+from kodosumid.files.blobs import BlobStore, is_sha256
+from kodosumid.files.model import (
+    CHUNK_BYTES,
+    INPUT,
+    OUTPUT,
+    Direction,
+    FileLink,
+    FileRecord,
+    FilesConfig,
+    file_id_for,
+)
+from kodosumid.files.store import FileStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+MAX_NAME_CHARS = 255
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def check_name(name: str, field: str = "header.name") -> str:
+    """A file name a flow can open and a client can save under: no folders, no controls."""
+    if not name:
+        raise InvalidArgument.field(field, "required")
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidArgument.field(field, f"at most {MAX_NAME_CHARS} characters")
+    if name in (".", "..") or _BAD_NAME.search(name):
+        raise InvalidArgument.field(field, "a plain file name (no '/', '\\' or control characters)")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class UploadHeader:
+    name: str
+    size: int
+    sha256: str
+    media_type: str = ""
+    # An output of this execution (from its executor); empty for a client's upload.
+    execution_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """A file given to a launch, as the executor needs it."""
+
+    name: str
+    file_id: str
+    sha256: str
+    size: int
+    media_type: str
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {
+            "name": self.name,
+            "file_id": self.file_id,
+            "sha256": self.sha256,
+            "size": self.size,
+            "media_type": self.media_type,
+        }
+
+
+class Files:
+    def __init__(
+        self,
+        store: FileStore,
+        blobs: BlobStore,
+        config: FilesConfig,
+        *,
+        node_id: str,
+        records: Records,
+        speaks_for: SpeaksFor,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.config = config
+        self.node_id = node_id
+        self.clock: Clock = clock or SystemClock()
+        self.access = FileAccess(store, records, speaks_for)
+        # Bytes of uploads in progress, per owner: counted against the quota until stored.
+        self._reserved: dict[str, int] = {}
+
+    # -- upload -------------------------------------------------------------------------------
+
+    def check_header(self, header: UploadHeader) -> None:
+        check_name(header.name)
+        if header.size < 0:
+            raise InvalidArgument.field("header.size", "not negative")
+        if not is_sha256(header.sha256):
+            raise InvalidArgument.field("header.sha256", "64 lower-case hex digits")
+        if len(header.media_type) > MAX_NAME_CHARS:
+            raise InvalidArgument.field("header.media_type", f"at most {MAX_NAME_CHARS} characters")
+        limit = self.config.max_file_bytes
+        if limit and header.size > limit:
+            raise ResourceExhausted(
+                f"header.size: {header.size} bytes is over the node's limit of {limit} bytes",
+                reason="FILE_TOO_LARGE",
+                metadata={"limit": str(limit)},
+            )
+
+    async def _reserve(self, principal: Principal, owner: str, size: int) -> None:
+        limit = self.config.stored_bytes_per_owner
+        if not limit or (owner == principal.id and ADMIN in principal.roles):
+            self._reserved[owner] = self._reserved.get(owner, 0) + size
+            return
+        stored = await self.store.stored_bytes(owner)
+        # No await between this check and the reservation below.
+        held = stored + self._reserved.get(owner, 0)
+        if held + size > limit:
+            raise QuotaExceeded(
+                f"quota file_bytes of {owner} is used up: limit {limit} "
+                f"({held} bytes stored, {size} more asked)",
+                quota="file_bytes",
+                limit=limit,
+                subject=owner,
+            )
+        self._reserved[owner] = self._reserved.get(owner, 0) + size
+
+    def _release(self, owner: str, size: int) -> None:
+        left = self._reserved.get(owner, 0) - size
+        if left > 0:
+            self._reserved[owner] = left
+        else:
+            self._reserved.pop(owner, None)
+
+    async def upload(
+        self, principal: Principal, header: UploadHeader, chunks: AsyncIterator[bytes]
+    ) -> tuple[FileRecord, FileLink | None]:
+        """Store the content of `chunks`; the file (and, for an output, its link)."""
+        self.check_header(header)
+        owner, execution_id = principal.id, header.execution_id
+        if execution_id:
+            owner = (await self.access.output_of(principal, execution_id)).owner
+        await self._reserve(principal, owner, header.size)
+        writer = self.blobs.writer()
+        try:
+            async for chunk in chunks:
+                if len(chunk) > CHUNK_BYTES:
+                    raise InvalidArgument.field("chunk", f"at most {CHUNK_BYTES} bytes per chunk")
+                if writer.size + len(chunk) > header.size:
+                    raise InvalidArgument(
+                        f"header.size: more than the {header.size} bytes declared arrived",
+                        reason="FILE_SIZE_MISMATCH",
+                    )
+                writer.write(chunk)
+            if writer.size != header.size:
+                raise InvalidArgument(
+                    f"header.size: {header.size} bytes declared, {writer.size} arrived",
+                    reason="FILE_SIZE_MISMATCH",
+                )
+            if writer.sha256 != header.sha256:
+                raise InvalidArgument(
+                    f"header.sha256: the content's SHA-256 is {writer.sha256}",
+                    reason="FILE_HASH_MISMATCH",
+                )
+            sha = await writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            self._release(owner, header.size)
+        now = self.clock.now_ns()
+        record = await self.store.put(
+            FileRecord(
+                file_id=file_id_for(owner, sha),
+                owner=owner,
+                name=header.name,
+                media_type=header.media_type or DEFAULT_MEDIA_TYPE,
+                size=header.size,
+                sha256=sha,
+                create_ns=now,
+                expire_ns=now + int(self.config.ttl_seconds * 1e9),
+            )
+        )
+        link = None
+        if execution_id:
+            link = FileLink(record.file_id, execution_id, OUTPUT, header.name)
+            await self.store.link(link)
+        return record, link
+
+    # -- read ---------------------------------------------------------------------------------
+
+    async def stat(self, principal: Principal, file_id: str) -> FileRecord:
+        return await self.access.readable(principal, file_id)
+
+    async def download(
+        self, principal: Principal, file_id: str, offset: int
+    ) -> tuple[FileRecord, Generator[bytes, None, None]]:
+        """The file and its content from `offset` on, in chunks."""
+        record = await self.access.readable(principal, file_id)
+        if offset < 0 or offset > record.size:
+            raise InvalidArgument.field("offset", f"from 0 to the file's size ({record.size})")
+        if not self.blobs.exists(record.sha256):
+            log.error("file %s: blob %s is missing", file_id, record.sha256)
+            raise FailedPrecondition(f"the content of file {file_id} is gone", reason="FILE_LOST")
+        return record, self.blobs.read(record.sha256, offset, CHUNK_BYTES)
+
+    async def list_files(
+        self, principal: Principal, execution_id: str, direction: Direction | None = None
+    ) -> list[tuple[FileLink, FileRecord]]:
+        await self.access.execution(principal, execution_id)
+        return await self.store.files_of(execution_id, direction)
+
+    # -- launches -----------------------------------------------------------------------------
+
+    async def resolve_inputs(self, principal: Principal, files: dict[str, str]) -> list[InputFile]:
+        """The files a launch names (name -> file id), each readable by the caller."""
+        resolved = []
+        for name, file_id in sorted(files.items()):
+            check_name(name, f"files.{name}")
+            record = await self.access.readable(principal, file_id)
+            resolved.append(
+                InputFile(name, record.file_id, record.sha256, record.size, record.media_type)
+            )
+        return resolved
+
+    async def link_inputs(self, execution_id: str, files: Sequence[InputFile]) -> None:
+        for f in files:
+            await self.store.link(FileLink(f.file_id, execution_id, INPUT, f.name))
+
+    async def grant(self, file_ids: Sequence[str], grantee: str) -> None:
+        for file_id in file_ids:
+            await self.store.grant(file_id, grantee)
+
+    # -- removal ------------------------------------------------------------------------------
+
+    async def delete(self, principal: Principal, file_id: str) -> None:
+        await self.access.owned(principal, file_id)
+        if await self.store.links_of(file_id):
+            raise FailedPrecondition(
+                f"file {file_id} belongs to an execution; it goes when the execution is deleted",
+                reason="FILE_IN_USE",
+            )
+        await self._remove(file_id)
+
+    async def _remove(self, file_id: str) -> None:
+        record = await self.store.delete(file_id)
+        if record is not None and not await self.store.sha_in_use(record.sha256):
+            self.blobs.delete(record.sha256)
+
+    async def executions_deleted(self, execution_ids: Sequence[str]) -> int:
+        """Files go with the executions that used them (retention, DeleteExecution)."""
+        orphans = await self.store.unlink_executions(execution_ids)
+        for file_id in orphans:
+            await self._remove(file_id)
+        return len(orphans)
+
+    async def purge(self) -> int:
+        """Remove files no execution uses whose time to live is over."""
+        removed = 0
+        while expired := await self.store.expired(self.clock.now_ns()):
+            for file_id in expired:
+                await self._remove(file_id)
+            removed += len(expired)
+        return removed

@@ -1,0 +1,260 @@
+"""FileService over real gRPC + mTLS on loopback, a real node, real SQLite and blobs on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from kodoclient.files import FilesClient, send_upload
+from kodosumi.rpc.status import quota_failures_of
+from kodosumi.v1 import file_pb2, file_pb2_grpc
+from tests.files.conftest import LIMIT, MIB, OWNER_QUOTA, reason_of
+from tests.node.conftest import RunningNode
+from tests.node.helpers import eventually
+from tests.node.users import User
+
+CHUNK = 256 * 1024
+
+
+def files_of(node: RunningNode) -> FilesClient:
+    return FilesClient(node.channel)
+
+
+def blob_root(node: RunningNode) -> Path:
+    return node.app.config.state_dir / "files"
+
+
+def content(size: int, seed: int = 0) -> bytes:
+    return (hashlib.sha256(str(seed).encode()).digest() * (size // 32 + 1))[:size]
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * MIB, LIMIT], ids=["0B", "1B", "5MiB", "limit"])
+async def test_round_trip(files_node: RunningNode, size: int) -> None:
+    data = content(size, seed=size)
+    files = files_of(files_node)
+    info = await files.upload(data, name="data.bin")
+    assert info.size == size
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    assert info.media_type == "application/octet-stream"
+    assert await files.read(info.file_id) == data
+    stat_info = await files.stat(info.file_id)
+    assert (stat_info.size, stat_info.sha256, stat_info.name) == (size, info.sha256, "data.bin")
+    blob = blob_root(files_node) / "blobs" / info.sha256[:2] / info.sha256
+    assert blob.read_bytes() == data
+    assert stat.S_IMODE(blob.stat().st_mode) == 0o600
+    # The same bytes again: the same file.
+    assert (await files.upload(data, name="data.bin")).file_id == info.file_id
+
+
+async def test_one_byte_over_the_limit_is_file_too_large(files_node: RunningNode) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await files_of(files_node).upload(content(LIMIT + 1), name="big.bin")
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert reason_of(caught.value) == "FILE_TOO_LARGE"
+    assert "header.size" in (caught.value.details() or "")
+
+
+async def _raw_upload(
+    node: RunningNode, header: file_pb2.UploadFileHeader, chunks: list[bytes]
+) -> file_pb2.UploadFileResponse:
+    async def requests() -> AsyncIterator[file_pb2.UploadFileRequest]:
+        yield file_pb2.UploadFileRequest(header=header)
+        for chunk in chunks:
+            yield file_pb2.UploadFileRequest(chunk=chunk)
+
+    stub = file_pb2_grpc.FileServiceStub(node.channel)
+    return await send_upload(stub, requests())
+
+
+def _leftovers(node: RunningNode) -> list[Path]:
+    return list((blob_root(node) / "tmp").iterdir())
+
+
+async def _leftover_count(node: RunningNode) -> int:
+    return len(_leftovers(node))
+
+
+async def test_a_corrupted_chunk_is_refused_and_nothing_is_kept(files_node: RunningNode) -> None:
+    data = content(3 * CHUNK + 5, seed=7)
+    sha = hashlib.sha256(data).hexdigest()
+    bad = bytearray(data)
+    bad[CHUNK + 3] ^= 0xFF
+    chunks = [bytes(bad[i : i + CHUNK]) for i in range(0, len(bad), CHUNK)]
+    header = file_pb2.UploadFileHeader(name="x.bin", size=len(data), sha256=sha)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _raw_upload(files_node, header, chunks)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(caught.value) == "FILE_HASH_MISMATCH"
+    assert not (blob_root(files_node) / "blobs" / sha[:2] / sha).exists()
+    assert _leftovers(files_node) == []
+
+
+@pytest.mark.parametrize(
+    ("header", "chunks", "field"),
+    [
+        (file_pb2.UploadFileHeader(name="", size=1, sha256="0" * 64), [b"x"], "header.name"),
+        (file_pb2.UploadFileHeader(name="a/b", size=1, sha256="0" * 64), [b"x"], "header.name"),
+        (file_pb2.UploadFileHeader(name="..", size=1, sha256="0" * 64), [b"x"], "header.name"),
+        (file_pb2.UploadFileHeader(name="a", size=1, sha256="xyz"), [b"x"], "header.sha256"),
+        (
+            file_pb2.UploadFileHeader(name="a", size=CHUNK + 1, sha256="0" * 64),
+            [b"x" * (CHUNK + 1)],
+            "chunk",
+        ),
+        (file_pb2.UploadFileHeader(name="a", size=1, sha256="0" * 64), [b"xy"], "header.size"),
+        (file_pb2.UploadFileHeader(name="a", size=3, sha256="0" * 64), [b"xy"], "header.size"),
+    ],
+)
+async def test_bad_uploads_name_the_field(
+    files_node: RunningNode, header: file_pb2.UploadFileHeader, chunks: list[bytes], field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _raw_upload(files_node, header, chunks)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in (caught.value.details() or "")
+    assert _leftovers(files_node) == []
+
+
+async def test_a_stream_without_a_header_is_invalid(files_node: RunningNode) -> None:
+    async def requests() -> AsyncIterator[file_pb2.UploadFileRequest]:
+        yield file_pb2.UploadFileRequest(chunk=b"abc")
+
+    stub = file_pb2_grpc.FileServiceStub(files_node.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.UploadFile(requests(), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "header" in (caught.value.details() or "")
+
+
+async def _is(count: Awaitable[int], expected: int) -> bool:
+    return await count == expected
+
+
+async def test_an_upload_cut_in_the_middle_leaves_nothing_visible(
+    files_node: RunningNode,
+) -> None:
+    data = content(4 * MIB, seed=11)
+    sha = hashlib.sha256(data).hexdigest()
+    half_sent = asyncio.Event()
+
+    async def requests() -> AsyncIterator[file_pb2.UploadFileRequest]:
+        yield file_pb2.UploadFileRequest(
+            header=file_pb2.UploadFileHeader(name="cut.bin", size=len(data), sha256=sha)
+        )
+        for start in range(0, 2 * MIB, CHUNK):
+            yield file_pb2.UploadFileRequest(chunk=data[start : start + CHUNK])
+        half_sent.set()
+        await asyncio.Event().wait()  # the client goes away with the rest unsent
+
+    stub = file_pb2_grpc.FileServiceStub(files_node.channel)
+    call = stub.UploadFile(requests())
+    await asyncio.wait_for(half_sent.wait(), 30)
+    await eventually(lambda: _is(_leftover_count(files_node), 1), timeout=30)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await eventually(lambda: _is(_leftover_count(files_node), 0), timeout=30)
+    assert not (blob_root(files_node) / "blobs" / sha[:2] / sha).exists()
+
+
+async def test_download_resumes_from_an_offset(files_node: RunningNode, tmp_path: Path) -> None:
+    data = content(2 * MIB + 17, seed=3)
+    files = files_of(files_node)
+    info = await files.upload(data, name="resume.bin")
+    stub = file_pb2_grpc.FileServiceStub(files_node.channel)
+    for offset in (0, 1, CHUNK, len(data) - 1, len(data)):
+        got = b""
+        request = file_pb2.DownloadFileRequest(file_id=info.file_id, offset=offset)
+        responses = [r async for r in stub.DownloadFile(request)]
+        assert responses[0].file.sha256 == info.sha256
+        assert all(not r.HasField("file") for r in responses[1:])
+        for r in responses:
+            assert r.offset == offset + len(got)
+            got += r.chunk
+        assert got == data[offset:]
+    # The SDK picks up a `.part` left by an interrupted download.
+    dest = tmp_path / "resume.bin"
+    (tmp_path / "resume.bin.part").write_bytes(data[: MIB + 5])
+    seen: list[int] = []
+    await files.download(info.file_id, dest, progress=lambda done, total: seen.append(done))
+    assert dest.read_bytes() == data
+    assert seen[0] > MIB + 5 and seen[-1] == len(data)
+    assert not (tmp_path / "resume.bin.part").exists()
+    # An offset past the end names the field.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        request = file_pb2.DownloadFileRequest(file_id=info.file_id, offset=len(data) + 1)
+        [r async for r in stub.DownloadFile(request)]
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "offset" in (caught.value.details() or "")
+
+
+async def test_another_users_file_is_not_found(files_node: RunningNode) -> None:
+    ann, bob = User(files_node, "ann-files"), User(files_node, "bob-files")
+    try:
+        info = await FilesClient(ann.channel).upload(b"ann's secret", name="secret.txt")
+        assert info.owner == str(ann.identity)
+        assert info.media_type == "text/plain"
+        bobs = FilesClient(bob.channel)
+        for call in (bobs.stat, bobs.read, bobs.delete):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call(info.file_id)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            assert reason_of(caught.value) == "FILE_NOT_FOUND"
+        # The same bytes uploaded by bob are bob's own file, with another id.
+        own = await bobs.upload(b"ann's secret", name="mine.txt")
+        assert own.file_id != info.file_id and own.owner == str(bob.identity)
+        # Deleting his copy leaves ann's bytes alone.
+        await bobs.delete(own.file_id)
+        assert await FilesClient(ann.channel).read(info.file_id) == b"ann's secret"
+        # The node's operator (an admin) may read it.
+        assert await files_of(files_node).read(info.file_id) == b"ann's secret"
+        # Listing another user's execution's files is refused like the execution itself.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await bobs.list("0" * 32)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+async def test_stored_bytes_per_owner_is_a_quota(files_node: RunningNode) -> None:
+    carol = User(files_node, "carol-files")
+    try:
+        files = FilesClient(carol.channel)
+        await files.upload(content(LIMIT, seed=21), name="a.bin")
+        await files.upload(content(LIMIT, seed=22), name="b.bin")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await files.upload(content(OWNER_QUOTA - 2 * LIMIT + 1, seed=23), name="c.bin")
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason_of(caught.value) == "QUOTA_FILE_BYTES"
+        assert quota_failures_of(caught.value) == [("file_bytes", OWNER_QUOTA)]
+        # Exactly what is left fits.
+        await files.upload(content(OWNER_QUOTA - 2 * LIMIT, seed=24), name="d.bin")
+    finally:
+        await carol.close()
+
+
+async def test_delete_removes_the_blob_when_nobody_else_holds_it(files_node: RunningNode) -> None:
+    files = files_of(files_node)
+    info = await files.upload(content(1000, seed=99), name="gone.bin")
+    blob = blob_root(files_node) / "blobs" / info.sha256[:2] / info.sha256
+    assert blob.exists()
+    await files.delete(info.file_id)
+    assert not blob.exists()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await files.stat(info.file_id)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_state_is_private(files_node: RunningNode) -> None:
+    root = blob_root(files_node)
+    for folder in (root, root / "blobs", root / "tmp"):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert stat.S_IMODE((root / "files.sqlite").stat().st_mode) == 0o600
