@@ -20,6 +20,7 @@ from opentelemetry import context as otel_context
 
 from kodoclient._async import AsyncClient, StatusFilter
 from kodoclient.config import ConnectConfig
+from kodoclient.files import SyncFilesClient
 from kodoclient.resume import ReconnectHook, ResumedHook
 from kodosumi.telemetry import in_context
 from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
@@ -149,9 +150,16 @@ class Client:
         flow: str,
         inputs: Mapping[str, Any] | None = None,
         *,
+        files: Mapping[str, str] | None = None,
         call_timeout: float | None = None,
     ) -> flow_pb2.Execution:
-        return self._loop.run(self._async.launch(flow, inputs, call_timeout=call_timeout))
+        return self._loop.run(
+            self._async.launch(flow, inputs, files=files, call_timeout=call_timeout)
+        )
+
+    def files(self) -> SyncFilesClient:
+        """Upload, download, list and delete files (kodoclient/files.py)."""
+        return SyncFilesClient(self._loop.run, self._async.files())
 
     def get_execution(
         self, execution_id: str, *, call_timeout: float | None = None

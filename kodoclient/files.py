@@ -18,8 +18,9 @@ import asyncio
 import hashlib
 import mimetypes
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -204,3 +205,42 @@ class FilesClient:
         if info is None:
             raise FileCorrupted(f"file {file_id}: the node sent no metadata")
         return info
+
+
+class SyncFilesClient:
+    """`FilesClient` for the blocking `Client` (each call runs on the client's loop thread)."""
+
+    def __init__(self, run: Callable[[Coroutine[Any, Any, Any]], Any], files: FilesClient) -> None:
+        self._run = run
+        self._files = files
+
+    def upload(
+        self,
+        source: Path | bytes,
+        *,
+        name: str = "",
+        media_type: str = "",
+        progress: Progress | None = None,
+    ) -> file_pb2.FileInfo:
+        coro = self._files.upload(source, name=name, media_type=media_type, progress=progress)
+        return self._run(coro)  # type: ignore[no-any-return]
+
+    def download(
+        self, file_id: str, dest: Path, *, resume: bool = True, progress: Progress | None = None
+    ) -> file_pb2.FileInfo:
+        coro = self._files.download(file_id, dest, resume=resume, progress=progress)
+        return self._run(coro)  # type: ignore[no-any-return]
+
+    def read(self, file_id: str) -> bytes:
+        return self._run(self._files.read(file_id))  # type: ignore[no-any-return]
+
+    def stat(self, file_id: str) -> file_pb2.FileInfo:
+        return self._run(self._files.stat(file_id))  # type: ignore[no-any-return]
+
+    def list(
+        self, execution_id: str, direction: int = file_pb2.FILE_DIRECTION_UNSPECIFIED
+    ) -> list[file_pb2.FileInfo]:
+        return self._run(self._files.list(execution_id, direction))  # type: ignore[no-any-return]
+
+    def delete(self, file_id: str) -> None:
+        self._run(self._files.delete(file_id))
