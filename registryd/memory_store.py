@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from registryd.errors import RevisionCompacted
 from registryd.model import ALL_NODES, Change, ChangeDraft, LeaseState, NodeQuery, NodeRecord
-from registryd.store import stamp
+from registryd.store import change_size, fitting, stamp
 
 
 class MemoryStore:
@@ -46,11 +46,14 @@ class MemoryStore:
                     load=lease.load,
                 )
 
-    async def changes_after(self, revision: int, limit: int) -> list[Change]:
+    async def changes_after(self, revision: int, limit: int, max_bytes: int = 0) -> list[Change]:
         if revision < self._compacted:
             raise RevisionCompacted(revision, self._compacted)
         start = bisect.bisect_right(self._changes, revision, key=lambda c: c.revision)
-        return self._changes[start : start + limit]
+        page = self._changes[start : start + limit]
+        if max_bytes:
+            page = page[: fitting([change_size(c) for c in page], max_bytes)]
+        return page
 
     async def revision(self) -> int:
         return self._revision

@@ -60,9 +60,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-# Changes per read of a watch: what one watcher holds at most (a flow change carries its
-# input schema, so a page is bounded by count and each change by the registration size).
+# Changes per read of a watch, and their bytes: a watch stream holds one page (and the
+# response made of it) while its client does not read. Flow changes carry their schemas, so
+# the bytes bound the page; a single change larger than that goes alone (a registration is
+# at most the 4 MiB a request may carry).
 WATCH_BATCH = 64
+WATCH_PAGE_BYTES = 256 * 1024
 
 
 class Registry:
@@ -354,7 +357,7 @@ class Registry:
     async def _follow(self, after: int) -> AsyncGenerator[list[Change], None]:
         revision = after
         while True:
-            changes = await self.store.changes_after(revision, WATCH_BATCH)
+            changes = await self.store.changes_after(revision, WATCH_BATCH, WATCH_PAGE_BYTES)
             if changes:
                 yield changes
                 revision = changes[-1].revision

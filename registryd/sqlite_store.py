@@ -32,7 +32,7 @@ from registryd.model import (
     NodeRecord,
     NodeState,
 )
-from registryd.store import stamp
+from registryd.store import fitting, stamp
 
 SCHEMA_VERSION = 1
 
@@ -232,10 +232,20 @@ class SqliteStore:
                 ],
             )
 
-    async def changes_after(self, revision: int, limit: int) -> list[Change]:
+    async def changes_after(self, revision: int, limit: int, max_bytes: int = 0) -> list[Change]:
         if revision < self._compacted:
             raise RevisionCompacted(revision, self._compacted)
         async with self._read_lock:
+            if max_bytes:
+                # Sizes first (SQLite knows a value's length without reading it): a page of
+                # large flow specs is cut before it is loaded.
+                sizes = await self._reader.execute_fetchall(
+                    "SELECT COALESCE(length(node), 0) + COALESCE(length(flow_spec), 0) "
+                    "+ COALESCE(length(flow_tags), 0) FROM changes WHERE revision > ? "
+                    "ORDER BY revision LIMIT ?",
+                    (revision, limit),
+                )
+                limit = max(1, fitting([int(size) for (size,) in sizes], max_bytes))
             rows = await self._reader.execute_fetchall(
                 "SELECT revision, kind, node_id, at, node, flow_name, flow_tags, flow_spec "
                 "FROM changes WHERE revision > ? ORDER BY revision LIMIT ?",

@@ -37,8 +37,9 @@ class RegistryStore(Protocol):
         """Update the lease fields of stored nodes (no revision; unknown nodes are skipped)."""
         ...
 
-    async def changes_after(self, revision: int, limit: int) -> list[Change]:
-        """Up to `limit` changes with a revision above `revision`, oldest first.
+    async def changes_after(self, revision: int, limit: int, max_bytes: int = 0) -> list[Change]:
+        """Up to `limit` changes with a revision above `revision`, oldest first; with
+        `max_bytes`, only as many as fit in that many bytes (`change_size`), at least one.
 
         Raises `RevisionCompacted` when changes right after `revision` are no longer kept.
         """
@@ -80,3 +81,26 @@ def stamp(
         for i, d in enumerate(drafts)
     ]
     return saved, changes
+
+
+# What a node snapshot in the change log takes, about (its JSON: ids, endpoints, load).
+NODE_SNAPSHOT_BYTES = 512
+
+
+def change_size(change: Change) -> int:
+    """About what one change takes in memory and on the wire: its flow spec dominates."""
+    size = NODE_SNAPSHOT_BYTES if change.node is not None else 0
+    if change.flow is not None:
+        size += len(change.flow.spec) + sum(len(t) for t in change.flow.tags)
+    return size
+
+
+def fitting(sizes: Sequence[int], max_bytes: int) -> int:
+    """How many leading items of `sizes` fit into `max_bytes` together; at least one, so
+    that one item larger than the bound still goes (alone)."""
+    total = 0
+    for i, size in enumerate(sizes):
+        total += size
+        if total > max_bytes and i:
+            return i
+    return len(sizes)

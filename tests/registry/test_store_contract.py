@@ -177,6 +177,18 @@ class StoreContract:
         assert [c.revision for c in first + second + rest] == [1, 2, 3, 4, 5]
         assert await store.changes_after(5, 10) == []
 
+    async def test_changes_after_pages_are_bounded_in_bytes(self, store: RegistryStore) -> None:
+        """Flow changes carry their specs: a page stops before its bytes pass the bound, and
+        a change larger than the bound still comes, alone."""
+        big = node("a", (("f1", ()), ("f2", ()), ("f3", ()), ("f4", ())))
+        big = replace(big, flows=tuple(replace(f, spec=f.spec + b"x" * 40_000) for f in big.flows))
+        drafts = [ChangeDraft(ChangeKind.FLOW_ADDED, T0, f) for f in big.flows]
+        await store.commit(big, drafts)
+        first = await store.changes_after(0, 64, 100_000)
+        assert [c.revision for c in first] == [1, 2]
+        assert [c.revision for c in await store.changes_after(2, 64, 10_000)] == [3]
+        assert [c.revision for c in await store.changes_after(2, 64)] == [3, 4]
+
     async def test_compaction_drops_old_changes_and_refuses_to_replay_them(
         self, store: RegistryStore
     ) -> None:
