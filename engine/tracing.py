@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +27,11 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 
+from engine.genai import provider_of
 from engine.spec import ExecutionSpec
 from kodosumi.statuses import ATTEMPT_ENDING, status_word
 from kodosumi.telemetry import Telemetry, TelemetryConfig, context_from_traceparent, ids_of
+from kodosumi.telemetry.names import EXECUTION_ID, FLOW, NODE_ID
 from kodosumi.v1 import event_pb2
 
 log = logging.getLogger(__name__)
@@ -121,10 +124,10 @@ class RunTracer:
             context=context_from_traceparent(spec.traceparent),
             kind=SpanKind.INTERNAL,
             attributes={
-                "kodosumi.execution_id": spec.execution_id,
-                "kodosumi.flow": spec.flow,
+                EXECUTION_ID: spec.execution_id,
+                FLOW: spec.flow,
                 "kodosumi.entrypoint": spec.entrypoint,
-                "kodosumi.node_id": spec.node_id,
+                NODE_ID: spec.node_id,
                 "kodosumi.attempt": spec.attempt,
                 "kodosumi.owner": spec.owner,
             },
@@ -134,6 +137,7 @@ class RunTracer:
         # Contexts of every step seen, open or ended: a child may start after its parent.
         self._contexts: dict[str, SpanContext] = {}
         self._ended = False
+        self.execution_id = spec.execution_id
 
     @property
     def trace_id(self) -> str:
@@ -155,6 +159,20 @@ class RunTracer:
         if self._ended:
             return self.root_context
         at = event.time_unix_nano or None
+        if kind == "error":
+            # What failed the run, as OpenTelemetry records an exception (the span's
+            # status follows with the terminal status).
+            failure = event.error
+            self.root.add_event(
+                "exception",
+                {
+                    "exception.type": failure.type or "Exception",
+                    "exception.message": failure.message,
+                    "exception.stacktrace": failure.traceback,
+                },
+                timestamp=at,
+            )
+            return self.root_context
         if kind == "status_changed":
             if event.status_changed.status in _TERMINAL:
                 self._end_all(event.status_changed, at)
@@ -181,7 +199,8 @@ class RunTracer:
         if not step_id:
             return self.root_context
         if phase == STARTED:
-            return self._start(step_id, parent_id, name, attributes, at)
+            kind_of_span = SpanKind.CLIENT if kind == "llm_call" else SpanKind.INTERNAL
+            return self._start(step_id, parent_id, name, attributes, at, kind_of_span)
         if phase in (COMPLETED, FAILED):
             self._count(event, phase)
             error = _error_of(event) if phase == FAILED else ""
@@ -189,7 +208,13 @@ class RunTracer:
         return self._contexts.get(step_id, self.root_context)  # streamed chunks
 
     def _start(
-        self, step_id: str, parent_id: str, name: str, attributes: dict[str, Any], at: int | None
+        self,
+        step_id: str,
+        parent_id: str,
+        name: str,
+        attributes: dict[str, Any],
+        at: int | None,
+        kind: SpanKind = SpanKind.INTERNAL,
     ) -> SpanContext:
         if step_id in self._open:
             return self._open[step_id].get_span_context()
@@ -197,7 +222,12 @@ class RunTracer:
         span = self._tracer.start_span(
             name,
             context=trace.set_span_in_context(trace.NonRecordingSpan(parent)),
-            attributes={**attributes, "kodosumi.step_id": step_id},
+            kind=kind,  # an LLM call is a CLIENT span (GenAI conventions)
+            attributes={
+                **attributes,
+                "kodosumi.step_id": step_id,
+                EXECUTION_ID: self.execution_id,
+            },
             start_time=at,
         )
         self._open[step_id] = span
@@ -218,6 +248,7 @@ class RunTracer:
         span.set_attributes(attributes)
         if failed:
             span.set_status(Status(StatusCode.ERROR, error[:500]))
+            span.add_event("exception", _exception_of(error), timestamp=at)
         span.end(end_time=at)
         return span.get_span_context()
 
@@ -277,7 +308,11 @@ def _step_of(event: event_pb2.Event) -> Step | None:
     kind = event.WhichOneof("kind")
     if kind == "agent_step":
         a = event.agent_step
-        attributes: dict[str, Any] = {"kodosumi.step": "agent", "gen_ai.agent.name": a.agent_role}
+        attributes: dict[str, Any] = {
+            "kodosumi.step": "agent",
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": a.agent_role,
+        }
         if a.task_name:
             attributes["kodosumi.task"] = a.task_name
         if a.duration_ms:
@@ -294,6 +329,9 @@ def _step_of(event: event_pb2.Event) -> Step | None:
         attributes = {"kodosumi.step": "llm", "gen_ai.operation.name": "chat"}
         if c.model:
             attributes["gen_ai.request.model"] = c.model
+            provider = provider_of(c.model)
+            if provider:
+                attributes["gen_ai.provider.name"] = provider
         if c.agent_role:
             attributes["gen_ai.agent.name"] = c.agent_role
         if c.phase == COMPLETED:
@@ -320,3 +358,17 @@ def _error_of(event: event_pb2.Event) -> str:
     if kind is None:
         return ""
     return str(getattr(getattr(event, kind), "error", ""))
+
+
+_EXCEPTION_TYPE = re.compile(r"([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Timeout)): ")
+
+
+def _exception_of(error: str) -> dict[str, str]:
+    """A step's error text as OpenTelemetry's exception attributes (frameworks report steps'
+    errors as text: `Type: message` gives the type, otherwise only the message is known)."""
+    attributes = {"exception.message": error or "failed"}
+    match = _EXCEPTION_TYPE.match(error)
+    if match:
+        attributes["exception.type"] = match.group(1)
+        attributes["exception.message"] = error[match.end() :] or error
+    return attributes

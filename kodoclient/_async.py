@@ -22,6 +22,7 @@ from kodoclient.files import FilesClient
 from kodoclient.resume import ReconnectHook, ResumedHook, Resumer, StreamBroken, read_to_end
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.rpc.channel import open_channel
+from kodosumi.telemetry.names import EXECUTION_ID
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,15 @@ class AsyncClient:
     ) -> _Resp:
         # Every unary call has a deadline: the caller's, else the config's.
         timeout = call_timeout or self._config.call_timeout
+        execution_id = getattr(request, "execution_id", "")
         return await traced_unary(
-            method, self._config.target, call, request, timeout, secure=self._config.secure
+            method,
+            self._config.target,
+            call,
+            request,
+            timeout,
+            secure=self._config.secure,
+            attributes={EXECUTION_ID: execution_id} if execution_id else None,
         )
 
     # -- flows -------------------------------------------------------------------------
@@ -239,7 +247,7 @@ class AsyncClient:
         `on_reconnect(attempt, delay_seconds, cause)` is called before each wait,
         `on_resumed(attempts)` when events flow again after reconnecting.
         """
-        span = stream_span("WatchExecution", self._config.target, execution_id=execution_id)
+        span = stream_span("WatchExecution", self._config.target, {EXECUTION_ID: execution_id})
         last = after_seq
 
         async def attempt() -> AsyncGenerator[event_pb2.Event, None]:

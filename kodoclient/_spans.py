@@ -7,7 +7,7 @@ otherwise the API's no-op tracer makes them free.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -24,12 +24,14 @@ _TRACER = trace.get_tracer("kodoclient", __version__)
 
 
 @contextmanager
-def call_span(method: str, target: str, **attributes: str) -> Iterator[Span]:
+def call_span(
+    method: str, target: str, attributes: Mapping[str, str] | None = None
+) -> Iterator[Span]:
     """The current span of one SDK call (`kodoclient LaunchExecution`)."""
     with _TRACER.start_as_current_span(
         f"kodoclient {method}",
         kind=SpanKind.INTERNAL,
-        attributes={"rpc.method": method, "server.address": target, **attributes},
+        attributes={"rpc.method": method, "server.address": target, **(attributes or {})},
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
@@ -40,13 +42,13 @@ def call_span(method: str, target: str, **attributes: str) -> Iterator[Span]:
             raise
 
 
-def stream_span(method: str, target: str, **attributes: str) -> Span:
+def stream_span(method: str, target: str, attributes: Mapping[str, str] | None = None) -> Span:
     """A span for a stream the caller iterates (not current: a generator cannot hold the
     context across its yields); use `trace.use_span` around starting each call."""
     return _TRACER.start_span(
         f"kodoclient {method}",
         kind=SpanKind.INTERNAL,
-        attributes={"rpc.method": method, "server.address": target, **attributes},
+        attributes={"rpc.method": method, "server.address": target, **(attributes or {})},
     )
 
 
@@ -64,11 +66,12 @@ async def traced_unary(
     deadline_seconds: float,
     *,
     secure: bool = True,
+    attributes: Mapping[str, str] | None = None,
 ) -> _Resp:
     """One unary call in its client span, with a deadline; gRPC errors become
     `KodoclientError` naming the method (shared by the node and registry clients), a
     TLS/plaintext mismatch said plainly (`secure`: whether this client speaks TLS)."""
-    with call_span(method, target):
+    with call_span(method, target, attributes):
         try:
             return await call(request, timeout=deadline_seconds)
         except grpc.aio.AioRpcError as e:

@@ -27,6 +27,7 @@ from kodosumid.executors.placement import parse_placement
 from kodosumid.executors.port import ANYWHERE, Placement
 from kodosumid.network.peer_client import forwarded_call
 from kodosumid.network.peers import PeerTable
+from kodosumid.observability.run_trace import name_execution
 from kodosumid.quotas import Quotas, QuotasConfig, launch_within
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -110,6 +111,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     async def GetExecution(
         self, request: flow_pb2.GetExecutionRequest, context: Context
     ) -> flow_pb2.GetExecutionResponse:
+        name_execution(request.execution_id)
         record = await self.executions.get(current_principal(), request.execution_id)
         return flow_pb2.GetExecutionResponse(execution=execution_message(record))
 
@@ -131,6 +133,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     async def WatchExecution(
         self, request: flow_pb2.WatchExecutionRequest, context: Context
     ) -> AsyncIterator[flow_pb2.WatchExecutionResponse]:
+        name_execution(request.execution_id)
         principal = current_principal()
         with self.quotas.open_stream(principal):
             # Pre-built response bytes, the same for every watcher (the guard passes bytes on).
@@ -162,6 +165,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     async def DeleteExecution(
         self, request: flow_pb2.DeleteExecutionRequest, context: Context
     ) -> flow_pb2.DeleteExecutionResponse:
+        name_execution(request.execution_id)
         await self.executions.delete(current_principal(), request.execution_id)
         return flow_pb2.DeleteExecutionResponse()
 

@@ -17,6 +17,7 @@ from kodosumid.executions.dispatch import Dispatcher
 from kodosumid.executions.live import LiveTable
 from kodosumid.executions.relay import Relayer
 from kodosumid.executors.port import ExecutorGone
+from kodosumid.observability.run_trace import join_run
 
 
 class Control:
@@ -35,6 +36,7 @@ class Control:
     async def cancel(self, principal: Principal, execution_id: str, reason: str) -> ExecutionRecord:
         record = await self.access.visible(principal, execution_id)
         live = self.live.get(execution_id)
+        join_run(record.execution_id, record.trace_id, live.traceparent if live else "")
         if record.terminal or live is None:
             ended = event_pb2.ExecutionStatus.Name(record.status)  # type: ignore[arg-type]
             raise FailedPrecondition(
@@ -63,6 +65,7 @@ class Control:
             raise InvalidArgument.field("request_id", "required")
         record = await self.access.visible(principal, execution_id)
         live = self.live.get(execution_id)
+        join_run(record.execution_id, record.trace_id, live.traceparent if live else "")
         if record.terminal or live is None:
             raise FailedPrecondition(
                 f"execution {execution_id} already ended", reason="EXECUTION_FINISHED"

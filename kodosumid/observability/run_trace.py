@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from opentelemetry import trace
+from opentelemetry.trace import SpanContext, TraceFlags
 
 from kodosumi.telemetry import current_traceparent, ids_of, traceparent_for_trace
+from kodosumi.telemetry.names import EXECUTION_ID, FLOW
 from kodosumi.v1 import event_pb2
 
 
@@ -41,8 +43,8 @@ def launch_trace(execution_id: str, flow: str, owner: str) -> RunTrace:
     context = span.get_span_context()
     if not context.is_valid:
         return RunTrace()
-    span.set_attribute("kodosumi.execution_id", execution_id)
-    span.set_attribute("kodosumi.flow", flow)
+    span.set_attribute(EXECUTION_ID, execution_id)
+    span.set_attribute(FLOW, flow)
     span.set_attribute("kodosumi.owner", owner)
     trace_id, span_id = ids_of(context)
     return RunTrace(trace_id, span_id, current_traceparent())
@@ -59,3 +61,33 @@ def trace_of(traceparent: str) -> RunTrace:
     if len(parts) != 4:
         return RunTrace()
     return RunTrace(parts[1], parts[2], traceparent)
+
+
+def name_execution(execution_id: str) -> None:
+    """The RPC being served concerns this execution: say so on its server span."""
+    span = trace.get_current_span()
+    if execution_id and span.is_recording():
+        span.set_attribute(EXECUTION_ID, execution_id)
+
+
+def join_run(execution_id: str, trace_id: str, traceparent: str = "") -> None:
+    """The RPC being served acts on a run (cancel, input): name the execution on its server
+    span and link that span to the run's trace. The caller's trace is usually another one
+    (an operator cancelling from a shell), so the link is how one finds the other.
+
+    `traceparent` names the launch's span when the node still knows it; otherwise the link
+    points into the run's trace at an unknown span.
+    """
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    span.set_attribute(EXECUTION_ID, execution_id)
+    run = trace_of(traceparent) if traceparent else resumed_trace(trace_id)
+    if not run.trace_id or not run.span_id:
+        return
+    if run.trace_id == ids_of(span.get_span_context())[0]:
+        return  # the same trace already (a flow cancelling its own child)
+    context = SpanContext(
+        int(run.trace_id, 16), int(run.span_id, 16), is_remote=True, trace_flags=TraceFlags(1)
+    )
+    span.add_link(context, {"kodosumi.link": "run", EXECUTION_ID: execution_id})

@@ -36,6 +36,10 @@ class SpanRecord:
     service: str
     attributes: dict[str, Any] = field(hash=False, compare=False)
     error: bool = False
+    # (name, attributes) of the span's events (exceptions among them).
+    events: tuple[tuple[str, dict[str, Any]], ...] = field(default=(), hash=False, compare=False)
+    kind: int = 0  # OTLP's numbering: 1 internal, 2 server, 3 client
+    links: tuple[tuple[str, str], ...] = ()  # (trace id, span id) of each link
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
                             service,
                             attributes(span.attributes),
                             span.status.code == 2,
+                            tuple((e.name, attributes(e.attributes)) for e in span.events),
+                            int(span.kind),
+                            tuple((ln.trace_id.hex(), ln.span_id.hex()) for ln in span.links),
                         )
                     )
         return trace_service_pb2.ExportTraceServiceResponse()

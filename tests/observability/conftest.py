@@ -60,6 +60,12 @@ class Telemetry:
                     str(span.resource.attributes.get("service.name", "")),
                     dict(span.attributes or {}),
                     span.status.status_code.name == "ERROR",
+                    tuple((e.name, dict(e.attributes or {})) for e in span.events),
+                    span.kind.value + 1,  # the API counts from 0, OTLP from 1
+                    tuple(
+                        (f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}")
+                        for ln in span.links
+                    ),
                 )
             )
         return records
