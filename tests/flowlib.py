@@ -55,6 +55,11 @@ def fails() -> None:
     raise ValueError("this flow always fails")
 
 
+def fails_loudly(size: int) -> None:
+    """Fails with a reason of `size` characters (the flow writes its failure's text)."""
+    raise RuntimeError("r" * size)
+
+
 def sleepy(seconds: float, ctx: FlowContext) -> str:
     """Sleeps cooperatively: a cancel wakes it up at once."""
     ctx.sleep(seconds)

@@ -9,6 +9,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from kodosumi.bounded import bounded as cut
 from kodosumi.errors import (
     ERROR_DOMAIN,
     FieldViolation,
@@ -28,9 +29,7 @@ MAX_VIOLATIONS = 50
 
 def bounded(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
     """`text`, cut to `limit` characters with a note of how much was left out."""
-    if len(text) <= limit:
-        return text
-    return f"{text[: limit - 40]}… ({len(text) - limit + 40} more characters)"
+    return cut(text, limit)
 
 
 def to_rpc_status(error: KodosumiError) -> status_pb2.Status:

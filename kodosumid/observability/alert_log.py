@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 """
 READ_BATCH = 500
+# Bytes of one replay page: what a follower that does not read holds at most (with the one
+# response it is sending). One larger alert still comes, alone.
+PAGE_BYTES = 256 * 1024
 # About what one alert event takes serialized (for the size of the live tail).
 ALERT_BYTES = 1024
 
@@ -84,13 +87,29 @@ class AlertLog:
         self._tail.append(chunks(event.seq, [data]))
         return event
 
-    async def read(self, after_seq: int, limit: int = READ_BATCH) -> list[tuple[int, bytes]]:
+    async def read(
+        self, after_seq: int, limit: int = READ_BATCH, max_bytes: int = PAGE_BYTES
+    ) -> list[tuple[int, bytes]]:
+        """Stored alerts after `after_seq`: at most `limit`, and only as many as fit in
+        `max_bytes` (at least one)."""
         assert self._db is not None, "the alert log is not open"
         if after_seq >= self._last_seq:
             return []  # also keeps a client's uint64 out of SQLite's int64
         floor = max(after_seq, self._last_seq - self.keep)
+        # Sizes first (SQLite knows a blob's length without reading it): a page of large
+        # alerts is cut before it is loaded.
         async with self._db.execute(
-            "SELECT seq, data FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?", (floor, limit)
+            "SELECT length(data) FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?", (floor, limit)
+        ) as cursor:
+            sizes = [int(size) for (size,) in await cursor.fetchall()]
+        total, count = 0, 0
+        for size in sizes:
+            total += size
+            if total > max_bytes and count:
+                break
+            count += 1
+        async with self._db.execute(
+            "SELECT seq, data FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?", (floor, count)
         ) as cursor:
             rows = await cursor.fetchall()
         return [(int(seq), bytes(data)) for seq, data in rows]

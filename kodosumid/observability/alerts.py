@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from kodosumi.bounded import bounded
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store import ExecutionRecord, StatusChange
 from kodosumid.observability.rules import (
@@ -38,6 +39,8 @@ from kodosumid.observability.rules import (
 )
 
 S = event_pb2
+# Characters of an alert's message (it quotes the failure reason a flow wrote).
+MAX_MESSAGE_CHARS = 2048
 _FAILURES = frozenset({S.EXECUTION_STATUS_FAILED, S.EXECUTION_STATUS_TIMED_OUT})
 _ENDINGS = frozenset({S.EXECUTION_STATUS_SUCCEEDED}) | _FAILURES  # cancelled: no verdict
 
@@ -256,7 +259,9 @@ class AlertEngine:
         alert.kind = rule.kind
         severity = event_pb2.ALERT_SEVERITY_INFO if resolved else rule.severity_value
         alert.severity = severity  # type: ignore[assignment]
-        alert.message = message
+        # A failure's reason is the flow's to write (an exception message of any size): the
+        # alert log, its watchers and webhooks get at most MAX_MESSAGE_CHARS of it.
+        alert.message = bounded(message, MAX_MESSAGE_CHARS)
         alert.node_id = self.node_id
         alert.subject_node_id = subject or self.node_id
         alert.resolved = resolved

@@ -1,5 +1,6 @@
 """Hostile watchers (issue 11): 500 streams that never read, on an execution with ~20 MB of
-stored events, cost the node (a process of its own, measured from /proc) at most 100 MB."""
+stored events, cost the node (a process of its own, measured from /proc) at most 100 MB; so
+do 40 unread `WatchAlerts` streams over alerts that quote megabyte failure reasons."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from tests.memory import peak_rss, settled_rss
 from tests.node.helpers import collect, launch, statuses
 from tests.node.test_daemon import REPO, Daemon
 
@@ -31,6 +33,10 @@ enabled = false
 [[flows]]
 name = "emit-bytes"
 entrypoint = "tests.flowlib:emit_bytes"
+
+[[flows]]
+name = "fails-loudly"
+entrypoint = "tests.flowlib:fails_loudly"
 """
 WATCHERS = 500
 EVENTS, EVENT_BYTES = 2000, 10_000  # ~20 MB stored
@@ -97,6 +103,52 @@ async def test_unread_watchers_cost_a_bounded_amount(daemon: Daemon) -> None:
             got.extend(response.events)
         assert [e.seq for e in got] == [e.seq for e in events]
         assert (await collect(flows, execution_id))[-1].seq == events[-1].seq
+    finally:
+        for call in calls:
+            call.cancel()
+        for ch, _ in channels:
+            await ch.close()  # type: ignore[attr-defined]
+        await channel.close()  # type: ignore[attr-defined]
+
+
+FAILURES, REASON_CHARS = 25, 1_000_000
+ALERT_WATCHERS = 40
+
+
+@pytest.mark.slow
+async def test_unread_alert_watchers_cost_a_bounded_amount(daemon: Daemon) -> None:
+    """A user's flow writes its failure's reason, and the failed-execution alert quotes it:
+    alerts are cut to a few KiB, and their replay pages are bounded in bytes."""
+    daemon.start()
+    assert daemon.process is not None
+    pid = daemon.process.pid
+    channel, flows = daemon.stub()
+    node = node_pb2_grpc.NodeServiceStub(channel)  # type: ignore[arg-type]
+    for _ in range(FAILURES):
+        execution_id = await launch(flows, "fails-loudly", {"size": REASON_CHARS})
+        ended = await collect(flows, execution_id, timeout=120)
+        assert statuses(ended)[-1] == event_pb2.EXECUTION_STATUS_FAILED
+    request = node_pb2.WatchAlertsRequest(after_seq=0, follow=True)
+    alerts: list[event_pb2.Event] = []
+    first = node.WatchAlerts(request, timeout=60)
+    while len(alerts) < FAILURES:
+        alerts.extend((await asyncio.wait_for(first.read(), 30)).events)  # type: ignore[union-attr]
+    first.cancel()
+    assert all(len(a.alert.message) <= 4096 for a in alerts)
+    assert all("more characters" in a.alert.message for a in alerts)
+    before = await settled_rss(pid)
+
+    channels = [daemon.stub() for _ in range(4)]
+    calls = []
+    try:
+        for i in range(ALERT_WATCHERS):
+            stub = node_pb2_grpc.NodeServiceStub(channels[i % 4][0])  # type: ignore[arg-type]
+            calls.append(stub.WatchAlerts(request, timeout=300))
+        await asyncio.wait_for(calls[-1].read(), 30)  # they are open
+        peak = await peak_rss(pid, seconds=5.0)
+        growth = peak - before
+        print(f"node RSS {before / 2**20:.0f} -> {peak / 2**20:.0f} MiB, {ALERT_WATCHERS} alerts")
+        assert growth <= MAX_GROWTH, f"node grew {growth / 2**20:.0f} MiB"
     finally:
         for call in calls:
             call.cancel()

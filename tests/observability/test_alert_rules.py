@@ -222,6 +222,21 @@ async def test_the_operator_stream_is_stored_resumable_and_followed(tmp_path: Pa
     await reopened.close()
 
 
+async def test_replay_pages_of_the_alert_log_are_bounded_in_bytes(tmp_path: Path) -> None:
+    log = AlertLog(tmp_path / "alerts.sqlite", keep=100)
+    await log.open()
+    for n in range(6):
+        big = alert(f"a{n}")
+        big.alert.message = "m" * 100_000
+        await log.append(big)
+    page = await log.read(0, max_bytes=250_000)
+    assert [seq for seq, _ in page] == [1, 2]
+    assert [seq for seq, _ in await log.read(2, max_bytes=1000)] == [3]  # one larger: alone
+    seqs = [event_pb2.Event.FromString(d).seq async for b in log.watch(0, False) for d in b]
+    assert seqs == [1, 2, 3, 4, 5, 6]
+    await log.close()
+
+
 async def test_a_slow_follower_catches_up_from_the_store() -> None:
     log = AlertLog(None, keep=1000, follower_queue=2)
     await log.open()
