@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import mimetypes
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine import events
 from engine.calls import AgentCallFailed, ChildFlowFailed, ChildFlowTimedOut, FlowCallsUnavailable
+from engine.files import FilesUnavailable, InputFiles, SavedFile
 from kodosumi.v1 import event_pb2
 
 if TYPE_CHECKING:
@@ -116,6 +119,29 @@ class FlowContext:
                 )
             )
         return artifact_id
+
+    @property
+    def files(self) -> InputFiles:
+        """The launch's input files: name -> a read-only local path (fetched on first use)."""
+        return self._run.files
+
+    def save_file(self, name: str, data: bytes | str | Path, media_type: str = "") -> SavedFile:
+        """Store an output file on the node (bytes, text, or the path of a local file) and
+        emit an artifact event carrying its `file_id`, size and SHA-256, not its bytes.
+        Clients list and download it (`koco files`, `koco download`)."""
+        bridge = self._run.file_bridge
+        if bridge is None:
+            raise FilesUnavailable("this execution has no node to store files on")
+        self.check_cancelled()
+        source: bytes | Path = data.encode() if isinstance(data, str) else data
+        media = (
+            media_type
+            or mimetypes.guess_type(name)[0]
+            or ("text/plain" if isinstance(data, str) else "application/octet-stream")
+        )
+        saved = bridge.save(self.flow, self.execution_id, name, source, media)
+        self.emit(events.artifact_file(uuid.uuid4().hex[:16], saved))
+        return saved
 
     def set_result(self, value: Any) -> None:
         """The execution's result when the flow function returns None (async generators)."""

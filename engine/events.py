@@ -7,6 +7,7 @@ import logging
 import traceback
 from typing import Any
 
+from engine.files import SavedFile
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.v1 import event_pb2
 
@@ -153,6 +154,16 @@ def artifact_chunk(
     a = event.artifact
     a.artifact_id, a.name, a.media_type, a.data = artifact_id, name, media_type, data
     a.chunk_index, a.last_chunk, a.total_size = chunk_index, last_chunk, total_size
+    return event
+
+
+def artifact_file(artifact_id: str, saved: SavedFile) -> Event:
+    """A file stored on the node (`ctx.save_file`): its id, size and hash, not its bytes."""
+    event = Event()
+    a = event.artifact
+    a.artifact_id, a.name, a.media_type = artifact_id, saved.name, saved.media_type
+    a.last_chunk, a.total_size = True, saved.size
+    a.file_id, a.sha256, a.node_id = saved.file_id, saved.sha256, saved.node_id
     return event
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from engine import capture
 from engine.buffer import ExecutionBuffer, StatusChange
 from engine.calls import FlowCaller
+from engine.files import FileBridge
 from engine.runner import ExecutionRun
 from engine.spec import ExecutionSpec
 from kodosumi.errors import FailedPrecondition, NotFound
@@ -27,11 +28,17 @@ DrainResult = tuple[dict[str, list[bytes]], dict[str, list[StatusChange]]]
 
 class ExecutionHost:
     def __init__(
-        self, *, buffer_capacity: int = 10_000, flow_caller: FlowCaller | None = None
+        self,
+        *,
+        buffer_capacity: int = 10_000,
+        flow_caller: FlowCaller | None = None,
+        files: FileBridge | None = None,
     ) -> None:
         self.buffer_capacity = buffer_capacity
         # Lets hosted flows call flows (`ctx.call_flow`); None: they cannot.
         self.flow_caller = flow_caller
+        # Moves `ctx.files` and `ctx.save_file` bytes (engine/files.py); None: no files.
+        self.files = files
         self._runs: dict[str, ExecutionRun] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -67,7 +74,7 @@ class ExecutionHost:
             capacity=self.buffer_capacity,
             on_append=self._notify,
         )
-        run = ExecutionRun(spec, buffer, self.flow_caller)
+        run = ExecutionRun(spec, buffer, self.flow_caller, self.files)
         self._runs[spec.execution_id] = run
         run.start()
         if spec.timeout_seconds > 0:

@@ -22,6 +22,7 @@ from engine.adapters import adapter_for
 from engine.buffer import ExecutionBuffer
 from engine.calls import FlowCaller
 from engine.context import ExecutionCancelled, FlowContext, InputTimedOut
+from engine.files import FileBridge, FileRef, InputFiles
 from engine.spec import ExecutionSpec
 from kodosumi.errors import FailedPrecondition, InvalidArgument
 from kodosumi.schema import check_schema
@@ -43,12 +44,21 @@ class PendingInput:
 
 class ExecutionRun:
     def __init__(
-        self, spec: ExecutionSpec, buffer: ExecutionBuffer, flow_caller: FlowCaller | None = None
+        self,
+        spec: ExecutionSpec,
+        buffer: ExecutionBuffer,
+        flow_caller: FlowCaller | None = None,
+        file_bridge: FileBridge | None = None,
     ) -> None:
         self.spec = spec
         self.buffer = buffer
         # Launches the child executions of `ctx.call_flow` (None: the flow cannot call flows).
         self.flow_caller = flow_caller
+        # Moves the bytes of `ctx.files` and `ctx.save_file` (None: no node to move them).
+        self.file_bridge = file_bridge
+        self.files = InputFiles(
+            [FileRef.from_dict(f) for f in spec.files], spec.flow, spec.execution_id, file_bridge
+        )
         # Called (each in a thread of its own) when the execution is cancelled.
         self._cancel_hooks: dict[int, Callable[[str], None]] = {}
         self._hooks_lock = threading.Lock()
@@ -116,6 +126,7 @@ class ExecutionRun:
                     self.emit(events.status(S.EXECUTION_STATUS_FAILED, reason))
         finally:
             capture.unbind(token)
+            self.files.close()
 
     def _finish_cancelled(self) -> None:
         self._flush_output()

@@ -27,6 +27,8 @@ class ExecutionSpec:
     traceparent: str = ""
     # Folders put on `sys.path` before the entrypoint is imported.
     python_path: tuple[str, ...] = field(default_factory=tuple)
+    # Input files (`ctx.files`): dicts of `engine.files.FileRef`.
+    files: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -35,4 +37,5 @@ class ExecutionSpec:
     def from_dict(cls, data: dict[str, Any]) -> ExecutionSpec:
         values = dict(data)
         values["python_path"] = tuple(values.get("python_path", ()))
+        values["files"] = tuple(values.get("files", ()))
         return cls(**values)

@@ -87,6 +87,21 @@ EXAMPLES: list[dict[str, Any]] = [
         "timeout_seconds": 3600,
     },
     {
+        "name": "summarize-file",
+        "entrypoint": "flows.documents:summarize_file",
+        "description": "Takes a file and writes one: summarizes the input file `document` "
+        "(text, markdown, CSV) into summary.md (koco run summarize-file -f document=@notes.md).",
+        "tags": ["python", "files", "example", "fast"],
+        "version": "1",
+        "input_schema": _object(
+            {
+                "document": {"type": "string", "default": "document"},
+                "lines": {"type": "integer", "minimum": 0, "maximum": 100, "default": 5},
+            }
+        ),
+        "timeout_seconds": 120,
+    },
+    {
         "name": "search",
         "entrypoint": "flows.serviceplan:Search",
         "description": "CrewAI crew (@CrewBase): a researcher with a search tool, an analyst "

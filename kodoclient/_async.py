@@ -21,7 +21,7 @@ from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_request
 from kodoclient.files import FilesClient
 from kodoclient.resume import ReconnectHook, ResumedHook, Resumer, StreamBroken, read_to_end
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
-from kodosumi.rpc.channel import open_channel
+from kodosumi.rpc.channel import open_channel, open_sync_channel
 from kodosumi.telemetry.names import EXECUTION_ID
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 
@@ -48,6 +48,7 @@ class AsyncClient:
         self._channel: grpc.aio.Channel | None = None
         self._flow_stub: flow_pb2_grpc.FlowServiceAsyncStub | None = None
         self._node_stub: node_pb2_grpc.NodeServiceAsyncStub | None = None
+        self._sync_channel: grpc.Channel | None = None
 
     @property
     def config(self) -> ConnectConfig:
@@ -66,6 +67,9 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
+        sync_channel, self._sync_channel = self._sync_channel, None
+        if sync_channel is not None:
+            sync_channel.close()
         channel, self._channel = self._channel, None
         self._flow_stub = self._node_stub = None
         if channel is not None:
@@ -88,7 +92,16 @@ class AsyncClient:
         if self._channel is None:
             self._open()
         assert self._channel is not None
-        return FilesClient(self._channel, self._config.call_timeout)
+        return FilesClient(
+            self._channel, self._config.call_timeout, upload_channel=self._upload_channel
+        )
+
+    def _upload_channel(self) -> grpc.Channel:
+        """A blocking channel to the node, for uploads (kodoclient/files.py), made once."""
+        if self._sync_channel is None:
+            config = self._config
+            self._sync_channel = open_sync_channel(config.target, config.tls, expect=config.expect)
+        return self._sync_channel
 
     def _open(self) -> None:
         self._channel = open_channel(

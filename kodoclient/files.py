@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import mimetypes
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,9 @@ def media_type_of(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-async def _requests(
+def _requests(
     header: file_pb2.UploadFileHeader, source: Path | bytes, progress: Progress | None
-) -> AsyncIterator[file_pb2.UploadFileRequest]:
+) -> Iterator[file_pb2.UploadFileRequest]:
     yield file_pb2.UploadFileRequest(header=header)
     total, done = header.size, 0
     if isinstance(source, bytes):
@@ -66,8 +66,7 @@ async def _requests(
             if progress is not None:
                 progress(done, total)
         return
-    # A 256 KiB read of a local file takes less than a hop to a thread would (bench/files.py).
-    with open(source, "rb", buffering=0) as f:  # noqa: ASYNC230
+    with open(source, "rb", buffering=0) as f:
         while chunk := f.read(CHUNK_BYTES):
             yield file_pb2.UploadFileRequest(chunk=chunk)
             done += len(chunk)
@@ -75,29 +74,29 @@ async def _requests(
                 progress(done, total)
 
 
-async def send_upload(
-    stub: file_pb2_grpc.FileServiceAsyncStub,
-    requests: AsyncIterator[file_pb2.UploadFileRequest],
+def send_upload(
+    channel: grpc.Channel, requests: Iterator[file_pb2.UploadFileRequest]
 ) -> file_pb2.UploadFileResponse:
-    """Write the stream message by message: a node that refuses early (a size, a quota) ends
-    the call while chunks are still on their way, and its status, not a failed write, is
-    what the caller should see."""
-    call = stub.UploadFile()
-    try:
-        async for request in requests:
-            await call.write(request)
-        await call.done_writing()
-    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-        pass  # the call ended early: its status follows
-    return await call
+    """The upload stream on a blocking channel (run it in a thread). A node that refuses
+    early (a size, a quota) ends the call while chunks are on their way; the blocking client
+    reports its status, the asyncio one an INTERNAL error instead (grpc/grpc#36066)."""
+    return file_pb2_grpc.FileServiceStub(channel).UploadFile(requests)  # type: ignore[no-any-return]
 
 
 class FilesClient:
     """The file calls of one channel (`AsyncClient.files()`)."""
 
-    def __init__(self, channel: grpc.aio.Channel, call_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        call_timeout: float = 30.0,
+        *,
+        upload_channel: Callable[[], grpc.Channel],
+    ) -> None:
         self._stub = file_pb2_grpc.FileServiceStub(channel)
         self.call_timeout = call_timeout
+        # A blocking channel to the same node for uploads (see `send_upload`).
+        self._upload_channel = upload_channel
 
     async def upload(
         self,
@@ -124,7 +123,9 @@ class FilesClient:
             sha256=sha,
             execution_id=execution_id,
         )
-        return (await send_upload(self._stub, _requests(header, source, progress))).file
+        requests = _requests(header, source, progress)
+        response = await asyncio.to_thread(send_upload, self._upload_channel(), requests)
+        return response.file
 
     async def stat(self, file_id: str) -> file_pb2.FileInfo:
         request = file_pb2.StatFileRequest(file_id=file_id)

@@ -220,6 +220,7 @@ class NodeApp:
             synchronous=config.store_synchronous,
         )
         executions.retention.on_deleted.append(files.executions_deleted)
+        executions.attach_files(files)
         self._purge_task = asyncio.get_running_loop().create_task(keep_purging(files))
         await observability.start(
             counts=executions.counts,

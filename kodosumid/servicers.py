@@ -104,6 +104,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
                 forwarded=forwarded_call(context.invocation_metadata()),
                 parent_execution_id=request.parent_execution_id,
                 placement=placement_of(request),
+                files=dict(request.files),
             ),
         )
         return flow_pb2.LaunchExecutionResponse(execution=execution_message(record))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import stat
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -151,3 +153,16 @@ def loaded_modules(names: list[str]) -> dict[str, bool]:
     import sys
 
     return {name: name in sys.modules for name in names}
+
+
+def file_echo(ctx: FlowContext, suffix: str = "") -> dict[str, Any]:
+    """Reads every input file and writes each back as `<name>.out` (+ `suffix`); says where
+    it read them and whether the paths were writable."""
+    seen: dict[str, Any] = {}
+    for name in ctx.files:
+        path = ctx.files[name]
+        data = path.read_bytes()
+        writable = bool(stat.S_IMODE(path.stat().st_mode) & 0o222)
+        saved = ctx.save_file(f"{name}.out", data + suffix.encode())
+        seen[name] = {"size": len(data), "writable": writable, "out": saved.file_id}
+    return {"files": seen, "pid": os.getpid()}

@@ -106,3 +106,21 @@ def open_channel(
 def node_channel(target: str, tls: TlsMaterial | None, node_id: str = "") -> grpc.aio.Channel:
     """A channel to a node (node `node_id` when given): the short form for SDK users."""
     return open_channel(target, tls, expect=ServerExpectation.node(node_id))
+
+
+def open_sync_channel(
+    target: str, tls: TlsMaterial | None, *, expect: ServerExpectation
+) -> grpc.Channel:
+    """A blocking channel like `open_channel`'s (the current credentials of rotating ones).
+
+    For client streams that a server may end early (an upload refused at its header): the
+    asyncio client reports such a call as INTERNAL instead of the server's status
+    (grpc/grpc#36066), the blocking one reports the server's."""
+    if tls is None:
+        return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    if isinstance(tls, LiveTlsMaterial):
+        tls = tls.source.material
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.ca_cert, private_key=tls.key, certificate_chain=tls.cert
+    )
+    return grpc.secure_channel(target, credentials, options=identity_options(tls, expect))

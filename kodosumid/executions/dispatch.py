@@ -22,6 +22,7 @@ from kodosumi.v1 import event_pb2
 from kodosumid.config import NodeConfig
 from kodosumid.event_store import EventStore
 from kodosumid.executions.drain import Drainer
+from kodosumid.executions.launch_files import LaunchFiles
 from kodosumid.executions.live import LiveExecution, LiveTable
 from kodosumid.executors.placement import merged
 from kodosumid.executors.port import PROCESS, ExecutorGone, ExecutorHandle, ExecutorPool
@@ -46,6 +47,8 @@ class Dispatcher:
         self.store = store
         self.pool = pool
         self.drainer = drainer
+        # The node's file store: the input files go with each start (None: no files).
+        self.files: LaunchFiles | None = None
 
     def spec(self, live: LiveExecution) -> dict[str, Any]:
         """What the executor needs to run the execution's current attempt."""
@@ -87,7 +90,10 @@ class Dispatcher:
             await drainer.end_by_node(live, cancelled, live.cancel_reason)
             return
         try:
-            await executor.start(self.spec(live))
+            spec = self.spec(live)
+            if self.files is not None:
+                spec["files"] = await self.files.inputs_of(execution_id)
+            await executor.start(spec)
         except ExecutorGone:
             return  # the drain loop sees the dead executor and ends the execution
         except Exception as e:

@@ -27,6 +27,7 @@ from kodosumid.executions.access import Access
 from kodosumid.executions.dispatch import Dispatcher
 from kodosumid.executions.events import status_event
 from kodosumid.executions.fanout import Batch, WatchHub
+from kodosumid.executions.launch_files import LaunchFiles, resolve
 from kodosumid.executions.lifecycle import ExecutionObserver
 from kodosumid.executions.live import LiveExecution, LiveTable
 from kodosumid.executions.relay import Relayer
@@ -123,6 +124,8 @@ class Launcher:
         # None: this node does not forward launches of flows it lacks.
         self.relayer = relayer
         self.observer = observer
+        # The node's file store (None: launches name no files).
+        self.files: LaunchFiles | None = None
 
     async def launch(
         self,
@@ -133,8 +136,11 @@ class Launcher:
         forwarded: bool = False,
         parent_execution_id: str = "",
         placement: Placement = ANYWHERE,
+        files: dict[str, str] | None = None,
     ) -> ExecutionRecord:
-        """`forwarded`: a peer forwarded this launch here; it is never forwarded again.
+        """`files`: name -> id of a file the caller may read (`ctx.files` of the flow).
+
+        `forwarded`: a peer forwarded this launch here; it is never forwarded again.
 
         `parent_execution_id`: the execution (on this node) whose flow launches this one.
         The child belongs to the parent's owner when the caller is the parent's own flow
@@ -156,6 +162,7 @@ class Launcher:
             parent = await self.access.parent(principal, parent_execution_id)
             if self.access.speaks_for(principal, parent):
                 owner = parent.owner
+        input_files = await resolve(self.files, principal, files)
         try:
             flow = self.catalog.get(flow_name)
         except NotFound:
@@ -189,6 +196,8 @@ class Launcher:
         )
         first = first_events(execution_id, inputs, run, parent, now_ns)
         await self.store.create_execution(record, first)
+        if input_files and self.files is not None:
+            await self.files.link_inputs(execution_id, input_files)
         record = replace(record, last_seq=len(first))
         live = LiveExecution(
             record,

@@ -26,6 +26,7 @@ from kodosumid.executions.dispatch import Dispatcher
 from kodosumid.executions.drain import Drainer
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.launch import Launcher
+from kodosumid.executions.launch_files import LaunchFiles
 from kodosumid.executions.lifecycle import ExecutionObserver, Observers
 from kodosumid.executions.live import NODE_ITSELF, LiveTable
 from kodosumid.executions.recovery import recover
@@ -149,6 +150,7 @@ class ExecutionService:
         forwarded: bool = False,
         parent_execution_id: str = "",
         placement: Placement = ANYWHERE,
+        files: dict[str, str] | None = None,
     ) -> ExecutionRecord:
         return await self.launcher.launch(
             principal,
@@ -157,7 +159,13 @@ class ExecutionService:
             forwarded=forwarded,
             parent_execution_id=parent_execution_id,
             placement=placement,
+            files=files,
         )
+
+    def attach_files(self, files: LaunchFiles) -> None:
+        """The node's file store: launches name input files, dispatches hand them on."""
+        self.launcher.files = files
+        self.dispatcher.files = files
 
     async def charged_to(self, principal: Principal, parent_execution_id: str) -> str:
         """The identity whose quotas a launch counts against (kodosumid/executions/access.py)."""

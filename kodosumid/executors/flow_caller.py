@@ -60,11 +60,15 @@ class GrpcFlowCaller(AgentCaller):
             return self._flow_credentials.get(flow)
 
     def _stub(self, flow: str) -> flow_pb2_grpc.FlowServiceStub:
+        return flow_pb2_grpc.FlowServiceStub(self.channel(flow))
+
+    def channel(self, flow: str) -> grpc.Channel:
+        """The channel to the node with `flow`'s credentials (files use it too)."""
         with self._lock:
             credentials = self._flow_credentials.get(flow)
             cached = self._channels.get(flow)
             if cached is not None and cached[0] == credentials:
-                return flow_pb2_grpc.FlowServiceStub(cached[1])
+                return cached[1]
             if credentials is None:
                 channel = grpc.insecure_channel(self.settings.address, options=CHANNEL_OPTIONS)
             else:
@@ -82,7 +86,7 @@ class GrpcFlowCaller(AgentCaller):
             if cached is not None:
                 cached[1].close()  # renewed credentials: calls in flight on the old one may fail
             self._channels[flow] = (credentials, channel)
-            return flow_pb2_grpc.FlowServiceStub(channel)
+            return channel
 
     def launch(
         self,

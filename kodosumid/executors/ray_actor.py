@@ -46,6 +46,7 @@ class ExecutorActor:
         os.environ.update(env)
         from engine import tracing
         from engine.host import ExecutionHost
+        from kodosumid.executors.file_bridge import GrpcFileBridge
         from kodosumid.executors.flow_caller import GrpcFlowCaller
 
         # Spans and metrics of this process go where the node's go (engine/tracing.py).
@@ -54,7 +55,11 @@ class ExecutorActor:
         self.flow_caller = flow_caller = (
             GrpcFlowCaller(CallerSettings(**caller)) if caller else None
         )
-        self.host = ExecutionHost(buffer_capacity=buffer_capacity, flow_caller=flow_caller)
+        # `ctx.files` and `ctx.save_file` through the node, with the same credentials.
+        files = GrpcFileBridge(flow_caller.channel) if flow_caller is not None else None
+        self.host = ExecutionHost(
+            buffer_capacity=buffer_capacity, flow_caller=flow_caller, files=files
+        )
         # Preloading runs beside the actor's loop (it answers `ready` at once). A start waits
         # for it: a flow importing the same modules in another thread at the same time can
         # deadlock on CrewAI's circular imports (`_DeadlockError`), and Ray does not keep the

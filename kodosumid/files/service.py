@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kodosumi.authz import ADMIN, Principal
 from kodosumi.clock import Clock, SystemClock
@@ -22,6 +23,7 @@ from kodosumi.errors import (
     QuotaExceeded,
     ResourceExhausted,
 )
+from kodosumid.executions.launch_files import InputFileLike
 from kodosumid.files.access import FileAccess, Records, SpeaksFor
 from kodosumid.files.blobs import BlobStore, is_sha256
 from kodosumid.files.model import (
@@ -73,6 +75,8 @@ class InputFile:
     sha256: str
     size: int
     media_type: str
+    # The name it was uploaded under.
+    file_name: str = ""
 
     def to_dict(self) -> dict[str, str | int]:
         return {
@@ -81,6 +85,7 @@ class InputFile:
             "sha256": self.sha256,
             "size": self.size,
             "media_type": self.media_type,
+            "file_name": self.file_name,
         }
 
 
@@ -235,13 +240,22 @@ class Files:
             check_name(name, f"files.{name}")
             record = await self.access.readable(principal, file_id)
             resolved.append(
-                InputFile(name, record.file_id, record.sha256, record.size, record.media_type)
+                InputFile(
+                    name, record.file_id, record.sha256, record.size, record.media_type, record.name
+                )
             )
         return resolved
 
-    async def link_inputs(self, execution_id: str, files: Sequence[InputFile]) -> None:
+    async def link_inputs(self, execution_id: str, files: Sequence[InputFileLike]) -> None:
         for f in files:
             await self.store.link(FileLink(f.file_id, execution_id, INPUT, f.name))
+
+    async def inputs_of(self, execution_id: str) -> list[dict[str, Any]]:
+        """The input files of an execution, as its executor gets them (`engine.files`)."""
+        return [
+            InputFile(link.name, r.file_id, r.sha256, r.size, r.media_type, r.name).to_dict()
+            for link, r in await self.store.files_of(execution_id, INPUT)
+        ]
 
     async def grant(self, file_ids: Sequence[str], grantee: str) -> None:
         for file_id in file_ids:

@@ -20,12 +20,15 @@ os.environ.pop("KODOSUMI_EXAMPLE_LLM", None)  # the examples must run on the off
 import pytest
 
 from engine.host import ExecutionHost
+from engine.local_files import LocalFileBridge
 from tests.engine_crew.helpers import Driver
 
 
 @pytest.fixture(scope="session")
-def driver() -> Driver:
-    return Driver(ExecutionHost())
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Driver:
+    # Files through a local folder (engine/local_files.py): flows with files run offline too.
+    files = LocalFileBridge(tmp_path_factory.mktemp("driver-files"))
+    return Driver(ExecutionHost(files=files))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
+from kodoclient.files import FilesClient
+from kodosumi.rpc.channel import open_sync_channel
+from kodosumi.server_identity import ServerExpectation
 from kodosumid.app import NodeApp
+from kodosumid.config import FlowEntry
 from kodosumid.files import FilesConfig
-from tests.node.conftest import RunningNode, node_config, ray_cluster  # noqa: F401
+from tests.node.conftest import TEST_FLOWS, RunningNode, node_config, ray_cluster  # noqa: F401
+from tests.node.users import User
 
+FILE_FLOWS = (
+    *TEST_FLOWS,
+    FlowEntry("summarize-file", "flows.documents:summarize_file"),
+    FlowEntry("file-echo", "tests.flowlib:file_echo"),
+)
 MIB = 1024 * 1024
 LIMIT = 6 * MIB
 OWNER_QUOTA = 16 * MIB
@@ -23,7 +34,7 @@ async def files_node(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[RunningNode]:
     files = FilesConfig(max_file_bytes=LIMIT, stored_bytes_per_owner=OWNER_QUOTA)
-    app = NodeApp(node_config(tmp_path_factory.mktemp("files-node"), files=files))
+    app = NodeApp(node_config(tmp_path_factory.mktemp("files-node"), files=files, flows=FILE_FLOWS))
     await app.start()
     node = RunningNode(app)
     yield node
@@ -31,7 +42,7 @@ async def files_node(
     await app.stop()
 
 
-def reason_of(error: grpc.aio.AioRpcError) -> str:
+def reason_of(error: Any) -> str:
     for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin":
             continue
@@ -41,3 +52,20 @@ def reason_of(error: grpc.aio.AioRpcError) -> str:
                 detail.Unpack(info)
                 return info.reason
     return ""
+
+
+def files_client(party: RunningNode | User) -> FilesClient:
+    """The SDK's file calls for the node's admin or a user (uploads on a blocking channel)."""
+    if isinstance(party, RunningNode):
+        assert party.app.client_files is not None
+        tls, address, channel = party.app.client_files.read(), party.app.address, party.channel
+    else:
+        tls, address, channel = party.tls, party.address, party.channel
+    key = (address, tls.cert)
+    if key not in _SYNC:
+        _SYNC[key] = open_sync_channel(address, tls, expect=ServerExpectation.node())
+    sync = _SYNC[key]
+    return FilesClient(channel, upload_channel=lambda: sync)
+
+
+_SYNC: dict[tuple[str, bytes], grpc.Channel] = {}

@@ -6,25 +6,21 @@ import asyncio
 import hashlib
 import os
 import stat
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from kodoclient.files import FilesClient, send_upload
+from kodoclient.files import send_upload
 from kodosumi.rpc.status import quota_failures_of
 from kodosumi.v1 import file_pb2, file_pb2_grpc
-from tests.files.conftest import LIMIT, MIB, OWNER_QUOTA, reason_of
+from tests.files.conftest import LIMIT, MIB, OWNER_QUOTA, files_client, reason_of
 from tests.node.conftest import RunningNode
 from tests.node.helpers import eventually
 from tests.node.users import User
 
 CHUNK = 256 * 1024
-
-
-def files_of(node: RunningNode) -> FilesClient:
-    return FilesClient(node.channel)
 
 
 def blob_root(node: RunningNode) -> Path:
@@ -38,7 +34,7 @@ def content(size: int, seed: int = 0) -> bytes:
 @pytest.mark.parametrize("size", [0, 1, 5 * MIB, LIMIT], ids=["0B", "1B", "5MiB", "limit"])
 async def test_round_trip(files_node: RunningNode, size: int) -> None:
     data = content(size, seed=size)
-    files = files_of(files_node)
+    files = files_client(files_node)
     info = await files.upload(data, name="data.bin")
     assert info.size == size
     assert info.sha256 == hashlib.sha256(data).hexdigest()
@@ -54,8 +50,8 @@ async def test_round_trip(files_node: RunningNode, size: int) -> None:
 
 
 async def test_one_byte_over_the_limit_is_file_too_large(files_node: RunningNode) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await files_of(files_node).upload(content(LIMIT + 1), name="big.bin")
+    with pytest.raises(grpc.RpcError) as caught:
+        await files_client(files_node).upload(content(LIMIT + 1), name="big.bin")
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert reason_of(caught.value) == "FILE_TOO_LARGE"
     assert "header.size" in (caught.value.details() or "")
@@ -64,13 +60,13 @@ async def test_one_byte_over_the_limit_is_file_too_large(files_node: RunningNode
 async def _raw_upload(
     node: RunningNode, header: file_pb2.UploadFileHeader, chunks: list[bytes]
 ) -> file_pb2.UploadFileResponse:
-    async def requests() -> AsyncIterator[file_pb2.UploadFileRequest]:
+    def requests() -> Iterator[file_pb2.UploadFileRequest]:
         yield file_pb2.UploadFileRequest(header=header)
         for chunk in chunks:
             yield file_pb2.UploadFileRequest(chunk=chunk)
 
-    stub = file_pb2_grpc.FileServiceStub(node.channel)
-    return await send_upload(stub, requests())
+    channel = files_client(node)._upload_channel()
+    return await asyncio.to_thread(send_upload, channel, requests())
 
 
 def _leftovers(node: RunningNode) -> list[Path]:
@@ -88,7 +84,7 @@ async def test_a_corrupted_chunk_is_refused_and_nothing_is_kept(files_node: Runn
     bad[CHUNK + 3] ^= 0xFF
     chunks = [bytes(bad[i : i + CHUNK]) for i in range(0, len(bad), CHUNK)]
     header = file_pb2.UploadFileHeader(name="x.bin", size=len(data), sha256=sha)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with pytest.raises(grpc.RpcError) as caught:
         await _raw_upload(files_node, header, chunks)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason_of(caught.value) == "FILE_HASH_MISMATCH"
@@ -115,7 +111,7 @@ async def test_a_corrupted_chunk_is_refused_and_nothing_is_kept(files_node: Runn
 async def test_bad_uploads_name_the_field(
     files_node: RunningNode, header: file_pb2.UploadFileHeader, chunks: list[bytes], field: str
 ) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with pytest.raises(grpc.RpcError) as caught:
         await _raw_upload(files_node, header, chunks)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in (caught.value.details() or "")
@@ -127,7 +123,7 @@ async def test_a_stream_without_a_header_is_invalid(files_node: RunningNode) -> 
         yield file_pb2.UploadFileRequest(chunk=b"abc")
 
     stub = file_pb2_grpc.FileServiceStub(files_node.channel)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with pytest.raises(grpc.RpcError) as caught:
         await stub.UploadFile(requests(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "header" in (caught.value.details() or "")
@@ -166,7 +162,7 @@ async def test_an_upload_cut_in_the_middle_leaves_nothing_visible(
 
 async def test_download_resumes_from_an_offset(files_node: RunningNode, tmp_path: Path) -> None:
     data = content(2 * MIB + 17, seed=3)
-    files = files_of(files_node)
+    files = files_client(files_node)
     info = await files.upload(data, name="resume.bin")
     stub = file_pb2_grpc.FileServiceStub(files_node.channel)
     for offset in (0, 1, CHUNK, len(data) - 1, len(data)):
@@ -188,7 +184,7 @@ async def test_download_resumes_from_an_offset(files_node: RunningNode, tmp_path
     assert seen[0] > MIB + 5 and seen[-1] == len(data)
     assert not (tmp_path / "resume.bin.part").exists()
     # An offset past the end names the field.
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with pytest.raises(grpc.RpcError) as caught:
         request = file_pb2.DownloadFileRequest(file_id=info.file_id, offset=len(data) + 1)
         [r async for r in stub.DownloadFile(request)]
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -198,12 +194,12 @@ async def test_download_resumes_from_an_offset(files_node: RunningNode, tmp_path
 async def test_another_users_file_is_not_found(files_node: RunningNode) -> None:
     ann, bob = User(files_node, "ann-files"), User(files_node, "bob-files")
     try:
-        info = await FilesClient(ann.channel).upload(b"ann's secret", name="secret.txt")
+        info = await files_client(ann).upload(b"ann's secret", name="secret.txt")
         assert info.owner == str(ann.identity)
         assert info.media_type == "text/plain"
-        bobs = FilesClient(bob.channel)
+        bobs = files_client(bob)
         for call in (bobs.stat, bobs.read, bobs.delete):
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
+            with pytest.raises(grpc.RpcError) as caught:
                 await call(info.file_id)
             assert caught.value.code() == grpc.StatusCode.NOT_FOUND
             assert reason_of(caught.value) == "FILE_NOT_FOUND"
@@ -212,11 +208,11 @@ async def test_another_users_file_is_not_found(files_node: RunningNode) -> None:
         assert own.file_id != info.file_id and own.owner == str(bob.identity)
         # Deleting his copy leaves ann's bytes alone.
         await bobs.delete(own.file_id)
-        assert await FilesClient(ann.channel).read(info.file_id) == b"ann's secret"
+        assert await files_client(ann).read(info.file_id) == b"ann's secret"
         # The node's operator (an admin) may read it.
-        assert await files_of(files_node).read(info.file_id) == b"ann's secret"
+        assert await files_client(files_node).read(info.file_id) == b"ann's secret"
         # Listing another user's execution's files is refused like the execution itself.
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        with pytest.raises(grpc.RpcError) as caught:
             await bobs.list("0" * 32)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
@@ -227,10 +223,10 @@ async def test_another_users_file_is_not_found(files_node: RunningNode) -> None:
 async def test_stored_bytes_per_owner_is_a_quota(files_node: RunningNode) -> None:
     carol = User(files_node, "carol-files")
     try:
-        files = FilesClient(carol.channel)
+        files = files_client(carol)
         await files.upload(content(LIMIT, seed=21), name="a.bin")
         await files.upload(content(LIMIT, seed=22), name="b.bin")
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        with pytest.raises(grpc.RpcError) as caught:
             await files.upload(content(OWNER_QUOTA - 2 * LIMIT + 1, seed=23), name="c.bin")
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert reason_of(caught.value) == "QUOTA_FILE_BYTES"
@@ -242,13 +238,13 @@ async def test_stored_bytes_per_owner_is_a_quota(files_node: RunningNode) -> Non
 
 
 async def test_delete_removes_the_blob_when_nobody_else_holds_it(files_node: RunningNode) -> None:
-    files = files_of(files_node)
+    files = files_client(files_node)
     info = await files.upload(content(1000, seed=99), name="gone.bin")
     blob = blob_root(files_node) / "blobs" / info.sha256[:2] / info.sha256
     assert blob.exists()
     await files.delete(info.file_id)
     assert not blob.exists()
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    with pytest.raises(grpc.RpcError) as caught:
         await files.stat(info.file_id)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
