@@ -19,6 +19,7 @@ from rich.console import Console
 from kodoclient.cli import exit_codes
 from kodoclient.cli.embedded import DEFAULT_COMMAND
 from kodoclient.cli.exit_codes import ExitCode
+from kodoclient.cli.tracing import command_trace
 from kodoclient.config import DEFAULT_CALL_TIMEOUT, ConnectConfig, resolve_config
 from kodoclient.errors import TLS_MISMATCH, KodoclientError
 from kodoclient.identity import renew_if_due
@@ -149,12 +150,16 @@ def state_of(ctx: click.Context) -> CliState:
 def execute(ctx: click.Context, body: Callable[[], Coroutine[Any, Any, ExitCode]]) -> NoReturn:
     """Run an async command body and exit with its code, or with the code of its error."""
     state = state_of(ctx)
-    try:
-        code = asyncio.run(body())
-    except KodoclientError as e:
-        code = exit_codes.for_error(e)
-        state.report(e, code)
-    except KeyboardInterrupt:
-        code = exit_codes.INTERRUPTED
-        state.note("interrupted")
+    # One trace per command when OTEL_* asks for it (kodoclient/cli/tracing.py).
+    with command_trace(" ".join(ctx.command_path.split()[1:])) as span:
+        try:
+            code = asyncio.run(body())
+        except KodoclientError as e:
+            code = exit_codes.for_error(e)
+            state.report(e, code)
+        except KeyboardInterrupt:
+            code = exit_codes.INTERRUPTED
+            state.note("interrupted")
+        if span is not None:
+            span.set_attribute("process.exit.code", code.code)
     ctx.exit(code.code)

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 import grpc
+from opentelemetry import trace
 
 from kodoclient._async import AsyncClient
 from kodoclient.cli import exit_codes
@@ -29,6 +30,7 @@ from kodoclient.cli.options import inputs_from, inputs_options, json_option
 from kodoclient.config import NODE_ENV, live_node_file
 from kodoclient.errors import ConfigError, KodoclientError
 from kodoclient.identity import read_login
+from kodosumi.telemetry.names import EXECUTION_ID
 from kodosumi.v1 import flow_pb2
 
 
@@ -142,6 +144,8 @@ async def run_flow(
         if flow is None:
             raise _not_found(flow_ref, client, catalog)
         execution = await client.launch(flow.name, inputs)
+        # The command's span (when koco traces) names the run it made.
+        trace.get_current_span().set_attribute(EXECUTION_ID, execution.execution_id)
         state.note(f"launched {flow.name} as {execution.execution_id} on {client.config.target}")
         view = await follow(
             state, client, execution.execution_id, flow=flow.name, answer_inputs=True

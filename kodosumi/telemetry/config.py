@@ -49,6 +49,9 @@ class TelemetryConfig:
     # How long finished spans may wait before they are sent in a batch.
     span_delay_seconds: float = 2.0
     export_timeout_seconds: float = 10.0
+    # How long a stopping process waits for its last spans and metrics to leave: a
+    # collector that is down must not hold up SIGTERM for the export timeout.
+    final_export_seconds: float = 2.0
     # Resource `service.name`; empty: the daemon's name.
     service_name: str = ""
     # "text" or "json" (one object per line) for the daemon's own log.
@@ -61,7 +64,12 @@ class TelemetryConfig:
             raise TelemetryConfigError(f"telemetry.protocol: one of {', '.join(PROTOCOLS)}")
         if self.log_format not in LOG_FORMATS:
             raise TelemetryConfigError(f"telemetry.log_format: one of {', '.join(LOG_FORMATS)}")
-        for name in ("metric_interval_seconds", "span_delay_seconds", "export_timeout_seconds"):
+        for name in (
+            "metric_interval_seconds",
+            "span_delay_seconds",
+            "export_timeout_seconds",
+            "final_export_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise TelemetryConfigError(f"telemetry.{name}: must be positive")
         parse_headers(self.headers)

@@ -7,6 +7,7 @@ interceptors that carry spans and trace context on new channels.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Mapping
@@ -15,14 +16,16 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from kodosumi import __version__
 from kodosumi.telemetry.config import CONSOLE, NONE, ExportPlan, TelemetryConfig, plan_export
 from kodosumi.telemetry.export import meter_provider as metrics_provider
-from kodosumi.telemetry.export import span_exporter
+from kodosumi.telemetry.export import metric_exporter, span_exporter
+from kodosumi.telemetry.health import ExportHealth
 
 log = logging.getLogger("kodosumi.telemetry")
 
@@ -63,10 +66,16 @@ class Telemetry:
         *,
         span_processor: _Detachable | None = None,
         meter_provider: MeterProvider | None = None,
+        exporters: tuple[SpanExporter | None, MetricExporter | None] = (None, None),
+        health: ExportHealth | None = None,
+        final_seconds: float = 2.0,
     ) -> None:
         self.plan = plan
         self._span_processor = span_processor
         self._meter_provider = meter_provider
+        self._exporters = exporters
+        self._health = health
+        self.final_seconds = final_seconds
 
     @classmethod
     def install(
@@ -88,23 +97,27 @@ class Telemetry:
                 **(attributes or {}),
             }
         )
+        health = ExportHealth(plan.traces_endpoint or plan.metrics_endpoint)
         processor = None
+        spans: SpanExporter | None = None
         if plan.traces != NONE:
-            exporter = span_exporter(plan, config.export_timeout_seconds)
+            spans = span_exporter(plan, config.export_timeout_seconds, health)
             inner: SpanProcessor
             if plan.traces == CONSOLE:
-                inner = SimpleSpanProcessor(exporter)
+                inner = SimpleSpanProcessor(spans)
             else:
                 inner = BatchSpanProcessor(
-                    exporter,
+                    spans,
                     schedule_delay_millis=int(config.span_delay_seconds * 1000),
                     export_timeout_millis=int(config.export_timeout_seconds * 1000),
                 )
             processor = _Detachable(inner)
             provider_of_process(resource).add_span_processor(processor)
         meter_provider = None
+        measures: MetricExporter | None = None
         if plan.metrics != NONE:
-            meter_provider = metrics_provider(plan, config, resource)
+            measures = metric_exporter(plan, config.export_timeout_seconds, health)
+            meter_provider = metrics_provider(plan, config, resource, measures)
         log.info(
             "telemetry: traces %s, metrics %s (%s%s)",
             plan.traces,
@@ -114,7 +127,14 @@ class Telemetry:
             if plan.traces_endpoint or plan.metrics_endpoint
             else "",
         )
-        return cls(plan, span_processor=processor, meter_provider=meter_provider)
+        return cls(
+            plan,
+            span_processor=processor,
+            meter_provider=meter_provider,
+            exporters=(spans, measures),
+            health=health,
+            final_seconds=config.final_export_seconds,
+        )
 
     @property
     def meter_provider(self) -> metrics.MeterProvider:
@@ -140,12 +160,33 @@ class Telemetry:
             self._meter_provider.force_flush(millis)
 
     def close(self) -> None:
-        """Send what is pending and stop exporting (blocks up to the export timeout)."""
+        """Send what is pending, waiting at most `final_export_seconds`, then stop exporting.
+
+        Bounded whatever the collector does: the last flush runs beside the caller, and what
+        is still being sent when the time is up is given up (the exporters are shut down
+        first, which ends their retries and calls in flight).
+        """
+        if self._span_processor is None and self._meter_provider is None:
+            return
+        last = threading.Thread(
+            target=self._last_flush, name="kodosumi-telemetry-final", daemon=True
+        )
+        last.start()
+        last.join(self.final_seconds)
+        for exporter in self._exporters:
+            if exporter is not None:
+                with contextlib.suppress(Exception):
+                    exporter.shutdown()
         if self._span_processor is not None:
-            self._span_processor.force_flush(5_000)
             self._span_processor.shutdown()
         if self._meter_provider is not None:
-            self._meter_provider.shutdown()
+            self._meter_provider.shutdown(timeout_millis=self.final_seconds * 1000)
+        if self._health is not None:
+            self._health.detach()
+
+    def _last_flush(self) -> None:
+        with contextlib.suppress(Exception):
+            self.force_flush(self.final_seconds)
 
 
 def provider_of_process(resource: Resource | None = None) -> TracerProvider:
