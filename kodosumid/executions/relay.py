@@ -33,6 +33,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from google.protobuf.message import DecodeError
+
 from kodosumi.authz import Principal
 from kodosumi.clock import Clock
 from kodosumi.errors import KodosumiError
@@ -140,6 +142,21 @@ def relay_position(events: Iterable[bytes]) -> RelayPosition:
     return RelayPosition(offset, lost, before if lost else status)
 
 
+def misbehaviour(events: list[bytes], first_seq: int) -> str:
+    """What is wrong with a batch a peer sent when its events must be `first_seq`, … ('' when
+    nothing): a hostile or broken peer does not get bytes that are no event, or a stream with
+    gaps or repeats, into this node's store."""
+    for i, data in enumerate(events):
+        due = first_seq + i
+        try:
+            seq = event_pb2.Event.FromString(data).seq
+        except DecodeError:
+            return f"sent {len(data)} bytes that are no event where seq {due} was due"
+        if seq != due:
+            return f"sent seq {seq} where seq {due} was due"
+    return ""
+
+
 def renumbered(events: list[bytes], offset: int) -> list[bytes]:
     """The peer's events with this node's `seq` numbers (unchanged bytes when offset is 0)."""
     if not offset:
@@ -191,6 +208,8 @@ async def relay(
             try:
                 async for events in peers.watch(node_id, execution_id, stored_seq() - offset):
                     if events:
+                        if wrong := misbehaviour(events, stored_seq() - offset + 1):
+                            return f"peer node {node_id} {wrong}; relay ended"
                         await store(renumbered(events, offset))
                     unreachable_since, attempt = None, 0
                     if ended():
@@ -198,6 +217,8 @@ async def relay(
                 problem = "the stream ended before the execution did"
             except KodosumiError as e:
                 if not is_transient(e):
+                    if e.reason == "PEER_MESSAGE_TOO_LARGE":
+                        return e.message  # it names the peer and the limit
                     return f"peer {node_id} cannot relay the execution: {e.message}"
                 problem = e.message
             if ended():

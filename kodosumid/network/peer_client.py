@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from kodosumi.errors import KodosumiError, NotFound, Unavailable
+from kodosumi.errors import KodosumiError, NotFound, ResourceExhausted, Unavailable
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.rpc.channel import open_channel
 from kodosumi.server_identity import ServerExpectation
@@ -32,6 +32,8 @@ from kodosumid.network.remote_errors import catalog_error
 log = logging.getLogger(__name__)
 
 FORWARDED_BY = "kodosumi-forwarded-by"
+# The node's own message limit (`NodeConfig.max_message_bytes`) unless told otherwise.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _WATCH_METHOD = "/kodosumi.v1.FlowService/WatchExecution"
 
 
@@ -72,6 +74,13 @@ def _read_varint(data: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
+def _too_large(error: grpc.aio.AioRpcError) -> bool:
+    """The call broke on this side's receive limit (gRPC says so only in its details)."""
+    return error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (
+        error.details() or ""
+    )
+
+
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
@@ -102,9 +111,20 @@ class PeerLinks:
     endpoint: a server with another identity there is refused (SERVER_IDENTITY_MISMATCH).
     """
 
-    def __init__(self, tls: TlsMaterial | None, peers: PeersConfig | None = None) -> None:
+    def __init__(
+        self,
+        tls: TlsMaterial | None,
+        peers: PeersConfig | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
         self.tls = tls
-        self.options = link_options(peers or PeersConfig())
+        # A peer's message is held whole before it is stored: the node takes from a peer no
+        # larger message than from anyone else (a relay holds one response at a time).
+        self.max_message_bytes = max_message_bytes
+        self.options = [
+            *link_options(peers or PeersConfig()),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
         self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
 
     def channel(self, endpoint: str, node_id: str) -> grpc.aio.Channel:
@@ -266,6 +286,13 @@ class PeerClient:
                     yield event_frames(raw)
                 return
             except grpc.aio.AioRpcError as e:
+                if _too_large(e):
+                    raise ResourceExhausted(
+                        f"peer node {node_id} sent a message larger than the "
+                        f"{self.links.max_message_bytes} bytes this node accepts "
+                        f"({e.details()}); relay ended",
+                        reason="PEER_MESSAGE_TOO_LARGE",
+                    ) from None
                 error = catalog_error(e, peer=f"peer {node_id}")
                 if received or not is_transient(error) or index == len(endpoints) - 1:
                     raise error from None

@@ -52,7 +52,7 @@ class PeerNetwork:
         self.config = config
         self.time = time or TimeSource()
         self.table = PeerTable(config.node_id, on_change=self._table_changed)
-        self.links = PeerLinks(tls, config.peers)
+        self.links = PeerLinks(tls, config.peers, config.max_message_bytes)
         self.client = PeerClient(
             self.table,
             self.links,
