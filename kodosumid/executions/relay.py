@@ -126,20 +126,35 @@ class RelayPosition:
     status_before: int = event_pb2.EXECUTION_STATUS_PENDING
 
 
+class PositionFold:
+    """`relay_position` a page at a time: a resumed relay reads its stored stream in pages,
+    never the whole of it at once."""
+
+    def __init__(self) -> None:
+        self.offset, self.lost = 0, False
+        self.status, self.before = int(event_pb2.EXECUTION_STATUS_PENDING), 0
+
+    def feed(self, events: Iterable[bytes]) -> None:
+        for data in events:
+            event = event_pb2.Event.FromString(data)
+            if self.lost:  # the event right after a PEER_LOST is this node's as well
+                self.offset, self.lost = self.offset + 1, False
+            if not event.HasField("status_changed"):
+                continue
+            if event.status_changed.status == LOST:
+                self.offset, self.lost, self.before = self.offset + 1, True, self.status
+            else:
+                self.status = int(event.status_changed.status)
+
+    def position(self) -> RelayPosition:
+        return RelayPosition(self.offset, self.lost, self.before if self.lost else self.status)
+
+
 def relay_position(events: Iterable[bytes]) -> RelayPosition:
     """The position after the stored stream `events` (all of it, in order)."""
-    offset, lost, status, before = 0, False, int(event_pb2.EXECUTION_STATUS_PENDING), 0
-    for data in events:
-        event = event_pb2.Event.FromString(data)
-        if lost:  # the event right after a PEER_LOST is this node's as well
-            offset, lost = offset + 1, False
-        if not event.HasField("status_changed"):
-            continue
-        if event.status_changed.status == LOST:
-            offset, lost, before = offset + 1, True, status
-        else:
-            status = int(event.status_changed.status)
-    return RelayPosition(offset, lost, before if lost else status)
+    fold = PositionFold()
+    fold.feed(events)
+    return fold.position()
 
 
 def misbehaviour(events: list[bytes], first_seq: int) -> str:
@@ -352,12 +367,12 @@ class Relayer:
             await self.drainer.end_by_node(live, status, problem)
 
     async def _position(self, live: LiveExecution) -> RelayPosition:
-        stored: list[bytes] = []
+        fold = PositionFold()
         after = 0
         while rows := await self.store.read_events(live.execution_id, after, READ_BATCH):
-            stored += [data for _, data in rows]
+            fold.feed(data for _, data in rows)
             after = rows[-1][0]
-        return relay_position(stored)
+        return fold.position()
 
     async def _store_relayed(self, live: LiveExecution, events: list[bytes]) -> None:
         execution_id = live.execution_id
