@@ -15,6 +15,7 @@ file, in the same call (a broken connection) or a later one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import mimetypes
 import os
@@ -24,6 +25,7 @@ from typing import Any
 
 import grpc
 
+from kodoclient.errors import KodoclientError
 from kodosumi.v1 import file_pb2, file_pb2_grpc
 
 CHUNK_BYTES = 256 * 1024
@@ -83,8 +85,18 @@ def send_upload(
     return file_pb2_grpc.FileServiceStub(channel).UploadFile(requests)  # type: ignore[no-any-return]
 
 
+@contextlib.contextmanager
+def _rpc(method: str) -> Iterator[None]:
+    """gRPC failures as the SDK's errors (`KodoclientError`: code, reason, fields)."""
+    try:
+        yield
+    except grpc.RpcError as e:
+        raise KodoclientError.from_rpc(e, method) from None
+
+
 class FilesClient:
-    """The file calls of one channel (`AsyncClient.files()`)."""
+    """The file calls of one channel (`AsyncClient.files()`); failures are
+    `KodoclientError`s, a download whose content does not check out `FileCorrupted`."""
 
     def __init__(
         self,
@@ -124,30 +136,34 @@ class FilesClient:
             execution_id=execution_id,
         )
         requests = _requests(header, source, progress)
-        response = await asyncio.to_thread(send_upload, self._upload_channel(), requests)
+        with _rpc("UploadFile"):
+            response = await asyncio.to_thread(send_upload, self._upload_channel(), requests)
         return response.file
 
     async def stat(self, file_id: str) -> file_pb2.FileInfo:
         request = file_pb2.StatFileRequest(file_id=file_id)
-        return (await self._stub.StatFile(request, timeout=self.call_timeout)).file
+        with _rpc("StatFile"):
+            return (await self._stub.StatFile(request, timeout=self.call_timeout)).file
 
     async def list(
         self, execution_id: str, direction: int = file_pb2.FILE_DIRECTION_UNSPECIFIED
     ) -> list[file_pb2.FileInfo]:
         request = file_pb2.ListFilesRequest(execution_id=execution_id, direction=direction)  # type: ignore[arg-type]
-        return list((await self._stub.ListFiles(request, timeout=self.call_timeout)).files)
+        with _rpc("ListFiles"):
+            return list((await self._stub.ListFiles(request, timeout=self.call_timeout)).files)
 
     async def delete(self, file_id: str) -> None:
         request = file_pb2.DeleteFileRequest(file_id=file_id)
-        await self._stub.DeleteFile(request, timeout=self.call_timeout)
+        with _rpc("DeleteFile"):
+            await self._stub.DeleteFile(request, timeout=self.call_timeout)
 
     async def read(self, file_id: str) -> bytes:
         """A small file's content, in memory."""
         parts: list[bytes] = []
-        async for response in self._stub.DownloadFile(
-            file_pb2.DownloadFileRequest(file_id=file_id)
-        ):
-            parts.append(response.chunk)
+        with _rpc("DownloadFile"):
+            request = file_pb2.DownloadFileRequest(file_id=file_id)
+            async for response in self._stub.DownloadFile(request):
+                parts.append(response.chunk)
         return b"".join(parts)
 
     async def download(
@@ -172,7 +188,7 @@ class FilesClient:
                 break
             except grpc.aio.AioRpcError as e:
                 if e.code() not in _RETRYABLE or attempt == attempts - 1:
-                    raise
+                    raise KodoclientError.from_rpc(e, "DownloadFile") from None
                 await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
         assert info is not None
         if await asyncio.to_thread(sha256_of, part) != info.sha256:

@@ -14,6 +14,7 @@ from kodoclient.cli.a2a import a2a_group
 from kodoclient.cli.alerts import alerts
 from kodoclient.cli.cancel import cancel
 from kodoclient.cli.context import CliState, Settings
+from kodoclient.cli.files import download, files
 from kodoclient.cli.flows import flows
 from kodoclient.cli.group import group
 from kodoclient.cli.input import input_
@@ -129,6 +130,10 @@ for _command in (
     input_,
     node_command,
 ):
+    main.add_command(_command)
+
+# Files in and out of runs (docs/files.md).
+for _command in (files, download):
     main.add_command(_command)
 
 # The network: the registry and the node's peers (docs/registry.md, docs/operations.md).

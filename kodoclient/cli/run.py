@@ -24,11 +24,18 @@ from kodoclient.cli import exit_codes
 from kodoclient.cli.context import CliState, Settings, execute, state_of
 from kodoclient.cli.embedded import embedded_node
 from kodoclient.cli.exit_codes import ExitCode
+from kodoclient.cli.file_transfer import (
+    files_option,
+    parse_file_refs,
+    say_outputs,
+    upload_inputs,
+)
 from kodoclient.cli.flowref import looks_like_entrypoint, match_flow
 from kodoclient.cli.follow import follow
 from kodoclient.cli.options import inputs_from, inputs_options, json_option
 from kodoclient.config import NODE_ENV, live_node_file
 from kodoclient.errors import ConfigError, KodoclientError
+from kodoclient.files import FileCorrupted
 from kodoclient.identity import read_login
 from kodosumi.telemetry.names import EXECUTION_ID
 from kodosumi.v1 import flow_pb2
@@ -108,7 +115,12 @@ def _not_found(flow_ref: str, client: AsyncClient, catalog: list[flow_pb2.Flow])
 
 
 async def run_flow(
-    state: CliState, flow_ref: str, inputs: dict[str, Any], embedded: bool | None
+    state: CliState,
+    flow_ref: str,
+    inputs: dict[str, Any],
+    embedded: bool | None,
+    file_refs: dict[str, str | Path] | None = None,
+    download_dir: Path | None = None,
 ) -> ExitCode:
     settings = state.settings
     named = _named_target(settings)
@@ -143,19 +155,31 @@ async def run_flow(
             flow = match_flow(catalog, flow_ref)
         if flow is None:
             raise _not_found(flow_ref, client, catalog)
-        execution = await client.launch(flow.name, inputs)
+        files = await upload_inputs(state, client, file_refs or {})
+        execution = await client.launch(flow.name, inputs, files=files)
         # The command's span (when koco traces) names the run it made.
         trace.get_current_span().set_attribute(EXECUTION_ID, execution.execution_id)
         state.note(f"launched {flow.name} as {execution.execution_id} on {client.config.target}")
         view = await follow(
             state, client, execution.execution_id, flow=flow.name, answer_inputs=True
         )
+        try:
+            await say_outputs(state, client, execution.execution_id, download_dir)
+        except (KodoclientError, FileCorrupted) as e:
+            state.note(f"could not list or save the output files: {e}")
         return exit_codes.for_execution_status(view.status)
 
 
 @click.command("run")
 @click.argument("flow")
 @inputs_options
+@files_option
+@click.option(
+    "--download",
+    "download_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Save the run's output files into this folder once it ends.",
+)
 @click.option(
     "--embedded/--no-embedded",
     default=None,
@@ -169,14 +193,19 @@ def run(
     flow: str,
     assignments: tuple[str, ...],
     inputs_json: str | None,
+    file_refs: tuple[str, ...],
+    download_dir: Path | None,
     embedded: bool | None,
 ) -> None:
     """Launch FLOW, follow it live and print its result; exit with its outcome.
 
     FLOW is a catalog name (`hello`) or an entrypoint: `module:attr`, a dotted path
     (`flows.serviceplan.Search`) or a YAML crew spec (`./assets/search.yaml`). Input
-    requests are asked at the terminal when stdin is one.
+    requests are asked at the terminal when stdin is one. `-f NAME=@PATH` uploads a file
+    the flow reads as ctx.files[NAME]; its output files are listed at the end (or saved
+    with --download DIR).
     """
     state = state_of(ctx)
     inputs = inputs_from(assignments, inputs_json)
-    execute(ctx, lambda: run_flow(state, flow, inputs, embedded))
+    refs = parse_file_refs(file_refs)
+    execute(ctx, lambda: run_flow(state, flow, inputs, embedded, refs, download_dir))

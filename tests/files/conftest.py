@@ -9,6 +9,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
+from kodoclient.errors import KodoclientError
 from kodoclient.files import FilesClient
 from kodosumi.rpc.channel import open_sync_channel
 from kodosumi.server_identity import ServerExpectation
@@ -42,7 +43,21 @@ async def files_node(
     await app.stop()
 
 
+# What a failed call raises: the SDK's error, or gRPC's for calls on a stub.
+RPC_ERRORS = (grpc.RpcError, KodoclientError)
+
+
+def code_of(error: Any) -> grpc.StatusCode:
+    return error.code if isinstance(error, KodoclientError) else error.code()
+
+
+def details_of_error(error: Any) -> str:
+    return error.message if isinstance(error, KodoclientError) else (error.details() or "")
+
+
 def reason_of(error: Any) -> str:
+    if isinstance(error, KodoclientError):
+        return error.reason
     for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin":
             continue

@@ -15,7 +15,16 @@ import pytest
 from kodoclient.files import send_upload
 from kodosumi.rpc.status import quota_failures_of
 from kodosumi.v1 import file_pb2, file_pb2_grpc
-from tests.files.conftest import LIMIT, MIB, OWNER_QUOTA, files_client, reason_of
+from tests.files.conftest import (
+    LIMIT,
+    MIB,
+    OWNER_QUOTA,
+    RPC_ERRORS,
+    code_of,
+    details_of_error,
+    files_client,
+    reason_of,
+)
 from tests.node.conftest import RunningNode
 from tests.node.helpers import eventually
 from tests.node.users import User
@@ -50,22 +59,25 @@ async def test_round_trip(files_node: RunningNode, size: int) -> None:
 
 
 async def test_one_byte_over_the_limit_is_file_too_large(files_node: RunningNode) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
+    with pytest.raises(RPC_ERRORS) as caught:
         await files_client(files_node).upload(content(LIMIT + 1), name="big.bin")
-    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert code_of(caught.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert reason_of(caught.value) == "FILE_TOO_LARGE"
-    assert "header.size" in (caught.value.details() or "")
+    assert "header.size" in details_of_error(caught.value)
 
 
 async def _raw_upload(
-    node: RunningNode, header: file_pb2.UploadFileHeader, chunks: list[bytes]
+    node: RunningNode,
+    header: file_pb2.UploadFileHeader,
+    chunks: list[bytes],
+    party: User | None = None,
 ) -> file_pb2.UploadFileResponse:
     def requests() -> Iterator[file_pb2.UploadFileRequest]:
         yield file_pb2.UploadFileRequest(header=header)
         for chunk in chunks:
             yield file_pb2.UploadFileRequest(chunk=chunk)
 
-    channel = files_client(node)._upload_channel()
+    channel = files_client(party or node)._upload_channel()
     return await asyncio.to_thread(send_upload, channel, requests())
 
 
@@ -84,9 +96,9 @@ async def test_a_corrupted_chunk_is_refused_and_nothing_is_kept(files_node: Runn
     bad[CHUNK + 3] ^= 0xFF
     chunks = [bytes(bad[i : i + CHUNK]) for i in range(0, len(bad), CHUNK)]
     header = file_pb2.UploadFileHeader(name="x.bin", size=len(data), sha256=sha)
-    with pytest.raises(grpc.RpcError) as caught:
+    with pytest.raises(RPC_ERRORS) as caught:
         await _raw_upload(files_node, header, chunks)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT
     assert reason_of(caught.value) == "FILE_HASH_MISMATCH"
     assert not (blob_root(files_node) / "blobs" / sha[:2] / sha).exists()
     assert _leftovers(files_node) == []
@@ -111,10 +123,10 @@ async def test_a_corrupted_chunk_is_refused_and_nothing_is_kept(files_node: Runn
 async def test_bad_uploads_name_the_field(
     files_node: RunningNode, header: file_pb2.UploadFileHeader, chunks: list[bytes], field: str
 ) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
+    with pytest.raises(RPC_ERRORS) as caught:
         await _raw_upload(files_node, header, chunks)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field in (caught.value.details() or "")
+    assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in details_of_error(caught.value)
     assert _leftovers(files_node) == []
 
 
@@ -123,10 +135,10 @@ async def test_a_stream_without_a_header_is_invalid(files_node: RunningNode) -> 
         yield file_pb2.UploadFileRequest(chunk=b"abc")
 
     stub = file_pb2_grpc.FileServiceStub(files_node.channel)
-    with pytest.raises(grpc.RpcError) as caught:
+    with pytest.raises(RPC_ERRORS) as caught:
         await stub.UploadFile(requests(), timeout=10)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "header" in (caught.value.details() or "")
+    assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "header" in details_of_error(caught.value)
 
 
 async def _is(count: Awaitable[int], expected: int) -> bool:
@@ -184,11 +196,11 @@ async def test_download_resumes_from_an_offset(files_node: RunningNode, tmp_path
     assert seen[0] > MIB + 5 and seen[-1] == len(data)
     assert not (tmp_path / "resume.bin.part").exists()
     # An offset past the end names the field.
-    with pytest.raises(grpc.RpcError) as caught:
+    with pytest.raises(RPC_ERRORS) as caught:
         request = file_pb2.DownloadFileRequest(file_id=info.file_id, offset=len(data) + 1)
         [r async for r in stub.DownloadFile(request)]
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "offset" in (caught.value.details() or "")
+    assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "offset" in details_of_error(caught.value)
 
 
 async def test_another_users_file_is_not_found(files_node: RunningNode) -> None:
@@ -199,9 +211,9 @@ async def test_another_users_file_is_not_found(files_node: RunningNode) -> None:
         assert info.media_type == "text/plain"
         bobs = files_client(bob)
         for call in (bobs.stat, bobs.read, bobs.delete):
-            with pytest.raises(grpc.RpcError) as caught:
+            with pytest.raises(RPC_ERRORS) as caught:
                 await call(info.file_id)
-            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            assert code_of(caught.value) == grpc.StatusCode.NOT_FOUND
             assert reason_of(caught.value) == "FILE_NOT_FOUND"
         # The same bytes uploaded by bob are bob's own file, with another id.
         own = await bobs.upload(b"ann's secret", name="mine.txt")
@@ -212,9 +224,9 @@ async def test_another_users_file_is_not_found(files_node: RunningNode) -> None:
         # The node's operator (an admin) may read it.
         assert await files_client(files_node).read(info.file_id) == b"ann's secret"
         # Listing another user's execution's files is refused like the execution itself.
-        with pytest.raises(grpc.RpcError) as caught:
+        with pytest.raises(RPC_ERRORS) as caught:
             await bobs.list("0" * 32)
-        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert code_of(caught.value) == grpc.StatusCode.NOT_FOUND
     finally:
         await ann.close()
         await bob.close()
@@ -226,11 +238,18 @@ async def test_stored_bytes_per_owner_is_a_quota(files_node: RunningNode) -> Non
         files = files_client(carol)
         await files.upload(content(LIMIT, seed=21), name="a.bin")
         await files.upload(content(LIMIT, seed=22), name="b.bin")
-        with pytest.raises(grpc.RpcError) as caught:
-            await files.upload(content(OWNER_QUOTA - 2 * LIMIT + 1, seed=23), name="c.bin")
-        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        over = content(OWNER_QUOTA - 2 * LIMIT + 1, seed=23)
+        with pytest.raises(RPC_ERRORS) as caught:
+            await files.upload(over, name="c.bin")
+        assert code_of(caught.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert reason_of(caught.value) == "QUOTA_FILE_BYTES"
-        assert quota_failures_of(caught.value) == [("file_bytes", OWNER_QUOTA)]
+        # On the wire: a QuotaFailure naming the quota and its limit.
+        header = file_pb2.UploadFileHeader(
+            name="c.bin", size=len(over), sha256=hashlib.sha256(over).hexdigest()
+        )
+        with pytest.raises(grpc.RpcError) as raw:
+            await _raw_upload(files_node, header, [over[:CHUNK]], party=carol)
+        assert quota_failures_of(raw.value) == [("file_bytes", OWNER_QUOTA)]
         # Exactly what is left fits.
         await files.upload(content(OWNER_QUOTA - 2 * LIMIT, seed=24), name="d.bin")
     finally:
@@ -244,9 +263,9 @@ async def test_delete_removes_the_blob_when_nobody_else_holds_it(files_node: Run
     assert blob.exists()
     await files.delete(info.file_id)
     assert not blob.exists()
-    with pytest.raises(grpc.RpcError) as caught:
+    with pytest.raises(RPC_ERRORS) as caught:
         await files.stat(info.file_id)
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert code_of(caught.value) == grpc.StatusCode.NOT_FOUND
 
 
 async def test_state_is_private(files_node: RunningNode) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from kodosumi.jsonvalue import value_to_python
 from kodosumi.v1 import event_pb2, file_pb2, flow_pb2
-from tests.files.conftest import files_client, reason_of
+from tests.files.conftest import RPC_ERRORS, code_of, details_of_error, files_client, reason_of
 from tests.node.conftest import RunningNode
 from tests.node.helpers import collect
 from tests.node.users import User
@@ -96,29 +96,29 @@ async def test_a_launch_may_not_name_another_users_file(files_node: RunningNode)
     ann, bob = User(files_node, "ann-launch"), User(files_node, "bob-launch")
     try:
         secret = await files_client(ann).upload(b"ann only", name="a.txt")
-        with pytest.raises(grpc.RpcError) as caught:
+        with pytest.raises(RPC_ERRORS) as caught:
             await bob.flows.LaunchExecution(
                 flow_pb2.LaunchExecutionRequest(flow="file-echo", files={"x": secret.file_id}),
                 timeout=30,
             )
-        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert code_of(caught.value) == grpc.StatusCode.NOT_FOUND
         assert reason_of(caught.value) == "FILE_NOT_FOUND"
-        with pytest.raises(grpc.RpcError) as caught:
+        with pytest.raises(RPC_ERRORS) as caught:
             await bob.flows.LaunchExecution(
                 flow_pb2.LaunchExecutionRequest(flow="file-echo", files={"a/b": secret.file_id}),
                 timeout=30,
             )
-        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "files.a/b" in (caught.value.details() or "")
+        assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT
+        assert "files.a/b" in details_of_error(caught.value)
         # Bob may not add outputs to ann's executions either.
         launched = await ann.flows.LaunchExecution(
             flow_pb2.LaunchExecutionRequest(flow="hello"), timeout=30
         )
-        with pytest.raises(grpc.RpcError) as caught:
+        with pytest.raises(RPC_ERRORS) as caught:
             await files_client(bob).upload(
                 b"forged", name="x.txt", execution_id=launched.execution.execution_id
             )
-        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert code_of(caught.value) == grpc.StatusCode.PERMISSION_DENIED
     finally:
         await ann.close()
         await bob.close()
@@ -136,8 +136,8 @@ async def test_files_go_when_their_execution_is_deleted(files_node: RunningNode)
         flow_pb2.DeleteExecutionRequest(execution_id=execution_id), timeout=30
     )
     for f in listed:
-        with pytest.raises(grpc.RpcError) as caught:
+        with pytest.raises(RPC_ERRORS) as caught:
             await files.stat(f.file_id)
-        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert code_of(caught.value) == grpc.StatusCode.NOT_FOUND
     blobs = files_node.app.config.state_dir / "files" / "blobs"
     assert not (blobs / doc.sha256[:2] / doc.sha256).exists()
