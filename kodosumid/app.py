@@ -46,7 +46,7 @@ from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.service import ExecutionService
 from kodosumid.executors.caller_settings import CallerSettings
-from kodosumid.executors.code_shipping import code_runtime_env
+from kodosumid.executors.code_shipping import code_runtime_env, executor_workdir
 from kodosumid.executors.credentials import CallerCredentials
 from kodosumid.executors.describe import executor_messages
 from kodosumid.executors.preload import effective_preload
@@ -173,7 +173,11 @@ class NodeApp:
         runtime_env = (
             {}
             if config.ray.embedded
-            else code_runtime_env((f.entrypoint for f in catalog.list()), config.python_path)
+            else code_runtime_env(
+                (f.entrypoint for f in catalog.list()),
+                config.python_path,
+                executor_workdir(config.state_dir),
+            )
         )
         self.ray_address = await asyncio.to_thread(
             start_ray, config.ray, config.state_dir, runtime_env

@@ -15,8 +15,9 @@ from kodosumi.errors import KodosumiError
 from kodosumi.logs import configure_logging
 from kodosumid.app import NodeApp, check_advertise
 from kodosumid.auth.identity import join
-from kodosumid.catalog import entrypoint_flow, example_flows, same_entrypoint_key
+from kodosumid.catalog import example_flows
 from kodosumid.config import NodeConfig, load_config
+from kodosumid.flow_flags import add_flow_flags, with_flow_flags
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,13 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="advertise and discover peers on the LAN with zeroconf (default: on)",
     )
-    parser.add_argument(
-        "--flow",
-        action="append",
-        default=[],
-        metavar="ENTRYPOINT",
-        help="add an ad-hoc flow (module:attr, dotted path or YAML file); repeatable",
-    )
+    add_flow_flags(parser)  # --flow and the placement flags after it (flow_flags.py)
     parser.add_argument(
         "--join",
         metavar="TOKEN",
@@ -92,20 +87,7 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
         config = replace(config, discovery=replace(config.discovery, enabled=args.lan))
     if args.flow:
         base = config.flows if config.flows is not None else example_flows()
-        extra = []
-        for entry in args.flow:
-            is_file = entry.endswith((".yaml", ".yml"))
-            extra.append(
-                entrypoint_flow(str(Path(entry).expanduser().resolve()) if is_file else entry)
-            )
-        # An entrypoint the catalog already offers keeps its catalog entry (schema, defaults).
-        known = {f.name for f in base} | {same_entrypoint_key(f.entrypoint) for f in base}
-        fresh = tuple(
-            f
-            for f in extra
-            if f.name not in known and same_entrypoint_key(f.entrypoint) not in known
-        )
-        config = replace(config, flows=tuple(base) + fresh)
+        config = replace(config, flows=with_flow_flags(base, args.flow))
     return config
 
 

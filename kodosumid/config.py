@@ -207,9 +207,14 @@ class PeersConfig:
     # A relayed execution is PEER_LOST as soon as its peer does not answer, FAILED when the
     # peer stays unreachable this long.
     relay_grace_seconds: float = 30.0
+    # mDNS never says goodbye for a crashed host: a peer known from the LAN that failed its
+    # checks this long (or at once, once the registry lists it OFFLINE or LEFT) is forgotten
+    # by the LAN side (peer table and zeroconf cache); it is found again when it announces.
+    lan_forget_seconds: float = 12.0
 
     def check(self) -> None:
         for name in (
+            "lan_forget_seconds",
             "health_interval_seconds",
             "health_timeout_seconds",
             "keepalive_seconds",

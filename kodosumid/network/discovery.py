@@ -7,7 +7,10 @@ The TXT record says who the node is and whether its flows changed: `id` (node id
 
 mDNS reports a node gone only when it says goodbye (a clean stop); a crashed node stays
 listed until its records expire, which takes long. Whether a peer answers is therefore
-decided by health checks, never by discovery.
+decided by health checks, never by discovery. A peer the node gave up on (`forget`: its
+checks failed long enough, or the registry's lease ran out) is dropped from the cache here
+too, so that its next announcement counts as new; while forgotten peers exist, they are
+asked for now and then (a cable plugged back announces nothing by itself).
 
 By default discovery binds to the interface the node listens on (127.0.0.1 for a node on
 loopback, every interface for 0.0.0.0), IPv4 only.
@@ -21,7 +24,9 @@ import ipaddress
 import logging
 import re
 import socket
+import time
 from collections.abc import Callable
+from typing import Any
 
 import ifaddr
 from zeroconf import (
@@ -39,6 +44,11 @@ log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_kodosumi._tcp.local."
 RESOLVE_TIMEOUT_MS = 3000
+# Forgotten peers are asked for this long (mDNS's own records outlive a crash about as long),
+# at most this many at a time, each ask waiting this long for an answer.
+FORGOTTEN_HORIZON_SECONDS = 3600.0
+MAX_FORGOTTEN = 256
+ASK_AGAIN_TIMEOUT_MS = 1000
 _ANY_HOSTS = ("", "0.0.0.0", "::")
 _LABEL = re.compile(r"[^A-Za-z0-9-]")
 
@@ -105,6 +115,7 @@ class LanDiscovery:
         txt: Callable[[], dict[str, str]],
         on_seen: Callable[[LanAnnouncement], None],
         on_gone: Callable[[str], None],
+        ask_again_seconds: float = 12.0,
     ) -> None:
         self.node_id = node_id
         self.port = port
@@ -120,6 +131,10 @@ class LanDiscovery:
         self._register: asyncio.Task[None] | None = None
         # Service name -> node id of the peers seen (a goodbye names only the service).
         self._names: dict[str, str] = {}
+        # Service name -> when it was forgotten (monotonic), for the peers given up on.
+        self._forgotten: dict[str, float] = {}
+        self.ask_again_seconds = ask_again_seconds
+        self._ask_again: asyncio.Task[None] | None = None
 
     def _service_info(self) -> AsyncServiceInfo:
         label = _LABEL.sub("-", self.node_id)[:63].strip("-") or "node"
@@ -167,12 +182,10 @@ class LanDiscovery:
 
     async def stop(self) -> None:
         """Say goodbye (so peers drop this node at once), stop browsing, close the sockets."""
-        for task in [self._register, *self._tasks]:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(
-            *[t for t in [self._register, *self._tasks] if t], return_exceptions=True
-        )
+        running = [t for t in [self._register, self._ask_again, *self._tasks] if t is not None]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         if self._zc is None:
             return
         if self._info is not None and self.advertised:
@@ -193,6 +206,7 @@ class LanDiscovery:
         name: str,
         state_change: ServiceStateChange,
     ) -> None:
+        self._forgotten.pop(name, None)  # heard of again
         if state_change is ServiceStateChange.Removed:
             node_id = self._names.pop(name, "")
             if node_id:
@@ -202,14 +216,60 @@ class LanDiscovery:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _resolve(self, name: str) -> None:
+    async def _resolve(self, name: str, timeout_ms: int = RESOLVE_TIMEOUT_MS) -> None:
         if self._zc is None:
             return
         info = AsyncServiceInfo(SERVICE_TYPE, name)
-        if not await info.async_request(self._zc.zeroconf, RESOLVE_TIMEOUT_MS):
+        if not await info.async_request(self._zc.zeroconf, timeout_ms):
             return
         announcement = announcement_of(info)
         if announcement is None or announcement.node_id == self.node_id:
             return
+        self._forgotten.pop(name, None)
         self._names[name] = announcement.node_id
         self.on_seen(announcement)
+
+    # -- peers given up on ---------------------------------------------------------------
+
+    def forget(self, node_id: str) -> None:
+        """Drop a peer the node gave up on: its names, and its records in the mDNS cache
+        (pointer, service, text, addresses), so that its next announcement is news."""
+        names = [name for name, seen in self._names.items() if seen == node_id]
+        for name in names:
+            del self._names[name]
+            self._forgotten[name] = time.monotonic()
+            if self._zc is not None:
+                self._zc.zeroconf.cache.async_remove_records(self._cached(name))
+        while len(self._forgotten) > MAX_FORGOTTEN:
+            self._forgotten.pop(next(iter(self._forgotten)))
+        if self._forgotten and (self._ask_again is None or self._ask_again.done()):
+            self._ask_again = asyncio.get_running_loop().create_task(self._ask_for_forgotten())
+
+    def _cached(self, name: str) -> list[Any]:
+        """The cached records of one service: the pointer naming it, its own records (service,
+        text), and the address records of its host. (Read by attribute: the record classes
+        are not part of zeroconf's exported names.)"""
+        assert self._zc is not None
+        cache = self._zc.zeroconf.cache
+        found: list[Any] = [
+            r
+            for r in cache.async_entries_with_name(SERVICE_TYPE)
+            if str(getattr(r, "alias", "")).lower() == name.lower()
+        ]
+        own = cache.async_entries_with_name(name)
+        found += own
+        for server in {str(getattr(r, "server", "")) for r in own} - {""}:
+            found += cache.async_entries_with_name(server)
+        return found
+
+    async def _ask_for_forgotten(self) -> None:
+        """Ask for each forgotten peer every `ask_again_seconds` until it answers (it is
+        seen again) or the horizon passes."""
+        while self._forgotten:
+            await asyncio.sleep(self.ask_again_seconds)
+            horizon = time.monotonic() - FORGOTTEN_HORIZON_SECONDS
+            for name, since in list(self._forgotten.items()):
+                if since < horizon:
+                    self._forgotten.pop(name, None)
+                elif name in self._forgotten:
+                    await self._resolve(name, ASK_AGAIN_TIMEOUT_MS)

@@ -99,6 +99,8 @@ class PeerNetwork:
             self._spawn(self.feed.run(), "registry-feed")
         if self.config.discovery.enabled:
             await self._start_discovery(port)
+            if self.discovery is not None:
+                self._spawn(self._forget_dead_lan_peers(), "lan-reconcile")
         self._spawn(self.health.run(), "peer-health")
         self._spawn(self._follow_own_state(), "announced-state")
 
@@ -112,6 +114,7 @@ class PeerNetwork:
                 txt=self._txt,
                 on_seen=self.table.lan_seen,
                 on_gone=self.table.lan_gone,
+                ask_again_seconds=self.config.peers.lan_forget_seconds,
             )
             await discovery.start()
         except OSError as e:
@@ -119,6 +122,20 @@ class PeerNetwork:
             log.warning("LAN discovery unavailable: %s", e)
             return
         self.discovery = discovery
+
+    async def _forget_dead_lan_peers(self) -> None:
+        """mDNS never says goodbye for a crashed host: reconcile the LAN side with the
+        health checks and the registry's leases (`PeerTable.lan_stale`)."""
+        assert self.discovery is not None
+        peers = self.config.peers
+        while True:
+            await self.time.sleep(peers.health_interval_seconds)
+            for node_id in self.table.lan_stale(self.time.clock(), peers.lan_forget_seconds):
+                peer = self.table.get(node_id)
+                why = peer.liveness_reason if peer is not None else ""
+                log.info("forgetting LAN peer %s: it does not answer (%s)", node_id, why)
+                self.discovery.forget(node_id)
+                self.table.lan_gone(node_id)
 
     def _txt(self) -> dict[str, str]:
         assert self._info is not None

@@ -22,6 +22,7 @@ from kodosumi.v1 import flow_pb2, node_pb2
 from kodosumi.v1 import registry_pb2 as rpb
 
 ONLINE = "ONLINE"
+OFFLINE = "OFFLINE"
 LEFT = "LEFT"
 _STATE_PREFIX = "REGISTERED_NODE_STATE_"
 
@@ -76,6 +77,8 @@ class Peer:
     liveness: Liveness = Liveness.UNKNOWN
     liveness_reason: str = ""
     checked_at: float = 0.0
+    # When the checks began to fail (this node's clock; 0: it answered its last check).
+    dead_since: float = 0.0
     # The same moment on the wall clock (epoch seconds), for people and ListPeers.
     checked_wall_time: float = 0.0
     # The endpoint that answered the last health check (tried first).
@@ -208,6 +211,10 @@ class PeerTable:
         peer = self._entry(announcement.node_id)
         if peer is None:
             return
+        if peer.lan is None and peer.liveness is Liveness.DEAD:
+            # Announced anew (restarted, or back after it was forgotten): check it afresh
+            # rather than forget it again on the strength of old failures.
+            peer.liveness, peer.dead_since = Liveness.UNKNOWN, 0.0
         peer.lan = announcement
         peer.identity = announcement.identity or peer.identity
         peer.version = announcement.version or peer.version
@@ -220,6 +227,19 @@ class PeerTable:
         peer.lan, peer.node_flows, peer.node_flows_digest = None, None, ""
         self._changed(node_id)
 
+    def lan_stale(self, now: float, forget_after: float) -> list[str]:
+        """LAN announcements to forget: peers whose checks failed for `forget_after` seconds,
+        or that fail them while the registry says they are OFFLINE or LEFT (its lease ran
+        out, or it left). mDNS says nothing of a crash; these two do."""
+        stale = []
+        for peer in self._peers.values():
+            if peer.lan is None or peer.liveness is not Liveness.DEAD:
+                continue
+            confirmed = peer.registry_state in (OFFLINE, LEFT)
+            if confirmed or now - peer.dead_since >= forget_after:
+                stale.append(peer.node_id)
+        return sorted(stale)
+
     # -- this node's own checks ---------------------------------------------------------------
 
     def checked(self, node_id: str, *, alive: bool, reason: str, at: float, endpoint: str) -> None:
@@ -227,6 +247,10 @@ class PeerTable:
         if peer is None:
             return
         peer.liveness = Liveness.ALIVE if alive else Liveness.DEAD
+        if alive:
+            peer.dead_since = 0.0
+        elif not peer.dead_since:
+            peer.dead_since = at
         peer.liveness_reason, peer.checked_at = reason, at
         peer.checked_wall_time = time.time()
         peer.good_endpoint = endpoint if alive else ""

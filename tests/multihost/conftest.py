@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.multihost.deployment import Deployment, Machine
 from tests.multihost.netns import Lan, lan_unavailable
 
 
@@ -32,5 +33,21 @@ def lan3(lan_reason: str) -> Iterator[Lan]:
     lan = Lan(3)
     try:
         yield lan
+    finally:
+        lan.close()
+
+
+@pytest.fixture(scope="package")  # torn down when the last multi-host test is done
+def deployment(lan_reason: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A registry, two nodes, a laptop and a Ray worker host on five hosts of a namespace
+    LAN (`deployment.py`), shared by the deployment tests and the Ray cluster test."""
+    skip_without_lan(lan_reason)
+    root = tmp_path_factory.mktemp("lan")
+    lan = Lan(5)
+    try:
+        machines = [Machine(host, root / host.name) for host in lan.hosts]
+        deployment = Deployment(lan, *machines)
+        deployment.start()
+        yield deployment
     finally:
         lan.close()

@@ -75,8 +75,8 @@ class Machine:
     def json_lines(self, command: str, timeout: float = 60) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.ok(command, timeout).splitlines() if line]
 
-    def spawn(self, command: str, log: str) -> subprocess.Popen[bytes]:
-        return self.host.spawn(shlex.split(command), env=self.env, cwd=REPO, log=self.root / log)
+    def spawn(self, command: str, log: str, cwd: Path = REPO) -> subprocess.Popen[bytes]:
+        return self.host.spawn(shlex.split(command), env=self.env, cwd=cwd, log=self.root / log)
 
     def spawn_output(self, command: str, log: str) -> tuple[subprocess.Popen[bytes], Path]:
         """Start a command whose stdout is read while it runs (a `koco --json run`)."""
@@ -127,6 +127,8 @@ class Deployment:
     node_a: Machine
     node_b: Machine
     laptop: Machine
+    # A host that runs only a Ray worker (test_ray_cluster.py): no kodosumi there.
+    ray_worker: Machine
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # The `registryd` command `koco pki init` printed (run as printed, again after a stop).
     registry_command: str = ""

@@ -7,6 +7,9 @@ the failure-detection bounds of docs/operations.md (with slack for a busy 2-core
     h2 10.213.0.12  node-a: the example flows
     h3 10.213.0.13  node-b: also a flow node-a lacks (launched through node-a, relayed)
     h4 10.213.0.14  bob's laptop: `koco login`, default node node-a
+    h5 10.213.0.15  a Ray worker host (test_ray_cluster.py)
+
+The deployment (`conftest.py`) is shared with `test_ray_cluster.py`, which runs after these.
 """
 
 from __future__ import annotations
@@ -14,23 +17,19 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kodosumi.enrollment import EnrollmentToken
-from tests.multihost.conftest import skip_without_lan
 from tests.multihost.deployment import (
     NODE_PORT,
     TICKER_NAME,
     Deployment,
-    Machine,
     events_of,
     status_of,
     wait_for,
 )
-from tests.multihost.netns import Lan
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -43,20 +42,9 @@ REGISTRY_OFFLINE = 3 * 5.0 + 1.0  # ttl_factor x heartbeat_interval + sweep
 REGISTRY_ONLINE_AFTER_HEAL = 10.0 + 5.0  # retry_max + call_timeout
 PEER_BACK = 2.0 + 2.0  # max(connect_timeout, health_interval) + health_timeout
 RELAY_GRACE = 30.0
-
-
-@pytest.fixture(scope="module")
-def deployment(lan_reason: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    skip_without_lan(lan_reason)
-    root = tmp_path_factory.mktemp("lan")
-    lan = Lan(4)
-    try:
-        machines = [Machine(host, root / host.name) for host in lan.hosts]
-        deployment = Deployment(lan, *machines)
-        deployment.start()
-        yield deployment
-    finally:
-        lan.close()
+# A crashed peer's LAN side is forgotten (peer table and zeroconf cache): its checks failed
+# lan_forget_seconds, or the registry has it OFFLINE; reconciled every health_interval.
+LAN_FORGOTTEN = min(2 * 2.0 + 2.0 + 12.0, REGISTRY_OFFLINE + 2.0)
 
 
 def laptop_json(deployment: Deployment, command: str) -> list[dict[str, object]]:
@@ -216,6 +204,13 @@ def test_a_partition_is_noticed_within_the_bounds_and_heals(deployment: Deployme
 def test_sigkill_of_the_peer_mid_relay_is_peer_lost_at_once_then_failed(
     deployment: Deployment,
 ) -> None:
+    # Known both ways again (after the partition the LAN side was forgotten with the
+    # registry's OFFLINE, and asked for until it answered).
+    wait_for(
+        lambda: str(peer(deployment, "node-b")["source"]).endswith("BOTH"),
+        "node-a finds node-b on the LAN again",
+        30,
+    )
     process, out = _run_in_background(deployment, 1200, 0.05, "sigkill-run")
     killed = time.time()
     os.kill(deployment.processes["node-b"].pid, signal.SIGKILL)
@@ -224,6 +219,22 @@ def test_sigkill_of_the_peer_mid_relay_is_peer_lost_at_once_then_failed(
     assert lost is not None
     lost_after = _seconds_after(lost, killed)
     assert lost_after <= PEER_LOST_AFTER_CRASH + SLACK, lost_after
+    # mDNS says nothing of the crash: node-a's LAN side forgets node-b (its health checks
+    # failed, the registry's lease ran out), and the peer table, zeroconf and the registry
+    # agree: known from the registry only, dead, OFFLINE.
+    wait_for(
+        lambda: str(peer(deployment, "node-b")["source"]).endswith("REGISTRY"),
+        "node-a forgets node-b on the LAN",
+        LAN_FORGOTTEN + SLACK,
+    )
+    forgotten_after = time.time() - killed
+    b = peer(deployment, "node-b")
+    assert str(b["liveness"]).endswith("DEAD"), b
+    wait_for(
+        lambda: registry_state(deployment, "node-b").endswith("OFFLINE"),
+        "the registry has node-b OFFLINE",
+        REGISTRY_OFFLINE + SLACK,
+    )
     assert process.wait(RELAY_GRACE + 60) != 0  # type: ignore[attr-defined]
     events = events_of(out)
     statuses = [status_of(e) for e in events if status_of(e)]
@@ -231,4 +242,7 @@ def test_sigkill_of_the_peer_mid_relay_is_peer_lost_at_once_then_failed(
     failed_after = _seconds_after(events[-1], killed)
     assert RELAY_GRACE <= failed_after <= RELAY_GRACE + PEER_LOST_AFTER_CRASH + SLACK
     assert "node-b" in str(events[-1]["status_changed"])
-    print(f"\nSIGKILL: PEER_LOST after {lost_after:.1f} s, FAILED after {failed_after:.1f} s")
+    print(
+        f"\nSIGKILL: PEER_LOST after {lost_after:.1f} s, LAN side forgotten after "
+        f"{forgotten_after:.1f} s, FAILED after {failed_after:.1f} s"
+    )

@@ -15,6 +15,7 @@ from kodosumi.errors import InvalidArgument, PermissionDenied
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
+from kodosumid.cli import build_config, parse_args
 from kodosumid.config import FlowEntry, PoolConfig, flows_from
 from kodosumid.executors.placement import merged
 from kodosumid.executors.port import ANYWHERE, Placement
@@ -180,3 +181,50 @@ async def test_users_cannot_choose_hosts_and_bad_placements_name_their_field(
 
 def test_flow_entry_default_is_anywhere() -> None:
     assert replace(TEST_FLOWS[0]).placement == ANYWHERE
+
+
+def test_flow_flags_give_a_catalog_flow_its_placement() -> None:
+    args = parse_args(
+        [
+            *("--flow", "lanflows.where:whereami", "--flow-labels", "host=h3,zone=a"),
+            *("--flow-resources", "CPU=0.5,gpu_slot=1", "--flow-node", "10.213.0.13"),
+            *("--flow", "tests.flowlib:sleepy"),
+            *("--flow", "flows.basic:hello", "--flow-labels", "host=h2"),
+        ]
+    )
+    flows = {f.name: f for f in build_config(args).flows or ()}
+    assert flows["lanflows.where.whereami"].placement == Placement(
+        {"CPU": 0.5, "gpu_slot": 1.0}, {"host": "h3", "zone": "a"}, "10.213.0.13"
+    )
+    assert flows["tests.flowlib.sleepy"].placement == ANYWHERE
+    # A flow the catalog already offers keeps its entry and takes the placement.
+    assert flows["hello"].placement == Placement({}, {"host": "h2"}, "")
+    assert flows["hello"].input_schema != {"type": "object"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--flow-labels", "host=h3"], "--flow-labels must follow the --flow"),
+        (["--flow", "m:f", "--flow-labels", "host"], "'host' is not KEY=VALUE"),
+        (["--flow", "m:f", "--flow-resources", "GPU=many"], "the amount is not a number"),
+    ],
+)
+def test_misplaced_or_malformed_flow_flags_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse_args(argv)
+    assert caught.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_flow_placements_name_the_flag() -> None:
+    for argv, field in [
+        (["--flow", "m:f", "--flow-resources", "GPU=-1"], "--flow m:f.resources[GPU]"),
+        (["--flow", "m:f", "--flow-labels", "host=a b"], "--flow m:f.labels[host]"),
+        (["--flow", "m:f", "--flow-node", "not a node"], "--flow m:f.node"),
+    ]:
+        with pytest.raises(InvalidArgument) as caught:
+            build_config(parse_args(argv))
+        assert caught.value.violations[0].field == field

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,11 @@ import pytest
 from zeroconf import InterfaceChoice
 
 from kodosumi.v1 import flow_pb2
-from kodosumid.network.discovery import interfaces_for
+from kodosumid.network.discovery import SERVICE_TYPE, interfaces_for
 from kodosumid.network.peers import Liveness, Source
 from tests.node.conftest import TEST_FLOWS
 from tests.node.helpers import eventually
-from tests.peers.conftest import Cluster
+from tests.peers.conftest import PEERS, Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 HELPER_PORT = 9  # "discard": nothing of ours listens there, so health checks fail
@@ -132,6 +133,87 @@ async def test_registry_and_lan_entries_merge_and_a_leaving_node_is_no_target(
 
     await eventually(left, timeout=10)
     assert table.candidates("sleepy") == []
+
+
+async def _live_helper(cluster: Cluster, node_id: str) -> Helper:
+    """A LAN-only peer that answers health checks (mTLS, a node certificate of the cluster)."""
+    tls = cluster.pki.node_tls(node_id)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "tests.peers.lan_helper", node_id, "0"),
+        *(str(tls.ca_cert), str(tls.cert), str(tls.key)),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    h = Helper(process)
+    await h.next_event("started")
+    return h
+
+
+async def test_a_crashed_lan_only_peer_is_dead_then_forgotten_then_found_again(
+    cluster: Cluster,
+) -> None:
+    forget = 2.0
+    peers = replace(PEERS, lan_forget_seconds=forget)
+    app = await cluster.node("node-a", TEST_FLOWS[:1], lan=True, peers=peers)
+    assert app.network is not None and app.network.discovery is not None
+    table, discovery = app.network.table, app.network.discovery
+    # What docs/operations.md states: dead within interval + timeout, forgotten by the LAN
+    # side (peer table and mDNS cache) within 2 x interval + timeout + lan_forget_seconds.
+    dead_bound = peers.health_interval_seconds + peers.health_timeout_seconds
+    gone_bound = dead_bound + peers.health_interval_seconds + forget
+    slack = 3.0
+
+    def liveness() -> Liveness | None:
+        peer = table.get("lan-peer")
+        return peer.liveness if peer is not None else None
+
+    helpers = [await _live_helper(cluster, "lan-peer")]
+    try:
+
+        async def alive() -> bool:
+            return liveness() is Liveness.ALIVE
+
+        await eventually(alive, timeout=15)
+        peer = table.get("lan-peer")
+        assert peer is not None and peer.source is Source.LAN and peer.routable
+        name = f"lan-peer.{SERVICE_TYPE}"
+        assert discovery._cached(name)
+
+        # SIGKILL: no goodbye on the LAN; the health checks and the reconcile must tell.
+        killed = time.monotonic()
+        helpers[0].process.kill()
+        await helpers[0].process.wait()
+
+        async def dead() -> bool:
+            return liveness() is Liveness.DEAD
+
+        await eventually(dead, timeout=dead_bound + slack)
+        dead_after = time.monotonic() - killed
+
+        async def gone() -> bool:
+            return table.get("lan-peer") is None
+
+        await eventually(gone, timeout=gone_bound + slack)
+        gone_after = time.monotonic() - killed
+        assert gone_after <= gone_bound + slack
+        assert discovery._cached(name) == []  # zeroconf agrees: nothing of it is cached
+        assert table.candidates("anything") == []
+
+        # The peer starts again (same id): its announcement is news, it is found and alive.
+        helpers.append(await _live_helper(cluster, "lan-peer"))
+        back = time.monotonic()
+        await eventually(alive, timeout=15)
+        print(
+            f"\nLAN-only crash: dead after {dead_after:.1f} s, forgotten after "
+            f"{gone_after:.1f} s (bound {gone_bound:.1f} s); found again "
+            f"{time.monotonic() - back:.1f} s after its restart"
+        )
+    finally:
+        for h in helpers:
+            if h.process.returncode is None:
+                h.process.kill()
+                await h.process.wait()
 
 
 def test_discovery_binds_to_the_listen_interface_by_default() -> None:

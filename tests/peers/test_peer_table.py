@@ -116,3 +116,49 @@ def test_lan_peers_need_their_node_info_until_the_digest_matches() -> None:
     assert not peer.needs_node_info and set(peer.flows) == {"search"}
     table.lan_seen(lan("b", digest="changed"))
     assert peer.needs_node_info
+
+
+def _fail(table: PeerTable, node_id: str, at: float) -> None:
+    table.checked(node_id, alive=False, reason="refused", at=at, endpoint="")
+
+
+def test_a_dead_lan_peer_is_stale_after_the_forget_time_or_once_the_registry_agrees() -> None:
+    table = PeerTable("self")
+    table.lan_seen(lan("lan-only"))
+    table.lan_seen(lan("both"))
+    table.registry_reset([registered("both")])
+    for node_id in ("lan-only", "both"):
+        table.checked(node_id, alive=True, reason="serving", at=1.0, endpoint="x")
+    assert table.lan_stale(now=100.0, forget_after=10.0) == []  # alive: never stale
+
+    _fail(table, "lan-only", 10.0)
+    _fail(table, "lan-only", 12.0)  # still failing: dead since the first failure
+    _fail(table, "both", 10.0)
+    assert table.get("lan-only").dead_since == 10.0  # type: ignore[union-attr]
+    assert table.lan_stale(now=19.9, forget_after=10.0) == []
+    assert table.lan_stale(now=20.0, forget_after=10.0) == ["both", "lan-only"]
+
+    # The registry's lease ran out: its word and the failed checks suffice at once.
+    table.registry_node(registered("both", state=rpb.REGISTERED_NODE_STATE_OFFLINE))
+    assert table.lan_stale(now=10.5, forget_after=10.0) == ["both"]
+
+    # Forgetting the LAN side drops a LAN-only peer; a registry one stays, from the registry.
+    for node_id in table.lan_stale(now=20.0, forget_after=10.0):
+        table.lan_gone(node_id)
+    assert table.get("lan-only") is None
+    both = table.get("both")
+    assert both is not None and both.source is Source.REGISTRY and not both.routable
+
+
+def test_a_peer_announced_anew_is_checked_afresh_not_forgotten_again() -> None:
+    table = PeerTable("self")
+    table.registry_reset([registered("b")])
+    table.lan_seen(lan("b"))
+    _fail(table, "b", 1.0)
+    table.lan_gone("b")  # forgotten on the LAN side; the registry still lists it
+    table.lan_seen(lan("b"))  # it restarted and announced itself
+    b = table.get("b")
+    assert b is not None and b.liveness is Liveness.UNKNOWN and b.dead_since == 0.0
+    assert table.lan_stale(now=1000.0, forget_after=10.0) == []
+    table.checked("b", alive=True, reason="serving", at=2.0, endpoint="x")
+    assert b.routable and b.dead_since == 0.0
