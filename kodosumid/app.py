@@ -52,6 +52,7 @@ from kodosumid.executors.describe import executor_messages
 from kodosumid.executors.preload import effective_preload
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
+from kodosumid.files.peer_link import PeerFiles
 from kodosumid.files.service import Files
 from kodosumid.files.servicer import FileServicer
 from kodosumid.files.wiring import keep_purging, open_files
@@ -282,7 +283,12 @@ class NodeApp:
             ),
             server,
         )
-        file_pb2_grpc.add_FileServiceServicer_to_server(FileServicer(files, config.node_id), server)
+        # Forwarded launches bring their files; their outputs are fetched through here.
+        peer_files = PeerFiles(network.client.files) if network.client is not None else None
+        files.identity, files.peers = self.identity, peer_files
+        file_pb2_grpc.add_FileServiceServicer_to_server(
+            FileServicer(files, config.node_id, peer_files), server
+        )
         # A2A on the same port, identities, guard and executions (kodosumid/a2a/).
         a2a_tasks = A2ATasks(
             executions,

@@ -193,18 +193,24 @@ class DownloadFileRequest(_message.Message):
 
     FILE_ID_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
     file_id: _builtins.str
     offset: _builtins.int
     """Resume from this byte (at most the file's size)."""
+    execution_id: _builtins.str
+    """The execution the file belongs to (optional): an output of an execution this node
+    forwarded to a peer is fetched from that peer through this node.
+    """
     def __init__(
         self,
         *,
         file_id: _builtins.str = ...,
         offset: _builtins.int = ...,
+        execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_id", b"file_id", "offset", b"offset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "file_id", b"file_id", "offset", b"offset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -171,9 +171,26 @@ class Launcher:
             from_peer = NODE in principal.roles and principal.id != self.access.identity
             if self.relayer is None or forwarded or from_peer:
                 raise
-            return await self.relayer.launch(
-                principal, flow_name, inputs, owner=owner, parent=parent
+            files_port = self.files
+            grant = None
+            if input_files and files_port is not None:
+                ids = [f.file_id for f in input_files]
+
+                async def grant(node_id: str) -> None:
+                    await files_port.grant_node(ids, node_id)
+
+            record = await self.relayer.launch(
+                principal,
+                flow_name,
+                inputs,
+                owner=owner,
+                parent=parent,
+                files=input_files,
+                grant=grant,
             )
+            if input_files and files_port is not None:
+                await files_port.link_inputs(record.execution_id, input_files)
+            return record
         check_flow_access(principal, flow)  # the catalog's per-flow allow-list (auth)
         check_inputs(flow, inputs)
         inputs = with_defaults(flow.input_schema, inputs)

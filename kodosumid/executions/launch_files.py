@@ -38,6 +38,10 @@ class LaunchFiles(Protocol):
 
     async def inputs_of(self, execution_id: str) -> list[dict[str, Any]]: ...
 
+    async def grant_node(self, file_ids: Sequence[str], node_id: str) -> None:
+        """Let the peer node `node_id` read these files (a launch forwarded there)."""
+        ...
+
 
 async def resolve(
     port: LaunchFiles | None, principal: Principal, files: dict[str, str] | None

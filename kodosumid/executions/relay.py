@@ -29,7 +29,7 @@ are catalog errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,6 +42,7 @@ from kodosumi.logs import bind_run
 from kodosumi.v1 import event_pb2
 from kodosumid.config import FlowEntry
 from kodosumid.event_store import EventStore, ExecutionRecord
+from kodosumid.executions.launch_files import InputFileLike
 from kodosumid.executions.lifecycle import ExecutionObserver
 from kodosumid.executions.live import LiveExecution, LiveTable
 from kodosumid.network.backoff import Backoff, TimeSource, is_transient
@@ -78,7 +79,15 @@ class RemoteLaunch:
 class PeerExecutions(Protocol):
     """Executions on peers, called as this node."""
 
-    async def launch(self, flow: str, inputs: dict[str, Any]) -> RemoteLaunch: ...
+    async def launch(
+        self,
+        flow: str,
+        inputs: dict[str, Any],
+        files: dict[str, str] | None = None,
+        before: Callable[[str], Awaitable[None]] | None = None,
+    ) -> RemoteLaunch:
+        """`files` (name -> file id here) are pulled by the peer `before(its node id)` let."""
+        ...
 
     def watch(
         self, node_id: str, execution_id: str, after_seq: int
@@ -296,13 +305,19 @@ class Relayer:
         *,
         owner: str = "",
         parent: ExecutionRecord | None = None,
+        files: Sequence[InputFileLike] = (),
+        grant: Callable[[str], Awaitable[None]] | None = None,
     ) -> ExecutionRecord:
-        """Launch on a peer (which validates the inputs), then relay it as a local execution
+        """`files`: the peer pulls them from here once `grant(its node id)` let it.
+
+        Launch on a peer (which validates the inputs), then relay it as a local execution
         under the peer's execution id; its events arrive with the peer's `seq` numbers.
 
         A child (`parent`) is linked here (`parent_execution_id`); its relayed stream is the
         peer's and carries no `ChildExecution` event (the peer does not know the parent)."""
-        remote = await self.peers.launch(flow_name, inputs)
+        remote = await self.peers.launch(
+            flow_name, inputs, {f.name: f.file_id for f in files}, grant
+        )
         # The peer call carried the trace context: the run continues this trace there.
         run = launch_trace(remote.execution_id, flow_name, principal.id)
         bind_run(remote.execution_id, run.trace_id)

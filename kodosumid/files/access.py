@@ -13,12 +13,25 @@ from collections.abc import Awaitable, Callable
 
 from kodosumi.authz import Principal
 from kodosumi.errors import InvalidArgument, NotFound, PermissionDenied
+from kodosumi.spiffe import IdentityKind
 from kodosumid.event_store import ExecutionRecord
 from kodosumid.files.model import FileRecord
 from kodosumid.files.store import FileStore
 
 Records = Callable[[str], Awaitable[ExecutionRecord | None]]
 SpeaksFor = Callable[[Principal, ExecutionRecord], bool]
+
+
+def node_grantee(node_id: str) -> str:
+    """How a grant names a peer node (its identity is `spiffe://<domain>/node/<id>`)."""
+    return f"node/{node_id}"
+
+
+def grantee_of(principal: Principal) -> str:
+    identity = principal.identity
+    if identity is None or identity.kind != IdentityKind.NODE:
+        return ""
+    return node_grantee(identity.name)
 
 
 def not_found(file_id: str) -> NotFound:
@@ -37,7 +50,10 @@ class FileAccess:
         record = await self.store.get(file_id)
         if record is None:
             raise not_found(file_id)
-        if principal.may_act_on(record.owner) or await self.store.granted(file_id, principal.id):
+        if principal.may_act_on(record.owner):
+            return record
+        grantee = grantee_of(principal)
+        if grantee and await self.store.granted(file_id, grantee):
             return record
         for link in await self.store.links_of(file_id):
             execution = await self.records(link.execution_id)

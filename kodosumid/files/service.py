@@ -24,7 +24,8 @@ from kodosumi.errors import (
     ResourceExhausted,
 )
 from kodosumid.executions.launch_files import InputFileLike
-from kodosumid.files.access import FileAccess, Records, SpeaksFor
+from kodosumid.executions.relay import peer_of
+from kodosumid.files.access import FileAccess, Records, SpeaksFor, grantee_of, node_grantee
 from kodosumid.files.blobs import BlobStore, is_sha256
 from kodosumid.files.model import (
     CHUNK_BYTES,
@@ -36,6 +37,7 @@ from kodosumid.files.model import (
     FilesConfig,
     file_id_for,
 )
+from kodosumid.files.peer_pull import PeerSource, pull_inputs
 from kodosumid.files.store import FileStore
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,9 @@ class Files:
         self.node_id = node_id
         self.clock: Clock = clock or SystemClock()
         self.access = FileAccess(store, records, speaks_for)
+        # This node's own identity, and the files of its peers (forwarded launches' inputs).
+        self.identity = ""
+        self.peers: PeerSource | None = None
         # Bytes of uploads in progress, per owner: counted against the quota until stored.
         self._reserved: dict[str, int] = {}
 
@@ -231,10 +236,21 @@ class Files:
         await self.access.execution(principal, execution_id)
         return await self.store.files_of(execution_id, direction)
 
+    async def relayed(self, principal: Principal, execution_id: str) -> str:
+        """The peer that runs an execution this node forwarded ('' for a local one)."""
+        record = await self.access.execution(principal, execution_id)
+        return peer_of(record.executor)
+
     # -- launches -----------------------------------------------------------------------------
 
     async def resolve_inputs(self, principal: Principal, files: dict[str, str]) -> list[InputFile]:
-        """The files a launch names (name -> file id), each readable by the caller."""
+        """The files a launch names (name -> file id), each readable by the caller. A peer
+        forwarding a launch names its own files: they are pulled from it first."""
+        node_id = grantee_of(principal).removeprefix("node/")
+        if node_id and principal.id != self.identity and self.peers is not None:
+            for name in files:
+                check_name(name, f"files.{name}")
+            files = await pull_inputs(self, self.peers, principal, node_id, files)
         resolved = []
         for name, file_id in sorted(files.items()):
             check_name(name, f"files.{name}")
@@ -257,9 +273,9 @@ class Files:
             for link, r in await self.store.files_of(execution_id, INPUT)
         ]
 
-    async def grant(self, file_ids: Sequence[str], grantee: str) -> None:
+    async def grant_node(self, file_ids: Sequence[str], node_id: str) -> None:
         for file_id in file_ids:
-            await self.store.grant(file_id, grantee)
+            await self.store.grant(file_id, node_grantee(node_id))
 
     # -- removal ------------------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from kodosumi.errors import InvalidArgument
+from kodosumi.errors import InvalidArgument, NotFound
 from kodosumi.rpc.guard import current_principal
 from kodosumi.v1 import file_pb2, file_pb2_grpc
 from kodosumid.files.model import INPUT, OUTPUT, Direction, FileLink, FileRecord
+from kodosumid.files.peer_link import PeerFiles
 from kodosumid.files.service import Files, UploadHeader
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -58,9 +59,16 @@ async def _chunks(requests: AsyncIterator[file_pb2.UploadFileRequest]) -> AsyncI
 
 
 class FileServicer(file_pb2_grpc.FileServiceServicer):
-    def __init__(self, files: Files, node_id: str) -> None:
+    def __init__(self, files: Files, node_id: str, peers: PeerFiles | None = None) -> None:
         self.files = files
         self.node_id = node_id
+        # Files of executions this node forwarded live on the peer running them.
+        self.peers = peers
+
+    async def _peer_of(self, execution_id: str) -> str:
+        if self.peers is None or not execution_id:
+            return ""
+        return await self.files.relayed(current_principal(), execution_id)
 
     async def UploadFile(  # type: ignore[override]
         self, request_iterator: AsyncIterator[file_pb2.UploadFileRequest], context: Context
@@ -77,9 +85,18 @@ class FileServicer(file_pb2_grpc.FileServiceServicer):
     async def DownloadFile(  # type: ignore[override]
         self, request: file_pb2.DownloadFileRequest, context: Context
     ) -> AsyncIterator[file_pb2.DownloadFileResponse]:
-        record, chunks = await self.files.download(
-            current_principal(), request.file_id, min(request.offset, 2**63 - 1)
-        )
+        try:
+            record, chunks = await self.files.download(
+                current_principal(), request.file_id, min(request.offset, 2**63 - 1)
+            )
+        except NotFound:
+            # An output of a forwarded execution: the peer has it; pass its stream through.
+            node = await self._peer_of(request.execution_id)
+            if not node or self.peers is None:
+                raise
+            async for response in self.peers.download(node, request):
+                yield response
+            return
         info: file_pb2.FileInfo | None = file_info(record, self.node_id)
         offset = request.offset
         with contextlib.closing(chunks):
@@ -101,6 +118,9 @@ class FileServicer(file_pb2_grpc.FileServiceServicer):
     ) -> file_pb2.ListFilesResponse:
         if request.direction not in _DIRECTIONS:
             raise InvalidArgument.field("direction", "INPUT, OUTPUT or UNSPECIFIED (both)")
+        node = await self._peer_of(request.execution_id)
+        if node and self.peers is not None:
+            return await self.peers.list(node, request)
         found = await self.files.list_files(
             current_principal(), request.execution_id, _DIRECTIONS[request.direction]
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -22,7 +22,7 @@ from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.rpc.channel import open_channel
 from kodosumi.server_identity import ServerExpectation
 from kodosumi.tls import TlsMaterial
-from kodosumi.v1 import flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumi.v1 import file_pb2_grpc, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.config import PeersConfig
 from kodosumid.executions.relay import RemoteLaunch
 from kodosumid.network.backoff import is_transient
@@ -35,6 +35,8 @@ FORWARDED_BY = "kodosumi-forwarded-by"
 # The node's own message limit (`NodeConfig.max_message_bytes`) unless told otherwise.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _WATCH_METHOD = "/kodosumi.v1.FlowService/WatchExecution"
+# More time for a forwarded launch with input files: the peer pulls them before it answers.
+FILES_PULL_SECONDS = 600.0
 
 
 def forwarded_call(metadata: Any) -> bool:
@@ -161,6 +163,11 @@ class PeerClient:
     def _flows(self, endpoint: str, node_id: str) -> flow_pb2_grpc.FlowServiceAsyncStub:
         return flow_pb2_grpc.FlowServiceStub(self.links.channel(endpoint, node_id))  # type: ignore[return-value]
 
+    def files(self, node_id: str) -> file_pb2_grpc.FileServiceAsyncStub:
+        """The FileService of a peer, on its first endpoint (kodosumid/files/peer_link.py)."""
+        endpoint = self._endpoints(node_id)[0]
+        return file_pb2_grpc.FileServiceStub(self.links.channel(endpoint, node_id))  # type: ignore[return-value]
+
     def _endpoints(self, node_id: str) -> tuple[str, ...]:
         peer = self.table.get(node_id)
         if peer is None or not peer.endpoints:
@@ -224,7 +231,13 @@ class PeerClient:
 
     # -- PeerExecutions -----------------------------------------------------------------------
 
-    async def launch(self, flow: str, inputs: dict[str, Any]) -> RemoteLaunch:
+    async def launch(
+        self,
+        flow: str,
+        inputs: dict[str, Any],
+        files: dict[str, str] | None = None,
+        before: Callable[[str], Awaitable[None]] | None = None,
+    ) -> RemoteLaunch:
         """Launch `flow` on the best peer offering it. The peer's answers to the request itself
         (bad inputs, too busy) are the client's answers; unreachable peers are skipped."""
         candidates = self.table.candidates(flow)
@@ -236,13 +249,19 @@ class PeerClient:
             raise NotFound(
                 f"no flow named {flow!r} on this node or its peers", reason="FLOW_NOT_FOUND"
             )
-        request = flow_pb2.LaunchExecutionRequest(flow=flow, inputs=dict_to_struct(inputs))
+        request = flow_pb2.LaunchExecutionRequest(
+            flow=flow, inputs=dict_to_struct(inputs), files=files or {}
+        )
+        # The peer pulls the input files before it answers (kodosumid/files/peer_pull.py).
+        timeout = self.call_timeout + (FILES_PULL_SECONDS if files else 0.0)
         last: KodosumiError | None = None
         for peer in candidates:
+            if before is not None:
+                await before(peer.node_id)
             for endpoint in peer.endpoints:
                 try:
                     response = await self._flows(endpoint, peer.node_id).LaunchExecution(
-                        request, timeout=self.call_timeout, metadata=self._metadata
+                        request, timeout=timeout, metadata=self._metadata
                     )
                 except grpc.aio.AioRpcError as e:
                     error = catalog_error(e, peer=f"peer {peer.node_id}")

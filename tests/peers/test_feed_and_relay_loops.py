@@ -138,7 +138,9 @@ class FlakyPeer:
         self.checks += 1
         return self.answers.pop(0) if self.answers else True
 
-    async def launch(self, flow: str, inputs: dict[str, Any]) -> RemoteLaunch:
+    async def launch(
+        self, flow: str, inputs: dict[str, Any], files: Any = None, before: Any = None
+    ) -> RemoteLaunch:
         raise NotImplementedError
 
     async def watch(
