@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -31,8 +30,8 @@ from kodosumi.rpc.server import (
 from kodosumi.sqlite import private_dir
 from kodosumi.tls import TlsFiles, TlsMaterial
 from kodosumi.v1 import file_pb2, file_pb2_grpc, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
-from kodosumid.a2a.cards import CardSettings, flow_card, node_card, signed
 from kodosumid.a2a.http import CardListener
+from kodosumid.a2a.node_cards import NodeCards
 from kodosumid.a2a.servicer import A2AServicer
 from kodosumid.a2a.tasks import A2ATasks, TaskLimits
 from kodosumid.auth.flow_identity import flows_dir
@@ -41,14 +40,12 @@ from kodosumid.auth.link import NodeAuth
 from kodosumid.auth.policy import NODE_POLICY
 from kodosumid.catalog import Catalog, example_flows
 from kodosumid.config import NodeConfig, ensure_node_id
-from kodosumid.convert import flow_message
 from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.service import ExecutionService
 from kodosumid.executors.caller_settings import CallerSettings
 from kodosumid.executors.code_shipping import code_runtime_env, executor_workdir
 from kodosumid.executors.credentials import CallerCredentials
-from kodosumid.executors.describe import executor_messages
 from kodosumid.executors.preload import effective_preload
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray, stop_ray
@@ -57,9 +54,11 @@ from kodosumid.files.service import Files
 from kodosumid.files.servicer import FileServicer
 from kodosumid.files.wiring import keep_purging, open_files
 from kodosumid.network.peer_network import PeerNetwork
+from kodosumid.node_info import node_info, write_info_file
 from kodosumid.observability.wiring import NodeObservability
+from kodosumid.pool_serving import follow_pool
 from kodosumid.quotas import Quotas
-from kodosumid.servicers import VERSION, FlowServicer, NodeServicer, node_load
+from kodosumid.servicers import FlowServicer, NodeServicer
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +93,8 @@ class NodeApp:
         self.ray_address = ""
         self.client_files: TlsFiles | None = None
         self._owns_ray = False
-        self._started = time.monotonic()
-        self._start_time_ns = time.time_ns()
+        self.started = time.monotonic()
+        self.start_time_ns = time.time_ns()
         self.store: SqliteEventStore | None = None
         self.executions: ExecutionService | None = None
         self.pool: RayExecutorPool | None = None
@@ -115,6 +114,7 @@ class NodeApp:
         self.quotas: Quotas | None = None
         self.catalog: Catalog | None = None
         self.a2a_http: CardListener | None = None
+        self.cards: NodeCards | None = None
         self.files: Files | None = None
         self._purge_task: asyncio.Task[None] | None = None
 
@@ -279,7 +279,10 @@ class NodeApp:
         )
         node_pb2_grpc.add_NodeServiceServicer_to_server(
             NodeServicer(
-                lambda: self._info(catalog, hub), observability.watch_alerts, network.table, quotas
+                lambda: node_info(self, catalog, hub),
+                observability.watch_alerts,
+                network.table,
+                quotas,
             ),
             server,
         )
@@ -297,8 +300,11 @@ class NodeApp:
             TaskLimits(config.a2a.max_part_bytes, config.a2a.cancel_wait_seconds),
             quotas,
         )
+        self.cards = cards = NodeCards(
+            config.node_id, lambda: self.advertised_address, self.credentials, catalog
+        )
         a2a_pb2_grpc.add_A2AServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            A2AServicer(a2a_tasks, catalog, self.card_settings, self._signing_material), server
+            A2AServicer(a2a_tasks, catalog, cards.settings, cards.signing_material), server
         )
         self._health = add_health_and_reflection(server, SERVICE_NAMES)
         self.port = bind(server, config.listen, tls)
@@ -311,11 +317,13 @@ class NodeApp:
         await server.start()
         self._server = server
         await set_serving(self._health, SERVICE_NAMES, True)  # type: ignore[arg-type]
-        self._pool_health_task = asyncio.get_running_loop().create_task(self._follow_pool())
-        self._write_info_file()
-        await network.start(lambda: self._info(catalog, hub, detail=False), self.port)
+        self._pool_health_task = asyncio.get_running_loop().create_task(
+            follow_pool(self.pool, self._health, config.node_id, SERVICE_NAMES[:1])
+        )
+        write_info_file(self)
+        await network.start(lambda: node_info(self, catalog, hub, detail=False), self.port)
         if config.a2a.http_listen:
-            self.a2a_http = CardListener(config.a2a.http_listen, self.public_card)
+            self.a2a_http = CardListener(config.a2a.http_listen, cards.public_card)
             await self.a2a_http.start()
         if self.auth is not None:
             self.auth.start(lambda: [f.name for f in catalog.list()])
@@ -334,47 +342,6 @@ class NodeApp:
         await bound
         await self.pool.start()
 
-    def card_settings(self) -> CardSettings:
-        trust_domain = self.credentials.trust_domain if self.credentials is not None else ""
-        return CardSettings(self.config.node_id, self.advertised_address, trust_domain)
-
-    def _signing_material(self) -> tuple[bytes, bytes] | None:
-        """The node's current key and certificate (read again: enrolled ones are renewed)."""
-        files = self.credentials.files if self.credentials is not None else None
-        if files is None:
-            return None
-        return files.key.read_bytes(), files.cert.read_bytes()
-
-    def public_card(self, flow: str = "") -> a2a_pb2.AgentCard | None:
-        """The card anyone may read (HTTP discovery): flows open to everyone, or one of them."""
-        assert self.catalog is not None
-        open_flows = [f for f in self.catalog.list() if not f.groups]
-        if not flow:
-            return signed(node_card(self.card_settings(), open_flows), self._signing_material)
-        chosen = [f for f in open_flows if f.name == flow]
-        if not chosen:
-            return None
-        return signed(flow_card(self.card_settings(), chosen[0]), self._signing_material)
-
-    async def _follow_pool(self) -> None:
-        """Launches are NOT_SERVING (overall health and FlowService) while no executor can
-        be had; the reason is `degraded_reason` in GetNodeInfo."""
-        assert self.pool is not None and self._health is not None
-        serving = True
-        while True:
-            await self.pool.changed.wait()
-            self.pool.changed.clear()
-            up = not self.pool.unavailable
-            if up != serving:
-                serving = up
-                log.warning(
-                    "node %s: launches %s (%s)",
-                    self.config.node_id,
-                    "serve again" if up else "NOT_SERVING",
-                    self.pool.problem or "executors start again",
-                )
-                await set_serving(self._health, SERVICE_NAMES[:1], up)  # type: ignore[arg-type]
-
     def _caller_settings(self) -> CallerSettings:
         """How this node's executors dial it (`ctx.call_flow`): its advertised address (an
         executor may run on another host; never 127.0.0.1 for a node listening on 0.0.0.0).
@@ -388,41 +355,6 @@ class NodeApp:
         if files is None:
             return CallerCredentials(None, None)
         return CallerCredentials(files, flows_dir(self.config.state_dir))
-
-    def _info(self, catalog: Catalog, hub: WatchHub, *, detail: bool = True) -> node_pb2.NodeInfo:
-        """The node's self-description; without `detail` (the registry's copy) no executors."""
-        assert self.executions is not None
-        info = node_pb2.NodeInfo(
-            node_id=self.config.node_id,
-            version=VERSION,
-            identity=self.identity,
-            endpoints=list(self.endpoints) or [self.address],
-            flows=[flow_message(f, self.config.node_id) for f in catalog.list()],
-            load=node_load(self.executions, hub.watcher_count, self._started),
-            ray_address=self.ray_address,
-            capabilities=["watch-batches", "human-input", "process-isolation"],
-        )
-        info.start_time.FromNanoseconds(self._start_time_ns)
-        if self.pool is not None:
-            info.degraded_reason = self.pool.problem
-            if detail:
-                info.executors.extend(executor_messages(self.pool))
-        if self.observability is not None:
-            self.observability.fill_load(info.load)
-        return info
-
-    def _write_info_file(self) -> None:
-        data = {
-            "address": self.address,
-            "endpoints": list(self.endpoints),
-            "node_id": self.config.node_id,
-            "insecure": self.config.insecure,
-            "pid": os.getpid(),
-            "identity": self.identity,
-        }
-        tmp = self.info_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(self.info_file)
 
     async def stop(self) -> None:
         """Graceful stop: NOT_SERVING, finish or cancel executions, then close everything."""
