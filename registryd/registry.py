@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
 from dataclasses import replace
 
 from kodosumi.authz import Principal
@@ -32,8 +31,6 @@ from registryd.errors import (
     FlowOfferNotFound,
     NodeNotFound,
     NodeNotRegistered,
-    RevisionCompacted,
-    RevisionInFuture,
 )
 from registryd.feed import ChangeFeed
 from registryd.lease import Lease, LeaseRules, LeaseTable
@@ -55,17 +52,12 @@ from registryd.model import (
 from registryd.policy import check_node_writer
 from registryd.store import RegistryStore
 from registryd.validate import check_announcement, check_node_id
+from registryd.watch import Watch, open_watch
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-# Changes per read of a watch, and their bytes: a watch stream holds one page (and the
-# response made of it) while its client does not read. Flow changes carry their schemas, so
-# the bytes bound the page; a single change larger than that goes alone (a registration is
-# at most the 4 MiB a request may carry).
-WATCH_BATCH = 64
-WATCH_PAGE_BYTES = 256 * 1024
 
 
 class Registry:
@@ -343,26 +335,7 @@ class Registry:
 
         `after_revision` 0 starts at the oldest change still kept.
         """
-        if after_revision < 0:
-            raise InvalidArgument.field("after_revision", "must not be negative")
-        current = await self.store.revision()
-        compacted = await self.store.compacted_revision()
-        if after_revision > current:
-            raise RevisionInFuture(after_revision, current)
-        start = after_revision or compacted
-        if start < compacted:
-            raise RevisionCompacted(start, compacted)
-        return Watch(self, start, current)
-
-    async def _follow(self, after: int) -> AsyncGenerator[list[Change], None]:
-        revision = after
-        while True:
-            changes = await self.store.changes_after(revision, WATCH_BATCH, WATCH_PAGE_BYTES)
-            if changes:
-                yield changes
-                revision = changes[-1].revision
-            elif revision >= self._feed.revision:
-                await self._feed.wait_beyond(revision)
+        return await open_watch(self.store, self._feed, after_revision)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -382,19 +355,6 @@ class Registry:
     def _publish(self, changes: list[Change]) -> None:
         if changes:
             self._feed.publish(changes[-1].revision)
-
-
-class Watch:
-    """An open watch: `start_revision` is where replay begins, `revision` the registry's
-    revision when it opened. Iterate for batches of consecutive changes."""
-
-    def __init__(self, registry: Registry, start_revision: int, revision: int) -> None:
-        self.start_revision = start_revision
-        self.revision = revision
-        self._registry = registry
-
-    def __aiter__(self) -> AsyncGenerator[list[Change], None]:
-        return self._registry._follow(self.start_revision)
 
 
 def _page_size(requested: int) -> int:

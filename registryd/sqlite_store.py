@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,17 @@ from registryd.model import (
     ALL_NODES,
     Change,
     ChangeDraft,
-    ChangeKind,
     FlowEntry,
     LeaseState,
-    NodeLoad,
     NodeQuery,
     NodeRecord,
-    NodeState,
+)
+from registryd.sqlite_rows import (
+    NODE_COLUMNS,
+    change_from_row,
+    change_to_row,
+    node_from_row,
+    node_to_row,
 )
 from registryd.store import fitting, stamp
 
@@ -78,11 +82,6 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-_NODE_COLUMNS = (
-    "node_id, identity, endpoints, version, capabilities, state, state_reason, load, "
-    "first_registered_at, state_changed_at, last_heartbeat_at, lease_expires_at, "
-    "heartbeat_interval, revision"
-)
 # SQLite's default limit on host parameters is far above this; keep IN lists modest anyway.
 _CHUNK = 500
 
@@ -125,7 +124,7 @@ class SqliteStore:
             await self._reader.execute("BEGIN")
             try:
                 cursor = await self._reader.execute(
-                    f"SELECT {_NODE_COLUMNS} FROM nodes WHERE node_id = ?", (node_id,)
+                    f"SELECT {NODE_COLUMNS} FROM nodes WHERE node_id = ?", (node_id,)
                 )
                 row = await cursor.fetchone()
                 if row is None:
@@ -133,7 +132,7 @@ class SqliteStore:
                 flows = await self._flows_of([node_id])
             finally:
                 await self._reader.execute("COMMIT")
-        return _node_from_row(row, flows.get(node_id, ()))
+        return node_from_row(row, flows.get(node_id, ()))
 
     async def list_nodes(self, query: NodeQuery = ALL_NODES) -> list[NodeRecord]:
         where: list[str] = []
@@ -154,7 +153,7 @@ class SqliteStore:
                 flow_where.append("EXISTS (SELECT 1 FROM json_each(f.tags) t WHERE t.value = ?)")
                 params.append(query.flow_tag)
             where.append(f"EXISTS (SELECT 1 FROM flows f WHERE {' AND '.join(flow_where)})")
-        sql = f"SELECT {_NODE_COLUMNS} FROM nodes"
+        sql = f"SELECT {NODE_COLUMNS} FROM nodes"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY node_id"
@@ -168,7 +167,7 @@ class SqliteStore:
                 flows = await self._flows_of([row[0] for row in rows])
             finally:
                 await self._reader.execute("COMMIT")
-        return [_node_from_row(row, flows.get(row[0], ())) for row in rows]
+        return [node_from_row(row, flows.get(row[0], ())) for row in rows]
 
     async def _flows_of(self, node_ids: Sequence[str]) -> dict[str, tuple[FlowEntry, ...]]:
         found: dict[str, list[FlowEntry]] = {}
@@ -190,9 +189,9 @@ class SqliteStore:
             saved, stamped = stamp(node, changes, self._revision + 1)
             async with self._transaction():
                 await self._writer.execute(
-                    f"INSERT OR REPLACE INTO nodes ({_NODE_COLUMNS}) "
+                    f"INSERT OR REPLACE INTO nodes ({NODE_COLUMNS}) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _node_to_row(saved),
+                    node_to_row(saved),
                 )
                 await self._writer.execute("DELETE FROM flows WHERE node_id = ?", (node.node_id,))
                 await self._writer.executemany(
@@ -206,7 +205,7 @@ class SqliteStore:
                 await self._writer.executemany(
                     "INSERT INTO changes (revision, kind, node_id, at, node, flow_name, flow_tags, "
                     "flow_spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [_change_to_row(c) for c in stamped],
+                    [change_to_row(c) for c in stamped],
                 )
                 if stamped:
                     await self._set_meta("revision", stamped[-1].revision)
@@ -254,7 +253,7 @@ class SqliteStore:
         # Compaction may have run between the check above and the read, leaving a gap.
         if revision < self._compacted:
             raise RevisionCompacted(revision, self._compacted)
-        return [_change_from_row(row) for row in rows]
+        return [change_from_row(row) for row in rows]
 
     async def revision(self) -> int:
         return self._revision
@@ -314,105 +313,3 @@ async def _scalar(conn: aiosqlite.Connection, sql: str) -> int:
     cursor = await conn.execute(sql)
     row = await cursor.fetchone()
     return int(row[0]) if row else 0
-
-
-def _node_to_row(node: NodeRecord) -> tuple[Any, ...]:
-    return (
-        node.node_id,
-        node.identity,
-        json.dumps(list(node.endpoints)),
-        node.version,
-        json.dumps(list(node.capabilities)),
-        node.state.value,
-        node.state_reason,
-        json.dumps(asdict(node.load)),
-        node.first_registered_at,
-        node.state_changed_at,
-        node.last_heartbeat_at,
-        node.lease_expires_at,
-        node.heartbeat_interval,
-        node.revision,
-    )
-
-
-def _node_from_row(row: Iterable[Any], flows: tuple[FlowEntry, ...]) -> NodeRecord:
-    (
-        node_id,
-        identity,
-        endpoints,
-        version,
-        capabilities,
-        state,
-        state_reason,
-        load,
-        first_registered_at,
-        state_changed_at,
-        last_heartbeat_at,
-        lease_expires_at,
-        heartbeat_interval,
-        revision,
-    ) = row
-    return NodeRecord(
-        node_id=node_id,
-        identity=identity,
-        endpoints=tuple(json.loads(endpoints)),
-        flows=flows,
-        version=version,
-        capabilities=tuple(json.loads(capabilities)),
-        state=NodeState(state),
-        state_reason=state_reason,
-        load=NodeLoad(**json.loads(load)),
-        first_registered_at=first_registered_at,
-        state_changed_at=state_changed_at,
-        last_heartbeat_at=last_heartbeat_at,
-        lease_expires_at=lease_expires_at,
-        heartbeat_interval=heartbeat_interval,
-        revision=revision,
-    )
-
-
-def _change_to_row(change: Change) -> tuple[Any, ...]:
-    node = _snapshot_to_json(change.node) if change.node is not None else None
-    flow = change.flow
-    return (
-        change.revision,
-        change.kind.value,
-        change.node_id,
-        change.at,
-        node,
-        flow.name if flow else None,
-        json.dumps(list(flow.tags)) if flow else None,
-        flow.spec if flow else None,
-    )
-
-
-def _change_from_row(row: Iterable[Any]) -> Change:
-    revision, kind, node_id, at, node, flow_name, flow_tags, flow_spec = row
-    snapshot = _snapshot_from_json(node) if node is not None else None
-    flow = None
-    if flow_name is not None:
-        flow = FlowEntry(flow_name, tuple(json.loads(flow_tags)), flow_spec)
-    return Change(
-        revision=revision, kind=ChangeKind(kind), node_id=node_id, at=at, node=snapshot, flow=flow
-    )
-
-
-def _snapshot_to_json(node: NodeRecord) -> str:
-    """A node snapshot of the change log, without flows (they travel in FLOW_* changes)."""
-    data = asdict(node)
-    del data["flows"]
-    return json.dumps(data)
-
-
-def _snapshot_from_json(text: str) -> NodeRecord:
-    data = json.loads(text)
-    return NodeRecord(
-        **{
-            **data,
-            "endpoints": tuple(data["endpoints"]),
-            "capabilities": tuple(data["capabilities"]),
-            "state": NodeState(data["state"]),
-            "load": NodeLoad(**data["load"]),
-            "flows": (),
-        }
-    )

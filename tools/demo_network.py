@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the repo's packages first
@@ -45,6 +44,14 @@ from kodosumi.spiffe import SpiffeId  # noqa: E402
 from kodosumi.tls import TlsFiles, TlsMaterial, dev_client_files, local_user_name  # noqa: E402
 from kodosumi.v1 import node_pb2  # noqa: E402
 from kodosumi.v1 import registry_pb2 as rpb  # noqa: E402
+from tools.demo_network_configs import COUNTDOWN, HELLO, node_toml  # noqa: E402
+from tools.demo_network_daemons import (  # noqa: E402
+    Daemon,
+    DemoError,
+    alive,
+    json_field,
+    stop_daemons,
+)
 
 DEFAULT_HOME = ROOT / ".state" / "demo-network"
 MARKER = ".demo-network"
@@ -55,7 +62,6 @@ REMOTE_FLOW = "countdown"
 REGISTRY_DEADLINE = 30.0
 NODES_DEADLINE = 180.0
 PEERS_DEADLINE = 60.0
-STOP_DEADLINE = 45.0
 POLL_INTERVAL = 0.2
 # Variables that would point the daemons or koco elsewhere than this demo.
 _FOREIGN_ENV = (
@@ -68,54 +74,9 @@ _FOREIGN_ENV = (
     "RAY_ADDRESS",
 )
 
-HELLO = """
-[[flows]]
-name = "hello"
-entrypoint = "flows.basic:hello"
-description = "Greets someone: prints a line, logs and reports progress."
-tags = ["example", "fast"]
-input_schema = { type = "object", properties = { name = { type = "string", default = "world" } } }
-"""
-COUNTDOWN = """
-[[flows]]                         # node B only: node A forwards launches of it to B
-name = "countdown"
-entrypoint = "flows.basic:countdown"
-description = "Counts down: one progress event per step."
-tags = ["example", "generator"]
-[flows.input_schema]
-type = "object"
-[flows.input_schema.properties]
-steps = { type = "integer", minimum = 1, maximum = 50, default = 5 }
-pause = { type = "number", minimum = 0, maximum = 5, default = 0.05 }
-"""
-
-
-class DemoError(Exception):
-    """The demo cannot go on; the message says why (and where the logs are)."""
-
 
 def say(text: str) -> None:
     print(f"\n\033[1m==> {text}\033[0m", flush=True)
-
-
-@dataclass
-class Daemon:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    log_file: IO[bytes] = field(repr=False)
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(f"    {line}" for line in text[-lines:])
-
-    def check_running(self) -> None:
-        code = self.process.poll()
-        if code is not None:
-            raise DemoError(f"{self.name} exited with code {code}; its log ends:\n{self.tail()}")
 
 
 @dataclass
@@ -176,7 +137,7 @@ class Network:
                 continue
             with contextlib.suppress(OSError, ValueError, TypeError):
                 pid = int(json.loads(info.read_text()).get("pid") or 0)
-                if pid and _alive(pid):
+                if pid and alive(pid):
                     raise DemoError(
                         f"a daemon of an earlier demo still runs (pid {pid}, {info}); stop it first"
                     )
@@ -231,25 +192,7 @@ class Network:
 
     def stop(self) -> None:
         """SIGTERM the nodes (they deregister), then the registry; SIGKILL stragglers."""
-        nodes = [d for d in self.daemons if d.name != "registryd"]
-        registry = [d for d in self.daemons if d.name == "registryd"]
-        for group in (nodes, registry):
-            running = [d for d in group if d.process.poll() is None]
-            if running:
-                print("stopping " + ", ".join(d.name for d in running) + " (SIGTERM)", flush=True)
-            for daemon in running:
-                with contextlib.suppress(ProcessLookupError):
-                    daemon.process.send_signal(signal.SIGTERM)
-            for daemon in running:
-                try:
-                    daemon.process.wait(timeout=STOP_DEADLINE)
-                except subprocess.TimeoutExpired:
-                    print(f"{daemon.name} did not stop in {STOP_DEADLINE:.0f} s: SIGKILL")
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(daemon.process.pid, signal.SIGKILL)
-                    daemon.process.wait()
-        for daemon in self.daemons:
-            daemon.log_file.close()
+        stop_daemons(self.daemons)
 
     # -- the demo ------------------------------------------------------------------------
 
@@ -275,7 +218,7 @@ class Network:
         )
 
         async def serving() -> bool:
-            self.registry_address = _json_field(state / "registry.json", "address")
+            self.registry_address = json_field(state / "registry.json", "address")
             return bool(self.registry_address)
 
         await self.wait_for("the registry serves", serving, REGISTRY_DEADLINE)
@@ -305,7 +248,7 @@ class Network:
 
             await self.wait_for("both nodes are ONLINE in the registry", registered, NODES_DEADLINE)
         for node_id in NODES:
-            self.node_addresses[node_id] = _json_field(self.home / node_id / "node.json", "address")
+            self.node_addresses[node_id] = json_field(self.home / node_id / "node.json", "address")
 
         # Node A learns B and its flows from the registry, then checks B itself.
         node_a = ConnectConfig(target=self.node_addresses["node-a"], tls=self.user_tls())
@@ -338,57 +281,6 @@ class Network:
         return subprocess.run(
             [self.python, "-m", "kodoclient", *args], cwd=ROOT, env=env, check=False
         ).returncode
-
-
-def node_toml(node_id: str) -> str:
-    """A node's configuration: its certificate from the demo CA, short network intervals."""
-    return f"""# {node_id} of the network demo (tools/demo_network.py)
-[node]
-id = "{node_id}"
-listen = "127.0.0.1:0"
-state_dir = "{node_id}"
-shutdown_grace_seconds = 5.0
-
-[tls]                             # issued by the demo CA, which the registry uses too
-ca_cert = "ca/ca.pem"
-cert = "{node_id}/tls/node.pem"
-key = "{node_id}/tls/node.key"
-
-[registry]
-heartbeat_interval = 2.0
-retry_initial_seconds = 0.2
-retry_max_seconds = 2.0
-
-[peers]
-health_interval_seconds = 1.0
-
-[ray]
-num_cpus = 1
-object_store_memory = 104857600
-
-[pool]
-shared_executors = 1
-warm_executors = 0
-"""
-
-
-def _json_field(path: Path, key: str) -> str:
-    """A field of a JSON file a daemon writes once it serves ("" while it is not there)."""
-    try:
-        data: Any = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return ""
-    return str(data.get(key, "")) if isinstance(data, dict) else ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import ray
-from ray.exceptions import RayError
 
 from kodosumi.errors import Unavailable
 from kodosumid.config import PoolConfig
@@ -42,6 +41,7 @@ from kodosumid.executors.ray_actor import CREDENTIALS_KEY, RemoteExecutor
 from kodosumid.executors.ray_handle import RayExecutor
 from kodosumid.executors.ray_placement import actor_options
 from kodosumid.executors.ray_runtime import EXECUTOR_ENV
+from kodosumid.executors.ray_survivors import adopt_survivors
 
 log = logging.getLogger(__name__)
 
@@ -357,38 +357,7 @@ class RayExecutorPool:
     async def survivors(self) -> list[ExecutorHandle]:
         """After a node restart on an external cluster: adopt this node's executors that
         still host executions (they finish them, then retire); stop the idle ones."""
-        if not self.detached:
-            return []
-        adopted: list[ExecutorHandle] = []
-        for name in self._existing_actor_names():
-            if name in self._created:
-                continue  # one of this run's own
-            try:
-                actor = ray.get_actor(name, namespace=self.namespace)
-            except (RayError, ValueError):
-                continue
-            isolation = SHARED if name[len(self.prefix)] == SHARED[0] else PROCESS
-            executor = RayExecutor(name, actor, isolation, adopted=True, prepare=self._prepare)
-            self._created[name] = executor
-            try:
-                hosted = await executor.hosted()
-                await executor.locate()
-            except ExecutorGone:
-                self._created.pop(name, None)
-                continue
-            if not hosted:
-                # An idle executor of the previous run (a warm spare): nothing to resume.
-                self.kill(executor)
-                continue
-            executor.executions.update(hosted)
-            (self.shared if isolation == SHARED else self.busy_isolated).append(executor)
-            adopted.append(executor)
-        return adopted
-
-    def _existing_actor_names(self) -> list[str]:
-        """Named executors of this node alive in the cluster."""
-        names = ray.util.list_named_actors(all_namespaces=False)
-        return [n for n in names if isinstance(n, str) and n.startswith(self.prefix)]
+        return await adopt_survivors(self)
 
     # -- state ----------------------------------------------------------------------------------
 
