@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import capture, events, loader, tracing
+from engine import capture, events, loader, observers
 from engine.adapters import adapter_for
 from engine.buffer import ExecutionBuffer
 from engine.calls import FlowCaller
@@ -62,8 +62,9 @@ class ExecutionRun:
         # Called (each in a thread of its own) when the execution is cancelled.
         self._cancel_hooks: dict[int, Callable[[str], None]] = {}
         self._hooks_lock = threading.Lock()
-        # Spans of this attempt, from the events it emits (engine/tracing.py).
-        self.tracer = tracing.RunTracer(spec)
+        # Spans of this attempt, from the events it emits (engine/observers.py); None while
+        # the process traces nothing (and exports no metrics): no work per event then.
+        self._observe = observers.observer_for(spec)
         self.ctx = FlowContext(self)
         self.cancel_event = threading.Event()
         self.cancel_status = 0
@@ -232,7 +233,9 @@ class ExecutionRun:
     # -- events ------------------------------------------------------------------------------
 
     def emit(self, event: event_pb2.Event, *, wait: bool = True) -> int:
-        self.tracer.observe(event)  # stamps the event's trace and span ids
+        observe = self._observe
+        if observe is not None:
+            observe(event)  # stamps the event's trace and span ids
         return self.buffer.append(event, wait=wait)
 
     def output(self, stream: int, text: str) -> None:

@@ -9,6 +9,9 @@ nested as the events' `parent_step_id` say and timed by the events' own timestam
 event is stamped with the trace and span id it belongs to, so a reader goes from any event
 to its place in the trace.
 
+With tracing off (no SDK tracer provider in the process) none of this runs: see
+`engine/observers.py`, which picks what each run's events pass.
+
 Executors are processes of their own: `install` (called once by the executor actor) sets up
 export from the `KODOSUMI_TELEMETRY_*` variables the node passes, and `flush_soon` sends an
 execution's spans right after it ends instead of at the next batch interval.
@@ -93,6 +96,11 @@ def _meters() -> _Instruments:
         # Not installed (engine used in-process, e.g. by tests): the global meter provider.
         _instruments = _Instruments(metrics.get_meter("kodosumi.engine"))
     return _instruments
+
+
+def installed() -> Telemetry | None:
+    """The export `install` set up in this process (None: not installed)."""
+    return _telemetry
 
 
 def flush_soon() -> None:
@@ -202,7 +210,7 @@ class RunTracer:
             kind_of_span = SpanKind.CLIENT if kind == "llm_call" else SpanKind.INTERNAL
             return self._start(step_id, parent_id, name, attributes, at, kind_of_span)
         if phase in (COMPLETED, FAILED):
-            self._count(event, phase)
+            count_call(event, phase)
             error = _error_of(event) if phase == FAILED else ""
             return self._end(step_id, phase == FAILED, error, attributes, at)
         return self._contexts.get(step_id, self.root_context)  # streamed chunks
@@ -271,24 +279,6 @@ class RunTracer:
         self._ended = True
         flush_soon()  # the run's spans leave now, not at the next batch interval
 
-    def _count(self, event: event_pb2.Event, phase: int) -> None:
-        outcome = "failed" if phase == FAILED else "ok"
-        kind = event.WhichOneof("kind")
-        instruments = _meters()
-        if kind == "llm_call":
-            call = event.llm_call
-            model = call.model or "unknown"
-            instruments.llm_calls.add(1, {"model": model, "outcome": outcome})
-            if call.usage.prompt_tokens:
-                instruments.tokens.add(call.usage.prompt_tokens, {"model": model, "type": "prompt"})
-            if call.usage.completion_tokens:
-                instruments.tokens.add(
-                    call.usage.completion_tokens, {"model": model, "type": "completion"}
-                )
-        elif kind == "tool_call":
-            tool = event.tool_call.tool_name or "unknown"
-            instruments.tool_calls.add(1, {"tool": tool, "outcome": outcome})
-
     def abandon(self) -> None:
         """The run is torn down without a terminal event reaching the tracer."""
         with self._lock:
@@ -298,6 +288,26 @@ class RunTracer:
                 self._open.clear()
                 self.root.end()
                 self._ended = True
+
+
+def count_call(event: event_pb2.Event, phase: int) -> None:
+    """Count a finished LLM or tool call."""
+    outcome = "failed" if phase == FAILED else "ok"
+    kind = event.WhichOneof("kind")
+    instruments = _meters()
+    if kind == "llm_call":
+        call = event.llm_call
+        model = call.model or "unknown"
+        instruments.llm_calls.add(1, {"model": model, "outcome": outcome})
+        if call.usage.prompt_tokens:
+            instruments.tokens.add(call.usage.prompt_tokens, {"model": model, "type": "prompt"})
+        if call.usage.completion_tokens:
+            instruments.tokens.add(
+                call.usage.completion_tokens, {"model": model, "type": "completion"}
+            )
+    elif kind == "tool_call":
+        tool = event.tool_call.tool_name or "unknown"
+        instruments.tool_calls.add(1, {"tool": tool, "outcome": outcome})
 
 
 Step = tuple[str, str, int, str, dict[str, Any]]
