@@ -50,6 +50,7 @@ ON_REQUEST = {
     "dead-node": "bench.dead_node_detection",
     "store-rows": "bench.store_rows",
     "executor-start": "bench.executor_start",
+    "untraced": "bench.untraced_events",
 }
 MODULES = {**BENCHMARKS, **ON_REQUEST}
 # Benchmarks that start nodes in this process (they share one embedded Ray); the others
