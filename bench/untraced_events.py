@@ -4,7 +4,7 @@ One execution of `bench.flows:emit_many` emits N progress events into an `Execut
 (the executor actor's insides, no Ray), which this process drains and acknowledges as the
 node does: emit -> buffer -> drain. The baseline, in the same process and rounds, is the
 same run with every event passed through `RunTracer.observe`, as every event was before
-(`engine.tracing.observer_for` now gives no observer at all while the process records no
+(`engine.observers.observer_for` now gives no observer at all while the process records no
 spans). Rounds alternate; medians. The process must trace nothing (no SDK tracer provider).
 
     .venv/bin/python -m bench --only untraced
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bench.report import Figure, Result, Table, fmt
-from engine import tracing
+from engine import observers, tracing
 from engine.host import ExecutionHost
 from engine.spec import ExecutionSpec
 from kodosumi.statuses import TERMINAL
@@ -30,13 +30,13 @@ NAME = "untraced"
 @contextmanager
 def traced_per_event() -> Iterator[None]:
     """The engine as before: a `RunTracer` observes every event, tracing or not."""
-    # The runner asks `engine.tracing` for each run's observer.
-    saved = tracing.observer_for
-    setattr(tracing, "observer_for", lambda spec: tracing.RunTracer(spec).observe)  # noqa: B010
+    # The runner asks `engine.observers` for each run's observer.
+    saved = observers.observer_for
+    setattr(observers, "observer_for", lambda spec: tracing.RunTracer(spec).observe)  # noqa: B010
     try:
         yield
     finally:
-        setattr(tracing, "observer_for", saved)  # noqa: B010
+        setattr(observers, "observer_for", saved)  # noqa: B010
 
 
 async def one_run(number: int, count: int) -> float:
