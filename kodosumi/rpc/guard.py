@@ -263,10 +263,19 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                     raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
                 ) -> AsyncIterator[Any]:
                     async with (
-                        streaming(method, context),
+                        streaming(method, context) as watch,
                         contextlib.aclosing(inner_us(decode(raw), context)) as items,
                     ):
-                        async for item in items:
+                        # `async for`, written out: a revocation may cancel only the wait.
+                        following = items.__anext__
+                        while True:
+                            watch.enter()
+                            try:
+                                item = await following()
+                            except StopAsyncIteration:
+                                break
+                            finally:
+                                watch.leave()
                             yield item
 
                 return grpc.unary_stream_rpc_method_handler(unary_stream, None, serialize)
@@ -309,10 +318,18 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 async with (
-                    streaming(method, context),
+                    streaming(method, context) as watch,
                     contextlib.aclosing(inner_ss(decoded(requests), context)) as items,
                 ):
-                    async for item in items:
+                    following = items.__anext__
+                    while True:
+                        watch.enter()
+                        try:
+                            item = await following()
+                        except StopAsyncIteration:
+                            break
+                        finally:
+                            watch.leave()
                         yield item
 
             return grpc.stream_stream_rpc_method_handler(stream_stream, None, serialize)
@@ -328,12 +345,14 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
     @contextlib.asynccontextmanager
     async def _streaming(
         self, method: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[_RevocationWatch | _Unwatched]:
         """Admit a streaming call, then serve it until it ends, fails, or its caller is revoked.
 
-        A revocation cancels the serving task: while it waits inside the stream (for events,
-        the common case) the call ends UNAUTHENTICATED/REVOKED; caught while gRPC sends a
-        response, the call is cut (cancelled) instead. Either way it ends at once.
+        A revocation cancels the serving task while it waits inside the stream (for events,
+        the common case): the call ends UNAUTHENTICATED/REVOKED. It is never cancelled while
+        gRPC sends a response (gRPC takes such a cancel as the client's and the call hangs,
+        never ended); a stream caught sending ends before its next response instead
+        (`enter`/`leave`), e.g. the auth state announcing that very revocation.
         """
         watch: _RevocationWatch | None = None
         try:
@@ -341,7 +360,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             peer = self.authenticator.peer_of(context)
             if peer is not None:
                 watch = _RevocationWatch(self.authenticator.revocations, *peer)
-            yield
+            yield watch if watch is not None else _UNWATCHED
         except (grpc.aio.AbortError, KeyboardInterrupt):
             raise
         except asyncio.CancelledError:
@@ -365,6 +384,19 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 watch.close()
 
 
+class _Unwatched:
+    """The watch of a stream without a certificate to revoke (plaintext)."""
+
+    def enter(self) -> None:
+        pass
+
+    def leave(self) -> None:
+        pass
+
+
+_UNWATCHED = _Unwatched()
+
+
 class _RevocationWatch:
     """Cancels the task serving a stream once its caller's certificate is revoked.
 
@@ -379,6 +411,9 @@ class _RevocationWatch:
         self.cert = cert
         self.identity = identity
         self.revoked = False
+        # Whether the serving task waits inside the stream now (so a cancel lands there);
+        # writer-style handlers (`context.write`) are always cancelled.
+        self.waiting = True
         self._serving = asyncio.current_task()
         self._task = asyncio.get_running_loop().create_task(self._watch())
 
@@ -386,8 +421,26 @@ class _RevocationWatch:
         while not self.revocations.is_revoked(self.cert, self.identity):
             await self.revocations.wait_changed()
         self.revoked = True
-        if self._serving is not None:
+        if self._serving is not None and self.waiting:
             self._serving.cancel()
+
+    def enter(self) -> None:
+        """The stream waits for its next response now: a revocation may cancel the wait."""
+        self._check()
+        self.waiting = True
+
+    def leave(self) -> None:
+        """It has a response (gRPC sends it next): no cancel from here, and none sent to a
+        caller revoked meanwhile."""
+        self.waiting = False
+        self._check()
+
+    def _check(self) -> None:
+        if self.revoked:
+            raise Unauthenticated(
+                f"certificate of {self.identity} was revoked while the stream was open",
+                reason="REVOKED",
+            )
 
     def close(self) -> None:
         self._task.cancel()

@@ -66,6 +66,7 @@ class Domain:
     admin: TlsMaterial
     users: dict[str, TlsMaterial] = field(default_factory=dict)
     channels: list[grpc.aio.Channel] = field(default_factory=list)
+    pki: Any = None  # the trust domain's CA (certificates for machine identities)
 
     def flows(self, node: str, user: str) -> Any:
         channel = open_channel(
@@ -118,7 +119,7 @@ async def domain(
             app = NodeApp(await join(node_conf, token))
             await app.start()
             nodes[node_id] = app
-        found = Domain(registry, nodes, pki.user(ADMIN))
+        found = Domain(registry, nodes, pki.user(ADMIN), pki=pki)
         for name, roles, groups in (
             ("alice", (), ("research",)),
             ("bob", (), ()),
@@ -280,6 +281,52 @@ async def test_streams_of_a_revoked_user_end_within_the_bound(domain: Domain) ->
     bob = domain.flows("node-a", "bob")
     other = await launch(bob, "hello", {"name": "bob"})
     assert statuses(await collect(bob, other))[-1] == event_pb2.EXECUTION_STATUS_SUCCEEDED
+
+
+async def test_every_other_long_lived_stream_of_a_revoked_identity_ends(domain: Domain) -> None:
+    """Issue 11 item 4, the other streams: an operator's WatchAlerts, a node's
+    WatchAuthState, and a peer's WatchExecution (what a relay holds open) end REVOKED."""
+    frank = await _enroll_user(domain.registry, "frank", ("operator",), ())
+    a = domain.nodes["node-a"].address
+    as_frank = open_channel(a, frank, expect=ServerExpectation.node("node-a"))
+    peer = domain.pki.node("node-z")  # a peer node of the domain, relaying from node-a
+    as_peer = open_channel(a, peer, expect=ServerExpectation.node("node-a"))
+    peer_at_registry = open_channel(
+        domain.registry.address, peer, expect=ServerExpectation.registry()
+    )
+    domain.channels += [as_frank, as_peer, peer_at_registry]
+    alerts = node_pb2_grpc.NodeServiceStub(as_frank).WatchAlerts(
+        node_pb2.WatchAlertsRequest(follow=True)
+    )
+    await alerts.read()  # the stream is open (an empty first answer when nothing is stored)
+    state = auth_pb2_grpc.AuthServiceStub(peer_at_registry).WatchAuthState(
+        auth_pb2.WatchAuthStateRequest()
+    )
+    await state.read()
+    peer_flows = flow_pb2_grpc.FlowServiceStub(as_peer)
+    relayed = await launch(peer_flows, "sleepy", {"seconds": 20})  # as a forwarding peer would
+    relay = peer_flows.WatchExecution(flow_pb2.WatchExecutionRequest(execution_id=relayed))
+    assert (await relay.read()).events
+
+    admin = domain.auth()
+    for identity in (f"spiffe://{DOMAIN}/user/frank", f"spiffe://{DOMAIN}/node/node-z"):
+        await admin.Revoke(auth_pb2.RevokeRequest(identity=identity, reason="gone"), timeout=5)
+    started = time.monotonic()
+
+    async def ended(call: Any) -> grpc.aio.AioRpcError:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            while (await call.read()) is not grpc.aio.EOF:
+                pass
+        return refused.value
+
+    for name, call in (("WatchAlerts", alerts), ("WatchAuthState", state), ("relay", relay)):
+        try:
+            error = await asyncio.wait_for(ended(call), BOUND_SECONDS)
+        except TimeoutError:
+            raise AssertionError(f"{name} did not end within {BOUND_SECONDS} s") from None
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error.details()
+        assert details_of(error)[0] == "REVOKED"
+    assert time.monotonic() - started < BOUND_SECONDS
 
 
 def _served_serial(address: str) -> int:
