@@ -1,8 +1,9 @@
 """registryd: the registry daemon. Nodes register and keep a lease by heartbeat; clients read.
 
 Rooms: `model` (plain domain types), `registry` (the domain: leases, changes, watches),
-`lease`, `changes` and `watch` (its parts), `store` with `memory_store` and `sqlite_store`
-(+ `sqlite_rows`, its row mapping) (state), `feed` (wakes watchers), `validate` (request
+`lease`, `changes`, `watch` and `paging` (its parts; `paging`: list pages bounded in
+bytes), `store` with `memory_store` and `sqlite_store` (+ `sqlite_rows`, its row mapping)
+(state), `feed` (wakes watchers), `validate` (request
 rules), `policy` (who may call what), `codec` and `servicer` (the thin gRPC layer), `config`,
 `credentials`, `daemon` and `cli` (the process).
 """

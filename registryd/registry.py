@@ -49,6 +49,7 @@ from registryd.model import (
     NodeRecord,
     NodeState,
 )
+from registryd.paging import node_page
 from registryd.policy import check_node_writer
 from registryd.store import RegistryStore
 from registryd.validate import check_announcement, check_node_id
@@ -304,12 +305,10 @@ class Registry:
         return self._live(node)
 
     async def list_nodes(self, query: NodeQuery, page_size: int = 0) -> NodePage:
+        """A page of nodes, bounded in count and in bytes (registryd/paging.py)."""
         size = _page_size(page_size)
-        revision = await self.store.revision()
-        nodes = await self.store.list_nodes(replace(query, limit=size + 1))
-        more = len(nodes) > size
-        nodes = [self._live(n) for n in nodes[:size]]
-        return NodePage(nodes, nodes[-1].node_id if more else "", revision)
+        page = await node_page(self.store, query, size, await self.store.revision())
+        return replace(page, nodes=[self._live(n) for n in page.nodes])
 
     async def get_flow_offer(self, node_id: str, flow_name: str) -> FlowOffer:
         node = await self.get_node(node_id)

@@ -13,11 +13,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from kodosumi.jsonvalue import struct_to_dict
+from kodosumi.jsonvalue import dict_to_struct, struct_to_dict
 from kodosumi.rpc.channel import open_channel
 from kodosumi.rpc.status import details_of
 from kodosumi.server_identity import ServerExpectation
-from kodosumi.v1 import node_pb2, registry_pb2_grpc
+from kodosumi.v1 import flow_pb2, node_pb2, registry_pb2_grpc
 from kodosumi.v1 import registry_pb2 as pb
 from registryd.clock import ManualClock
 from registryd.daemon import ListenError, RegistryDaemon, StateDirBusy
@@ -139,6 +139,30 @@ async def test_list_pages_through_many_nodes(
     bad = await failure(stub.ListNodes(pb.ListNodesRequest(page_token="garbage!")))
     assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert details_of(bad)[1][0].field == "page_token"
+
+
+async def test_list_pages_are_bounded_in_bytes(
+    start_registry: RegistryFactory, connect: StubFactory, pki: Pki
+) -> None:
+    """Issue 11: a node's entry carries its catalog; a page of large catalogs ends at about
+    1 MiB with a token instead of growing past what clients accept."""
+    daemon = await start_registry(insecure=True)
+    stub = connect(daemon, None)
+    big = flow_pb2.Flow(
+        name="big", entrypoint="flows.big:run", input_schema=dict_to_struct({"d": "x" * 400_000})
+    )
+    for i in range(6):
+        await stub.RegisterNode(register_request(f"n{i}", [big]))
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await stub.ListNodes(pb.ListNodesRequest(page_token=token))
+        assert 1 <= len(page.nodes) <= 2 and page.ByteSize() < 1024 * 1024 + 64 * 1024
+        seen += [n.node_id for n in page.nodes]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [f"n{i}" for i in range(6)]
 
 
 async def test_watch_follows_changes_and_resumes_after_a_disconnect(
