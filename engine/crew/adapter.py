@@ -27,6 +27,7 @@ from crewai.types.streaming import StreamingOutputBase, StreamSession
 from engine.adapters import _call_arguments
 from engine.context import FlowContext
 from engine.crew.build import build_crew
+from engine.crew.files import store_task_outputs
 from engine.crew.listener import observe, register_targets
 from engine.crew.mapping import clip, fill_usage, task_title, usage_numbers
 from engine.crew.session import CrewSession
@@ -87,6 +88,7 @@ def run_crewai(target: Any, ctx: FlowContext) -> event_pb2.Result:
         return flow_result(runnable, output, session)
     if not isinstance(output, CrewOutput):
         raise TypeError(f"the crew returned {type(output).__name__}, not a CrewOutput")
+    store_task_outputs(ctx, list(runnable.tasks))  # `output_file`s become files
     return crew_result(output, session)
 
 

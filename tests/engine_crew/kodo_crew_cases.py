@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from typing import Any
 
@@ -154,3 +155,35 @@ def custom_event_crew() -> Crew:
     crew = _crew(OfflineLLM(), [signal])
     _agent_ids[:] = [str(crew.agents[0].id)]
     return crew
+
+
+@crew_factory
+def file_crew() -> Crew:
+    """Reads the input file `notes` with a tool, saves a digest with a tool, and its task's
+    `output_file` becomes a file too (engine/crew/files.py)."""
+    from engine.crew.files import read_input_file, save_output_file
+
+    llm = OfflineLLM(
+        script={
+            "Digest the notes": [
+                {"tool": "read_input_file", "args": {"name": "notes"}},
+                {"tool": "save_output_file", "args": {"name": "digest.txt", "content": "DIGEST"}},
+                {"final": "The notes were digested."},
+            ]
+        }
+    )
+    reader = Agent(
+        role="Reader",
+        goal="Digest files",
+        backstory="Reads carefully.",
+        tools=[read_input_file, save_output_file],
+        llm=llm,
+    )
+    digest = Task(
+        name="digest",
+        description="Digest the notes.",
+        expected_output="A digest.",
+        agent=reader,
+        output_file=f"{tempfile.mkdtemp(prefix='kodo-crew-out-')}/report.md",
+    )
+    return Crew(agents=[reader], tasks=[digest])

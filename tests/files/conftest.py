@@ -23,6 +23,7 @@ FILE_FLOWS = (
     *TEST_FLOWS,
     FlowEntry("summarize-file", "flows.documents:summarize_file"),
     FlowEntry("file-echo", "tests.flowlib:file_echo"),
+    FlowEntry("file-crew", "tests.engine_crew.kodo_crew_cases:file_crew"),
 )
 MIB = 1024 * 1024
 LIMIT = 6 * MIB

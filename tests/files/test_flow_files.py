@@ -141,3 +141,18 @@ async def test_files_go_when_their_execution_is_deleted(files_node: RunningNode)
         assert code_of(caught.value) == grpc.StatusCode.NOT_FOUND
     blobs = files_node.app.config.state_dir / "files" / "blobs"
     assert not (blobs / doc.sha256[:2] / doc.sha256).exists()
+
+
+async def test_a_crewai_crew_reads_an_input_and_its_outputs_become_files(
+    files_node: RunningNode,
+) -> None:
+    files = files_client(files_node)
+    notes = await files.upload(b"minutes: ship the file service", name="notes.txt")
+    events = await _run(files_node, "file-crew", {"notes": notes.file_id})
+    assert _status(events)[0] == event_pb2.EXECUTION_STATUS_SUCCEEDED, _status(events)
+    read = [e.tool_call for e in events if e.HasField("tool_call") and e.tool_call.result]
+    assert any("ship the file service" in c.result for c in read)
+    outputs = await files.list(events[0].execution_id, file_pb2.FILE_DIRECTION_OUTPUT)
+    assert sorted(f.name for f in outputs) == ["digest.txt", "report.md"]
+    digest = next(f for f in outputs if f.name == "digest.txt")
+    assert await files.read(digest.file_id) == b"DIGEST"
