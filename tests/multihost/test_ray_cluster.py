@@ -205,6 +205,7 @@ def _placed_run(deployment: Deployment, ray_cluster: dict[str, Any]) -> None:
     (info,) = laptop.json_lines("koco --json node")
     placed = [e for e in info["executors"] if e.get("labels") == {"host": "h5"}]
     assert placed and placed[0]["ray_node_address"] == worker.address, info["executors"]
+    assert placed[0]["ray_node_id"] == ran["ray_node_id"]  # the node the flow saw itself on
 
     # A flow with no placement runs on the cluster as well (anywhere).
     hello = laptop.json_lines("koco --json run hello -i name=cluster")
