@@ -137,6 +137,9 @@ class RegistryConfig:
     insecure_allow_remote: bool = False
     # How many changes the log keeps for watchers that resume.
     change_retention: int = 10_000
+    # Streams (WatchRegistry, WatchAuthState) one identity may hold open at once; 0: no
+    # limit. A node needs two; each stream costs the registry a bounded amount.
+    open_streams: int = 64
     # Seconds in-flight calls get to finish on shutdown.
     shutdown_grace: float = 5.0
     lease: LeaseConfig = field(default_factory=LeaseConfig)
@@ -148,6 +151,8 @@ class RegistryConfig:
     def check(self) -> None:
         if self.change_retention < 1:
             raise ConfigError("change_retention: must be at least 1")
+        if self.open_streams < 0:
+            raise ConfigError("open_streams: must not be negative (0: no limit)")
         self.lease.check()
         self.auth.check()
         try:

@@ -32,6 +32,7 @@ from kodosumi.rpc.guard import Authenticator
 from kodosumi.rpc.server import add_health_and_reflection, bind, create_server, set_serving
 from kodosumi.spiffe import SpiffeId
 from kodosumi.sqlite import private_dir
+from kodosumi.stream_slots import StreamSlots
 from kodosumi.telemetry import Telemetry
 from kodosumi.tls import TlsMaterial, local_user_name
 from kodosumi.v1 import registry_pb2_grpc
@@ -249,12 +250,14 @@ class RegistryDaemon:
         )
         policy = registry_policy() | (auth.policy if auth else {})
         server = create_server(policy, authenticator, audit=self.audit)
+        # One bound on open streams per identity, over both long-lived streams.
+        streams = StreamSlots(0 if self.config.insecure else self.config.open_streams)
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-            RegistryServicer(self.registry), server
+            RegistryServicer(self.registry, streams), server
         )
         services = self._services = [SERVICE_NAME]
         if auth is not None:
-            auth.add_to(server, self.registry)
+            auth.add_to(server, self.registry, streams)
             services.append(AUTH_SERVICE_NAME)
         self._health = add_health_and_reflection(server, services)
         tls: TlsMaterial | None = None

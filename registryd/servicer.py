@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from kodosumi.rpc.guard import current_principal
+from kodosumi.stream_slots import StreamSlots
 from kodosumi.v1 import registry_pb2 as pb
 from kodosumi.v1 import registry_pb2_grpc
 from registryd import codec
@@ -21,8 +22,10 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, streams: StreamSlots | None = None) -> None:
         self.registry = registry
+        # Open watch streams per identity (shared with WatchAuthState).
+        self.streams = streams or StreamSlots(0)
 
     async def RegisterNode(
         self, request: pb.RegisterNodeRequest, context: Context
@@ -75,9 +78,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def WatchRegistry(
         self, request: pb.WatchRegistryRequest, context: Context
     ) -> AsyncIterator[pb.WatchRegistryResponse]:
-        watch = await self.registry.open_watch(request.after_revision)
-        yield pb.WatchRegistryResponse(created=True, revision=watch.revision)
-        async for changes in watch:
-            yield pb.WatchRegistryResponse(
-                changes=[codec.change_to_pb(c) for c in changes], revision=self.registry.revision
-            )
+        with self.streams.open(current_principal().id):
+            watch = await self.registry.open_watch(request.after_revision)
+            yield pb.WatchRegistryResponse(created=True, revision=watch.revision)
+            async for changes in watch:
+                yield pb.WatchRegistryResponse(
+                    changes=[codec.change_to_pb(c) for c in changes],
+                    revision=self.registry.revision,
+                )

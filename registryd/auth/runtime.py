@@ -28,6 +28,7 @@ from kodosumi.pki import CertificateAuthority
 from kodosumi.rpc.guard import Authenticator
 from kodosumi.rpc.server import create_server
 from kodosumi.spiffe import SpiffeId
+from kodosumi.stream_slots import StreamSlots
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import auth_pb2_grpc
 from registryd.auth.badges import BadgeDesk, CaSigner, RegistryFacts
@@ -109,7 +110,9 @@ class AuthRuntime:
         """The registry's own credentials, renewed in-process (servers pick them up live)."""
         return self.credentials.live()
 
-    def add_to(self, server: grpc.aio.Server, registry: Registry) -> None:
+    def add_to(
+        self, server: grpc.aio.Server, registry: Registry, streams: StreamSlots | None = None
+    ) -> None:
         ca = self.provider.issuer.ca
         self.badges = BadgeDesk(
             self.store,
@@ -118,7 +121,7 @@ class AuthRuntime:
             self.provider.clock,
         )
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
-            AuthServicer(self.provider, self.badges), server
+            AuthServicer(self.provider, self.badges, streams), server
         )
 
     async def _renew_own(self, csr: bytes) -> IssuedCertificate:

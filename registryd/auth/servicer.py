@@ -14,6 +14,7 @@ import grpc
 from kodosumi.errors import InvalidArgument
 from kodosumi.rpc.guard import current_principal
 from kodosumi.spiffe import SpiffeId
+from kodosumi.stream_slots import StreamSlots
 from kodosumi.v1 import auth_pb2 as pb
 from kodosumi.v1 import auth_pb2_grpc
 from registryd.auth import codec
@@ -50,10 +51,14 @@ class EnrollmentServicer(auth_pb2_grpc.EnrollmentServiceServicer):
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, provider: AuthProvider, badges: BadgeDesk | None) -> None:
+    def __init__(
+        self, provider: AuthProvider, badges: BadgeDesk | None, streams: StreamSlots | None = None
+    ) -> None:
         self.provider = provider
         self._state_cache: tuple[int, object, bytes] | None = None
         self.badges = badges
+        # Open streams per identity, shared with WatchRegistry (registryd/daemon.py).
+        self.streams = streams or StreamSlots(0)
 
     # -- every enrolled party -----------------------------------------------------------------
 
@@ -107,8 +112,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def WatchAuthState(
         self, request: pb.WatchAuthStateRequest, context: Context
     ) -> AsyncIterator[pb.WatchAuthStateResponse]:
-        async for state in self.provider.watch():
-            yield self._state_bytes(state)  # type: ignore[misc]  # shared bytes, passed through
+        with self.streams.open(current_principal().id):
+            async for state in self.provider.watch():
+                yield self._state_bytes(state)  # type: ignore[misc]  # shared bytes, passed on
 
     def _state_bytes(self, state: AuthState) -> bytes:
         """The state as response bytes, built once per change for every follower (a node

@@ -17,12 +17,12 @@ from kodosumi.jsonvalue import dict_to_struct, struct_to_dict
 from kodosumi.rpc.channel import open_channel
 from kodosumi.rpc.status import details_of
 from kodosumi.server_identity import ServerExpectation
-from kodosumi.v1 import flow_pb2, node_pb2, registry_pb2_grpc
+from kodosumi.v1 import auth_pb2, auth_pb2_grpc, flow_pb2, node_pb2, registry_pb2_grpc
 from kodosumi.v1 import registry_pb2 as pb
 from registryd.clock import ManualClock
 from registryd.daemon import ListenError, RegistryDaemon, StateDirBusy
 from tests.registry.conftest import Pki, RegistryFactory, StubFactory, make_pki, registry_config
-from tests.registry.helpers import flow_pb, register_request, seconds
+from tests.registry.helpers import eventually, flow_pb, register_request, seconds
 
 ONLINE = pb.REGISTERED_NODE_STATE_ONLINE
 OFFLINE = pb.REGISTERED_NODE_STATE_OFFLINE
@@ -163,6 +163,52 @@ async def test_list_pages_are_bounded_in_bytes(
         if not token:
             break
     assert seen == [f"n{i}" for i in range(6)]
+
+
+async def test_open_streams_are_bounded_per_identity(
+    start_registry: RegistryFactory, connect: StubFactory, pki: Pki
+) -> None:
+    """Issue 11: each unread stream costs the registry a bounded amount, and one identity
+    holds at most `open_streams` of them (WatchRegistry and WatchAuthState together)."""
+    daemon = await start_registry(open_streams=3)
+    node = pki.node("n1")
+    registry = connect(daemon, node)
+    channel = open_channel(daemon.address, node, expect=ServerExpectation.registry())
+    try:
+        state = auth_pb2_grpc.AuthServiceStub(channel).WatchAuthState(
+            auth_pb2.WatchAuthStateRequest(), timeout=30
+        )
+        await state.read()
+        watches = [registry.WatchRegistry(pb.WatchRegistryRequest(), timeout=30) for _ in range(3)]
+        outcomes: list[object] = []
+        for call in watches:
+            try:
+                outcomes.append(await call.read())
+            except grpc.aio.AioRpcError as e:
+                outcomes.append(e)
+        [refused] = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert details_of(refused)[0] == "QUOTA_OPEN_STREAMS"
+        other = connect(daemon, pki.user("someone"))  # a quota is per identity
+        call = other.WatchRegistry(pb.WatchRegistryRequest(), timeout=30)
+        assert (await call.read()).created
+        call.cancel()
+        state.cancel()  # a stream that ends gives its slot back
+
+        async def reopened() -> bool:
+            again = registry.WatchRegistry(pb.WatchRegistryRequest(), timeout=30)
+            try:
+                return bool((await again.read()).created)
+            except grpc.aio.AioRpcError:
+                return False
+            finally:
+                again.cancel()
+
+        await eventually(reopened)
+        for call in watches:
+            call.cancel()
+    finally:
+        await channel.close()
 
 
 async def test_watch_follows_changes_and_resumes_after_a_disconnect(
