@@ -50,8 +50,50 @@ PLACED = "lanflows.where.whereami"
 TOKEN_COMMAND = (
     "umask 077 && python -c 'import secrets; print(secrets.token_hex(32))' > ~/ray-token"
 )
+EXPORT_TOKEN = "export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=~/ray-token"
 # Ray's unix sockets live under its temp dir: paths longer than ~107 bytes do not bind.
 MAX_TEMP_DIR = 48
+# Where the docs keep Ray's temp dir; the test uses one under its own tmp folder.
+DOCS_TEMP_DIR = "/var/tmp/ray"
+HEAD, WORKER = "10.213.0.12", "10.213.0.15"
+
+
+def head_command(temp_dir: str) -> str:
+    return (
+        f"ray start --head --block --port {RAY_PORT} --node-ip-address {HEAD} --num-cpus 1 "
+        "--object-store-memory 100000000 --include-dashboard false --disable-usage-stats "
+        f"--temp-dir {temp_dir}"
+    )
+
+
+def worker_command(temp_dir: str) -> str:
+    return (
+        f"ray start --block --address {HEAD}:{RAY_PORT} --node-ip-address {WORKER} "
+        "--num-cpus 1 --object-store-memory 100000000 --labels host=h5 --disable-usage-stats "
+        f"--temp-dir {temp_dir}"
+    )
+
+
+NODE_COMMAND = (
+    f"kodosumid --listen 0.0.0.0:{NODE_PORT} --ray-address {HEAD}:{RAY_PORT} "
+    "--flow lanflows.where:whereami --flow-labels host=h5"
+)
+
+
+def test_the_docs_show_the_commands_this_test_runs() -> None:
+    """docs/operations.md, "Deploying on a LAN", step 3: the same commands, line by line."""
+    text = (REPO / "docs" / "operations.md").read_text()
+    step = text[text.index("**3. A Ray cluster across hosts.**") :]
+    block = step[step.index("```bash") : step.index("```", step.index("```bash") + 7)]
+    lines = [line.split("  #")[0].strip() for line in block.splitlines()]
+    for command in (
+        TOKEN_COMMAND,
+        EXPORT_TOKEN,
+        head_command(DOCS_TEMP_DIR),
+        worker_command(DOCS_TEMP_DIR),
+        NODE_COMMAND,
+    ):
+        assert command in lines, command
 
 
 def _ray_temp_dir(machine: Machine, stack: list[Path]) -> Path:
@@ -92,25 +134,17 @@ def ray_cluster(deployment: Deployment) -> Iterator[dict[str, Any]]:
         _use_token(head, token)
         _use_token(worker, worker_token)
 
-        head_command = (
-            f"ray start --head --block --port {RAY_PORT} --node-ip-address {head.address} "
-            "--num-cpus 1 --object-store-memory 100000000 --include-dashboard false "
-            f"--disable-usage-stats --temp-dir {_ray_temp_dir(head, short_dirs)}"
-        )
+        assert (head.address, worker.address) == (HEAD, WORKER)
+        head_line = head_command(str(_ray_temp_dir(head, short_dirs)))
         began = time.monotonic()
-        process = head.spawn(head_command, "ray-head.log")
+        process = head.spawn(head_line, "ray-head.log")
         started.append(process)
         wait_for(lambda: _ray_started(head, "ray-head.log", process), "the Ray head", 120)
-        worker_command = (
-            f"ray start --block --address {head.address}:{RAY_PORT} "
-            f"--node-ip-address {worker.address} --num-cpus 1 --object-store-memory 100000000 "
-            f"--labels host=h5 --disable-usage-stats --temp-dir {_ray_temp_dir(worker, short_dirs)}"
-        )
-        joined = worker.spawn(worker_command, "ray-worker.log")
+        worker_temp = _ray_temp_dir(worker, short_dirs)
+        joined = worker.spawn(worker_command(str(worker_temp)), "ray-worker.log")
         started.append(joined)
         wait_for(lambda: _ray_started(worker, "ray-worker.log", joined), "the Ray worker", 120)
         print(f"\nRay head and worker started in {time.monotonic() - began:.1f} s")
-        worker_temp = Path(worker_command.rsplit(maxsplit=1)[-1])
         yield {"head": process, "worker": joined, "worker_temp": worker_temp}
     finally:
         # Only what this test started, by pid and process group, all at once.
@@ -175,11 +209,7 @@ def _placed_run(deployment: Deployment, ray_cluster: dict[str, Any]) -> None:
     assert missing.returncode != 0 and "No module named 'lanflows'" in missing.stderr
 
     began = time.monotonic()
-    _restart_node_a(
-        deployment,
-        f"kodosumid --listen 0.0.0.0:{NODE_PORT} --ray-address {head.address}:{RAY_PORT} "
-        "--flow lanflows.where:whereami --flow-labels host=h5",
-    )
+    _restart_node_a(deployment, NODE_COMMAND)
     restarted = time.monotonic()
     process, out = laptop.spawn_output(
         f"koco --json run {PLACED} -i toward={deployment.registry.address}", "ray-run"
