@@ -17,7 +17,12 @@ import pytest
 from zeroconf import InterfaceChoice
 
 from kodosumi.v1 import flow_pb2
-from kodosumid.network.discovery import SERVICE_TYPE, interfaces_for
+from kodosumid.network.discovery import (
+    MAX_FORGOTTEN,
+    SERVICE_TYPE,
+    LanDiscovery,
+    interfaces_for,
+)
 from kodosumid.network.peers import Liveness, Source
 from tests.node.conftest import TEST_FLOWS
 from tests.node.helpers import eventually
@@ -222,3 +227,28 @@ def test_discovery_binds_to_the_listen_interface_by_default() -> None:
     assert interfaces_for("[::]:7470") is InterfaceChoice.All
     assert interfaces_for("localhost:7470") == ["127.0.0.1"]
     assert interfaces_for("0.0.0.0:7470", ("10.1.2.3",)) == ["10.1.2.3"]
+
+
+async def test_forgetting_a_flood_of_lan_peers_stays_bounded() -> None:
+    """Announcements that never answer (a hostile or broken host inventing node ids) are
+    forgotten; what is kept to ask for them again is bounded, and stops with discovery."""
+    discovery = LanDiscovery(
+        node_id="me",
+        port=1,
+        interfaces=["127.0.0.1"],
+        txt=dict,
+        on_seen=lambda a: None,
+        on_gone=lambda node_id: None,
+        ask_again_seconds=0.01,
+    )
+    for i in range(MAX_FORGOTTEN + 50):
+        discovery._names[f"fake-{i}.{SERVICE_TYPE}"] = f"fake-{i}"
+        discovery.forget(f"fake-{i}")
+    assert discovery._names == {}
+    assert len(discovery._forgotten) == MAX_FORGOTTEN
+    assert f"fake-{MAX_FORGOTTEN + 49}.{SERVICE_TYPE}" in discovery._forgotten  # newest kept
+    discovery.forget("never-seen")  # nothing to forget: no error
+    await asyncio.sleep(0.05)  # the asking loop runs (nothing answers: no zeroconf here)
+    assert discovery._ask_again is not None and not discovery._ask_again.done()
+    await discovery.stop()
+    assert discovery._ask_again.done()
