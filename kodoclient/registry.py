@@ -243,14 +243,20 @@ class RegistryClient:
         call_timeout: float | None = None,
     ) -> list[rpb.FlowOffer]:
         """One entry per (node, flow), ordered by flow name then node id, each with the
-        node's state, endpoints and load."""
-        request = rpb.ListFlowOffersRequest(
-            node_states=_states(node_states), tag=tag, flow_name=flow_name
-        )
-        response = await self._unary(
-            "ListFlowOffers", self._registry().ListFlowOffers, request, call_timeout
-        )
-        return list(response.offers)
+        node's state, endpoints and load (every page: the registry bounds each in bytes)."""
+        offers: list[rpb.FlowOffer] = []
+        token = ""
+        while True:
+            request = rpb.ListFlowOffersRequest(
+                node_states=_states(node_states), tag=tag, flow_name=flow_name, page_token=token
+            )
+            response = await self._unary(
+                "ListFlowOffers", self._registry().ListFlowOffers, request, call_timeout
+            )
+            offers += response.offers
+            token = response.next_page_token
+            if not token:
+                return offers
 
     # -- the change feed -----------------------------------------------------------------------
 

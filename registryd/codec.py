@@ -193,6 +193,21 @@ def decode_page_token(token: str) -> str:
         raise InvalidArgument.field("page_token", "not a token this registry handed out") from None
 
 
+def encode_offer_token(after: tuple[str, str] | None) -> str:
+    """A ListFlowOffers token: the (flow name, node id) of the last offer sent."""
+    return encode_page_token(f"{after[0]}\0{after[1]}") if after else ""
+
+
+def decode_offer_token(token: str) -> tuple[str, str] | None:
+    text = decode_page_token(token)
+    if not text:
+        return None
+    name, sep, node_id = text.partition("\0")
+    if not sep:
+        raise InvalidArgument.field("page_token", "not a token this registry handed out")
+    return name, node_id
+
+
 # -- responses ----------------------------------------------------------------------------------
 
 

@@ -4,14 +4,17 @@ A node's entry carries its whole catalog (each flow with its schemas: a registra
 up to the 4 MiB a request carries), so a page of 100 nodes could be hundreds of MB, beyond
 what a client accepts and what the registry should hold per call. Pages are read from the
 store a few nodes at a time and end, with a token, once their bytes pass `max_bytes`; a node
-larger than that still comes, alone.
+larger than that still comes, alone. Flow offers are ordered by flow name across all nodes:
+their page is kept while the nodes are scanned a few at a time, so a call holds one page and
+one batch of nodes, never the whole registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
-from registryd.model import NodePage, NodeQuery, NodeRecord
+from registryd.model import FlowOffer, FlowOfferPage, NodePage, NodeQuery, NodeRecord
 from registryd.store import NODE_SNAPSHOT_BYTES, RegistryStore
 
 # Bytes of one ListNodes page, about: far below the 4 MiB clients accept by default.
@@ -49,3 +52,58 @@ async def node_page(
         if len(nodes) >= size:
             return NodePage(nodes, nodes[-1].node_id, revision)
         after = nodes[-1].node_id
+
+
+# (flow name, node id) of the last offer a page sent: the next page starts after it.
+OfferKey = tuple[str, str]
+
+
+def _offer_key(offer: FlowOffer) -> OfferKey:
+    return (offer.flow.name, offer.node.node_id)
+
+
+def _offer_size(offer: FlowOffer) -> int:
+    return NODE_SNAPSHOT_BYTES + len(offer.flow.spec)
+
+
+def _page_prefix(offers: list[FlowOffer], size: int, max_bytes: int) -> list[FlowOffer]:
+    used = 0
+    for i, offer in enumerate(offers[:size]):
+        used += _offer_size(offer)
+        if used > max_bytes and i:
+            return offers[:i]
+    return offers[:size]
+
+
+async def offer_page(
+    store: RegistryStore,
+    query: NodeQuery,
+    size: int,
+    after: OfferKey | None,
+    revision: int,
+    live: Callable[[NodeRecord], NodeRecord],
+    max_bytes: int = LIST_PAGE_BYTES,
+) -> tuple[FlowOfferPage, OfferKey | None]:
+    """The offers after `after`, ordered by (flow name, node id): at most `size` and about
+    `max_bytes` (at least one); with the key to continue after, or None on the last page."""
+    kept: list[FlowOffer] = []
+    more = False
+    cursor = ""
+    while True:
+        batch = await store.list_nodes(replace(query, after_node_id=cursor, limit=STORE_BATCH))
+        for node in map(live, batch):
+            # The offer needs the node's state, endpoints and load, not its catalog.
+            bare = replace(node, flows=())
+            kept += [
+                FlowOffer(flow, bare)
+                for flow in node.flows
+                if query.matches_flow(flow) and (after is None or (flow.name, node.node_id) > after)
+            ]
+        kept.sort(key=_offer_key)
+        page = _page_prefix(kept, size, max_bytes)
+        more = more or len(page) < len(kept)
+        kept = page
+        if len(batch) < STORE_BATCH:
+            break
+        cursor = batch[-1].node_id
+    return FlowOfferPage(kept, revision), (_offer_key(kept[-1]) if more and kept else None)

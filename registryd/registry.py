@@ -49,7 +49,7 @@ from registryd.model import (
     NodeRecord,
     NodeState,
 )
-from registryd.paging import node_page
+from registryd.paging import OfferKey, node_page, offer_page
 from registryd.policy import check_node_writer
 from registryd.store import RegistryStore
 from registryd.validate import check_announcement, check_node_id
@@ -317,17 +317,16 @@ class Registry:
             raise FlowOfferNotFound(node_id, flow_name)
         return FlowOffer(flow, node)
 
-    async def list_flow_offers(self, query: NodeQuery) -> FlowOfferPage:
+    async def list_flow_offers(
+        self, query: NodeQuery, page_size: int = 0, after: OfferKey | None = None
+    ) -> tuple[FlowOfferPage, OfferKey | None]:
+        """A page of offers ordered by flow name then node id, bounded in count and bytes
+        (registryd/paging.py), and the key to continue after (None: the last page)."""
+        size = min(page_size, MAX_PAGE_SIZE) if page_size > 0 else MAX_PAGE_SIZE
+        if page_size < 0:
+            raise InvalidArgument.field("page_size", "must not be negative")
         revision = await self.store.revision()
-        nodes = await self.store.list_nodes(replace(query, after_node_id="", limit=0))
-        offers = [
-            FlowOffer(flow, live)
-            for live in map(self._live, nodes)
-            for flow in live.flows
-            if query.matches_flow(flow)
-        ]
-        offers.sort(key=lambda o: (o.flow.name, o.node.node_id))
-        return FlowOfferPage(offers, revision)
+        return await offer_page(self.store, query, size, after, revision, self._live)
 
     async def open_watch(self, after_revision: int) -> Watch:
         """Check where a watch starts (so errors come before the stream) and open it.

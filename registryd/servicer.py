@@ -70,9 +70,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListFlowOffers(
         self, request: pb.ListFlowOffersRequest, context: Context
     ) -> pb.ListFlowOffersResponse:
-        page = await self.registry.list_flow_offers(codec.offer_query_from_pb(request))
+        page, after = await self.registry.list_flow_offers(
+            codec.offer_query_from_pb(request),
+            request.page_size,
+            codec.decode_offer_token(request.page_token),
+        )
         return pb.ListFlowOffersResponse(
-            offers=[codec.offer_to_pb(o) for o in page.offers], revision=page.revision
+            offers=[codec.offer_to_pb(o) for o in page.offers],
+            revision=page.revision,
+            next_page_token=codec.encode_offer_token(after),
         )
 
     async def WatchRegistry(

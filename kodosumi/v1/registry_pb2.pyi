@@ -572,10 +572,18 @@ class ListFlowOffersRequest(_message.Message):
     NODE_STATES_FIELD_NUMBER: _builtins.int
     TAG_FIELD_NUMBER: _builtins.int
     FLOW_NAME_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     tag: _builtins.str
     """Only flows carrying this tag; empty for all."""
     flow_name: _builtins.str
     """Only flows of this name; empty for all."""
+    page_size: _builtins.int
+    """At most this many offers per page (default and most 1000). A page also ends once its
+    offers pass about 1 MiB (flows carry their schemas).
+    """
+    page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first."""
     @_builtins.property
     def node_states(self) -> _containers.RepeatedScalarFieldContainer[Global___RegisteredNodeState.ValueType]:
         """Only flows of nodes in one of these states; empty for all."""
@@ -586,10 +594,12 @@ class ListFlowOffersRequest(_message.Message):
         node_states: _abc.Iterable[Global___RegisteredNodeState.ValueType] | None = ...,
         tag: _builtins.str = ...,
         flow_name: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow_name", b"flow_name", "node_states", b"node_states", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow_name", b"flow_name", "node_states", b"node_states", "page_size", b"page_size", "page_token", b"page_token", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -601,8 +611,11 @@ class ListFlowOffersResponse(_message.Message):
 
     OFFERS_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     revision: _builtins.int
     """The registry revision the answer reflects."""
+    next_page_token: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
     def offers(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlowOffer]:
         """Ordered by flow name, then node id."""
@@ -612,10 +625,11 @@ class ListFlowOffersResponse(_message.Message):
         *,
         offers: _abc.Iterable[Global___FlowOffer] | None = ...,
         revision: _builtins.int = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["offers", b"offers", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "offers", b"offers", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -165,6 +165,35 @@ async def test_list_pages_are_bounded_in_bytes(
     assert seen == [f"n{i}" for i in range(6)]
 
 
+async def test_flow_offer_pages_are_bounded_in_bytes(
+    start_registry: RegistryFactory, connect: StubFactory, pki: Pki
+) -> None:
+    """Issue 11: offers carry their flows' schemas; a page ends at about 1 MiB with a token
+    (before, every offer of the registry came in one response)."""
+    daemon = await start_registry(insecure=True)
+    stub = connect(daemon, None)
+    big = flow_pb2.Flow(
+        name="big", entrypoint="flows.big:run", input_schema=dict_to_struct({"d": "x" * 400_000})
+    )
+    for i in range(6):
+        await stub.RegisterNode(register_request(f"n{i}", [big, flow_pb("a"), flow_pb("z")]))
+    seen: list[tuple[str, str]] = []
+    token, pages = "", 0
+    while True:
+        page = await stub.ListFlowOffers(pb.ListFlowOffersRequest(page_token=token))
+        assert page.offers and page.ByteSize() < 1024 * 1024 + 64 * 1024
+        seen += [(o.flow.name, o.flow.node_id) for o in page.offers]
+        token, pages = page.next_page_token, pages + 1
+        if not token:
+            break
+    assert pages >= 3
+    assert seen == [(name, f"n{i}") for name in ("a", "big", "z") for i in range(6)]
+    small = await stub.ListFlowOffers(pb.ListFlowOffersRequest(page_size=4, tag="x"))
+    assert len(small.offers) == 0 and not small.next_page_token
+    bad = await failure(stub.ListFlowOffers(pb.ListFlowOffersRequest(page_token="bad!")))
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_open_streams_are_bounded_per_identity(
     start_registry: RegistryFactory, connect: StubFactory, pki: Pki
 ) -> None:
