@@ -1,7 +1,8 @@
 """Clients check whom they talk to (issue 11, item 3): a server with a certificate of the right
 CA and the right host names, but another identity or kind, is refused before any request
 reaches it — by `koco launch`, `koco whoami --registry` and a node dialling a peer — with
-UNAVAILABLE naming both identities."""
+UNAVAILABLE naming both identities; so do a node dialling its registry or auth provider and
+`ctx.call_flow` dialling its own node."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from grpc_health.v1.health import aio as health_aio
 
 from kodoclient.cli import exit_codes as ec
 from kodoclient.cli import main
+from kodosumi.errors import KodosumiError
 from kodosumi.pki import CertificateAuthority, cert_pem, issue_certificate, key_pem
 from kodosumi.pki import generate_private_key as new_key
 from kodosumi.rpc.identity_check import REASON
@@ -26,8 +28,12 @@ from kodosumi.rpc.status import details_of
 from kodosumi.server_identity import ServerExpectation, identity_name
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
-from kodosumi.v1 import auth_pb2, auth_pb2_grpc, flow_pb2, flow_pb2_grpc
+from kodosumi.v1 import auth_pb2, auth_pb2_grpc, flow_pb2, flow_pb2_grpc, node_pb2
+from kodosumid.auth.client import AuthClient
+from kodosumid.executors.caller_settings import CallerSettings
+from kodosumid.executors.flow_caller import GrpcFlowCaller
 from kodosumid.network.peer_client import PeerLinks
+from kodosumid.network.registry_client import RegistryClient
 
 DOMAIN = "ids.kodosumi"
 
@@ -212,4 +218,52 @@ async def test_a_node_refuses_a_peer_endpoint_held_by_another_node(
         assert response.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         await links.close()
+    assert capture.calls == []
+
+
+async def test_a_node_refuses_a_registry_or_auth_provider_that_is_not_its_own(
+    pki: Pki, fake_server: tuple[Capture, Callable[..., Any]]
+) -> None:
+    """Node → registry and node → auth provider: another registry of the domain (not the one
+    the node enrolled with) or a node at the registry's address is refused, naming both."""
+    capture, start = fake_server
+    node_tls = pki.material(SpiffeId.node(DOMAIN, "node-a"))
+    for impostor in (SpiffeId.registry(DOMAIN, "reg-evil"), SpiffeId.node(DOMAIN, "node-x")):
+        address = await start(impostor)
+        registry = RegistryClient(address, node_tls, 5.0, registry_id="reg-1")
+        auth = AuthClient(address, node_tls, 5.0, registry_id="reg-1")
+        try:
+            with pytest.raises(KodosumiError) as refused:
+                await registry.register(node_pb2.NodeInfo(node_id="node-a"), 10.0)
+            assert str(impostor) in refused.value.message, refused.value.message
+            assert f"spiffe://{DOMAIN}/registry/reg-1" in refused.value.message
+            with pytest.raises(KodosumiError) as refused_auth:
+                await auth.grants(SpiffeId.user(DOMAIN, "bob"))
+            assert str(impostor) in refused_auth.value.message, refused_auth.value.message
+        finally:
+            await registry.close()
+            await auth.close()
+    assert capture.calls == []
+
+
+async def test_call_flow_dials_only_its_own_node(
+    pki: Pki, fake_server: tuple[Capture, Callable[..., Any]]
+) -> None:
+    """ctx.call_flow (the executor's sync client) launches a child only on the node that
+    hosts it: another node of the domain at that address gets nothing."""
+    capture, start = fake_server
+    address = await start(SpiffeId.node(DOMAIN, "node-x"))
+    flow_tls = pki.material(SpiffeId.flow(DOMAIN, "node-a", "planner"))
+    caller = GrpcFlowCaller(CallerSettings(address, "node-a"))
+    caller.use("planner", (flow_tls.ca_cert, flow_tls.cert, flow_tls.key))
+
+    def launch() -> None:
+        caller.launch("hello", {"secret": "x"}, parent_execution_id="p1", parent_flow="planner")
+
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            await asyncio.to_thread(launch)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    finally:
+        caller.close()
     assert capture.calls == []
