@@ -42,6 +42,7 @@ BENCHMARKS = {
     "registry": "bench.registry_heartbeats",
     "fanout": "bench.fanout",
     "unread-watchers": "bench.unread_watchers",
+    "files": "bench.files",
 }
 # Longer benchmarks of other issues: only with `--only NAME`, never in the default run.
 ON_REQUEST = {

@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 from kodosumi.sqlite import private_dir
 
@@ -29,7 +30,11 @@ def is_sha256(text: str) -> bool:
 
 
 class BlobWriter:
-    """One upload on its way to a blob: append, then `commit` (or `abort`)."""
+    """One upload on its way to a blob: `append` chunks, then `commit` (or `abort`).
+
+    Each chunk is hashed and written in threads while the next one arrives (hashlib and
+    os.write release the GIL): at most one chunk is in flight, so memory stays one chunk
+    beside the one being received."""
 
     def __init__(self, store: BlobStore) -> None:
         self.store = store
@@ -38,23 +43,41 @@ class BlobWriter:
             self.temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, FILE_MODE
         )
         self._hash = hashlib.sha256()
+        self._pending: asyncio.Future[Any] | None = None
+        # Bytes accepted so far (written, or on their way in the thread).
         self.size = 0
 
-    def write(self, chunk: bytes) -> None:
-        assert self._fd is not None
+    def _write(self, chunk: bytes) -> None:
+        fd = self._fd
+        assert fd is not None
         view = memoryview(chunk)
         while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self._hash.update(chunk)
+            view = view[os.write(fd, view) :]
+
+    async def append(self, chunk: bytes) -> None:
+        if self._pending is not None:
+            await self._pending
         self.size += len(chunk)
+        # Writing and hashing run side by side (each in a thread), in order chunk by chunk.
+        loop = asyncio.get_running_loop()
+        self._pending = asyncio.gather(
+            loop.run_in_executor(None, self._write, chunk),
+            loop.run_in_executor(None, self._hash.update, chunk),
+        )
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
 
     @property
     def sha256(self) -> str:
+        """The hash of what was written (after `flush`)."""
         return self._hash.hexdigest()
 
     async def commit(self) -> str:
         """Make the blob durable and visible under its hash; returns the hash."""
+        await self.flush()
         sha = self.sha256
         fd, self._fd = self._fd, None
         assert fd is not None
@@ -62,6 +85,14 @@ class BlobWriter:
         return sha
 
     def abort(self) -> None:
+        """Drop the upload: its temp file goes (once a write in flight is done)."""
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.done():
+            pending.add_done_callback(lambda _: self._discard())
+        else:
+            self._discard()
+
+    def _discard(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)

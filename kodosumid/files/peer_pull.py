@@ -85,7 +85,8 @@ async def _fetch(
                     f"files.{name}: peer {node_id} sent more than {remote.size} bytes",
                     reason="FILE_SIZE_MISMATCH",
                 )
-            writer.write(chunk)
+            await writer.append(chunk)
+        await writer.flush()
         if writer.sha256 != remote.sha256 or writer.size != remote.size:
             raise InvalidArgument(
                 f"files.{name}: the content from peer {node_id} has SHA-256 {writer.sha256}, "

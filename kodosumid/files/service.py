@@ -177,7 +177,8 @@ class Files:
                         f"header.size: more than the {header.size} bytes declared arrived",
                         reason="FILE_SIZE_MISMATCH",
                     )
-                writer.write(chunk)
+                await writer.append(chunk)
+            await writer.flush()
             if writer.size != header.size:
                 raise InvalidArgument(
                     f"header.size: {header.size} bytes declared, {writer.size} arrived",

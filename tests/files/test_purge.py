@@ -78,7 +78,8 @@ async def test_temp_files_of_a_crashed_upload_are_removed_at_start(tmp_path: Pat
     blobs = BlobStore(tmp_path / "files")
     blobs.open()
     writer = blobs.writer()
-    writer.write(b"half")
+    await writer.append(b"half")
+    await writer.flush()
     # The process dies here: the temp file stays until the next start.
     assert list(blobs.tmp_dir.iterdir()) == [writer.temp]
     BlobStore(tmp_path / "files").open()
