@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from engine import events
 from engine.context import FlowContext
 from engine.loader import YamlSpecFile
+from engine.signature_schema import build_arguments
 
 
 class Adapter(Protocol):
@@ -78,6 +79,7 @@ def _call_arguments(fn: Callable[..., Any], ctx: FlowContext) -> tuple[list[Any]
         kwargs.update({k: v for k, v in inputs.items() if k not in kwargs})
     elif len(free) == 1 and free[0].default is inspect.Parameter.empty:
         kwargs[free[0].name] = inputs
+    kwargs = build_arguments(fn, kwargs)
     positional = [
         kwargs.pop(p.name) for p in params if p.kind is p.POSITIONAL_ONLY and p.name in kwargs
     ]

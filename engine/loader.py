@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from dataclasses import dataclass
@@ -67,5 +68,8 @@ def _walk(obj: Any, attrs: list[str], entrypoint: str) -> Any:
         try:
             obj = getattr(obj, attr)
         except AttributeError:
-            raise EntrypointError(f"{entrypoint!r}: no attribute {attr!r}") from None
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(attr, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise EntrypointError(f"{entrypoint!r}: no attribute {attr!r}{hint}") from None
     return obj

@@ -39,6 +39,7 @@ from kodosumid.auth.identity import NodeCredentials, node_credentials
 from kodosumid.auth.link import NodeAuth
 from kodosumid.auth.policy import NODE_POLICY
 from kodosumid.catalog import Catalog, example_flows
+from kodosumid.catalog_check import node_catalog
 from kodosumid.config import NodeConfig, ensure_node_id
 from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
@@ -58,6 +59,7 @@ from kodosumid.node_info import node_info, write_info_file
 from kodosumid.observability.wiring import NodeObservability
 from kodosumid.pool_serving import follow_pool
 from kodosumid.quotas import Quotas
+from kodosumid.reloader import FlowReloader
 from kodosumid.servicers import FlowServicer, NodeServicer
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,10 @@ class NodeApp:
         self.observability: NodeObservability | None = None
         self.quotas: Quotas | None = None
         self.catalog: Catalog | None = None
+        # Per flow: the source files its check imported (what `--reload` watches).
+        self.catalog_files: dict[str, tuple[str, ...]] = {}
+        self.reloader: FlowReloader | None = None
+        self._reload_task: asyncio.Task[None] | None = None
         self.a2a_http: CardListener | None = None
         self.cards: NodeCards | None = None
         self.files: Files | None = None
@@ -155,10 +161,13 @@ class NodeApp:
         private_dir(config.state_dir)  # keys and every user's executions: 0700
         tls, trust_domain, extra_admins = self._credentials()
         config = self.config
-        catalog = Catalog(config.flows if config.flows is not None else example_flows())
-        self.catalog = catalog
+        configured = config.flows if config.flows is not None else example_flows()
         if not config.python_path:
             self.config = config = replace(config, python_path=(os.getcwd(),))
+        # Every entry imported in a process of its own while Ray starts (catalog_check.py).
+        checking = asyncio.get_running_loop().create_task(node_catalog(configured, config))
+        if config.strict:
+            await checking  # a broken flow stops the start before Ray does
         # Telemetry, metrics, alerts (kodosumid/observability/wiring.py): before any server or
         # channel exists, so that they are traced.
         self.observability = observability = NodeObservability(config)
@@ -175,7 +184,7 @@ class NodeApp:
             {}
             if config.ray.embedded
             else code_runtime_env(
-                (f.entrypoint for f in catalog.list()),
+                (f.entrypoint for f in configured),
                 config.python_path,
                 executor_workdir(config.state_dir),
             )
@@ -185,6 +194,9 @@ class NodeApp:
         )
         if self.on_ray_ready is not None:
             self.on_ray_ready()
+        check = await checking
+        self.catalog_files = dict(check.files)
+        self.catalog = catalog = Catalog(check.flows)
         # CrewAI is preloaded only for a catalog with CrewAI flows (executors/preload.py).
         entrypoints = [f.entrypoint for f in catalog.list()]
         preload = effective_preload(config.pool.preload_modules, entrypoints, config.python_path)
@@ -320,6 +332,11 @@ class NodeApp:
         self._pool_health_task = asyncio.get_running_loop().create_task(
             follow_pool(self.pool, self._health, config.node_id, SERVICE_NAMES[:1])
         )
+        if config.reload and config.check_catalog:
+            self.reloader = FlowReloader(
+                configured, config.python_path, catalog, self.catalog_files, self.pool.renew
+            )
+            self._reload_task = asyncio.get_running_loop().create_task(self.reloader.run())
         write_info_file(self)
         await network.start(lambda: node_info(self, catalog, hub, detail=False), self.port)
         if config.a2a.http_listen:
@@ -365,6 +382,8 @@ class NodeApp:
             await self.network.leave()  # peers stop routing here while executions finish
         if self._pool_health_task is not None:
             self._pool_health_task.cancel()
+        if self._reload_task is not None:
+            self._reload_task.cancel()
         if self._health is not None:
             await set_serving(self._health, SERVICE_NAMES, False)  # type: ignore[arg-type]
         if self.a2a_http is not None:

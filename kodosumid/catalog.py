@@ -26,10 +26,11 @@ def example_flows() -> tuple[FlowEntry, ...]:
 
 
 def entrypoint_flow(entrypoint: str) -> FlowEntry:
-    """An ad-hoc catalog entry for `kodosumid --flow ENTRYPOINT` (any inputs accepted)."""
+    """An ad-hoc catalog entry for `kodosumid --flow ENTRYPOINT`: its inputs, description
+    (and for a YAML spec tags and timeout) come from the flow itself when it is checked."""
     stem = entrypoint.rstrip("/").rsplit("/", 1)[-1]
     name = stem.rsplit(".", 1)[0] if stem.endswith((".yaml", ".yml")) else stem.replace(":", ".")
-    return FlowEntry(name=name, entrypoint=entrypoint, description=f"ad-hoc flow {entrypoint}")
+    return FlowEntry(name=name, entrypoint=entrypoint, given=frozenset({"name", "entrypoint"}))
 
 
 def same_entrypoint_key(entrypoint: str) -> str:
@@ -58,6 +59,14 @@ class Catalog:
         if flow is None:
             raise NotFound(f"no flow named {name!r} on this node", reason="FLOW_NOT_FOUND")
         return flow
+
+    def replace_all(self, flows: Iterable[FlowEntry]) -> None:
+        """Swap in re-checked entries (`--reload`); flows keep their names."""
+        fresh = Catalog(flows)._flows
+        self._flows.update(fresh)
+
+    def unavailable(self) -> list[FlowEntry]:
+        return [f for f in self._flows.values() if f.unavailable]
 
     def list(self, tag: str = "") -> list[FlowEntry]:
         return [f for f in self._flows.values() if not tag or tag in f.tags]

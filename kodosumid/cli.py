@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -16,6 +17,7 @@ from kodosumi.logs import configure_logging
 from kodosumid.app import NodeApp, check_advertise
 from kodosumid.auth.identity import join
 from kodosumid.catalog import example_flows
+from kodosumid.catalog_check import check_catalog, report
 from kodosumid.config import NodeConfig, load_config
 from kodosumid.flow_flags import add_flow_flags, with_flow_flags
 
@@ -55,6 +57,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="TOKEN",
         help="enroll with the auth provider using a one-time token (docs/security.md)",
     )
+    parser.add_argument(
+        "--check",
+        metavar="CONFIG",
+        type=Path,
+        help="check every flow of the TOML catalog CONFIG (imports, specs, signatures), "
+        "print every error, exit 0 when all can run, 2 otherwise; starts nothing",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse to start when a flow of the catalog is broken (default: list it "
+        "as unavailable and serve the others)",
+    )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: when a flow's module or spec changes, check it again and "
+        "replace the executors that ran the old code (off by default)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
         "--log-format",
@@ -85,6 +106,10 @@ def build_config(args: argparse.Namespace) -> NodeConfig:
         config = replace(config, registry_address=args.registry)
     if args.lan is not None:
         config = replace(config, discovery=replace(config.discovery, enabled=args.lan))
+    if args.strict:
+        config = replace(config, strict=True)
+    if args.reload:
+        config = replace(config, reload=True)
     if args.flow:
         base = config.flows if config.flows is not None else example_flows()
         config = replace(config, flows=with_flow_flags(base, args.flow))
@@ -117,8 +142,32 @@ async def serve(config: NodeConfig, join_token: str | None = None) -> None:
     await app.stop()
 
 
+def check_only(args: argparse.Namespace) -> int:
+    """`kodosumid --check CONFIG`: every error of the catalog at once, nothing started."""
+    try:
+        config = build_config(argparse.Namespace(**{**vars(args), "config": args.check}))
+    except KodosumiError as e:
+        print(f"kodosumid: invalid configuration: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"kodosumid: {e}", file=sys.stderr)
+        return 2
+    flows = config.flows if config.flows is not None else example_flows()
+    python_path = config.python_path or (os.getcwd(),)
+    check = asyncio.run(check_catalog(flows, python_path))
+    for line in report(check):
+        print(line)
+    broken = len(check.broken)
+    print(
+        f"{len(check.flows)} flows, {broken} broken" + (" (not checked)" if check.failure else "")
+    )
+    return 2 if broken or check.failure else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.check is not None:
+        raise SystemExit(check_only(args))
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -39,6 +39,7 @@ def flow_message(flow: FlowEntry, node_id: str) -> flow_pb2.Flow:
         timeout_seconds=flow.timeout_seconds,
         isolation=_ISOLATION[flow.isolation],  # type: ignore[arg-type]
         node_id=node_id,
+        unavailable_reason=flow.unavailable,
     )
     dict_to_struct(flow.input_schema, message.input_schema)
     return message

@@ -39,6 +39,11 @@ def node_info(
         info.degraded_reason = app.pool.problem
         if detail:
             info.executors.extend(executor_messages(app.pool))
+    broken = catalog.unavailable()
+    if broken and not info.degraded_reason:
+        # Flows found broken when the node checked its catalog (kodosumid/catalog_check.py).
+        names = ", ".join(f.name for f in broken)
+        info.degraded_reason = f"flows unavailable: {names} (koco flows NAME says why)"
     if app.observability is not None:
         app.observability.fill_load(info.load)
     return info

@@ -60,6 +60,7 @@ __all__ = [
     "InputSpec",
     "Mark",
     "TaskSpec",
+    "check_spec",
     "load_spec",
     "parse_spec",
 ]
@@ -86,3 +87,20 @@ def parse_spec(text: str, path: str | Path = "<spec>") -> CrewSpec:
     except yaml.YAMLError as exc:
         raise CrewSpecError(file, 0, 0, "", f"not valid YAML: {exc}") from exc
     return Parser(file).spec(root)
+
+
+def check_spec(path: str | Path) -> list[CrewSpecError]:
+    """Every mistake of the spec at `path`, in the order found (empty: it is valid)."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except OSError as exc:
+        return [CrewSpecError(file, 0, 0, "", f"cannot read the spec: {exc.strerror or exc}")]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        return [CrewSpecError(file, line, column, "", f"not valid YAML: {exc.problem}")]
+    except yaml.YAMLError as exc:
+        return [CrewSpecError(file, 0, 0, "", f"not valid YAML: {exc}")]
+    return Parser(file).check(root)

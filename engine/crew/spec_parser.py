@@ -7,7 +7,9 @@ returns a `CrewSpec` (`engine.crew.spec_model`). No crewai.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,23 @@ class Parser:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.marks: dict[str, Mark] = {}
+        # Every mistake found, in file order of discovery: a part (an input, an agent, a
+        # task, a top-level key) with a mistake is left out and the parse goes on, so that
+        # one run names them all (`errors`); `spec` raises the first.
+        self.errors: list[CrewSpecError] = []
+        # Names of inputs, agents and tasks that are declared but have a mistake: references
+        # to them are not reported again.
+        self.broken_inputs: set[str] = set()
+        self.broken_agents: set[str] = set()
+        self.broken_tasks: set[str] = set()
+
+    @contextlib.contextmanager
+    def recover(self) -> Iterator[None]:
+        """Record a mistake inside the block and go on with the next part."""
+        try:
+            yield
+        except CrewSpecError as e:
+            self.errors.append(e)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -92,10 +111,13 @@ class Parser:
             name = str(key_node.value)
             path = f"{key}.{name}" if key else name
             if name in entries:
-                raise self.fail(key_node, path, "appears twice")
+                self.errors.append(self.fail(key_node, path, "appears twice"))
+                continue
             if allowed is not None and name not in allowed:
                 expected = ", ".join(allowed)
-                raise self.fail(key_node, path, f"unknown key (expected one of: {expected})")
+                problem = f"unknown key (expected one of: {expected})"
+                self.errors.append(self.fail(key_node, path, problem))
+                continue
             self.marks[path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             entries[name] = value_node
         return entries
@@ -161,42 +183,85 @@ class Parser:
     # -- the spec ------------------------------------------------------------------------------
 
     def spec(self, root: yaml.Node | None) -> CrewSpec:
+        """The validated spec; raises the first mistake (`check` lists them all)."""
+        spec = self._spec(root)
+        if self.errors:
+            raise self.errors[0]
+        return spec
+
+    def check(self, root: yaml.Node | None) -> list[CrewSpecError]:
+        """Every mistake of the spec (empty: it is valid)."""
+        try:
+            self._spec(root)
+        except CrewSpecError as e:
+            self.errors.append(e)
+        return list(self.errors)
+
+    def _spec(self, root: yaml.Node | None) -> CrewSpec:
         if root is None:
             raise CrewSpecError(self.path, 0, 0, "", "the spec is empty")
         top = self.mapping(root, "", allowed=tuple(_TOP_KEYS))
         for required in ("agents", "tasks"):
             if required not in top:
-                raise self.missing("", required, " (a crew needs agents and tasks)")
-        inputs = self.inputs(top["inputs"]) if "inputs" in top else ()
-        input_names = {i.name for i in inputs}
-        agents = self.agents(top["agents"], input_names)
+                self.errors.append(self.missing("", required, " (a crew needs agents and tasks)"))
+        inputs: tuple[InputSpec, ...] = ()
+        if "inputs" in top:
+            with self.recover():
+                inputs = self.inputs(top["inputs"])
+        input_names = {i.name for i in inputs} | self.broken_inputs
+        agents: dict[str, AgentSpec] = {}
+        if "agents" in top:
+            with self.recover():
+                agents = self.agents(top["agents"], input_names)
         process = "sequential"
         if "process" in top:
-            process = self.text(top["process"], "process")
-            if process not in PROCESSES:
-                raise self.fail(top["process"], "process", f"must be one of {', '.join(PROCESSES)}")
-        tasks = self.tasks(top["tasks"], agents, input_names, process)
-        version = self.value(top["version"]) if "version" in top else "1"
-        if not isinstance(version, str | int | float) or isinstance(version, bool):
-            raise self.fail(top["version"], "version", "must be text or a number")
-        timeout = self.value(top["timeout_seconds"]) if "timeout_seconds" in top else 0.0
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
-            raise self.fail(top["timeout_seconds"], "timeout_seconds", "must be a number >= 0")
+            with self.recover():
+                process = self.text(top["process"], "process")
+                if process not in PROCESSES:
+                    problem = f"must be one of {', '.join(PROCESSES)}"
+                    process = "sequential"
+                    raise self.fail(top["process"], "process", problem)
+        tasks: tuple[TaskSpec, ...] = ()
+        if "tasks" in top:
+            with self.recover():
+                tasks = self.tasks(top["tasks"], agents, input_names, process)
+        version: Any = "1"
+        if "version" in top:
+            version = self.value(top["version"])
+            if not isinstance(version, str | int | float) or isinstance(version, bool):
+                self.errors.append(self.fail(top["version"], "version", "must be text or a number"))
+        timeout: Any = 0.0
+        if "timeout_seconds" in top:
+            timeout = self.value(top["timeout_seconds"])
+            if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
+                problem = "must be a number >= 0"
+                self.errors.append(self.fail(top["timeout_seconds"], "timeout_seconds", problem))
+                timeout = 0.0
+        texts: dict[str, Any] = {"name": self.path.stem, "description": "", "tags": ()}
+        texts.update({"llm": None, "manager_llm": None, "verbose": False})
+        readers: dict[str, Callable[[yaml.Node, str], Any]] = {
+            "name": self.text,
+            "description": self.text,
+            "tags": lambda node, key: tuple(n for n, _ in self.names(node, key)),
+            "llm": self.llm,
+            "manager_llm": self.llm,
+            "verbose": self.flag,
+        }
+        for key, read in readers.items():
+            if key in top:
+                with self.recover():
+                    texts[key] = read(top[key], key)
         return CrewSpec(
             path=self.path,
-            name=self.text(top["name"], "name") if "name" in top else self.path.stem,
-            description=self.text(top["description"], "description")
-            if "description" in top
-            else "",
+            name=texts["name"],
+            description=texts["description"],
             version=str(version),
-            tags=tuple(n for n, _ in self.names(top["tags"], "tags")) if "tags" in top else (),
+            tags=texts["tags"],
             timeout_seconds=float(timeout),
-            llm=self.llm(top["llm"], "llm") if "llm" in top else None,
-            manager_llm=self.llm(top["manager_llm"], "manager_llm")
-            if "manager_llm" in top
-            else None,
+            llm=texts["llm"],
+            manager_llm=texts["manager_llm"],
             process=process,
-            verbose=self.flag(top["verbose"], "verbose") if "verbose" in top else False,
+            verbose=texts["verbose"],
             inputs=inputs,
             agents=agents,
             tasks=tasks,
@@ -204,96 +269,104 @@ class Parser:
         )
 
     def inputs(self, node: yaml.Node) -> tuple[InputSpec, ...]:
-        result = []
+        result: list[InputSpec] = []
         for name, value in self.mapping(node, "inputs").items():
-            key = f"inputs.{name}"
-            if not _KEY.match(name):
-                raise self.fail(node, key, "input names are letters, digits and underscores")
-            entries: dict[str, yaml.Node]
-            if isinstance(value, yaml.ScalarNode):  # shorthand: `topic: string`
-                entries = {"type": value}
-            else:
-                entries = self.mapping(value, key, allowed=_INPUT_KEYS)
-            kind = self.text(entries["type"], f"{key}.type") if "type" in entries else "string"
-            if kind not in INPUT_TYPES:
-                raise self.fail(
-                    entries["type"], f"{key}.type", f"must be one of {', '.join(INPUT_TYPES)}"
-                )
-            has_default = "default" in entries
-            default = self.value(entries["default"]) if has_default else None
-            if has_default and not _matches(kind, default):
-                raise self.fail(entries["default"], f"{key}.default", f"is not a {kind}")
-            enum: tuple[Any, ...] = ()
-            if "enum" in entries:
-                options = self.value(entries["enum"])
-                if not isinstance(options, list) or not options:
-                    raise self.fail(entries["enum"], f"{key}.enum", "must be a non-empty list")
-                enum = tuple(options)
-            required = (
-                self.flag(entries["required"], f"{key}.required")
-                if ("required" in entries)
-                else not has_default
-            )
-            result.append(
-                InputSpec(
-                    name=name,
-                    type=kind,
-                    description=self.text(entries["description"], f"{key}.description")
-                    if "description" in entries
-                    else "",
-                    title=self.text(entries["title"], f"{key}.title") if "title" in entries else "",
-                    default=default,
-                    has_default=has_default,
-                    enum=enum,
-                    required=required,
-                )
-            )
+            with self.recover():
+                self.broken_inputs.add(name)  # until it checks out: no follow-up errors
+                result.append(self.input(node, name, value))
+                self.broken_inputs.discard(name)
         return tuple(result)
+
+    def input(self, node: yaml.Node, name: str, value: yaml.Node) -> InputSpec:
+        key = f"inputs.{name}"
+        if not _KEY.match(name):
+            raise self.fail(node, key, "input names are letters, digits and underscores")
+        entries: dict[str, yaml.Node]
+        if isinstance(value, yaml.ScalarNode):  # shorthand: `topic: string`
+            entries = {"type": value}
+        else:
+            entries = self.mapping(value, key, allowed=_INPUT_KEYS)
+        kind = self.text(entries["type"], f"{key}.type") if "type" in entries else "string"
+        if kind not in INPUT_TYPES:
+            raise self.fail(
+                entries["type"], f"{key}.type", f"must be one of {', '.join(INPUT_TYPES)}"
+            )
+        has_default = "default" in entries
+        default = self.value(entries["default"]) if has_default else None
+        if has_default and not _matches(kind, default):
+            raise self.fail(entries["default"], f"{key}.default", f"is not a {kind}")
+        enum: tuple[Any, ...] = ()
+        if "enum" in entries:
+            options = self.value(entries["enum"])
+            if not isinstance(options, list) or not options:
+                raise self.fail(entries["enum"], f"{key}.enum", "must be a non-empty list")
+            enum = tuple(options)
+        required = (
+            self.flag(entries["required"], f"{key}.required")
+            if ("required" in entries)
+            else not has_default
+        )
+        return InputSpec(
+            name=name,
+            type=kind,
+            description=self.text(entries["description"], f"{key}.description")
+            if "description" in entries
+            else "",
+            title=self.text(entries["title"], f"{key}.title") if "title" in entries else "",
+            default=default,
+            has_default=has_default,
+            enum=enum,
+            required=required,
+        )
 
     def agents(self, node: yaml.Node, inputs: set[str]) -> dict[str, AgentSpec]:
         entries = self.mapping(node, "agents")
         if not entries:
             raise self.fail(node, "agents", "must define at least one agent")
-        agents = {}
+        agents: dict[str, AgentSpec] = {}
         for name, value in entries.items():
-            key = f"agents.{name}"
-            fields = self.mapping(value, key, allowed=_AGENT_KEYS)
-            texts = {}
-            for required in ("role", "goal", "backstory"):
-                if required not in fields:
-                    raise self.missing(key, required)
-                texts[required] = self.text(fields[required], f"{key}.{required}")
-                self.placeholders(fields[required], f"{key}.{required}", texts[required], inputs)
-            tools = []
-            for tool, tool_node in self.names(fields.get("tools") or _EMPTY, f"{key}.tools"):
-                if not _IMPORT_REF.match(tool):
-                    raise self.fail(
-                        tool_node,
-                        f"{key}.tools",
-                        f"{tool!r} is not an import reference like 'package.module:tool'",
-                    )
-                tools.append(tool)
-            options: dict[str, Any] = {}
-            for flag in ("allow_delegation", "verbose"):
-                if flag in fields:
-                    options[flag] = self.flag(fields[flag], f"{key}.{flag}")
-            if "max_iter" in fields:
-                max_iter = self.value(fields["max_iter"])
-                if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
-                    raise self.fail(
-                        fields["max_iter"], f"{key}.max_iter", "must be an integer >= 1"
-                    )
-                options["max_iter"] = max_iter
-            agents[name] = AgentSpec(
-                key=name,
-                role=texts["role"],
-                goal=texts["goal"],
-                backstory=texts["backstory"],
-                tools=tuple(tools),
-                llm=self.llm(fields["llm"], f"{key}.llm") if "llm" in fields else None,
-                options=options,
-            )
+            with self.recover():
+                self.broken_agents.add(name)
+                agents[name] = self.agent(name, value, inputs)
+                self.broken_agents.discard(name)
         return agents
+
+    def agent(self, name: str, value: yaml.Node, inputs: set[str]) -> AgentSpec:
+        key = f"agents.{name}"
+        fields = self.mapping(value, key, allowed=_AGENT_KEYS)
+        texts = {}
+        for required in ("role", "goal", "backstory"):
+            if required not in fields:
+                raise self.missing(key, required)
+            texts[required] = self.text(fields[required], f"{key}.{required}")
+            self.placeholders(fields[required], f"{key}.{required}", texts[required], inputs)
+        tools = []
+        for tool, tool_node in self.names(fields.get("tools") or _EMPTY, f"{key}.tools"):
+            if not _IMPORT_REF.match(tool):
+                raise self.fail(
+                    tool_node,
+                    f"{key}.tools",
+                    f"{tool!r} is not an import reference like 'package.module:tool'",
+                )
+            tools.append(tool)
+        options: dict[str, Any] = {}
+        for flag in ("allow_delegation", "verbose"):
+            if flag in fields:
+                options[flag] = self.flag(fields[flag], f"{key}.{flag}")
+        if "max_iter" in fields:
+            max_iter = self.value(fields["max_iter"])
+            if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
+                raise self.fail(fields["max_iter"], f"{key}.max_iter", "must be an integer >= 1")
+            options["max_iter"] = max_iter
+        return AgentSpec(
+            key=name,
+            role=texts["role"],
+            goal=texts["goal"],
+            backstory=texts["backstory"],
+            tools=tuple(tools),
+            llm=self.llm(fields["llm"], f"{key}.llm") if "llm" in fields else None,
+            options=options,
+        )
 
     def tasks(
         self, node: yaml.Node, agents: dict[str, AgentSpec], inputs: set[str], process: str
@@ -303,53 +376,65 @@ class Parser:
             raise self.fail(node, "tasks", "must define at least one task")
         tasks: list[TaskSpec] = []
         for name, value in entries.items():
-            key = f"tasks.{name}"
-            fields = self.mapping(value, key, allowed=_TASK_KEYS)
-            texts = {}
-            for required in ("description", "expected_output"):
-                if required not in fields:
-                    raise self.missing(key, required)
-                texts[required] = self.text(fields[required], f"{key}.{required}")
-                self.placeholders(fields[required], f"{key}.{required}", texts[required], inputs)
-            agent = None
-            if "agent" in fields:
-                agent = self.text(fields["agent"], f"{key}.agent")
-                if agent not in agents:
-                    known = ", ".join(agents)
-                    raise self.fail(
-                        fields["agent"], f"{key}.agent", f"no agent {agent!r} (agents: {known})"
-                    )
-            elif process == "sequential":
-                raise self.missing(key, "agent", " (every task of a sequential crew needs one)")
-            context = []
-            earlier = [t.key for t in tasks]
-            for ref, ref_node in self.names(fields.get("context") or _EMPTY, f"{key}.context"):
-                if ref not in earlier:
-                    problem = (
-                        "a task cannot use its own output"
-                        if ref == name
-                        else f"no earlier task {ref!r} (context names tasks defined above)"
-                    )
-                    raise self.fail(ref_node, f"{key}.context", problem)
-                context.append(ref)
-            options = {}
-            if "markdown" in fields:
-                options["markdown"] = self.flag(fields["markdown"], f"{key}.markdown")
-            tasks.append(
-                TaskSpec(
-                    key=name,
-                    description=texts["description"],
-                    expected_output=texts["expected_output"],
-                    agent=agent,
-                    context=tuple(context),
-                    human_input=self.flag(fields["human_input"], f"{key}.human_input")
-                    if "human_input" in fields
-                    else False,
-                    name=self.text(fields["name"], f"{key}.name") if "name" in fields else name,
-                    options=options,
-                )
-            )
+            with self.recover():
+                self.broken_tasks.add(name)
+                tasks.append(self.task(name, value, agents, inputs, process, tasks))
+                self.broken_tasks.discard(name)
         return tuple(tasks)
+
+    def task(
+        self,
+        name: str,
+        value: yaml.Node,
+        agents: dict[str, AgentSpec],
+        inputs: set[str],
+        process: str,
+        tasks: list[TaskSpec],
+    ) -> TaskSpec:
+        key = f"tasks.{name}"
+        fields = self.mapping(value, key, allowed=_TASK_KEYS)
+        texts = {}
+        for required in ("description", "expected_output"):
+            if required not in fields:
+                raise self.missing(key, required)
+            texts[required] = self.text(fields[required], f"{key}.{required}")
+            self.placeholders(fields[required], f"{key}.{required}", texts[required], inputs)
+        agent = None
+        if "agent" in fields:
+            agent = self.text(fields["agent"], f"{key}.agent")
+            if agent not in agents and agent not in self.broken_agents:
+                known = ", ".join(agents)
+                raise self.fail(
+                    fields["agent"], f"{key}.agent", f"no agent {agent!r} (agents: {known})"
+                )
+        elif process == "sequential":
+            raise self.missing(key, "agent", " (every task of a sequential crew needs one)")
+        context = []
+        earlier = [t.key for t in tasks] + sorted(self.broken_tasks - {name})
+        for ref, ref_node in self.names(fields.get("context") or _EMPTY, f"{key}.context"):
+            if ref not in earlier:
+                problem = (
+                    "a task cannot use its own output"
+                    if ref == name
+                    else f"no earlier task {ref!r} (context names tasks defined above)"
+                )
+                raise self.fail(ref_node, f"{key}.context", problem)
+            context.append(ref)
+        options = {}
+        if "markdown" in fields:
+            options["markdown"] = self.flag(fields["markdown"], f"{key}.markdown")
+        return TaskSpec(
+            key=name,
+            description=texts["description"],
+            expected_output=texts["expected_output"],
+            agent=agent,
+            context=tuple(context),
+            human_input=self.flag(fields["human_input"], f"{key}.human_input")
+            if "human_input" in fields
+            else False,
+            name=self.text(fields["name"], f"{key}.name") if "name" in fields else name,
+            options=options,
+        )
 
 
 _EMPTY = yaml.SequenceNode("tag:yaml.org,2002:seq", [])

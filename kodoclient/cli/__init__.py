@@ -32,6 +32,7 @@ from kodoclient.cli.status import status
 from kodoclient.cli.timeline import timeline
 from kodoclient.cli.top import top
 from kodoclient.cli.user import user
+from kodoclient.cli.validate import validate
 from kodoclient.cli.verify import verify
 from kodoclient.cli.watch import watch
 from kodoclient.cli.watch_registry import watch_registry
@@ -129,6 +130,7 @@ for _command in (
     cancel,
     input_,
     node_command,
+    validate,
 ):
     main.add_command(_command)
 

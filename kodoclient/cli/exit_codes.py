@@ -40,7 +40,7 @@ CONFLICT = ExitCode(
     6,
     "CONFLICT",
     "The execution is not in a state that allows it: already finished, or it awaits no such "
-    "input (FAILED_PRECONDITION).",
+    "input; or the flow is unavailable (its module or spec is broken) (FAILED_PRECONDITION).",
 )
 BUSY = ExitCode(
     7,

@@ -37,9 +37,13 @@ def flows_table(flows: Iterable[flow_pb2.Flow]) -> Table:
     for column in ("NAME", "ENTRYPOINT", "TAGS", "DESCRIPTION"):
         table.add_column(column, overflow="fold")
     for flow in flows:
-        table.add_row(
-            Text(flow.name, "bold"), flow.entrypoint, ", ".join(flow.tags), flow.description
+        # A broken flow (found when the node checked its catalog) says so where it is listed.
+        about = (
+            Text(f"UNAVAILABLE: {flow.unavailable_reason}", "red")
+            if flow.unavailable_reason
+            else Text(flow.description)
         )
+        table.add_row(Text(flow.name, "bold"), flow.entrypoint, ", ".join(flow.tags), about)
     return table
 
 
@@ -236,7 +240,9 @@ def flow_offers_table(offers: Iterable[registry_pb2.FlowOffer]) -> Table:
             ", ".join(offer.endpoints),
             load_text(offer.node_load),
             ", ".join(offer.flow.tags),
-            offer.flow.description,
+            Text(f"UNAVAILABLE: {offer.flow.unavailable_reason}", "red")
+            if offer.flow.unavailable_reason
+            else Text(offer.flow.description),
         )
     return table
 

@@ -59,6 +59,7 @@ class Flow(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     ISOLATION_FIELD_NUMBER: _builtins.int
     NODE_ID_FIELD_NUMBER: _builtins.int
+    UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     entrypoint: _builtins.str
     """`module:attr`, a dotted path, or a YAML crew spec file."""
@@ -69,6 +70,10 @@ class Flow(_message.Message):
     isolation: Global___Isolation.ValueType
     node_id: _builtins.str
     """The node that hosts the flow."""
+    unavailable_reason: _builtins.str
+    """Why the flow cannot run (its module does not import, its spec has mistakes, ...), found
+    when the node checked its catalog; empty: it can. Launching it is FAILED_PRECONDITION.
+    """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -87,10 +92,11 @@ class Flow(_message.Message):
         timeout_seconds: _builtins.float = ...,
         isolation: Global___Isolation.ValueType = ...,
         node_id: _builtins.str = ...,
+        unavailable_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input_schema", b"input_schema"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "entrypoint", b"entrypoint", "input_schema", b"input_schema", "isolation", b"isolation", "name", b"name", "node_id", b"node_id", "tags", b"tags", "timeout_seconds", b"timeout_seconds", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "entrypoint", b"entrypoint", "input_schema", b"input_schema", "isolation", b"isolation", "name", b"name", "node_id", b"node_id", "tags", b"tags", "timeout_seconds", b"timeout_seconds", "unavailable_reason", b"unavailable_reason", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -32,6 +32,11 @@ class FlowEntry:
     max_input_bytes: int = 0
     # Where its executors run: Ray resources, node labels, one Ray node (empty: anywhere).
     placement: Placement = ANYWHERE
+    # The catalog keys written out for it; the rest may be filled from the flow itself
+    # (its signature, docstring or YAML spec: kodosumid/catalog_check.py).
+    given: frozenset[str] = frozenset()
+    # Why it cannot run, found by the catalog check (empty: it can).
+    unavailable: str = ""
 
 
 def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
@@ -73,11 +78,27 @@ def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
         placement=parse_placement(
             raw.get("resources"), raw.get("labels"), raw.get("node", ""), where=where
         ),
+        given=frozenset(raw),
     )
 
 
 def flows_from(raw_flows: list[dict[str, Any]]) -> tuple[FlowEntry, ...]:
-    flows = tuple(_flow(raw, i) for i, raw in enumerate(raw_flows))
+    """The entries, or one error naming every bad key of every entry."""
+    parsed: list[FlowEntry] = []
+    problems: list[InvalidArgument] = []
+    for i, raw in enumerate(raw_flows):
+        try:
+            parsed.append(_flow(raw, i))
+        except InvalidArgument as e:
+            problems.append(e)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise InvalidArgument(
+            "; ".join(p.message for p in problems),
+            violations=[v for p in problems for v in p.violations],
+        )
+    flows = tuple(parsed)
     names = [f.name for f in flows]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

@@ -72,3 +72,9 @@ class NodeConfig:
     a2a: A2AConfig = field(default_factory=A2AConfig)
     # Files in and out of runs (kodosumid/files/).
     files: FilesConfig = field(default_factory=FilesConfig)
+    # Every flow is checked at start (kodosumid/catalog_check.py): broken ones are listed
+    # unavailable, or with `strict` the node refuses to start; `reload` (development)
+    # re-checks flows whose files change and replaces the executors that ran them.
+    check_catalog: bool = True
+    strict: bool = False
+    reload: bool = False

@@ -14,7 +14,13 @@ from typing import Any
 
 from kodosumi.authz import NODE, Principal
 from kodosumi.clock import Clock
-from kodosumi.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from kodosumi.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.logs import bind_run
 from kodosumi.schema import violations
@@ -192,6 +198,12 @@ class Launcher:
                 await files_port.link_inputs(record.execution_id, input_files)
             return record
         check_flow_access(principal, flow)  # the catalog's per-flow allow-list (auth)
+        if flow.unavailable:
+            # Found broken when the node checked its catalog (kodosumid/catalog_check.py).
+            raise FailedPrecondition(
+                f"flow {flow.name!r} is unavailable: {flow.unavailable}",
+                reason="FLOW_UNAVAILABLE",
+            )
         check_inputs(flow, inputs)
         inputs = with_defaults(flow.input_schema, inputs)
         execution_id = uuid.uuid4().hex

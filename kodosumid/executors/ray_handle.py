@@ -103,11 +103,20 @@ class RayExecutor:
     dead: bool = False
     # Adopted after a node restart: it finishes what it hosts, then retires.
     adopted: bool = False
+    # Holds code that changed (`--reload`): it finishes what it hosts, then retires.
+    retiring: bool = False
+    # The flows it has run (their modules stay imported in its process).
+    flows: set[str] = field(default_factory=set)
     # The Ray node it runs on (id hex, address), once it answered.
     ray_node_id: str = ""
     ray_node_address: str = ""
     # What the pool adds to each start's spec (the caller's credentials, as data).
     prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    @property
+    def winding_down(self) -> bool:
+        """Takes no new executions and stops once it hosts none."""
+        return self.adopted or self.retiring
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:
@@ -130,6 +139,7 @@ class RayExecutor:
 
     async def start(self, spec: Mapping[str, Any]) -> None:
         data = dict(spec)
+        self.flows.add(str(data.get("flow", "")))
         if self.prepare is not None:
             data = self.prepare(data)
         await self._call(self.actor.start.remote(data))

@@ -183,7 +183,9 @@ class RayExecutorPool:
 
     def _standing_shared(self) -> list[RayExecutor]:
         """The configured shared executors (not adopted ones, not per-placement ones)."""
-        return [e for e in self.shared if not e.dead and not e.adopted and e.placement.anywhere]
+        return [
+            e for e in self.shared if not e.dead and not e.winding_down and e.placement.anywhere
+        ]
 
     async def start(self) -> None:
         """Create the shared executors and the warm spares and wait for them; then keep
@@ -266,7 +268,7 @@ class RayExecutorPool:
             e
             for e in self.shared
             if not e.dead
-            and not e.adopted
+            and not e.winding_down
             and e.placement.key == placement.key
             and len(e.executions) < self.config.max_executions_per_executor
         ]
@@ -330,8 +332,25 @@ class RayExecutorPool:
         executor.executions.discard(execution_id)
         if executor.executions:
             return
-        if executor.isolation == PROCESS or executor.adopted:
+        if executor.isolation == PROCESS or executor.winding_down:
             self.forget(executor)
+
+    def renew(self, flows: set[str]) -> int:
+        """`--reload`: executors that ran any of `flows` hold their old code. Idle ones stop
+        now, busy ones take no new executions and stop when theirs end; the keeper starts
+        fresh ones. Warm spares never ran a flow. Answers how many were replaced."""
+        replaced = 0
+        for executor in list(self.shared):
+            if executor.dead or executor.winding_down or not executor.flows & flows:
+                continue
+            replaced += 1
+            if executor.executions:
+                executor.retiring = True
+            else:
+                self.forget(executor)
+        self._wake.set()
+        self.changed.set()
+        return replaced
 
     def forget(self, handle: ExecutorHandle) -> None:
         """Stop handing the executor out and stop its process (if it still runs)."""

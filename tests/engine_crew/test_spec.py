@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.crew.spec import CrewSpecError, load_spec, parse_spec
+from engine.crew.spec import CrewSpecError, check_spec, load_spec, parse_spec
 from kodosumi.v1 import event_pb2
 from tests.engine_crew.helpers import Driver
 
@@ -122,6 +122,47 @@ def test_errors_name_file_line_and_key(
     assert problem in error.problem
     assert str(error).startswith(f"/specs/crew.yaml:{line}:")
     assert f": {key}: " in str(error)
+
+
+MANY_MISTAKES = """\
+name: many
+inputs:
+  topic: {type: strin}
+agents:
+  a:
+    role: R
+    goal: Find {topic}
+    backstory: B
+    colour: red
+tasks:
+  t:
+    description: D {nope}
+    expected_output: E
+    agent: b
+  u:
+    descriptio: x
+    expected_output: E
+    agent: a
+timeout_seconds: -1
+"""
+
+
+def test_check_names_every_mistake_at_once(tmp_path: Path) -> None:
+    spec = tmp_path / "many.yaml"
+    spec.write_text(MANY_MISTAKES)
+    found = [(e.line, e.key) for e in check_spec(spec)]
+    assert found == [
+        (3, "inputs.topic.type"),
+        (9, "agents.a.colour"),
+        (12, "tasks.t.description"),
+        (16, "tasks.u.descriptio"),
+        (15, "tasks.u.description"),
+        (19, "timeout_seconds"),
+    ]
+    # A broken input's uses are not reported again; loading still raises the first one.
+    with pytest.raises(CrewSpecError, match=r"many.yaml:3:17: inputs.topic.type"):
+        load_spec(spec)
+    assert check_spec(Path(__file__).resolve().parents[2] / "assets" / "search.yaml") == []
 
 
 def test_yaml_syntax_error_names_the_line() -> None:

@@ -136,10 +136,13 @@ async def test_task_human_input_round_trip(crew_node: RunningNode) -> None:
 
 
 async def test_a_yaml_spec_error_names_file_line_and_key(crew_node: RunningNode) -> None:
-    events = await collect(crew_node.flows, await launch(crew_node.flows, "broken-yaml", {}))
-    assert statuses(events)[-1] == S.EXECUTION_STATUS_FAILED
-    error = next(e.error for e in events if e.HasField("error"))
-    location, _, problem = error.message.partition(": ")
+    # Issue 17: found when the node checked its catalog; the launch is refused with the
+    # location (an execution of a broken spec fails the same way: tests/engine_crew).
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await launch(crew_node.flows, "broken-yaml", {})
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    message = str(refused.value.details()).split("is unavailable: ", 1)[1]
+    location, _, problem = message.partition(": ")
     path, line, _column = location.rsplit(":", 2)
     assert Path(path).name == "broken.yaml"
     assert line == "12"  # the line of `agent: nobody`

@@ -146,7 +146,12 @@ async def test_a_placement_no_ray_node_matches_fails_the_launch_saying_so(
     assert info.degraded_reason == ""
 
     response = await node.flows.LaunchExecution(
-        flow_pb2.LaunchExecutionRequest(flow="sleepy", placement=flow_pb2.Placement(node="h9")),
+        # `seconds` is required: the node reads sleepy's signature (issue 17).
+        flow_pb2.LaunchExecutionRequest(
+            flow="sleepy",
+            inputs=dict_to_struct({"seconds": 0.1}),
+            placement=flow_pb2.Placement(node="h9"),
+        ),
         timeout=30,
     )
     events = await collect(node.flows, response.execution.execution_id)
