@@ -16,7 +16,13 @@ from kodosumi.server_identity import ServerExpectation
 from kodosumid.app import NodeApp
 from kodosumid.config import FlowEntry
 from kodosumid.files import FilesConfig
-from tests.node.conftest import TEST_FLOWS, RunningNode, node_config, ray_cluster  # noqa: F401
+from tests.node.conftest import (  # noqa: F401  (fixtures)
+    TEST_FLOWS,
+    RunningNode,
+    node_config,
+    ray_cluster,
+    start_node,
+)
 from tests.node.users import User
 
 FILE_FLOWS = (

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
 from kodosumi.jsonvalue import value_to_python
 from kodosumi.v1 import event_pb2, file_pb2, flow_pb2
-from tests.files.conftest import RPC_ERRORS, code_of, details_of_error, files_client, reason_of
+from tests.files.conftest import (
+    FILE_FLOWS,
+    RPC_ERRORS,
+    code_of,
+    details_of_error,
+    files_client,
+    reason_of,
+)
 from tests.node.conftest import RunningNode
-from tests.node.helpers import collect
+from tests.node.helpers import collect, eventually
 from tests.node.users import User
 
 pytestmark = [pytest.mark.ray]
@@ -156,3 +164,23 @@ async def test_a_crewai_crew_reads_an_input_and_its_outputs_become_files(
     assert sorted(f.name for f in outputs) == ["digest.txt", "report.md"]
     digest = next(f for f in outputs if f.name == "digest.txt")
     assert await files.read(digest.file_id) == b"DIGEST"
+
+
+async def test_files_are_purged_with_their_executions_by_retention(start_node: Any) -> None:
+    node = await start_node(flows=FILE_FLOWS, retention_seconds=1.0)
+    files = files_client(node)
+    doc = await files.upload(b"kept one second after the run", name="r.txt")
+    events = await _run(node, "file-echo", {"r": doc.file_id})
+    assert _status(events)[0] == event_pb2.EXECUTION_STATUS_SUCCEEDED, _status(events)
+    listed = await files.list(events[0].execution_id)
+    assert len(listed) == 2
+    blobs = node.app.config.state_dir / "files" / "blobs"
+
+    async def purged() -> bool:
+        return not any((blobs / f.sha256[:2] / f.sha256).exists() for f in listed)
+
+    await eventually(purged, timeout=30)
+    for f in listed:
+        with pytest.raises(RPC_ERRORS) as caught:
+            await files.stat(f.file_id)
+        assert code_of(caught.value) == grpc.StatusCode.NOT_FOUND
