@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kodosumi.authz import FLOW, Principal
 from kodosumi.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
+from kodosumi.spiffe import IdentityKind, InvalidSpiffeId, SpiffeId
 from kodosumid.event_store import EventStore, ExecutionRecord
 
 
@@ -53,6 +53,16 @@ class Access:
         except InvalidSpiffeId:
             return False
         return principal.id == str(flow_id)
+
+    def hosted_here(self, principal: Principal) -> bool:
+        """Whether the caller is code this node runs: the node itself (its executors dial
+        with its certificate when a flow has no identity) or one of its flows."""
+        if principal.identity is None:
+            return False
+        if self.identity and principal.id == self.identity:
+            return True
+        identity = principal.identity
+        return identity.kind is IdentityKind.FLOW and identity.names[0] == self.node_id
 
     async def _launched_by(self, principal: Principal, record: ExecutionRecord) -> bool:
         """A child is visible to the flow that launched it (which acts for the child's owner)."""

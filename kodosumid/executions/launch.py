@@ -164,6 +164,15 @@ class Launcher:
             )
         owner = principal.id
         parent: ExecutionRecord | None = None
+        if not parent_execution_id and self.access.hosted_here(principal):
+            # A flow of this node launches children of its execution (ctx.call_flow), owned
+            # by and charged to that execution's owner; a launch of its own (an A2A call to
+            # this node) would belong to, and spend the quotas of, no person.
+            raise PermissionDenied(
+                f"{principal.id} runs on this node: it launches flows here as children of "
+                "its execution (ctx.call_flow), not on its own",
+                reason="PARENT_REQUIRED",
+            )
         if parent_execution_id:
             parent = await self.access.parent(principal, parent_execution_id)
             if self.access.speaks_for(principal, parent):

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from a2a.types import a2a_pb2, a2a_pb2_grpc
 from google.protobuf import json_format
 
 from kodosumi.jsonvalue import dict_to_struct
@@ -25,6 +26,7 @@ from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
 from kodosumid.auth.flow_identity import flows_dir
 from kodosumid.config import FlowEntry
 from kodosumid.quotas import Limits, QuotasConfig
+from tests.a2a.helpers import data_message
 from tests.node.conftest import TEST_FLOWS, NodeFactory, RunningNode
 from tests.node.helpers import collect, eventually, launch, statuses
 from tests.node.users import User
@@ -169,3 +171,29 @@ async def test_a_flow_identity_launches_only_for_a_running_execution_of_its_own(
         assert child.execution.owner == str(mallory.identity)
     finally:
         await channel.close()
+
+
+async def test_code_of_this_node_launches_nothing_of_its_own_through_a2a(
+    node: RunningNode, flow_tls: TlsMaterial
+) -> None:
+    """A flow (or the node's own certificate, which flows without an identity dial with)
+    calling this node's A2A service would launch executions owned by no person and charged to
+    a machine's generous quotas: refused, naming ctx.call_flow."""
+    assert node.app.credentials is not None and node.app.credentials.files is not None
+    for tls in (flow_tls, node.app.credentials.files.read()):
+        channel = open_channel(node.app.address, tls, expect=ServerExpectation.node())
+        try:
+            request = a2a_pb2.SendMessageRequest(
+                tenant="hello", message=data_message({"name": "x"})
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await a2a_pb2_grpc.A2AServiceStub(channel).SendMessage(
+                    request, timeout=10, metadata=(("a2a-version", "1.0"),)
+                )
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "ctx.call_flow" in (refused.value.details() or "")
+        finally:
+            await channel.close()
+    assert node.app.quotas is not None
+    page = await node.flows.ListExecutions(flow_pb2.ListExecutionsRequest(flow="hello"), timeout=10)
+    assert not page.executions
