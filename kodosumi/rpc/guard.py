@@ -35,6 +35,7 @@ from kodosumi.authz import (
 from kodosumi.errors import InvalidArgument, KodosumiError, Unauthenticated
 from kodosumi.pki import is_ca_certificate, spiffe_id_of
 from kodosumi.revocations import RevocationList
+from kodosumi.rpc.revocation_watch import UNWATCHED, RevocationWatch, Unwatched
 from kodosumi.rpc.status import internal_status, to_grpc_status, to_rpc_status
 from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
 
@@ -345,7 +346,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
     @contextlib.asynccontextmanager
     async def _streaming(
         self, method: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[_RevocationWatch | _Unwatched]:
+    ) -> AsyncIterator[RevocationWatch | Unwatched]:
         """Admit a streaming call, then serve it until it ends, fails, or its caller is revoked.
 
         A revocation cancels the serving task while it waits inside the stream (for events,
@@ -354,13 +355,13 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         never ended); a stream caught sending ends before its next response instead
         (`enter`/`leave`), e.g. the auth state announcing that very revocation.
         """
-        watch: _RevocationWatch | None = None
+        watch: RevocationWatch | None = None
         try:
             await self._admit(method, context)
             peer = self.authenticator.peer_of(context)
             if peer is not None:
-                watch = _RevocationWatch(self.authenticator.revocations, *peer)
-            yield watch if watch is not None else _UNWATCHED
+                watch = RevocationWatch(self.authenticator.revocations, *peer)
+            yield watch if watch is not None else UNWATCHED
         except (grpc.aio.AbortError, KeyboardInterrupt):
             raise
         except asyncio.CancelledError:
@@ -378,69 +379,10 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 ),
             )
         except Exception as e:
+            task = asyncio.current_task()
+            if watch is not None and watch.revoked and task is not None and task.cancelling():
+                task.uncancel()  # the revocation's cancel became this REVOKED (`leave`)
             await self._fail(method, context, e)
         finally:
             if watch is not None:
                 watch.close()
-
-
-class _Unwatched:
-    """The watch of a stream without a certificate to revoke (plaintext)."""
-
-    def enter(self) -> None:
-        pass
-
-    def leave(self) -> None:
-        pass
-
-
-_UNWATCHED = _Unwatched()
-
-
-class _RevocationWatch:
-    """Cancels the task serving a stream once its caller's certificate is revoked.
-
-    One small task per open stream waits for revocation-list changes (pushed by the auth
-    provider, so the stream ends within the push's delay, not at its next message).
-    """
-
-    def __init__(
-        self, revocations: RevocationList, cert: x509.Certificate, identity: SpiffeId
-    ) -> None:
-        self.revocations = revocations
-        self.cert = cert
-        self.identity = identity
-        self.revoked = False
-        # Whether the serving task waits inside the stream now (so a cancel lands there);
-        # writer-style handlers (`context.write`) are always cancelled.
-        self.waiting = True
-        self._serving = asyncio.current_task()
-        self._task = asyncio.get_running_loop().create_task(self._watch())
-
-    async def _watch(self) -> None:
-        while not self.revocations.is_revoked(self.cert, self.identity):
-            await self.revocations.wait_changed()
-        self.revoked = True
-        if self._serving is not None and self.waiting:
-            self._serving.cancel()
-
-    def enter(self) -> None:
-        """The stream waits for its next response now: a revocation may cancel the wait."""
-        self._check()
-        self.waiting = True
-
-    def leave(self) -> None:
-        """It has a response (gRPC sends it next): no cancel from here, and none sent to a
-        caller revoked meanwhile."""
-        self.waiting = False
-        self._check()
-
-    def _check(self) -> None:
-        if self.revoked:
-            raise Unauthenticated(
-                f"certificate of {self.identity} was revoked while the stream was open",
-                reason="REVOKED",
-            )
-
-    def close(self) -> None:
-        self._task.cancel()
