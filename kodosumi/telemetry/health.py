@@ -10,6 +10,7 @@ process exports through it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -29,26 +30,37 @@ EXPORTER_LOGGERS = (
 )
 
 
+def _endpoint_of_env() -> str:
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return "the default OTLP endpoint"
+
+
 class ExportHealth(logging.Filter):
     """One process's export to one place: failing or not, each change said once."""
 
     def __init__(self, where: str) -> None:
         super().__init__()
-        self.where = where or "the OTLP endpoint of the OTEL_* variables"
+        self.where = where or _endpoint_of_env()
         self.failing = False
-        self._detail = ""
         self._lock = threading.Lock()
         for name in EXPORTER_LOGGERS:
             logging.getLogger(name).addFilter(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Keep the exporter's own message as the detail of ours; do not print it."""
-        if record.levelno >= logging.WARNING:
-            self._detail = record.getMessage()
-            return False
-        return True
+        """The exporter's own message: ours says it (once) as soon as a first attempt
+        fails, not after the retries; the exporter's is not printed."""
+        if record.levelno < logging.WARNING:
+            return True
+        if "shutdown" not in record.getMessage().lower():  # our own stop, not a failure
+            self._change(False, record.getMessage())
+        return False
 
     def outcome(self, ok: bool, signal: str) -> None:
+        self._change(ok, f"{signal} were not accepted")
+
+    def _change(self, ok: bool, detail: str) -> None:
         with self._lock:
             if ok == (not self.failing):
                 return
@@ -56,11 +68,9 @@ class ExportHealth(logging.Filter):
         if ok:
             log.info("telemetry: exporting to %s again", self.where)
         else:
-            detail = f": {self._detail}" if self._detail else ""
             log.warning(
-                "telemetry: cannot export %s to %s%s; dropping spans and metrics until it "
+                "telemetry: cannot export to %s (%s); dropping spans and metrics until it "
                 "answers (said once)",
-                signal,
                 self.where,
                 detail,
             )

@@ -44,11 +44,13 @@ class ExecutorActor:
         """`caller`: where the node is and what to dial it with
         (`CallerSettings.to_dict()`); None: hosted flows cannot call flows."""
         os.environ.update(env)
-        from engine import tracing
+        from engine import process_log, tracing
         from engine.host import ExecutionHost
         from kodosumid.executors.file_bridge import GrpcFileBridge
         from kodosumid.executors.flow_caller import GrpcFlowCaller
 
+        # This process's own log lines reach the node's log (kodosumid/executors/ray_output.py).
+        process_log.install()
         # Spans and metrics of this process go where the node's go (engine/tracing.py).
         tracing.install(node_id=env.get(NODE_ENV, ""))
 

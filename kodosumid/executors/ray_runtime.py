@@ -5,6 +5,16 @@ runtime-env agent, every worker) listens on 127.0.0.1, and its token (Ray >= 2.6
 authentication) lives in the node's state directory, mode 0600, never in `~/.ray`.
 A Ray cluster the node joins (`--ray-address`) is the operator's to secure
 (docs/operations.md).
+
+The embedded Ray's session (logs, sockets, spilled objects) lives in the node's state
+directory too (`<state>/ray/session`), not in the shared `/tmp/ray`, and is removed when
+the node stops. Ray's Unix sockets sit about 64 bytes below that folder and a socket path
+may not exceed 107 bytes: a state directory too deep for that gets a short private folder
+under the system's temporary directory instead, removed the same way.
+
+Ray's own log lines go through the node's logging (text or JSON, like every other line),
+and what its workers write reaches the node's output (`ray_output.py`), never its stderr
+raw.
 """
 
 from __future__ import annotations
@@ -13,6 +23,8 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +33,7 @@ import ray
 from ray._private import ray_constants
 
 from kodosumid.config import RayConfig
+from kodosumid.executors.ray_output import forward_worker_output
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +54,12 @@ EXECUTOR_ENV = {
 }
 # Where Ray finds its token (read by its C++ token loader, inherited by its processes).
 AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
+# The longest Unix socket path (108 bytes with the NUL on Linux), and how much Ray adds
+# below its temp dir: `/session_2026-12-04_22-29-59_123456_<pid>/sockets/plasma_store`.
+SOCKET_PATH_MAX = 107
+SESSION_SUFFIX_BYTES = 66
+# The session folder of the embedded Ray this process started (removed by `stop_ray`).
+_session_root: Path | None = None
 
 
 def _offline_home() -> None:
@@ -94,6 +113,39 @@ def _loopback_node_ip() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = before
 
 
+def session_root(state_dir: Path) -> Path:
+    """Where the embedded Ray keeps its session: `<state>/ray/session` when Ray's socket
+    paths fit below it, else a new private folder in the system's temporary directory."""
+    preferred = state_dir.resolve() / "ray" / "session"
+    if len(str(preferred).encode()) + SESSION_SUFFIX_BYTES <= SOCKET_PATH_MAX:
+        # Left over from a node that was killed: nothing of it is in use now.
+        shutil.rmtree(preferred, ignore_errors=True)
+        preferred.mkdir(mode=0o700, parents=True)
+        return preferred
+    short = Path(tempfile.mkdtemp(prefix="kodosumi-ray-"))  # mode 0700
+    log.info(
+        "state directory %s is too deep for Ray's socket paths; its session is in %s",
+        state_dir,
+        short,
+    )
+    return short
+
+
+def _remove_session() -> None:
+    global _session_root
+    if _session_root is not None:
+        shutil.rmtree(_session_root, ignore_errors=True)
+        _session_root = None
+
+
+def _ray_logs_into_ours() -> None:
+    """Ray's loggers print through a handler of their own (set when ray is imported):
+    send their records to the root logger instead, in the node's format."""
+    ray_logger = logging.getLogger("ray")
+    ray_logger.handlers.clear()
+    ray_logger.propagate = True
+
+
 def _is_loopback(address: str) -> bool:
     host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
     return host in ("127.0.0.1", "localhost", "::1")
@@ -107,27 +159,37 @@ def start_ray(
     `state_dir`: where the embedded Ray keeps its token (None: Ray's default, `~/.ray`).
     `runtime_env`: the job's runtime environment on a cluster (the flows' code,
     `code_shipping.py`); the embedded Ray runs on this host and needs none."""
+    global _session_root
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
     if ray.is_initialized():
         return "embedded" if config.embedded else config.address
     _offline_home()
+    _ray_logs_into_ours()
     if config.embedded:
+        temp_dir = None
         if state_dir is not None:
             private_token(state_dir)
-        with _loopback_node_ip():
-            ray.init(
-                # "local": always a new instance. With no address, ray.init joins the last
-                # cluster `ray start` left on this machine (/tmp/ray/ray_current_cluster).
-                address="local",
-                num_cpus=config.num_cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                object_store_memory=config.object_store_memory,
-                namespace=config.namespace,
-                _node_ip_address=LOOPBACK,
-                configure_logging=False,
-            )
+            _session_root = temp_dir = session_root(state_dir)
+        try:
+            with _loopback_node_ip():
+                ray.init(
+                    # "local": always a new instance. With no address, ray.init joins the
+                    # last cluster `ray start` left here (/tmp/ray/ray_current_cluster).
+                    address="local",
+                    num_cpus=config.num_cpus,
+                    include_dashboard=False,
+                    log_to_driver=True,  # to the node's output (ray_output.py)
+                    object_store_memory=config.object_store_memory,
+                    namespace=config.namespace,
+                    _node_ip_address=LOOPBACK,
+                    _temp_dir=str(temp_dir) if temp_dir is not None else None,
+                    configure_logging=False,
+                )
+        except BaseException:
+            _remove_session()
+            raise
+        forward_worker_output()
         return "embedded"
     if _is_loopback(config.address):
         # A cluster on this host only (tests, a single-host operator): so is this driver.
@@ -135,22 +197,26 @@ def start_ray(
             ray.init(
                 address=config.address,
                 namespace=config.namespace,
-                log_to_driver=False,
+                log_to_driver=True,
                 configure_logging=False,
                 runtime_env=runtime_env or None,
                 _node_ip_address=LOOPBACK,
             )
+        forward_worker_output()
         return config.address
     ray.init(
         address=config.address,
         namespace=config.namespace,
-        log_to_driver=False,
+        log_to_driver=True,
         configure_logging=False,
         runtime_env=runtime_env or None,
     )
+    forward_worker_output()
     return config.address
 
 
 def stop_ray() -> None:
+    """Stop this driver's Ray; an embedded Ray's session folder goes with it."""
     if ray.is_initialized():
         ray.shutdown()
+    _remove_session()

@@ -30,6 +30,7 @@ from kodosumid.observability.alert_log import AlertLog
 from kodosumid.observability.alerts import AlertEngine, NetworkView, PeerState
 from kodosumid.observability.metrics import NodeMetrics, Sources
 from kodosumid.observability.rules import SEVERITIES
+from kodosumid.observability.run_log import RunLog
 from kodosumid.observability.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,9 @@ class NodeObservability:
         self.engine: AlertEngine | None = None
         self.log = AlertLog(config.state_dir / ALERTS_FILE, keep=config.alerts.keep)
         self.webhooks: list[WebhookSender] = []
-        # What ExecutionService reports to; metrics and alert rules join in start_telemetry().
-        self.observer = Observers()
+        # What ExecutionService reports to: the log of runs now; metrics and alert rules
+        # join in start_telemetry().
+        self.observer = Observers(RunLog())
         self._raised: asyncio.Queue[event_pb2.Event] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._heartbeat: HeartbeatWatch | None = None
