@@ -64,11 +64,16 @@ class Tail:
             return []
         if chunks[0].first_seq > cursor + 1:
             return None
-        # Followers are mostly near the end: search from there.
-        i = len(chunks) - 1
-        while i > 0 and chunks[i - 1].last_seq > cursor:
-            i -= 1
-        return list(chunks)[i:] if i else list(chunks)
+        # Followers are mostly near the end: walk back from there and copy only the new
+        # chunks. A tail of small batches holds thousands of chunks (2 MiB of 100-byte
+        # events); copying them all per follower and wake-up cost O(tail) each time.
+        new: list[Chunk] = []
+        for chunk in reversed(chunks):
+            if chunk.last_seq <= cursor:
+                break
+            new.append(chunk)
+        new.reverse()
+        return new
 
     def next_response(self, cursor: int, max_bytes: int) -> tuple[int, bytes] | tuple[()] | None:
         """(last seq, response bytes) of the next response after `cursor`; () when nothing is

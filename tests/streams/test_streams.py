@@ -60,6 +60,26 @@ async def test_tail_is_bounded_and_shared() -> None:
     assert tail.after(0) is None  # trimmed: read the store
 
 
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=60), st.integers(0, 2000), st.data())
+def test_tail_after_hands_out_exactly_the_newer_chunks(
+    batches: list[int], max_bytes: int, data: st.DataObject
+) -> None:
+    tail = Tail(max_bytes=max_bytes)
+    seq = 1
+    for size in batches:
+        tail.append(chunks(seq, [_event(seq + i) for i in range(size)], 60))
+        seq += size
+    held = list(tail._chunks)
+    cursor = data.draw(st.integers(0, seq + 1))
+    got = tail.after(cursor)
+    if cursor >= seq - 1:
+        assert got == []
+    elif held[0].first_seq > cursor + 1:
+        assert got is None  # the tail no longer reaches back: read the store
+    else:
+        assert got == [c for c in held if c.last_seq > cursor]
+
+
 async def test_followers_at_the_same_point_share_one_read() -> None:
     stored = [(i, _event(i)) for i in range(1, 101)]
     reads: list[int] = []
