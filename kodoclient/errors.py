@@ -47,7 +47,8 @@ class KodoclientError(Exception):
 
     def __str__(self) -> str:
         label = self.code_name if not self.reason else f"{self.code_name}/{self.reason}"
-        lines = [f"{label}: {self.message}" if self.message else label]
+        message = _headline(self.message, self.violations)
+        lines = [f"{label}: {message}" if message else label]
         lines += [f"  {v.field}: {v.description}" for v in self.violations]
         return "\n".join(lines)
 
@@ -92,3 +93,13 @@ class ConfigError(KodoclientError):
 
     def __init__(self, message: str, *, reason: str = "BAD_CONFIG") -> None:
         super().__init__(grpc.StatusCode.FAILED_PRECONDITION, message, reason=reason)
+
+
+def _headline(message: str, violations: Sequence[FieldViolation]) -> str:
+    """The message without the violations a node already wrote into it (they follow, one a
+    line, and are said once)."""
+    listed = [f"{v.field}: {v.description}" for v in violations]
+    if not listed or not all(item in message for item in listed):
+        return message
+    cut = min(message.index(item) for item in listed)
+    return message[:cut].rstrip(" :;,") or message

@@ -89,6 +89,23 @@ class Timeline:
     def count(self, kind: str) -> int:
         return sum(1 for b in self.bars if b.kind == kind)
 
+    def counts_text(self) -> str:
+        """`2 tasks, 1 agent run, 1 LLM call, 0 tool calls`."""
+        return ", ".join(
+            plural(self.count(kind), noun)
+            for kind, noun in (
+                ("task", "task"),
+                ("agent", "agent run"),
+                ("llm", "LLM call"),
+                ("tool", "tool call"),
+            )
+        )
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 tool call`, `2 tool calls`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
 
 def _status_name(status: int) -> str:
     return status_word(status, unknown=str(status))
@@ -229,6 +246,8 @@ def _tree(root: Bar, bars: dict[str, Bar]) -> list[Bar]:
     for bar in bars.values():
         parent = bars.get(bar.parent_id, root) if bar.parent_id != bar.step_id else root
         parent.children.append(bar)
+        # The bar it is drawn under (a step's parent may be no bar: a crew's own id).
+        bar.parent_id = parent.step_id
     out: list[Bar] = []
 
     def walk(bar: Bar, depth: int, seen: set[str]) -> None:
@@ -245,6 +264,6 @@ def _tree(root: Bar, bars: dict[str, Bar]) -> list[Bar]:
     drawn = {b.step_id for b in out}
     for bar in bars.values():
         if bar.step_id not in drawn:
-            bar.depth = 1
+            bar.depth, bar.parent_id = 1, root.step_id
             out.append(bar)
     return out

@@ -13,25 +13,25 @@ from google.protobuf import json_format, struct_pb2
 _MAX_EXACT = 2**53
 
 
-def _restore_ints(value: Any) -> Any:
+def restore_ints(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_EXACT:
         return int(value)
     if isinstance(value, dict):
-        return {k: _restore_ints(v) for k, v in value.items()}
+        return {k: restore_ints(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_restore_ints(v) for v in value]
+        return [restore_ints(v) for v in value]
     return value
 
 
 def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    result: dict[str, Any] = _restore_ints(json_format.MessageToDict(message))
+    result: dict[str, Any] = restore_ints(json_format.MessageToDict(message))
     return result
 
 
 def value_to_python(message: struct_pb2.Value) -> Any:
     if message.WhichOneof("kind") is None:
         return None
-    return _restore_ints(json_format.MessageToDict(message))
+    return restore_ints(json_format.MessageToDict(message))
 
 
 def dict_to_struct(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from kodoclient.cli import exit_codes
 from kodoclient.cli.embedded import DEFAULT_COMMAND
@@ -26,6 +26,8 @@ from kodoclient.identity import renew_if_due
 from kodoclient.resume import ReconnectPolicy
 from kodosumi.paths import default_state_dir
 
+# Off a terminal a table is as wide as its content (rich needs some width to lay it out).
+_UNBOUNDED = 100_000
 _ENUM_PREFIXES = re.compile(r"\b(?:EXECUTION_STATUS_|REGISTERED_NODE_STATE_)(?=[A-Z])")
 
 
@@ -93,6 +95,18 @@ class CliState:
         if self.settings.json:
             return False
         return self.interactive if self.interactive is not None else _stdin_is_tty()
+
+    def show_table(self, table: RenderableType) -> None:
+        """A table on stdout: fitted to a terminal; off a terminal (a pipe, a file) at its
+        full width, so that no id, date or name is wrapped or cut for `grep` and `awk`."""
+        if self.out.is_terminal:
+            self.out.print(table)
+            return
+        wide = Console(width=_UNBOUNDED, color_system=None)
+        with wide.capture() as captured:
+            wide.print(table)
+        # Without the padding rich puts after the last column.
+        click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
     def emit(self, data: dict[str, Any]) -> None:
         """One JSON object on one line of stdout (the --json output)."""

@@ -302,8 +302,15 @@ def _progress(event: Event, verbose: bool) -> Text | None:
     return Text.assemble(("progress", "blue"), (done, "bold blue"), message)
 
 
+# CrewAI's agent_logs_* events repeat what the agent, LLM and tool step lines already say
+# (the agent's role, its answer): folded into those lines, shown on their own only with -v.
+_FOLDED_PREFIXES = ("agent_logs_",)
+
+
 def _framework_event(event: Event, verbose: bool) -> Text | None:
     fe = event.framework_event
+    if not verbose and fe.type.startswith(_FOLDED_PREFIXES):
+        return None
     data = f" {_json(struct_to_dict(fe.data))}" if verbose and fe.data.fields else ""
     return Text(f"{fe.framework or 'framework'} {fe.type}{data}", style="dim")
 

@@ -56,7 +56,7 @@ def files(ctx: click.Context, given: str) -> None:
                 f.file_id,
                 timestamp(f.create_time),
             )
-        state.out.print(table)
+        state.show_table(table)
         return exit_codes.OK
 
     execute(ctx, body)

@@ -69,7 +69,7 @@ def flows(
             for flow in catalog:
                 state.emit(record(flow))
         elif catalog:
-            state.out.print(flows_table(catalog))
+            state.show_table(flows_table(catalog))
         else:
             state.note("no flows" + (f" tagged {tag!r}" if tag else ""))
         return exit_codes.OK
@@ -96,7 +96,7 @@ async def _offers(state: CliState, tag: str, registry: str | None) -> ExitCode:
         for offer in offers:
             state.emit(record(offer))
     elif offers:
-        state.out.print(flow_offers_table(offers))
+        state.show_table(flow_offers_table(offers))
     else:
         state.note(
             f"no flows in the registry at {client.address}" + (f" tagged {tag!r}" if tag else "")

@@ -7,8 +7,10 @@ and a summary are printed once the terminal event arrives.
 
 from __future__ import annotations
 
+import json
 from contextlib import aclosing
 
+import click
 from rich.live import Live
 from rich.panel import Panel
 
@@ -44,6 +46,9 @@ async def follow(
             async for event in events:
                 apply(view, event)
                 state.emit(record(event))
+                if event.WhichOneof("kind") == "input_requested":
+                    # Nobody is asked in --json mode: say on stderr how to answer.
+                    _json_input_hint(state, execution_id, event.input_requested.request_id)
         return view
 
     console = state.out
@@ -94,13 +99,29 @@ async def follow(
                 else:
                     request_id = event.input_requested.request_id
                     live.console.print(
-                        f"  answer with: koco input {execution_id} --request-id {request_id} VALUE",
+                        f"  answer with: {answer_command(execution_id, request_id)}",
                         style="dim",
                         highlight=False,
                         markup=False,
+                        soft_wrap=True,
                     )
     print_outcome(state, view)
     return view
+
+
+def answer_command(execution_id: str, request_id: str) -> str:
+    return f"koco input {execution_id} --request-id {request_id} VALUE"
+
+
+def _json_input_hint(state: CliState, execution_id: str, request_id: str) -> None:
+    hint = {
+        "input_requested": {
+            "execution_id": execution_id,
+            "request_id": request_id,
+            "answer_with": answer_command(execution_id, request_id),
+        }
+    }
+    click.echo(json.dumps(hint, ensure_ascii=False), err=True)
 
 
 async def _still_open(client: AsyncClient, execution_id: str, event: event_pb2.Event) -> bool:
@@ -128,5 +149,6 @@ def print_outcome(state: CliState, view: FollowState) -> None:
             else:
                 console.print(body)
     if view.status == event_pb2.EXECUTION_STATUS_FAILED and view.errors:
-        state.err.print(error_view(view.errors[-1]))
-    console.print(summary_line(view))
+        state.err.print(error_view(view.errors[-1], state.settings.verbose), soft_wrap=True)
+    # One line off a terminal (a script greps it), however long the reason.
+    console.print(summary_line(view), soft_wrap=True)

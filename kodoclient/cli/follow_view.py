@@ -77,9 +77,10 @@ def result_view(result: event_pb2.Result) -> RenderableType | None:
     return None
 
 
-def error_view(error: event_pb2.Error) -> RenderableType:
+def error_view(error: event_pb2.Error, verbose: bool = False) -> RenderableType:
+    """The error that failed a run; its traceback only with -v (as documented)."""
     text = Text.assemble((f"{error.type or 'Error'}: ", "bold red"), (error.message, "red"))
-    if error.traceback:
+    if verbose and error.traceback:
         text.append("\n" + error.traceback.rstrip(), style="dim")
     return text
 

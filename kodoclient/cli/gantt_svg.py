@@ -13,7 +13,8 @@ ROW = 22
 LABEL_WIDTH = 340
 CHART_WIDTH = 760
 INFO_WIDTH = 170
-TOP = 64
+TOP = 84
+LEGEND_Y = 34
 BOTTOM = 20
 FONT = "font-family='DejaVu Sans Mono, Menlo, Consolas, monospace' font-size='12'"
 
@@ -57,6 +58,23 @@ def _info(bar: Bar) -> str:
     return "  ".join(parts)
 
 
+def _legend() -> list[str]:
+    """What the colours and the shading mean, in one row under the title."""
+    entries = [(kind, color, "0.9") for kind, color in COLORS.items()]
+    entries += [("failed", FAILED, "0.9"), ("unfinished", "#868e96", "0.45")]
+    out = ["<g class='legend'>"]
+    x = 8
+    for name, color, opacity in entries:
+        out.append(
+            f"<rect x='{x}' y='{LEGEND_Y}' width='12' height='12' rx='2' fill='{color}' "
+            f"fill-opacity='{opacity}'/>"
+        )
+        out.append(f"<text x='{x + 16}' y='{LEGEND_Y + 10}' {FONT}>{escape(name)}</text>")
+        x += 16 + 8 * len(name) + 18
+    out.append("</g>")
+    return out
+
+
 def render_svg(timeline: Timeline) -> str:
     t0 = timeline.start_ns
     total = max(timeline.duration_ns, 1)
@@ -79,6 +97,7 @@ def render_svg(timeline: Timeline) -> str:
         f"viewBox='0 0 {width} {height}'>",
         f"<rect width='{width}' height='{height}' fill='#ffffff'/>",
         f"<text x='8' y='20' {FONT} font-weight='bold'>{escape(title)}</text>",
+        *_legend(),
     ]
     step = _tick_step(total / 1e9)
     tick = 0.0

@@ -75,7 +75,7 @@ def list_(ctx: click.Context, registry: str | None) -> None:
             table.add_column(column)
         for g in response.groups:
             table.add_row(g.name, ", ".join(g.members), g.description)
-        state.out.print(table)
+        state.show_table(table)
         return exit_codes.OK
 
     execute(ctx, body)

@@ -66,7 +66,7 @@ def ls(ctx: click.Context, statuses: list[Status], flow: str, limit: int) -> Non
                         rows.append(execution)
         if not state.settings.json:
             if rows:
-                state.out.print(executions_table(rows))
+                state.show_table(executions_table(rows))
             else:
                 state.note("no executions")
         return exit_codes.OK

@@ -68,7 +68,7 @@ def nodes(
             for node in listing.nodes:
                 state.emit(record(node))
         elif listing.nodes:
-            state.out.print(nodes_table(listing.nodes))
+            state.show_table(nodes_table(listing.nodes))
             state.note(f"registry {client.address}, revision {listing.revision}")
         else:
             state.note(f"no nodes (registry {client.address}, revision {listing.revision})")

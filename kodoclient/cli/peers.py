@@ -27,7 +27,7 @@ def peers(ctx: click.Context) -> None:
             for peer in found:
                 state.emit(record(peer))
         elif found:
-            state.out.print(peers_table(found))
+            state.show_table(peers_table(found))
         else:
             state.note("no peers (no registry, and none found on the LAN)")
         return exit_codes.OK

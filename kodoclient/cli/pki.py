@@ -225,7 +225,7 @@ def certs(ctx: click.Context, identity: str, include_expired: bool, registry: st
                 timestamp(c.expire_time),
                 "yes" if c.revoked else "",
             )
-        state.out.print(table)
+        state.show_table(table)
         return exit_codes.OK
 
     execute(ctx, body)
@@ -294,7 +294,7 @@ def revocations(ctx: click.Context, registry: str | None) -> None:
             table.add_column(column, overflow="fold")
         for r in response.revocations:
             table.add_row(r.serial or "(all)", r.identity, timestamp(r.revoke_time), r.reason)
-        state.out.print(table)
+        state.show_table(table)
         return exit_codes.OK
 
     execute(ctx, body)

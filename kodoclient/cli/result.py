@@ -104,7 +104,7 @@ def _show(state: CliState, execution: flow_pb2.Execution, events: list[event_pb2
     elif execution.status == event_pb2.EXECUTION_STATUS_SUCCEEDED:
         state.note("the execution returned no result")
     if execution.status == event_pb2.EXECUTION_STATUS_FAILED and errors:
-        state.err.print(error_view(errors[-1]))
+        state.err.print(error_view(errors[-1], state.settings.verbose), soft_wrap=True)
     for art in artifacts:
         state.out.print(
             f"artifact {art['name']} ({art['media_type']}, {art['size']} bytes): "

@@ -33,7 +33,10 @@ STYLES = {
     "input": "dark_orange",
 }
 LABEL_WIDTH = 34
+MIN_LABEL_WIDTH = 12
 MIN_BAR_WIDTH = 20
+# Between the table's four columns: one space of padding on each side of each gap.
+COLUMN_GAPS = 3 * 2
 
 
 def _bar_text(bar: Bar, timeline: Timeline, width: int) -> Text:
@@ -48,14 +51,29 @@ def _bar_text(bar: Bar, timeline: Timeline, width: int) -> Text:
     )
 
 
-def _label(bar: Bar) -> Text:
-    indent = "  " * max(0, bar.depth - 1) + ("└ " if bar.depth else "")
-    name = f"{bar.kind} {bar.label}" if bar.kind != "execution" else bar.label
-    room = LABEL_WIDTH - len(indent)
+def _label(bar: Bar, label_width: int = LABEL_WIDTH) -> Text:
+    indent, name = _label_parts(bar)
+    room = label_width - len(indent)
     if len(name) > room:
-        name = name[: room - 1] + "…"
+        name = name[: max(0, room - 1)] + "…"
     style = "bold" if bar.depth == 0 else ""
     return Text.assemble((indent, "dim"), (name, style))
+
+
+def _label_parts(bar: Bar) -> tuple[str, str]:
+    indent = "  " * max(0, bar.depth - 1) + ("└ " if bar.depth else "")
+    return indent, f"{bar.kind} {bar.label}" if bar.kind != "execution" else bar.label
+
+
+def _took(bar: Bar) -> str:
+    took = seconds_text(bar.duration_ns) if bar.end_ns else "…"
+    if bar.state in ("failed", "unfinished"):
+        took += f" ({bar.state})"
+    return took
+
+
+def _tokens(bar: Bar) -> str:
+    return f"{bar.prompt_tokens}+{bar.completion_tokens}" if bar.tokens else ""
 
 
 def _axis(timeline: Timeline, width: int) -> Text:
@@ -66,28 +84,40 @@ def _axis(timeline: Timeline, width: int) -> Text:
     return Text(left + middle + end.rjust(width - len(left) - len(middle)), style="dim")
 
 
-def gantt_view(timeline: Timeline, width: int) -> RenderableType:
+def layout(timeline: Timeline, columns: int, bar_width: int | None = None) -> tuple[int, int]:
+    """(label width, bar width) so that the chart fits `columns`: TOOK and TOKENS are
+    never cut; the bars get what is left (at least MIN_BAR_WIDTH), then labels shrink."""
+    bars = timeline.bars
+    took = max([len("TOOK"), *(len(_took(b)) for b in bars)])
+    tokens = max([len("TOKENS"), *(len(_tokens(b)) for b in bars)])
+    labels = max([len("STEP"), *(sum(map(len, _label_parts(b))) for b in bars)])
+    label = min(LABEL_WIDTH, labels)
+    if bar_width is not None:
+        return label, bar_width
+    fixed = took + tokens + COLUMN_GAPS
+    width = columns - label - fixed
+    if width < MIN_BAR_WIDTH:
+        label = max(MIN_LABEL_WIDTH, columns - fixed - MIN_BAR_WIDTH)
+        width = max(MIN_BAR_WIDTH, columns - label - fixed)
+    return label, width
+
+
+def gantt_view(timeline: Timeline, width: int, label_width: int = LABEL_WIDTH) -> RenderableType:
     table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-    table.add_column("STEP", no_wrap=True, min_width=LABEL_WIDTH, max_width=LABEL_WIDTH)
+    table.add_column("STEP", no_wrap=True, min_width=label_width, max_width=label_width)
     table.add_column(_axis(timeline, width), no_wrap=True, min_width=width, max_width=width)
     table.add_column("TOOK", justify="right", no_wrap=True)
     table.add_column("TOKENS", justify="right", no_wrap=True)
     for bar in timeline.bars:
-        took = seconds_text(bar.duration_ns) if bar.end_ns else "…"
-        if bar.state in ("failed", "unfinished"):
-            took += f" ({bar.state})"
-        tokens = f"{bar.prompt_tokens}+{bar.completion_tokens}" if bar.tokens else ""
-        table.add_row(_label(bar), _bar_text(bar, timeline, width), took, tokens)
+        table.add_row(
+            _label(bar, label_width), _bar_text(bar, timeline, width), _took(bar), _tokens(bar)
+        )
     summary = Text.assemble(
         (f"{timeline.flow or 'execution'} ", "bold"),
         (timeline.execution_id, ""),
         (f"  {timeline.status}", "bold"),
         (f"  {seconds_text(timeline.duration_ns)}", ""),
-        (
-            f"  {timeline.count('task')} tasks, {timeline.count('agent')} agent runs, "
-            f"{timeline.count('llm')} LLM calls, {timeline.count('tool')} tool calls",
-            "dim",
-        ),
+        (f"  {timeline.counts_text()}", "dim"),
     )
     if timeline.prompt_tokens or timeline.completion_tokens:
         summary.append(
@@ -134,8 +164,8 @@ def timeline(ctx: click.Context, given: str, svg_file: Path | None, width: int |
             for bar in chart.bars:
                 state.emit(bar.record(chart.start_ns))
         else:
-            room = state.out.width - LABEL_WIDTH - 24
-            state.out.print(gantt_view(chart, width or max(MIN_BAR_WIDTH, room)))
+            label_width, bar_width = layout(chart, state.out.width, width)
+            state.out.print(gantt_view(chart, bar_width, label_width))
         if svg_file is not None:
             try:
                 await asyncio.to_thread(svg_file.write_text, render_svg(chart), encoding="utf-8")

@@ -73,6 +73,8 @@ def top(
                     else:
                         state.out.print(dashboard(snapshot))
                     return exit_codes.OK
+                # The alerts stored so far are in the first frame; new ones follow.
+                await feed.once()
                 feed.start()
                 previous: Snapshot | None = None
                 try:

@@ -53,6 +53,9 @@ class AlertFeed:
         self.client = client
         self.recent: deque[event_pb2.Event] = deque(maxlen=ALERT_ROWS)
         self.note = ""
+        # The last alert read: following goes on after it (the first frame shows the
+        # stored ones, read before the first frame).
+        self.last_seq = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -66,8 +69,9 @@ class AlertFeed:
 
     async def _read(self, follow: bool) -> None:
         try:
-            async for event in self.client.alerts(0, follow=follow):
+            async for event in self.client.alerts(self.last_seq, follow=follow):
                 self.recent.append(event)
+                self.last_seq = max(self.last_seq, event.seq)
         except KodoclientError as e:
             if e.code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
                 self.note = "alerts are for operators and admins"

@@ -170,7 +170,7 @@ def list_(ctx: click.Context, registry: str | None) -> None:
             table.add_column(column)
         for u in response.users:
             table.add_row(u.name, _role_names(u), ", ".join(u.groups), u.identity)
-        state.out.print(table)
+        state.show_table(table)
         return exit_codes.OK
 
     execute(ctx, body)

@@ -124,6 +124,6 @@ def _show(state: CliState, item: rpb.RegistryChange | RegistrySnapshot, *, asked
         state.emit(snapshot_record(item))
         return
     if item.nodes:
-        state.out.print(nodes_table(item.nodes))
+        state.show_table(nodes_table(item.nodes))
     why = "" if asked else "the registry no longer keeps the revision to resume from; "
     state.note(f"{why}{len(item.nodes)} nodes at revision {item.revision}; following changes")

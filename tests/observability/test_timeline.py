@@ -14,7 +14,7 @@ from rich.console import Console
 
 from kodoclient.cli import main
 from kodoclient.cli.gantt_svg import render_svg
-from kodoclient.cli.timeline import gantt_view
+from kodoclient.cli.timeline import gantt_view, layout
 from kodoclient.timeline import build_timeline
 from kodosumi.v1 import event_pb2
 from kodosumid.catalog import example_flows
@@ -98,6 +98,33 @@ def test_the_chart_draws_in_the_terminal_and_as_svg() -> None:
     assert len(rects) >= 1 + len(timeline.bars)  # the background and one bar per step
 
 
+def test_at_80_columns_took_and_tokens_are_whole_and_counts_are_plural_right() -> None:
+    timeline = build_timeline(crew_events(), execution_id="e" * 32, flow="search")
+    console = Console(width=80, record=True, color_system=None)
+    label_width, bar_width = layout(timeline, 80)
+    console.print(gantt_view(timeline, bar_width, label_width))
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    header = next(line for line in lines if line.startswith("STEP"))
+    assert header.rstrip().endswith("TOOK  TOKENS")
+    text = "\n".join(lines)
+    assert "590 ms (unfinished)" in text and "50 ms (failed)" in text and "120+30" in text
+    assert "2 tasks, 1 agent run, 1 LLM call, 1 tool call" in "".join(lines)
+
+
+def test_the_svg_has_a_legend_and_json_parents_are_bars() -> None:
+    timeline = build_timeline(crew_events(), execution_id="run1", flow="search")
+    svg = ET.fromstring(render_svg(timeline))
+    legend = svg.find("{http://www.w3.org/2000/svg}g[@class='legend']")
+    assert legend is not None
+    words = set(legend.itertext())
+    assert {"task", "agent", "llm", "tool", "input", "failed", "unfinished"} <= words
+    records = [bar.record(timeline.start_ns) for bar in timeline.bars]
+    ids = {r["step_id"] for r in records}
+    assert records[0]["parent_id"] == ""
+    assert all(r["parent_id"] in ids for r in records[1:])
+
+
 async def koco(node: RunningNode, *args: str) -> Result:
     options = ["--node", node.app.address, "--state-dir", str(node.app.config.state_dir)]
     return await asyncio.to_thread(
@@ -124,6 +151,9 @@ async def test_the_timeline_of_a_finished_crew_run(
     assert shown.exit_code == 0, shown.output
     for expected in ("search", "SUCCEEDED", "task ", "agent ", "llm ", "tool ", "TOKENS"):
         assert expected in shown.output
+    # Not a terminal: 80 columns, and nothing of TOOK and TOKENS is cut.
+    assert all(len(line) <= 80 for line in shown.output.splitlines())
+    assert any(line.rstrip().endswith("TOOK  TOKENS") for line in shown.output.splitlines())
     root = ET.parse(picture).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert execution_id in "".join(root.itertext())
@@ -136,3 +166,4 @@ async def test_the_timeline_of_a_finished_crew_run(
     llm = next(b for b in bars if b["kind"] == "llm")
     assert llm["prompt_tokens"] > 0 and llm["duration_s"] >= 0
     assert all(b["depth"] >= 1 for b in bars[1:])
+    assert all(b["parent_id"] in {a["step_id"] for a in bars} for b in bars[1:])
