@@ -77,8 +77,11 @@ def test_run_json_is_one_event_per_line(koco: Invoke) -> None:
 def test_failed_execution_exits_failed(koco: Invoke) -> None:
     result = koco("run", "fail")
     assert result.exit_code == ec.FAILED.code
-    assert "ValueError: bad" in result.stderr  # the failure, with its traceback
-    assert "Traceback: x" in result.stderr
+    assert "ValueError: bad" in result.stderr  # the failure; its traceback only with -v
+    assert "Traceback: x" not in result.stderr
+    verbose = koco("-v", "run", "fail")
+    assert verbose.exit_code == ec.FAILED.code
+    assert "Traceback: x" in verbose.stderr
 
 
 def test_invalid_inputs_exit_usage_with_violations(koco: Invoke) -> None:
