@@ -1,9 +1,9 @@
 """What executor processes write, in the node's output: Ray forwards every line its workers
 of this job write (`log_to_driver`), and this takes the place of Ray's own printer.
 
-- stderr lines an executor logged as JSON (`executor_logging`, installed by the actor) are
-  logged again by the node under their own logger and level, so they come out in the node's
-  format (text or JSON) with the executor's pid and host;
+- stderr lines an executor logged as JSON (`engine/process_log.py`, installed by the actor)
+  are logged again by the node at their level under `kodosumid.executor.<their logger>`,
+  so they come out in the node's format (text or JSON) with the executor's pid and host;
 - other stderr lines (a worker's own messages, a crash) are logged by `kodosumid.executor`;
 - stdout lines (the console span exporter's spans, one per line) go to the node's stdout.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 from typing import Any
@@ -25,6 +26,12 @@ log = logging.getLogger("kodosumid.executor")
 _RAY_PRINTER = "ray_print_logs"
 _HANDLER = "kodosumi_executor_output"
 _lock = threading.Lock()
+# What one forwarded line may bring: its length, its fields, the names of both.
+MAX_LINE = 16_384
+MAX_STDOUT_LINE = 1 << 20  # a span with long attributes is still one whole line
+MAX_FIELDS = 24
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 # LogRecord attributes an `extra` must not set (logging refuses to overwrite them).
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -51,7 +58,7 @@ def handle(data: dict[str, Any]) -> None:
     if not data.get("is_err"):
         with _lock:
             for line in lines:
-                sys.stdout.write(line + "\n")
+                sys.stdout.write(line[:MAX_STDOUT_LINE] + "\n")
             sys.stdout.flush()
         return
     for line in lines:
@@ -76,18 +83,28 @@ def _from_ray(source: str, lines: list[str]) -> None:
 
 
 def _relog(line: str, where: dict[str, str]) -> None:
-    record = _parsed(line)
+    """Log one stderr line of an executor. Whatever the line says, it is logged as the
+    executor's (a flow's code can write anything there): under `kodosumid.executor.*`,
+    with the pid and host Ray reported, bounded in size and in fields."""
+    if len(line) > MAX_LINE:
+        line = f"{line[:MAX_LINE]}… ({len(line) - MAX_LINE} more characters)"
+        record = None
+    else:
+        record = _parsed(line)
     if record is None:
         log.info("%s", line, extra=where)
         return
     level = logging.getLevelName(str(record.get("level", "INFO")))
-    logger = logging.getLogger(str(record.get("logger") or "kodosumid.executor"))
+    name = _NAME.sub("", str(record.get("logger") or ""))[:100]
+    logger = logging.getLogger(f"{log.name}.{name}" if name else log.name)
     extra = {
         key: value
-        for key, value in record.items()
-        if key not in ("time", "level", "logger", "exception")
+        for key, value in list(record.items())[:MAX_FIELDS]
+        if _FIELD.fullmatch(key)
+        and key not in ("time", "level", "logger", "exception")
         and key not in _RESERVED
         and key not in where
+        and isinstance(value, str | int | float | bool)
     }
     message = str(record.get("message", ""))
     if record.get("exception"):

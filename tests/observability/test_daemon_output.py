@@ -144,7 +144,8 @@ def test_json_logs_spans_on_stdout_bounded_stop_and_ray_session_in_state(
     assert len([r for r in said if "executor_pid" not in r]) == 1, said
     by_executor = [r["executor_pid"] for r in said if "executor_pid" in r]
     assert len(by_executor) == len(set(by_executor))
-    assert not [r for r in records if r["logger"].startswith("opentelemetry.exporter")]
+    assert not [r for r in records if "opentelemetry.exporter" in r["logger"]]
+    assert all(r["logger"].startswith("kodosumid.executor") for r in said if "executor_pid" in r)
 
     # The spans: node's and executor's, one JSON object per line on the node's stdout.
     spans = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
