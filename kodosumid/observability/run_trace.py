@@ -63,11 +63,17 @@ def trace_of(traceparent: str) -> RunTrace:
     return RunTrace(parts[1], parts[2], traceparent)
 
 
+# Execution ids are 32 hex digits (a prefix of one will do): a caller's longer "id" is cut,
+# so that no request makes the node export an attribute of its choosing size.
+MAX_ID_CHARS = 64
+
+
 def name_execution(execution_id: str) -> None:
-    """The RPC being served concerns this execution: say so on its server span."""
+    """The RPC being served concerns this execution (as the caller names it, before any
+    check): say so on its server span."""
     span = trace.get_current_span()
     if execution_id and span.is_recording():
-        span.set_attribute(EXECUTION_ID, execution_id)
+        span.set_attribute(EXECUTION_ID, execution_id[:MAX_ID_CHARS])
 
 
 def join_run(execution_id: str, trace_id: str, traceparent: str = "") -> None:

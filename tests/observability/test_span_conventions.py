@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,7 +22,7 @@ from engine.tracing import RunTracer
 from kodoclient import AsyncClient, ConnectConfig
 from kodosumi.telemetry import traceparent_for_trace
 from kodosumi.telemetry.names import EXECUTION_ID
-from kodosumi.v1 import event_pb2
+from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc
 from tests.node.helpers import eventually
 from tests.observability.collector import Collector, SpanRecord
 from tests.observability.conftest import Telemetry, exporting
@@ -128,3 +130,15 @@ async def test_a_failed_run_exports_its_exception_and_a_cancel_links_to_the_run(
     [sdk_cancel] = [s for s in spans if s.name == "kodoclient CancelExecution"]
     assert sdk_cancel.attributes[EXECUTION_ID] == sleeper.execution_id
     assert not [s for s in spans if "execution_id" in s.attributes]
+
+    # A caller's id of its own choosing size is cut on the node's span, and is refused.
+    stub = flow_pb2_grpc.FlowServiceStub(node.channel)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetExecution(flow_pb2.GetExecutionRequest(execution_id="f" * 100_000))
+    [probe] = [
+        s
+        for s in telemetry.finished()
+        if s.name == "kodosumi.v1.FlowService/GetExecution"
+        and str(s.attributes.get(EXECUTION_ID, "")).startswith("ffff")
+    ]
+    assert len(probe.attributes[EXECUTION_ID]) <= 64
