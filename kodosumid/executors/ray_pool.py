@@ -106,7 +106,9 @@ class RayExecutorPool:
 
     # -- creating executors ---------------------------------------------------------------
 
-    def _create(self, isolation: str, placement: Placement = ANYWHERE) -> RayExecutor:
+    def _create(
+        self, isolation: str, placement: Placement = ANYWHERE, *, preload: bool = True
+    ) -> RayExecutor:
         name = f"{self.prefix}{isolation[0]}{uuid.uuid4().hex[:8]}"
         options: dict[str, Any] = {
             "name": name,
@@ -117,7 +119,10 @@ class RayExecutorPool:
         if self.detached:
             options["lifetime"] = "detached"
         actor = RemoteExecutor.options(**options).remote(
-            self.config.buffer_capacity, self.env, list(self.config.preload_modules), self.caller
+            self.config.buffer_capacity,
+            self.env,
+            list(self.config.preload_modules) if preload else [],
+            self.caller,
         )
         executor = RayExecutor(name, actor, isolation, placement, prepare=self._prepare)
         self._created[name] = executor  # before anything can fail: `close` must know it
@@ -151,9 +156,11 @@ class RayExecutorPool:
             raise
         return executor
 
-    async def _new(self, isolation: str, placement: Placement = ANYWHERE) -> RayExecutor:
+    async def _new(
+        self, isolation: str, placement: Placement = ANYWHERE, *, preload: bool = True
+    ) -> RayExecutor:
         try:
-            executor = await self._ready(self._create(isolation, placement))
+            executor = await self._ready(self._create(isolation, placement, preload=preload))
         except ExecutorGone as e:
             if placement.anywhere:  # a placement nothing matches is the launch's problem
                 self._set_problem(str(e))
@@ -313,7 +320,10 @@ class RayExecutorPool:
                 async with self._lock:
                     executor = self._pick(isolation, placement)
                     if executor is None:
-                        executor = await self._new(isolation, placement)
+                        # A launch waits for this one: no preload, its flow imports what
+                        # it needs (a preload pays off only on spares made before launches,
+                        # and CrewAI's would delay a placed plain-Python flow by seconds).
+                        executor = await self._new(isolation, placement, preload=False)
                         if isolation == SHARED:
                             self._join(executor, self.shared)
                 break

@@ -1,5 +1,6 @@
 """CrewAI is preloaded only for a catalog with CrewAI flows (issue 10): a node of plain flows
-starts its executors without importing crewai; one with a crew spec preloads it."""
+starts its executors without importing crewai; one with a crew spec preloads it (in the
+executors it starts ahead of launches, not in one a launch waits for)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from kodosumi.jsonvalue import value_to_python
 from kodosumi.v1 import event_pb2
 from kodosumid.config import FlowEntry, PoolConfig
+from kodosumid.executors.port import Placement
 from kodosumid.executors.preload import CREW_PRELOAD, effective_preload, uses_crewai
 from tests.node.conftest import REPO, NodeFactory
 from tests.node.helpers import collect, launch, statuses
@@ -61,9 +63,17 @@ async def test_a_node_with_a_crew_flow_preloads_crewai(start_node: NodeFactory) 
     flows = (
         FlowEntry("loaded", "tests.flowlib:loaded_modules"),
         FlowEntry("search", str(REPO / "assets" / "search.yaml")),
+        FlowEntry(
+            "loaded-placed",
+            "tests.flowlib:loaded_modules",
+            placement=Placement({"CPU": 0.01}, {}, "127.0.0.1"),
+        ),
     )
     pool = PoolConfig(shared_executors=1, warm_executors=0)
     node = await start_node(node_id="crew-preload-node", flows=flows, pool=pool)
     assert node.app.pool is not None
     assert node.app.pool.config.preload_modules == (CREW_PRELOAD,)
     assert await _crewai_loaded(node, "loaded")
+    # An executor made for a launch (here: for a placement) is not preloaded: the launch
+    # waits for it, and a plain flow must not wait for CrewAI's import.
+    assert not await _crewai_loaded(node, "loaded-placed")
