@@ -8,9 +8,7 @@ A Ray cluster the node joins (`--ray-address`) is the operator's to secure
 
 The embedded Ray's session (logs, sockets, spilled objects) lives in the node's state
 directory too (`<state>/ray/session`), not in the shared `/tmp/ray`, and is removed when
-the node stops. Ray's Unix sockets sit about 64 bytes below that folder and a socket path
-may not exceed 107 bytes: a state directory too deep for that gets a short private folder
-under the system's temporary directory instead, removed the same way.
+the node stops (`ray_session.py`).
 
 Ray's own log lines go through the node's logging (text or JSON, like every other line),
 and what its workers write reaches the node's output (`ray_output.py`), never its stderr
@@ -23,8 +21,6 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ from ray._private import ray_constants
 
 from kodosumid.config import RayConfig
 from kodosumid.executors.ray_output import forward_worker_output
+from kodosumid.executors.ray_session import remove_own, session_root
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +51,9 @@ EXECUTOR_ENV = {
 }
 # Where Ray finds its token (read by its C++ token loader, inherited by its processes).
 AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
-# The longest Unix socket path (108 bytes with the NUL on Linux), and how much Ray adds
-# below its temp dir: `/session_2026-12-04_22-29-59_123456_<pid>/sockets/plasma_store`.
-SOCKET_PATH_MAX = 107
-SESSION_SUFFIX_BYTES = 66
-# The session folder of the embedded Ray this process started (removed by `stop_ray`).
-_session_root: Path | None = None
+# The session folder of the embedded Ray this process started, and whether it is private
+# (`ray_session.py`; removed by `stop_ray`).
+_session: tuple[Path, bool] | None = None
 
 
 def _offline_home() -> None:
@@ -113,29 +107,11 @@ def _loopback_node_ip() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = before
 
 
-def session_root(state_dir: Path) -> Path:
-    """Where the embedded Ray keeps its session: `<state>/ray/session` when Ray's socket
-    paths fit below it, else a new private folder in the system's temporary directory."""
-    preferred = state_dir.resolve() / "ray" / "session"
-    if len(str(preferred).encode()) + SESSION_SUFFIX_BYTES <= SOCKET_PATH_MAX:
-        # Left over from a node that was killed: nothing of it is in use now.
-        shutil.rmtree(preferred, ignore_errors=True)
-        preferred.mkdir(mode=0o700, parents=True)
-        return preferred
-    short = Path(tempfile.mkdtemp(prefix="kodosumi-ray-"))  # mode 0700
-    log.info(
-        "state directory %s is too deep for Ray's socket paths; its session is in %s",
-        state_dir,
-        short,
-    )
-    return short
-
-
 def _remove_session() -> None:
-    global _session_root
-    if _session_root is not None:
-        shutil.rmtree(_session_root, ignore_errors=True)
-        _session_root = None
+    global _session
+    if _session is not None:
+        remove_own(*_session)
+        _session = None
 
 
 def _ray_logs_into_ours() -> None:
@@ -159,7 +135,7 @@ def start_ray(
     `state_dir`: where the embedded Ray keeps its token (None: Ray's default, `~/.ray`).
     `runtime_env`: the job's runtime environment on a cluster (the flows' code,
     `code_shipping.py`); the embedded Ray runs on this host and needs none."""
-    global _session_root
+    global _session
     for key, value in _RAY_ENV.items():
         os.environ.setdefault(key, value)
     if ray.is_initialized():
@@ -170,7 +146,8 @@ def start_ray(
         temp_dir = None
         if state_dir is not None:
             private_token(state_dir)
-            _session_root = temp_dir = session_root(state_dir)
+            _session = session_root(state_dir)
+            temp_dir = _session[0]
         try:
             with _loopback_node_ip():
                 ray.init(

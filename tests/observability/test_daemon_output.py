@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from kodosumid.executors.ray_runtime import SESSION_SUFFIX_BYTES, SOCKET_PATH_MAX, session_root
+from kodosumid.executors.ray_session import SESSION_SUFFIX_BYTES, SOCKET_PATH_MAX, session_root
 from tests.observability.test_export_down import dead_endpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,15 +165,25 @@ def test_a_state_directory_too_deep_for_ray_sockets_gets_a_short_session_folder(
     tmp_path: Path,
 ) -> None:
     deep = tmp_path / ("d" * (SOCKET_PATH_MAX - SESSION_SUFFIX_BYTES))
-    root = session_root(deep)
+    root, private = session_root(deep)
     try:
-        assert not root.is_relative_to(deep)
+        assert private and not root.is_relative_to(deep)
         assert len(str(root)) + SESSION_SUFFIX_BYTES <= SOCKET_PATH_MAX
         assert root.stat().st_mode & 0o777 == 0o700
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    short = Path(tempfile.mkdtemp(prefix="kj-", dir="/tmp"))
-    try:
-        assert session_root(short) == short.resolve() / "ray" / "session"
-    finally:
-        shutil.rmtree(short, ignore_errors=True)
+
+
+def test_only_sessions_of_gone_drivers_are_removed_at_start(short_state: Path) -> None:
+    """Another node started on the same state directory must not pull the running Ray's
+    session (its sockets) from under it; a killed node's is cleaned up."""
+    sessions = short_state / "ray" / "session"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    live = sessions / f"session_2026-12-04_22-29-59_123456_{os.getpid()}"
+    dead = sessions / f"session_2026-12-04_22-29-58_123456_{gone.pid}"
+    for folder in (live, dead):
+        (folder / "sockets").mkdir(parents=True)
+    root, private = session_root(short_state)
+    assert (root, private) == (sessions.resolve(), False)
+    assert live.exists() and not dead.exists()
