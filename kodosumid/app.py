@@ -315,6 +315,7 @@ class NodeApp:
         self.cards = cards = NodeCards(
             config.node_id, lambda: self.advertised_address, self.credentials, catalog
         )
+        a2a_tasks.files = files  # file parts in, output files out (kodosumid/a2a/files.py)
         a2a_pb2_grpc.add_A2AServiceServicer_to_server(  # type: ignore[no-untyped-call]
             A2AServicer(a2a_tasks, catalog, cards.settings, cards.signing_material), server
         )

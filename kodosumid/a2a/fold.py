@@ -14,6 +14,7 @@ from a2a.types import a2a_pb2 as a2a
 
 from kodosumi.jsonvalue import struct_to_dict, value_to_python
 from kodosumi.v1 import event_pb2
+from kodosumid.a2a.files import file_part
 from kodosumid.a2a.parts import agent_message, data_part, result_artifact, text_part
 from kodosumid.a2a.states import INTERRUPTED_STATES, TERMINAL_STATES, state_of
 
@@ -54,8 +55,12 @@ class _ArtifactBuffer:
     name: str
     media_type: str
     chunks: list[bytes] = field(default_factory=list)
+    # An output file: its part names the file instead of carrying bytes.
+    file: a2a.Part | None = None
 
     def as_artifact(self) -> a2a.Artifact:
+        if self.file is not None:
+            return a2a.Artifact(artifact_id=self.artifact_id, name=self.name, parts=[self.file])
         payload = b"".join(self.chunks)
         return a2a.Artifact(
             artifact_id=self.artifact_id, name=self.name, parts=[_content_part(payload, self)]
@@ -259,6 +264,12 @@ class TaskFold:
         return response
 
     def _artifact(self, chunk: event_pb2.Artifact) -> a2a.StreamResponse:
+        if chunk.file_id:  # an output file: the part names it (kodosumid/a2a/files.py)
+            saved = _ArtifactBuffer(chunk.artifact_id, chunk.name, chunk.media_type)
+            saved.file = file_part(chunk, self.node_id)
+            self._artifacts[chunk.artifact_id] = saved
+            self._artifact_order.append(chunk.artifact_id)
+            return self._artifact_update(saved.as_artifact(), append=False, last_chunk=True)
         buffer = self._artifacts.get(chunk.artifact_id)
         if buffer is None:
             buffer = _ArtifactBuffer(chunk.artifact_id, chunk.name, chunk.media_type)

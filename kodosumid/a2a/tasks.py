@@ -21,6 +21,7 @@ from kodosumi.errors import KodosumiError, NotFound
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.v1 import event_pb2
 from kodosumid.a2a.errors import InvalidParams, TaskNotFound, UnsupportedOperation, translate
+from kodosumid.a2a.files import FileStorePort, split_file_parts, store_file_parts
 from kodosumid.a2a.mapping import (
     STATUSES_OF_STATE,
     TaskFold,
@@ -51,6 +52,7 @@ class Executions(Protocol):
         *,
         forwarded: bool = False,
         parent_execution_id: str = "",
+        files: dict[str, str] | None = None,
     ) -> ExecutionRecord: ...
 
     async def get(self, principal: Principal, execution_id: str) -> ExecutionRecord: ...
@@ -101,6 +103,8 @@ class A2ATasks:
         self.limits = limits
         # The same per-identity quotas as the flow API: launches here are launches there.
         self.quotas = quotas
+        # The node's file store: file parts in, output files out (None: no file parts).
+        self.files: FileStorePort | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -214,14 +218,17 @@ class A2ATasks:
         except NotFound:
             # A peer's flow: launch forwards it; the peer checks inputs and limits.
             schema, flow_limit = {}, 0
-        inputs = launch_inputs(message, schema)
+        # File parts become the execution's input files (kodosumid/a2a/files.py).
+        message, file_parts = split_file_parts(message)
+        inputs = launch_inputs(message, schema) if message.parts else {}
         try:
+            files = await store_file_parts(self.files, principal, file_parts)
             record = await launch_within(
                 self.quotas,
                 principal,
                 inputs_bytes=dict_to_struct(inputs).ByteSize(),
                 flow_limit=flow_limit,
-                launch=lambda: self.executions.launch(principal, flow_name, inputs),
+                launch=lambda: self.executions.launch(principal, flow_name, inputs, files=files),
             )
         except KodosumiError as e:
             raise translate(e) from None

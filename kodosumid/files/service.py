@@ -9,6 +9,7 @@ and the record stored. Memory is one chunk per upload or download, whatever the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Generator, Sequence
@@ -213,6 +214,19 @@ class Files:
             link = FileLink(record.file_id, execution_id, OUTPUT, header.name)
             await self.store.link(link)
         return record, link
+
+    async def store_bytes(
+        self, principal: Principal, name: str, data: bytes, media_type: str = ""
+    ) -> str:
+        """Store bytes held in memory (an A2A file part) as a file of `principal`; its id."""
+        header = UploadHeader(name, len(data), hashlib.sha256(data).hexdigest(), media_type)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(data), CHUNK_BYTES):
+                yield data[start : start + CHUNK_BYTES]
+
+        record, _ = await self.upload(principal, header, chunks())
+        return record.file_id
 
     # -- read ---------------------------------------------------------------------------------
 
