@@ -62,6 +62,42 @@ class TomlFile:
                     return number
         return header_line
 
+    def line_of_item(self, array: str, index: int, path: tuple[str, ...]) -> int | None:
+        """The line of `path` (keys and sub-tables, deepest found) inside the `index`-th
+        `[[array]]` entry: `flows[2].price.per_run` is (`flows`, 2, (`price`, `per_run`))."""
+        seen, found, depth = -1, None, -1
+        sub: tuple[str, ...] = ()
+        for number, raw in enumerate(self.text.splitlines(), 1):
+            line = raw.strip()
+            if line.startswith("[["):
+                if line.split("#")[0].strip().strip("[]").strip() != array:
+                    if seen == index:
+                        break
+                    continue
+                seen += 1
+                if seen > index:
+                    break
+                if seen == index:
+                    found, depth, sub = number, 0, ()
+                continue
+            if seen != index:
+                continue
+            if line.startswith("["):
+                name = line.split("#")[0].strip().strip("[]")
+                parts = tuple(part.strip().strip('"') for part in name.split("."))
+                if parts[0] != array:
+                    break  # another table: the entry ended
+                sub = parts[1:]
+                if sub == path[: len(sub)] and len(sub) > depth:
+                    found, depth = number, len(sub)
+                continue
+            if "=" in line:
+                key = line.split("=", 1)[0].strip().strip('"')
+                keys = (*sub, key)
+                if keys == path[: len(keys)] and len(keys) > depth:
+                    found, depth = number, len(keys)
+        return found
+
     def where(self, table: tuple[str, ...], key: str | None = None) -> str:
         line = self.line_of(table, key)
         return f"{self.path}:{line}" if line is not None else str(self.path)

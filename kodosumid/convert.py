@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kodosumi.jsonvalue import dict_to_struct
+from kodosumi.pricing import price_to_pb
 from kodosumi.v1 import flow_pb2, node_pb2
 from kodosumid.config import FlowEntry
 from kodosumid.event_store import ExecutionRecord
@@ -42,6 +43,8 @@ def flow_message(flow: FlowEntry, node_id: str) -> flow_pb2.Flow:
         unavailable_reason=flow.unavailable,
     )
     dict_to_struct(flow.input_schema, message.input_schema)
+    if flow.price is not None:
+        price_to_pb(flow.price, message.price)
     return message
 
 

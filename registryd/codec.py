@@ -12,6 +12,7 @@ import binascii
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from kodosumi.errors import InvalidArgument
+from kodosumi.pricing import price_from_pb
 from kodosumi.v1 import flow_pb2, node_pb2
 from kodosumi.v1 import registry_pb2 as pb
 from registryd.model import (
@@ -110,6 +111,10 @@ def flow_entry(flow: flow_pb2.Flow, node_id: str, index: int) -> FlowEntry:
         raise InvalidArgument.field(
             f"flows[{index}].node_id", f"must be empty or {node_id!r}, not {flow.node_id!r}"
         )
+    if flow.HasField("price"):
+        # The registry shows prices to the whole network: a node's price is checked, not
+        # trusted (negative, malformed or overflowing amounts, unknown currency shapes).
+        price_from_pb(flow.price, f"flows[{index}].price")
     normalized = flow_pb2.Flow()
     normalized.CopyFrom(flow)
     normalized.node_id = node_id

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kodosumi.jsonvalue import struct_to_dict
+from kodosumi.pricing import price_text
 from kodosumi.v1 import flow_pb2
 
 
@@ -80,6 +81,8 @@ def flow_view(flow: flow_pb2.Flow) -> RenderableType:
         grid.add_row("description", flow.description)
     if flow.tags:
         grid.add_row("tags", ", ".join(flow.tags))
+    if flow.HasField("price"):
+        grid.add_row("price", price_text(flow.price))
     if flow.timeout_seconds:
         grid.add_row("timeout", f"{flow.timeout_seconds:g} s")
     if flow.node_id:

@@ -14,6 +14,7 @@ from rich.text import Text
 from kodoclient.cli.render import status_text
 from kodoclient.registry import state_name
 from kodosumi.jsonvalue import struct_to_dict
+from kodosumi.pricing import price_text
 from kodosumi.v1 import flow_pb2, node_pb2, registry_pb2
 
 
@@ -34,7 +35,7 @@ def took(execution: flow_pb2.Execution) -> str:
 
 def flows_table(flows: Iterable[flow_pb2.Flow]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("NAME", "ENTRYPOINT", "TAGS", "DESCRIPTION"):
+    for column in ("NAME", "ENTRYPOINT", "TAGS", "PRICE", "DESCRIPTION"):
         table.add_column(column, overflow="fold")
     for flow in flows:
         # A broken flow (found when the node checked its catalog) says so where it is listed.
@@ -43,7 +44,13 @@ def flows_table(flows: Iterable[flow_pb2.Flow]) -> Table:
             if flow.unavailable_reason
             else Text(flow.description)
         )
-        table.add_row(Text(flow.name, "bold"), flow.entrypoint, ", ".join(flow.tags), about)
+        table.add_row(
+            Text(flow.name, "bold"),
+            flow.entrypoint,
+            ", ".join(flow.tags),
+            price_text(flow.price),
+            about,
+        )
     return table
 
 
@@ -226,7 +233,7 @@ def registered_node_view(node: registry_pb2.RegisteredNode) -> RenderableType:
 
 def flow_offers_table(offers: Iterable[registry_pb2.FlowOffer]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("FLOW", "NODE", "STATE", "ENDPOINTS", "LOAD", "TAGS"):
+    for column in ("FLOW", "NODE", "STATE", "ENDPOINTS", "LOAD", "TAGS", "PRICE"):
         table.add_column(
             column, overflow="fold", no_wrap=column in ("FLOW", "NODE", "STATE", "ENDPOINTS")
         )
@@ -240,6 +247,7 @@ def flow_offers_table(offers: Iterable[registry_pb2.FlowOffer]) -> Table:
             ", ".join(offer.endpoints),
             load_text(offer.node_load),
             ", ".join(offer.flow.tags),
+            price_text(offer.flow.price),
             Text(f"UNAVAILABLE: {offer.flow.unavailable_reason}", "red")
             if offer.flow.unavailable_reason
             else Text(offer.flow.description),

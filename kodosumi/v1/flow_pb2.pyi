@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from kodosumi.v1 import event_pb2 as _event_pb2
+from kodosumi.v1 import market_pb2 as _market_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -60,6 +61,7 @@ class Flow(_message.Message):
     ISOLATION_FIELD_NUMBER: _builtins.int
     NODE_ID_FIELD_NUMBER: _builtins.int
     UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     entrypoint: _builtins.str
     """`module:attr`, a dotted path, or a YAML crew spec file."""
@@ -80,6 +82,10 @@ class Flow(_message.Message):
     def input_schema(self) -> _struct_pb2.Struct:
         """JSON Schema the launch inputs must satisfy."""
 
+    @_builtins.property
+    def price(self) -> _market_pb2.Price:
+        """What an execution costs (docs/market.md); unset: the flow is free."""
+
     def __init__(
         self,
         *,
@@ -93,10 +99,11 @@ class Flow(_message.Message):
         isolation: Global___Isolation.ValueType = ...,
         node_id: _builtins.str = ...,
         unavailable_reason: _builtins.str = ...,
+        price: _market_pb2.Price | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["input_schema", b"input_schema"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input_schema", b"input_schema", "price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "entrypoint", b"entrypoint", "input_schema", b"input_schema", "isolation", b"isolation", "name", b"name", "node_id", b"node_id", "tags", b"tags", "timeout_seconds", b"timeout_seconds", "unavailable_reason", b"unavailable_reason", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "entrypoint", b"entrypoint", "input_schema", b"input_schema", "isolation", b"isolation", "name", b"name", "node_id", b"node_id", "price", b"price", "tags", b"tags", "timeout_seconds", b"timeout_seconds", "unavailable_reason", b"unavailable_reason", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kodosumi.errors import InvalidArgument
+from kodosumi.pricing import Price, price_from_mapping
 from kodosumid.executors.placement import parse_placement
 from kodosumid.executors.port import ANYWHERE, Placement
 
@@ -37,6 +38,8 @@ class FlowEntry:
     given: frozenset[str] = frozenset()
     # Why it cannot run, found by the catalog check (empty: it can).
     unavailable: str = ""
+    # What an execution costs (docs/market.md); None: free.
+    price: Price | None = None
 
 
 def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
@@ -62,6 +65,7 @@ def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
     max_input = raw.get("max_input_bytes", 0)
     if isinstance(max_input, bool) or not isinstance(max_input, int) or max_input < 0:
         raise InvalidArgument.field(f"{where}.max_input_bytes", "a whole number of bytes >= 0")
+    price = price_from_mapping(raw["price"], f"{where}.price") if "price" in raw else None
     return FlowEntry(
         name=raw["name"],
         entrypoint=raw["entrypoint"],
@@ -79,6 +83,7 @@ def _flow(raw: dict[str, Any], index: int) -> FlowEntry:
             raw.get("resources"), raw.get("labels"), raw.get("node", ""), where=where
         ),
         given=frozenset(raw),
+        price=price,
     )
 
 

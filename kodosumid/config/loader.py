@@ -118,8 +118,28 @@ def _load(path: Path | None, env: dict[str, str] | None) -> NodeConfig:
             entry = str(raw.get("entrypoint", ""))
             if entry.endswith((".yaml", ".yml")):
                 raw["entrypoint"] = str(_path(entry, base))
-        config = replace(config, flows=flows_from(flows))
+        try:
+            config = replace(config, flows=flows_from(flows))
+        except InvalidArgument as e:
+            raise _located(e, file) from None
     return _apply_env(config, env)
+
+
+def _located(error: InvalidArgument, file: TomlFile | None) -> InvalidArgument:
+    """A catalog mistake with the file and line of its key (`node.toml:12: flows[1].…`)."""
+    if file is None or not error.violations:
+        return error
+    lines = []
+    for violation in error.violations:
+        head, _, rest = violation.field.partition("].")
+        index = head.removeprefix("flows[")
+        line = None
+        if index.isdigit():
+            path = tuple(rest.split(".")) if rest else ()
+            line = file.line_of_item("flows", int(index), path)
+        at = f"{file.path}:{line}" if line is not None else str(file.path)
+        lines.append(f"{at}: {violation.field}: {violation.description}")
+    return InvalidArgument("; ".join(lines), violations=error.violations)
 
 
 def _apply_env(config: NodeConfig, env: dict[str, str]) -> NodeConfig:
