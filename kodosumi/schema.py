@@ -31,5 +31,22 @@ def violations(schema: dict[str, Any], value: Any, root: str) -> list[FieldViola
         validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]
     ):
         path = ".".join(str(p) for p in error.absolute_path)
-        found.append(FieldViolation(f"{root}.{path}" if path else root, error.message))
+        where = f"{root}.{path}" if path else root
+        plain = isinstance(error.schema, dict) and "patternProperties" not in error.schema
+        if error.validator == "additionalProperties" and plain and isinstance(error.instance, dict):
+            found.extend(_unknown_fields(error.schema, error.instance, where))
+            continue
+        found.append(FieldViolation(where, error.message))
     return found
+
+
+def _unknown_fields(schema: Any, instance: dict[str, Any], where: str) -> list[FieldViolation]:
+    """One violation per unexpected key, named by its own path, saying what is accepted (a
+    misspelled input reads `inputs.nmae: unknown (expected one of: name, times)`)."""
+    known = sorted(schema.get("properties") or {}) if isinstance(schema, dict) else []
+    expected = f" (expected one of: {', '.join(known)})" if known else " (none are expected)"
+    return [
+        FieldViolation(f"{where}.{key}", f"unknown{expected}")
+        for key in sorted(instance)
+        if key not in known
+    ]

@@ -155,7 +155,7 @@ async def test_inputs_come_from_the_signature_and_are_always_checked(
 ) -> None:
     misspelled = await koco(catalog_node, "run", "greet", "-i", "nmae=ada")
     assert misspelled.exit_code == 2, misspelled.output
-    assert "nmae" in misspelled.stderr
+    assert "inputs.nmae: unknown (expected one of: color, mode, name, times)" in misspelled.stderr
     wrong_type = await koco(catalog_node, "run", "greet", "-i", "times=many")
     assert wrong_type.exit_code == 2 and "times" in wrong_type.stderr
     ran = await koco(catalog_node, "run", "greet", "-i", "name=ada", "-i", "color=blue")
