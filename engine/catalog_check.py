@@ -9,8 +9,8 @@ its docstring's first paragraph, and the source files it imported (what `--reloa
 watches). `koco validate` runs the same check on one file or entrypoint.
 
 Reads `{"python_path": [...], "flows": [{"name", "entrypoint"}]}` on stdin and writes
-`{"flows": {name: {"errors", "input_schema", "description", "files"}}}` on stdout; the
-flows' own output during imports goes to stderr.
+`{"flows": {name: {"errors", "input_schema", "description", "files"}}}` to the file named
+by its argument (or stdout); the flows' own output during imports goes to stderr.
 """
 
 from __future__ import annotations
@@ -121,16 +121,21 @@ def check_catalog(request: dict[str, Any]) -> dict[str, Any]:
     return {"flows": flows}
 
 
-def main(stdin: TextIO = sys.stdin) -> None:
+def main(argv: list[str] | None = None, stdin: TextIO = sys.stdin) -> None:
+    """The verdict goes to the file named by the first argument, or to stdout."""
+    args = sys.argv[1:] if argv is None else argv
     request = json.load(stdin)
     out = sys.stdout
     # The flows' imports may print: keep stdout for the answer alone.
     sys.stdout = sys.stderr
     os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
-    answer = check_catalog(request)
-    out.write(json.dumps(answer) + "\n")
-    out.flush()
+    text = json.dumps(check_catalog(request)) + "\n"
+    if args:
+        Path(args[0]).write_text(text, encoding="utf-8")
+    else:
+        out.write(text)
+        out.flush()
 
 
 if __name__ == "__main__":

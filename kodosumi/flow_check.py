@@ -9,13 +9,17 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # Importing a catalog may import CrewAI (~2 s); a module that hangs on import must not
 # hold the node's start forever.
 CHECK_TIMEOUT_SECONDS = 120.0
+# Schemas of a large catalog fit easily; a verdict larger than this is refused.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,37 +55,10 @@ async def run_check(
         "python_path": list(python_path),
         "flows": [{"name": n, "entrypoint": e} for n, e in entries],
     }
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "engine.catalog_check",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=check_env(python_path),
-        )
-    except OSError as e:
-        raise CheckFailed(f"cannot start the catalog check: {e}") from None
-    try:
-        out, err = await asyncio.wait_for(
-            process.communicate(json.dumps(request).encode()), limit_seconds
-        )
-    except asyncio.CancelledError:
-        process.kill()
-        raise
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise CheckFailed(f"the catalog check took longer than {limit_seconds:g} s") from None
-    if process.returncode != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-3:]
-        said = f": {' / '.join(tail)}" if tail else ""
-        raise CheckFailed(f"the check process exited with code {process.returncode}{said}")
-    try:
-        answer = json.loads(out.decode().strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise CheckFailed("the catalog check answered no verdict") from None
+    with tempfile.TemporaryDirectory(prefix="kodosumi-check-") as folder:
+        answer_file, log_file = Path(folder) / "answer.json", Path(folder) / "output.log"
+        await _run(request, answer_file, log_file, python_path, limit_seconds)
+        answer = await asyncio.to_thread(_read_answer, answer_file)
     return {
         name: FlowCheck(
             errors=tuple(str(e) for e in raw.get("errors", ())),
@@ -91,3 +68,59 @@ async def run_check(
         )
         for name, raw in answer.get("flows", {}).items()
     }
+
+
+async def _run(
+    request: dict[str, Any],
+    answer_file: Path,
+    log_file: Path,
+    python_path: Sequence[str],
+    limit_seconds: float,
+) -> None:
+    # What the flows print while they import goes to a file, never into the node's memory
+    # (a module may print without end); the verdict goes to a file of its own.
+    with log_file.open("wb") as log:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "engine.catalog_check",
+                str(answer_file),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                env=check_env(python_path),
+            )
+        except OSError as e:
+            raise CheckFailed(f"cannot start the catalog check: {e}") from None
+        try:
+            await asyncio.wait_for(process.communicate(json.dumps(request).encode()), limit_seconds)
+        except asyncio.CancelledError:
+            process.kill()
+            raise
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise CheckFailed(f"the catalog check took longer than {limit_seconds:g} s") from None
+    if process.returncode != 0:
+        tail = (await asyncio.to_thread(_tail, log_file)).strip().splitlines()[-3:]
+        said = f": {' / '.join(tail)}" if tail else ""
+        raise CheckFailed(f"the check process exited with code {process.returncode}{said}")
+
+
+def _tail(path: Path, size: int = 4096) -> str:
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - size))
+        return file.read().decode(errors="replace")
+
+
+def _read_answer(path: Path) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > MAX_ANSWER_BYTES:
+            raise CheckFailed(f"the catalog check answered more than {MAX_ANSWER_BYTES} bytes")
+        answer = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise CheckFailed("the catalog check answered no verdict") from None
+    if not isinstance(answer, dict):
+        raise CheckFailed("the catalog check answered no verdict")
+    return answer

@@ -210,12 +210,20 @@ async def test_koco_flows_name_shows_the_inputs_readably(catalog_node: RunningNo
 
 async def test_a_module_that_kills_its_importer_is_marked_alone(tmp_path: Path) -> None:
     """Hostile: a module that ends the checking process at import (os._exit) costs only its
-    own flow; one that exits politely (SystemExit) is an error like any other."""
+    own flow; one that exits politely (SystemExit) is an error like any other; one that
+    floods its output while importing is checked like any other."""
     (tmp_path / "killer.py").write_text("import os\nos._exit(3)\n")
     (tmp_path / "quitter.py").write_text("raise SystemExit('no')\n")
+    # Prints 32 MiB while it imports (to stdout and straight to fd 1): the node keeps none
+    # of it in memory and still reads the verdict.
+    (tmp_path / "loud.py").write_text(
+        "import os\nfor _ in range(16):\n    print('x' * 2**20)\n    os.write(1, b'y' * 2**20)\n"
+        "def flow(n: int) -> int:\n    return n\n"
+    )
     flows = (
         FlowEntry("killer", "killer:flow"),
         FlowEntry("quitter", "quitter:flow"),
+        FlowEntry("loud", "loud:flow"),
         FlowEntry("greet", "tests.engine.sigflows:greet"),
     )
     check = await check_catalog(flows, (str(tmp_path), str(REPO)))
@@ -223,6 +231,7 @@ async def test_a_module_that_kills_its_importer_is_marked_alone(tmp_path: Path) 
     assert "exited with code 3" in by_name["killer"].unavailable
     assert "SystemExit" in by_name["quitter"].unavailable
     assert by_name["greet"].unavailable == ""
+    assert by_name["loud"].unavailable == "" and by_name["loud"].input_schema["required"] == ["n"]
     assert by_name["greet"].input_schema["additionalProperties"] is False
 
 
