@@ -335,7 +335,12 @@ class NodeApp:
         )
         if config.reload and config.check_catalog:
             self.reloader = FlowReloader(
-                configured, config.python_path, catalog, self.catalog_files, self.pool.renew
+                configured,
+                config.python_path,
+                catalog,
+                self.catalog_files,
+                self.pool.renew,
+                announce=network.refresh,
             )
             self._reload_task = asyncio.get_running_loop().create_task(self.reloader.run())
         write_info_file(self)

@@ -5,10 +5,11 @@ Executors keep the modules they imported (that is what makes a launch warm), so 
 node serves the code it first loaded. With `--reload` the node polls the modification times
 of every source file its catalog check saw each flow import (plus a spec file and a module
 with a SyntaxError); on a change it re-checks the whole catalog (schemas, availability),
-swaps the entries in, and asks the pool to renew the executors that ran an affected flow:
-idle ones stop at once, busy ones finish what they host first. A module a flow imports only
-while it runs is not watched. Production nodes do none of this: they load a flow's code
-once per executor and pick up new code on restart (docs/flows.md).
+swaps the entries in, announces them to the registry and LAN peers, and asks the pool to
+renew the executors that ran an affected flow: idle ones stop at once, busy ones finish
+what they host first. A module a flow imports only while it runs is not watched.
+Production nodes do none of this: they load a flow's code once per executor and pick up
+new code on restart (docs/flows.md).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from kodosumid.catalog import Catalog
 from kodosumid.catalog_check import check_catalog
@@ -47,6 +48,7 @@ class FlowReloader:
         files: Mapping[str, tuple[str, ...]],
         renew: Callable[[set[str]], int],
         poll_seconds: float = POLL_SECONDS,
+        announce: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         # The entries as configured, before the check filled them in (so that a changed
         # signature gives a new schema).
@@ -55,6 +57,8 @@ class FlowReloader:
         self.catalog = catalog
         self.files = dict(files)
         self.renew = renew
+        # Tells the registry and LAN peers at once (they would notice within seconds anyway).
+        self.announce = announce
         self.poll_seconds = poll_seconds
         self.seen = mtimes(self.watched)
         # How many reloads happened (tests and logs).
@@ -85,6 +89,8 @@ class FlowReloader:
         self.files = dict(check.files)
         self.seen = mtimes(self.watched)
         replaced = self.renew(affected)
+        if self.announce is not None:
+            await self.announce()
         self.reloads += 1
         broken = [f.name for f in check.broken]
         log.info(
