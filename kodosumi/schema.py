@@ -36,6 +36,15 @@ def violations(schema: dict[str, Any], value: Any, root: str) -> list[FieldViola
         if error.validator == "additionalProperties" and plain and isinstance(error.instance, dict):
             found.extend(_unknown_fields(error.schema, error.instance, where))
             continue
+        if error.validator == "required" and isinstance(error.instance, dict):
+            # One error per missing key, all with the same list: name each key once.
+            found.extend(
+                FieldViolation(f"{where}.{key}", "required")
+                for key in error.validator_value
+                if key not in error.instance
+                and FieldViolation(f"{where}.{key}", "required") not in found
+            )
+            continue
         found.append(FieldViolation(where, error.message))
     return found
 

@@ -87,14 +87,16 @@ async def test_inputs_violating_the_schema_name_each_field(shared_node: RunningN
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     reason, fields = _details(caught.value)
     assert reason == "INVALID_INPUTS"
-    assert sorted(fields) == ["inputs", "inputs.name"]
+    # Each bad field by its own path (issue 17): the unknown one too, saying what is accepted.
+    assert sorted(fields) == ["inputs.extra", "inputs.name"]
     assert "inputs.name" in (caught.value.details() or "")
+    assert "inputs.extra: unknown (expected one of: name)" in (caught.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await shared_node.flows.LaunchExecution(
             flow_pb2.LaunchExecutionRequest(flow="emit-many"), timeout=10
         )
     assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "count" in (missing.value.details() or "")
+    assert "inputs.count: required" in (missing.value.details() or "")
     assert await _serving(shared_node)
 
 
