@@ -1,54 +1,42 @@
 """The asyncio SDK: one `AsyncClient` per node, every unary call under a deadline, and a
-watch that resumes by itself from the last seen `seq` when the stream breaks.
+watch that resumes by itself from the last seen `seq` when the stream breaks. The channel
+and the deadline-bound unary call underneath are in kodoclient/_connection.py.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import grpc
 from opentelemetry import trace
 
-from kodoclient._spans import call_span, fail, stream_span, traced_unary
-from kodoclient.config import ConnectConfig, resolve_config
+from kodoclient._connection import Connection
+from kodoclient._spans import call_span, fail, stream_span
+from kodoclient.config import ConnectConfig
 from kodoclient.errors import KodoclientError
 from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_requests, parse_status
 from kodoclient.files import FilesClient
 from kodoclient.resume import ReconnectHook, ResumedHook, Resumer, StreamBroken, read_to_end
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
-from kodosumi.rpc.channel import open_channel, open_sync_channel
 from kodosumi.telemetry.names import EXECUTION_ID
-from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
 
 log = logging.getLogger(__name__)
-
-_Resp = TypeVar("_Resp")
 
 StatusFilter = Iterable[event_pb2.ExecutionStatus.ValueType | str]
 
 
-class AsyncClient:
+class AsyncClient(Connection):
     """An asyncio client of one node's FlowService and NodeService.
 
     Use it as an async context manager, or call `close()`. The channel opens lazily on the
     first call, inside the running loop, so a client may be built outside any loop.
+    The channel, the stubs and `_unary` live in `Connection` (kodoclient/_connection.py).
     """
-
-    def __init__(
-        self, config: ConnectConfig | None = None, *, rng: random.Random | None = None
-    ) -> None:
-        self._config = config if config is not None else resolve_config()
-        # Reconnect jitter draws from here; tests pass a seeded generator.
-        self._rng = rng if rng is not None else random.Random()
-        self._channel: grpc.aio.Channel | None = None
-        self._flow_stub: flow_pb2_grpc.FlowServiceAsyncStub | None = None
-        self._node_stub: node_pb2_grpc.NodeServiceAsyncStub | None = None
-        self._sync_channel: grpc.Channel | None = None
 
     @property
     def config(self) -> ConnectConfig:
@@ -75,18 +63,6 @@ class AsyncClient:
         if channel is not None:
             await channel.close()
 
-    def _flows(self) -> flow_pb2_grpc.FlowServiceAsyncStub:
-        if self._flow_stub is None:
-            self._open()
-        assert self._flow_stub is not None
-        return self._flow_stub
-
-    def _nodes(self) -> node_pb2_grpc.NodeServiceAsyncStub:
-        if self._node_stub is None:
-            self._open()
-        assert self._node_stub is not None
-        return self._node_stub
-
     def files(self) -> FilesClient:
         """Upload, download, list and delete files (kodoclient/files.py)."""
         if self._channel is None:
@@ -94,40 +70,6 @@ class AsyncClient:
         assert self._channel is not None
         return FilesClient(
             self._channel, self._config.call_timeout, upload_channel=self._upload_channel
-        )
-
-    def _upload_channel(self) -> grpc.Channel:
-        """A blocking channel to the node, for uploads (kodoclient/files.py), made once."""
-        if self._sync_channel is None:
-            config = self._config
-            self._sync_channel = open_sync_channel(config.target, config.tls, expect=config.expect)
-        return self._sync_channel
-
-    def _open(self) -> None:
-        self._channel = open_channel(
-            self._config.target, self._config.tls, expect=self._config.expect
-        )
-        self._flow_stub = flow_pb2_grpc.FlowServiceStub(self._channel)
-        self._node_stub = node_pb2_grpc.NodeServiceStub(self._channel)
-
-    async def _unary(
-        self,
-        method: str,
-        call: Callable[..., Awaitable[_Resp]],
-        request: Any,
-        call_timeout: float | None,
-    ) -> _Resp:
-        # Every unary call has a deadline: the caller's, else the config's.
-        timeout = call_timeout or self._config.call_timeout
-        execution_id = getattr(request, "execution_id", "")
-        return await traced_unary(
-            method,
-            self._config.target,
-            call,
-            request,
-            timeout,
-            secure=self._config.secure,
-            attributes={EXECUTION_ID: execution_id} if execution_id else None,
         )
 
     # -- flows -------------------------------------------------------------------------
