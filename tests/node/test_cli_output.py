@@ -134,8 +134,15 @@ async def test_json_mode_says_how_to_answer_an_input_request(output_node: Runnin
         answer = [*hint["answer_with"].split()[1:-1], '{"n": 7}']
         answered = await koco(output_node, *answer)
         assert answered.exit_code == 0, answered.output
-        async with asyncio.timeout(60):
-            out, _ = await run.communicate()
+        try:
+            async with asyncio.timeout(180):  # a loaded machine resumes the run slowly
+                out, _ = await run.communicate()
+        except TimeoutError:
+            run.kill()
+            out, err = await run.communicate()
+            raise AssertionError(
+                f"run did not end: {out.decode()[-1500:]} / {err.decode()[-1500:]}"
+            ) from None
     finally:
         if run.returncode is None:
             run.kill()
