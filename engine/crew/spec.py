@@ -28,9 +28,10 @@ tasks:
 ```
 
 The rooms: `spec_model` (what a valid spec holds, and `CrewSpecError`) and `spec_parser`
-(the checks, key by key); this module reads a file or text with them and gathers their
-names for importers. None of them imports crewai (a node validates specs and derives input
-schemas from them without it); `engine.crew.build` turns a `CrewSpec` into a `crewai.Crew`.
+(the checks, key by key, over the node-level reads of `spec_reader`); this module reads a
+file or text with them and gathers their names for importers. None of them imports crewai
+(a node validates specs and derives input schemas from them without it);
+`engine.crew.build` turns a `CrewSpec` into a `crewai.Crew`.
 """
 
 from __future__ import annotations
