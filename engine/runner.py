@@ -24,6 +24,7 @@ from engine.calls import FlowCaller
 from engine.context import ExecutionCancelled, FlowContext, InputTimedOut
 from engine.files import FileBridge, FileRef, InputFiles
 from engine.spec import ExecutionSpec
+from engine.usage import UsageMeter
 from kodosumi.errors import FailedPrecondition, InvalidArgument
 from kodosumi.schema import check_schema
 from kodosumi.schema import violations as schema_violations
@@ -65,6 +66,8 @@ class ExecutionRun:
         # Spans of this attempt, from the events it emits (engine/observers.py); None while
         # the process traces nothing (and exports no metrics): no work per event then.
         self._observe = observers.observer_for(spec)
+        # What this attempt uses, sent before the status that ends it (engine/usage.py).
+        self.usage = UsageMeter(spec.attempt, spec.inputs)
         self.ctx = FlowContext(self)
         self.cancel_event = threading.Event()
         self.cancel_status = 0
@@ -97,6 +100,7 @@ class ExecutionRun:
 
     def _main(self) -> None:
         token = capture.bind(self)
+        self.usage.cpu_start()
         try:
             loader.add_python_path(self.spec.python_path)
             target = loader.load(self.spec.entrypoint)
@@ -107,8 +111,10 @@ class ExecutionRun:
             self.check_cancelled()
             with self._output_lock:
                 self._flush_output()
-                self.emit(events.result(value if value is not None else self.result_value))
-                self.emit(events.status(S.EXECUTION_STATUS_SUCCEEDED))
+                self._end(
+                    events.status(S.EXECUTION_STATUS_SUCCEEDED),
+                    events.result(value if value is not None else self.result_value),
+                )
         except (ExecutionCancelled, asyncio.CancelledError):
             self._finish_cancelled()
         except BaseException as exc:
@@ -116,24 +122,46 @@ class ExecutionRun:
                 self._finish_cancelled()
             else:
                 self._flush_output()
-                self.emit(events.error(exc))
+                error = events.error(exc)
                 reason = f"{type(exc).__name__}: {exc}"
                 if self.spec.attempt < self.spec.max_attempts:
                     reason = (
                         f"attempt {self.spec.attempt} of {self.spec.max_attempts} failed: {reason}"
                     )
-                    self.emit(events.status(S.EXECUTION_STATUS_RETRYING, reason))
+                    self._end(events.status(S.EXECUTION_STATUS_RETRYING, reason), error)
                 else:
-                    self.emit(events.status(S.EXECUTION_STATUS_FAILED, reason))
+                    self._end(events.status(S.EXECUTION_STATUS_FAILED, reason), error)
         finally:
             capture.unbind(token)
             self.files.close()
 
     def _finish_cancelled(self) -> None:
         self._flush_output()
-        self.emit(
+        self._end(
             events.status(self.cancel_status or S.EXECUTION_STATUS_CANCELLED, self.cancel_reason)
         )
+
+    def _end(
+        self,
+        status: event_pb2.Event,
+        closing: event_pb2.Event | None = None,
+        *,
+        wait: bool = True,
+    ) -> None:
+        """End the attempt: its usage, the closing result or error, the status.
+
+        The usage goes before the closing event (counted in it already), so a result or
+        error stays right before the status, where clients look for it.
+        """
+        if threading.current_thread() is self._thread:
+            self.usage.cpu_stop()
+        if closing is not None:
+            self.usage.fold(closing)
+        if not self.buffer.sealed:
+            self.emit(self.usage.event(), wait=wait, metered=False)
+        if closing is not None:
+            self.emit(closing, wait=wait, metered=False)
+        self.emit(status, wait=wait)
 
     def check_cancelled(self) -> None:
         if self.cancel_requested:
@@ -217,7 +245,7 @@ class ExecutionRun:
             )
         reason = self.cancel_reason or "cancelled"
         grace = self.spec.cancel_grace_seconds
-        self.emit(
+        self._end(
             events.status(
                 self.cancel_status or S.EXECUTION_STATUS_CANCELLED,
                 f"{reason} (did not stop within {grace:g}s; interrupted)",
@@ -232,7 +260,9 @@ class ExecutionRun:
 
     # -- events ------------------------------------------------------------------------------
 
-    def emit(self, event: event_pb2.Event, *, wait: bool = True) -> int:
+    def emit(self, event: event_pb2.Event, *, wait: bool = True, metered: bool = True) -> int:
+        if metered:
+            self.usage.fold(event)
         observe = self._observe
         if observe is not None:
             observe(event)  # stamps the event's trace and span ids

@@ -324,6 +324,21 @@ def _child_execution(event: Event, verbose: bool) -> Text | None:
     return Text.assemble(("↳ child execution ", "cyan"), child.execution_id, flow, where)
 
 
+def _usage(event: Event, verbose: bool) -> Text | None:
+    # What the attempt used (docs/market.md), one line before the result.
+    u = event.usage
+    parts = [f"{u.wall_seconds:.1f} s", f"cpu {u.cpu_seconds:.1f} s"]
+    for m in u.models:
+        calls = "call" if m.calls == 1 else "calls"
+        parts.append(f"{m.model or 'llm'} {m.calls} {calls} {m.input_tokens}/{m.output_tokens} tok")
+    if u.tool_calls:
+        parts.append(f"{u.tool_calls} tool call{'s' if u.tool_calls != 1 else ''}")
+    parts.append(f"in {u.input_bytes} B, out {u.output_bytes} B")
+    if u.artifact_bytes:
+        parts.append(f"artifacts {u.artifact_bytes} B")
+    return Text.assemble((f"usage (attempt {u.attempt}) ", "dim"), ", ".join(parts))
+
+
 # One renderer per member of `Event.kind`; a test holds this table against event.proto.
 RENDERERS: dict[str, Callable[[Event, bool], Text | None]] = {
     "status_changed": _status_changed,
@@ -344,6 +359,7 @@ RENDERERS: dict[str, Callable[[Event, bool], Text | None]] = {
     "progress": _progress,
     "framework_event": _framework_event,
     "child_execution": _child_execution,
+    "usage": _usage,
 }
 
 

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from kodosumi.v1 import market_pb2 as _market_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -229,6 +230,7 @@ class Event(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     FRAMEWORK_EVENT_FIELD_NUMBER: _builtins.int
     CHILD_EXECUTION_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
     EXTRA_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     seq: _builtins.int
@@ -276,6 +278,10 @@ class Event(_message.Message):
     @_builtins.property
     def child_execution(self) -> Global___ChildExecution: ...
     @_builtins.property
+    def usage(self) -> _market_pb2.Usage:
+        """What the attempt used (docs/market.md), right before the status that ends it."""
+
+    @_builtins.property
     def extra(self) -> _struct_pb2.Struct:
         """Framework-specific data that has no typed field."""
 
@@ -306,13 +312,14 @@ class Event(_message.Message):
         progress: Global___Progress | None = ...,
         framework_event: Global___FrameworkEvent | None = ...,
         child_execution: Global___ChildExecution | None = ...,
+        usage: _market_pb2.Usage | None = ...,
         extra: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_step", b"agent_step", "alert", b"alert", "artifact", b"artifact", "child_execution", b"child_execution", "error", b"error", "extra", b"extra", "framework_event", b"framework_event", "input_provided", b"input_provided", "input_requested", b"input_requested", "inputs_received", b"inputs_received", "kind", b"kind", "llm_call", b"llm_call", "log_record", b"log_record", "metric", b"metric", "output_line", b"output_line", "progress", b"progress", "result", b"result", "status_changed", b"status_changed", "task_step", b"task_step", "tool_call", b"tool_call"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_step", b"agent_step", "alert", b"alert", "artifact", b"artifact", "child_execution", b"child_execution", "error", b"error", "extra", b"extra", "framework_event", b"framework_event", "input_provided", b"input_provided", "input_requested", b"input_requested", "inputs_received", b"inputs_received", "kind", b"kind", "llm_call", b"llm_call", "log_record", b"log_record", "metric", b"metric", "output_line", b"output_line", "progress", b"progress", "result", b"result", "status_changed", b"status_changed", "task_step", b"task_step", "tool_call", b"tool_call", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_step", b"agent_step", "alert", b"alert", "artifact", b"artifact", "attempt", b"attempt", "child_execution", b"child_execution", "error", b"error", "execution_id", b"execution_id", "extra", b"extra", "framework_event", b"framework_event", "input_provided", b"input_provided", "input_requested", b"input_requested", "inputs_received", b"inputs_received", "kind", b"kind", "llm_call", b"llm_call", "log_record", b"log_record", "metric", b"metric", "output_line", b"output_line", "progress", b"progress", "result", b"result", "seq", b"seq", "span_id", b"span_id", "status_changed", b"status_changed", "task_step", b"task_step", "time_unix_nano", b"time_unix_nano", "tool_call", b"tool_call", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_step", b"agent_step", "alert", b"alert", "artifact", b"artifact", "attempt", b"attempt", "child_execution", b"child_execution", "error", b"error", "execution_id", b"execution_id", "extra", b"extra", "framework_event", b"framework_event", "input_provided", b"input_provided", "input_requested", b"input_requested", "inputs_received", b"inputs_received", "kind", b"kind", "llm_call", b"llm_call", "log_record", b"log_record", "metric", b"metric", "output_line", b"output_line", "progress", b"progress", "result", b"result", "seq", b"seq", "span_id", b"span_id", "status_changed", b"status_changed", "task_step", b"task_step", "time_unix_nano", b"time_unix_nano", "tool_call", b"tool_call", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["status_changed", "inputs_received", "output_line", "log_record", "agent_step", "task_step", "llm_call", "tool_call", "input_requested", "input_provided", "result", "artifact", "error", "metric", "alert", "progress", "framework_event", "child_execution"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["status_changed", "inputs_received", "output_line", "log_record", "agent_step", "task_step", "llm_call", "tool_call", "input_requested", "input_provided", "result", "artifact", "error", "metric", "alert", "progress", "framework_event", "child_execution", "usage"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

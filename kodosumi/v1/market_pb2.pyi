@@ -127,3 +127,89 @@ class FreeAllowance(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FreeAllowance: _TypeAlias = FreeAllowance  # noqa: Y015
+
+@_typing.final
+class Usage(_message.Message):
+    """What one attempt of an execution used, as its engine measured it. Sent as the `usage`
+    event right before the status event that ends the attempt (RETRYING or terminal).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    WALL_SECONDS_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_FIELD_NUMBER: _builtins.int
+    LLM_CALLS_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    TOOL_CALLS_FIELD_NUMBER: _builtins.int
+    INPUT_BYTES_FIELD_NUMBER: _builtins.int
+    OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
+    ARTIFACT_BYTES_FIELD_NUMBER: _builtins.int
+    attempt: _builtins.int
+    """The attempt these figures are of (1 for the first)."""
+    wall_seconds: _builtins.float
+    """From the attempt's STARTING to its end, wall clock."""
+    cpu_seconds: _builtins.float
+    """CPU time of the thread that ran the flow (threads the flow starts itself not counted)."""
+    llm_calls: _builtins.int
+    """Finished LLM calls (completed or failed), all models."""
+    tool_calls: _builtins.int
+    """Finished tool calls (completed or failed)."""
+    input_bytes: _builtins.int
+    """Serialized size of the launch inputs."""
+    output_bytes: _builtins.int
+    """Size of the result (text, markdown and JSON) and of the output lines."""
+    artifact_bytes: _builtins.int
+    """Size of the artifacts and saved files."""
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelUsage]:
+        """Per model, as the LLM reports it ("" when it names none)."""
+
+    def __init__(
+        self,
+        *,
+        attempt: _builtins.int = ...,
+        wall_seconds: _builtins.float = ...,
+        cpu_seconds: _builtins.float = ...,
+        llm_calls: _builtins.int = ...,
+        models: _abc.Iterable[Global___ModelUsage] | None = ...,
+        tool_calls: _builtins.int = ...,
+        input_bytes: _builtins.int = ...,
+        output_bytes: _builtins.int = ...,
+        artifact_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_bytes", b"artifact_bytes", "attempt", b"attempt", "cpu_seconds", b"cpu_seconds", "input_bytes", b"input_bytes", "llm_calls", b"llm_calls", "models", b"models", "output_bytes", b"output_bytes", "tool_calls", b"tool_calls", "wall_seconds", b"wall_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Usage: _TypeAlias = Usage  # noqa: Y015
+
+@_typing.final
+class ModelUsage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    calls: _builtins.int
+    input_tokens: _builtins.int
+    output_tokens: _builtins.int
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        calls: _builtins.int = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "input_tokens", b"input_tokens", "model", b"model", "output_tokens", b"output_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelUsage: _TypeAlias = ModelUsage  # noqa: Y015

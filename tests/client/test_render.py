@@ -21,6 +21,7 @@ from kodoclient.cli.render import (
 from kodoclient.follow_state import FollowState, fold
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.v1 import event_pb2 as pb
+from kodosumi.v1 import market_pb2 as mpb
 
 KINDS = [f.name for f in pb.Event.DESCRIPTOR.oneofs_by_name["kind"].fields]
 T0 = 1_700_000_000_000_000_000  # 2023-11-14 22:13:20 UTC
@@ -151,6 +152,22 @@ SAMPLES: dict[str, tuple[pb.Event, str]] = {
             )
         ),
         "↳ child execution e9 (sub) on n2",
+    ),
+    "usage": (
+        ev(
+            usage=mpb.Usage(
+                attempt=1,
+                wall_seconds=2.34,
+                cpu_seconds=0.41,
+                llm_calls=6,
+                models=[mpb.ModelUsage(model="m", calls=6, input_tokens=812, output_tokens=240)],
+                tool_calls=2,
+                input_bytes=16,
+                output_bytes=1337,
+            )
+        ),
+        "usage (attempt 1) 2.3 s, cpu 0.4 s, m 6 calls 812/240 tok, 2 tool calls, "
+        "in 16 B, out 1337 B",
     ),
 }
 
