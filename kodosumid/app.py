@@ -1,18 +1,17 @@
-"""Assemble and run a node: credentials, store, Ray, executor pool, gRPC server."""
+"""Assemble and run a node: credentials, store, Ray, executor pool, gRPC server.
+The node's parts, its addresses and its graceful stop are in node_parts.py (`NodeParts`,
+the base of `NodeApp`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import time
-from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import ray
-from a2a.types import a2a_pb2, a2a_pb2_grpc
+from a2a.types import a2a_pb2_grpc
 
 from kodosumi.addresses import AdvertiseError, advertised_endpoints, check_advertisable
 from kodosumi.audit import AuditLog
@@ -28,19 +27,17 @@ from kodosumi.rpc.server import (
     set_serving,
 )
 from kodosumi.sqlite import private_dir
-from kodosumi.tls import TlsFiles, TlsMaterial
-from kodosumi.v1 import file_pb2, file_pb2_grpc, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
+from kodosumi.v1 import file_pb2_grpc, flow_pb2_grpc, node_pb2_grpc
 from kodosumid.a2a.http import CardListener
 from kodosumid.a2a.node_cards import NodeCards
 from kodosumid.a2a.servicer import A2AServicer
 from kodosumid.a2a.tasks import A2ATasks, TaskLimits
 from kodosumid.auth.flow_identity import flows_dir
-from kodosumid.auth.identity import NodeCredentials, node_credentials
 from kodosumid.auth.link import NodeAuth
 from kodosumid.auth.policy import NODE_POLICY
 from kodosumid.catalog import Catalog, example_flows
 from kodosumid.catalog_check import node_catalog
-from kodosumid.config import NodeConfig, ensure_node_id
+from kodosumid.config import NodeConfig
 from kodosumid.event_store import SqliteEventStore
 from kodosumid.executions.fanout import WatchHub
 from kodosumid.executions.service import ExecutionService
@@ -49,13 +46,13 @@ from kodosumid.executors.code_shipping import code_runtime_env, executor_workdir
 from kodosumid.executors.credentials import CallerCredentials
 from kodosumid.executors.preload import effective_preload
 from kodosumid.executors.ray_pool import RayExecutorPool
-from kodosumid.executors.ray_runtime import start_ray, stop_ray
+from kodosumid.executors.ray_runtime import start_ray
 from kodosumid.files.peer_link import PeerFiles
-from kodosumid.files.service import Files
 from kodosumid.files.servicer import FileServicer
 from kodosumid.files.wiring import keep_purging, open_files
 from kodosumid.network.peer_network import PeerNetwork
 from kodosumid.node_info import node_info, write_info_file
+from kodosumid.node_parts import SERVICE_NAMES, NodeParts
 from kodosumid.observability.wiring import NodeObservability
 from kodosumid.pool_serving import follow_pool
 from kodosumid.quotas import Quotas
@@ -64,12 +61,7 @@ from kodosumid.servicers import FlowServicer, NodeServicer
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = (
-    flow_pb2.DESCRIPTOR.services_by_name["FlowService"].full_name,
-    node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
-    a2a_pb2.DESCRIPTOR.services_by_name["A2AService"].full_name,
-    file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
-)
+__all__ = ["ADVERTISE_FIX", "SERVICE_NAMES", "NodeApp", "check_advertise"]
 
 
 ADVERTISE_FIX = (
@@ -85,71 +77,7 @@ def check_advertise(config: NodeConfig) -> None:
         raise InvalidArgument.field("node.advertise", str(e)) from None
 
 
-class NodeApp:
-    def __init__(self, config: NodeConfig) -> None:
-        self.config = ensure_node_id(config)
-        self.port = 0
-        # What peers and clients dial: derived from the listen address once it is bound.
-        self.endpoints: tuple[str, ...] = ()
-        self.identity = ""
-        self.ray_address = ""
-        self.client_files: TlsFiles | None = None
-        self._owns_ray = False
-        self.started = time.monotonic()
-        self.start_time_ns = time.time_ns()
-        self.store: SqliteEventStore | None = None
-        self.executions: ExecutionService | None = None
-        self.pool: RayExecutorPool | None = None
-        self._server: object | None = None
-        self._health: object | None = None
-        self._pool_task: asyncio.Task[None] | None = None
-        self._retention_task: asyncio.Task[None] | None = None
-        self._pool_health_task: asyncio.Task[None] | None = None
-        # Called once Ray runs in this process: starting Ray installs its own fatal-signal
-        # handlers (SIGTERM included) over the daemon's, which must be put back.
-        self.on_ray_ready: Callable[[], None] | None = None
-        self.network: PeerNetwork | None = None
-        self.credentials: NodeCredentials | None = None
-        self.audit: AuditLog | None = None
-        self.auth: NodeAuth | None = None
-        self.observability: NodeObservability | None = None
-        self.quotas: Quotas | None = None
-        self.catalog: Catalog | None = None
-        # Per flow: the source files its check imported (what `--reload` watches).
-        self.catalog_files: dict[str, tuple[str, ...]] = {}
-        self.reloader: FlowReloader | None = None
-        self._reload_task: asyncio.Task[None] | None = None
-        self.a2a_http: CardListener | None = None
-        self.cards: NodeCards | None = None
-        self.files: Files | None = None
-        self._purge_task: asyncio.Task[None] | None = None
-
-    @property
-    def address(self) -> str:
-        host = self.config.listen.rsplit(":", 1)[0]
-        if host in ("0.0.0.0", "[::]", ""):
-            host = "127.0.0.1"
-        return f"{host}:{self.port}"
-
-    @property
-    def advertised_address(self) -> str:
-        """The address clients dial: the first advertised one, else the bound one."""
-        return self.endpoints[0] if self.endpoints else self.address
-
-    @property
-    def info_file(self) -> Path:
-        return self.config.state_dir / "node.json"
-
-    def _credentials(self) -> tuple[TlsMaterial | None, str, tuple[str, ...]]:
-        """TLS material, trust domain and extra admins (kodosumid/auth/identity.py)."""
-        creds = self.credentials = node_credentials(self.config)
-        self.client_files = creds.client_files
-        self.identity = str(creds.identity) if creds.identity else ""
-        if creds.registry_address and not self.config.registry_address:
-            # Enrolled: register with the registry of the enrollment.
-            self.config = replace(self.config, registry_address=creds.registry_address)
-        return creds.tls, creds.trust_domain, creds.extra_admins
-
+class NodeApp(NodeParts):
     async def start(self) -> None:
         config = self.config
         refusal = plaintext_refusal(
@@ -378,51 +306,3 @@ class NodeApp:
         if files is None:
             return CallerCredentials(None, None)
         return CallerCredentials(files, flows_dir(self.config.state_dir))
-
-    async def stop(self) -> None:
-        """Graceful stop: NOT_SERVING, finish or cancel executions, then close everything."""
-        log.info("node %s stopping", self.config.node_id)
-        with contextlib.suppress(FileNotFoundError):
-            self.info_file.unlink()
-        if self.network is not None:
-            await self.network.leave()  # peers stop routing here while executions finish
-        if self._pool_health_task is not None:
-            self._pool_health_task.cancel()
-        if self._reload_task is not None:
-            self._reload_task.cancel()
-        if self._health is not None:
-            await set_serving(self._health, SERVICE_NAMES, False)  # type: ignore[arg-type]
-        if self.a2a_http is not None:
-            await self.a2a_http.stop()
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-        if self._purge_task is not None:
-            self._purge_task.cancel()
-        if self.executions is not None:
-            await self.executions.shutdown(self.config.shutdown_grace_seconds)
-        if self._server is not None:
-            await self._server.stop(1.0)  # type: ignore[attr-defined]
-        if self._pool_task is not None:
-            self._pool_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._pool_task
-        if self.network is not None:
-            await self.network.close()
-        if self.audit is not None:
-            self.audit.close()
-        if self.auth is not None:
-            await self.auth.close()
-        if self.pool is not None:
-            await self.pool.close()
-        if self.store is not None:
-            await self.store.close()
-        if self.files is not None:
-            await self.files.store.close()
-        if self.observability is not None:
-            await self.observability.close()
-        if self._owns_ray:
-            await asyncio.to_thread(stop_ray)
-
-    async def wait(self) -> None:
-        if self._server is not None:
-            await self._server.wait_for_termination()  # type: ignore[attr-defined]
