@@ -49,6 +49,10 @@ class PeersConfig:
     # A relayed execution is PEER_LOST as soon as its peer does not answer, FAILED when the
     # peer stays unreachable this long.
     relay_grace_seconds: float = 30.0
+    # Bytes of events a relayed execution may store here: a peer streaming valid events
+    # forever would otherwise fill this node's disk. Beyond it the relay ends and the
+    # execution is FAILED with a reason naming the peer and the limit.
+    max_execution_bytes: int = 1024 * 1024 * 1024
     # mDNS never says goodbye for a crashed host: a peer known from the LAN that failed its
     # checks this long (or at once, once the registry lists it OFFLINE or LEFT) is forgotten
     # by the LAN side (peer table and zeroconf cache); it is found again when it announces.
@@ -72,3 +76,5 @@ class PeersConfig:
             raise InvalidArgument.field("peers.keepalive_seconds", "at least 1 second")
         if not 0 <= self.relay_grace_seconds <= 86_400:
             raise InvalidArgument.field("peers.relay_grace_seconds", "seconds from 0 to 86400")
+        if not 1024 * 1024 <= self.max_execution_bytes <= 1 << 50:
+            raise InvalidArgument.field("peers.max_execution_bytes", "bytes from 1 MiB to 1 PiB")

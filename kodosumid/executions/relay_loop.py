@@ -49,6 +49,8 @@ LOST = event_pb2.EXECUTION_STATUS_PEER_LOST
 @dataclass(frozen=True, slots=True)
 class RelaySettings:
     grace_seconds: float = 30.0
+    # Bytes of events one relayed execution may store here (0: no limit).
+    max_bytes: int = 0
     backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.2, maximum=2.0))
 
 
@@ -61,6 +63,9 @@ class RelayPosition:
     # The last thing written is a PEER_LOST; `status_before` is the status it replaced.
     lost: bool = False
     status_before: int = event_pb2.EXECUTION_STATUS_PENDING
+    # Bytes of events stored for the execution so far (counted against `max_bytes`); a
+    # tally beside the position, not part of it, so positions compare without it.
+    stored_bytes: int = field(default=0, compare=False)
 
 
 class PositionFold:
@@ -70,9 +75,11 @@ class PositionFold:
     def __init__(self) -> None:
         self.offset, self.lost = 0, False
         self.status, self.before = int(event_pb2.EXECUTION_STATUS_PENDING), 0
+        self.stored_bytes = 0
 
     def feed(self, events: Iterable[bytes]) -> None:
         for data in events:
+            self.stored_bytes += len(data)
             event = event_pb2.Event.FromString(data)
             if self.lost:  # the event right after a PEER_LOST is this node's as well
                 self.offset, self.lost = self.offset + 1, False
@@ -84,7 +91,8 @@ class PositionFold:
                 self.status = int(event.status_changed.status)
 
     def position(self) -> RelayPosition:
-        return RelayPosition(self.offset, self.lost, self.before if self.lost else self.status)
+        status = self.before if self.lost else self.status
+        return RelayPosition(self.offset, self.lost, status, self.stored_bytes)
 
 
 def relay_position(events: Iterable[bytes]) -> RelayPosition:
@@ -146,6 +154,7 @@ async def relay(
     time = time or TimeSource()
     at = position or RelayPosition()
     offset, lost, before = at.offset, at.lost, at.status_before
+    stored_bytes = at.stored_bytes
     attempt = 0
     unreachable_since: float | None = time.clock() if lost else None
     problem = "not reached yet"
@@ -162,6 +171,14 @@ async def relay(
                     if events:
                         if wrong := misbehaviour(events, stored_seq() - offset + 1):
                             return f"peer node {node_id} {wrong}; relay ended"
+                        stored_bytes += sum(len(data) for data in events)
+                        if settings.max_bytes and stored_bytes > settings.max_bytes:
+                            # Checked before storing: the disk never holds more than the cap.
+                            return (
+                                f"peer node {node_id} sent more than the {settings.max_bytes} "
+                                "bytes of events a relayed execution may store here "
+                                "(peers.max_execution_bytes); relay ended"
+                            )
                         await store(renumbered(events, offset))
                     unreachable_since, attempt = None, 0
                     if ended():

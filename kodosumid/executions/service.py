@@ -86,7 +86,10 @@ class ExecutionService:
                 store,
                 self.observer,
                 node_id=config.node_id,
-                settings=RelaySettings(grace_seconds=config.peers.relay_grace_seconds),
+                settings=RelaySettings(
+                    grace_seconds=config.peers.relay_grace_seconds,
+                    max_bytes=config.peers.max_execution_bytes,
+                ),
                 clock=self.clock,
             )
             if peers is not None and config.peers.forward

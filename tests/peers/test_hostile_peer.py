@@ -6,7 +6,7 @@ events is relayed under flow control, the node holding a bounded amount of it.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -18,7 +18,7 @@ from kodosumid.app import NodeApp
 from tests.memory import peak_rss, settled_rss
 from tests.node.conftest import TEST_FLOWS
 from tests.node.helpers import collect, eventually, launch, statuses
-from tests.peers.conftest import Client, Cluster
+from tests.peers.conftest import PEERS, Client, Cluster
 from tests.peers.hostile_peer import FLOW, HostilePeer
 
 S = event_pb2
@@ -58,13 +58,16 @@ def _hostile_tls(cluster: Cluster) -> TlsMaterial:
 
 
 @pytest.fixture
-async def setup(cluster: Cluster) -> AsyncIterator[Setup]:
+async def setup(cluster: Cluster, request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
+    """`@pytest.mark.node_peers(**changes)`: the node's `[peers]` settings changed so."""
+    marker = request.node.get_closest_marker("node_peers")
+    peers = replace(PEERS, **marker.kwargs) if marker else PEERS
     registry = await cluster.registry()
     hostile = HostilePeer("hostile", _hostile_tls(cluster))
     await hostile.start()
     try:
         await hostile.register(registry.address)
-        node = await cluster.node("node-a", A_FLOWS, registry=registry)
+        node = await cluster.node("node-a", A_FLOWS, registry=registry, peers=peers)
 
         async def knows_the_peer() -> bool:
             return bool(node.network is not None and node.network.table.candidates(FLOW))
@@ -99,6 +102,26 @@ async def test_events_out_of_order_end_the_relay(setup: Setup) -> None:
     assert [e.seq for e in events] == list(range(1, len(events) + 1))  # gapless here
     assert statuses(events)[-1] == S.EXECUTION_STATUS_FAILED
     assert "hostile" in execution.status_reason and "seq 5" in execution.status_reason
+    await setup.still_serves()
+
+
+@pytest.mark.node_peers(max_execution_bytes=1024 * 1024)
+async def test_a_stream_past_the_byte_cap_ends_the_relay(setup: Setup) -> None:
+    """Valid events forever would fill the disk: past `peers.max_execution_bytes` the relay
+    ends, the execution is FAILED with a reason naming the peer and the limit, and no more
+    than the cap was stored."""
+    setup.hostile.mode, setup.hostile.size, setup.hostile.count = "flood", 64 * 1024, 1000
+    execution_id, events, execution = await setup.relayed()
+    assert statuses(events)[-1] == S.EXECUTION_STATUS_FAILED
+    reason = execution.status_reason
+    assert "hostile" in reason and str(1024 * 1024) in reason, reason
+    assert "max_execution_bytes" in reason, reason
+    assert setup.node.store is not None
+    stored, after = 0, 0
+    while rows := await setup.node.store.read_events(execution_id, after):
+        stored, after = stored + sum(len(data) for _, data in rows), rows[-1][0]
+    assert stored <= 1024 * 1024 + 4096  # the cap, and this node's own FAILED event
+    assert setup.hostile.sent_bytes < 64 * 1024 * 1000  # the peer was cut off
     await setup.still_serves()
 
 
