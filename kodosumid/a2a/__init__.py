@@ -8,6 +8,7 @@
   - `messages`: a flow's inputs and input answers read from callers' messages.
 - `errors`: A2A's errors (`ErrorInfo` domain `a2a-protocol.org`) and the translation of ours.
 - `tasks`: the task operations over the node's execution facade (send, follow, list, cancel).
+- `subscribe`: `SubscribeToTask`, its memory bounded per stream (artifacts replayed in pages).
 - `cards`: the node's and each flow's agent card, signed with the node's key.
 - `servicer`: the thin gRPC servicer on the node's port (same mTLS, guard and quotas).
 - `http`: the optional HTTP listener serving `/.well-known/agent-card.json`.

@@ -87,8 +87,13 @@ class TaskFold:
     with its request (the engine stores the status just before the request).
     """
 
-    def __init__(self, task_id: str, flow: str = "", node_id: str = "") -> None:
+    def __init__(
+        self, task_id: str, flow: str = "", node_id: str = "", *, keep_artifacts: bool = True
+    ) -> None:
         self.task_id = task_id
+        # False for a stream that replays artifacts as updates (SubscribeToTask): the fold
+        # then keeps no artifact bytes, so a stream holds one page of events, not the task.
+        self.keep_artifacts = keep_artifacts
         self.flow = flow
         self.node_id = node_id
         self.state: int = a2a.TASK_STATE_SUBMITTED
@@ -119,7 +124,7 @@ class TaskFold:
         """The task now; `history_length` as the specification reads it (None: all)."""
         task = a2a.Task(id=self.task_id, context_id=self.task_id)
         task.status.CopyFrom(self.status)
-        if include_artifacts:
+        if include_artifacts and self.keep_artifacts:
             task.artifacts.extend(self.artifacts())
         if history_length is None:
             task.history.extend(self.history)
@@ -275,7 +280,8 @@ class TaskFold:
             buffer = _ArtifactBuffer(chunk.artifact_id, chunk.name, chunk.media_type)
             self._artifacts[chunk.artifact_id] = buffer
             self._artifact_order.append(chunk.artifact_id)
-        buffer.chunks.append(chunk.data)
+        if self.keep_artifacts:
+            buffer.chunks.append(chunk.data)
         whole = chunk.chunk_index == 0 and chunk.last_chunk
         artifact = a2a.Artifact(
             artifact_id=chunk.artifact_id,

@@ -25,6 +25,7 @@ from kodosumid.a2a.errors import (
     UnsupportedOperation,
     VersionNotSupported,
 )
+from kodosumid.a2a.subscribe import subscribe
 from kodosumid.a2a.tasks import A2ATasks
 from kodosumid.auth.roles import check_flow_access
 from kodosumid.catalog import Catalog
@@ -136,10 +137,8 @@ class A2AServicer(a2a_pb2_grpc.A2AServiceServicer):
         record = await self.tasks.visible(principal, request.id, request.tenant)
         if record.terminal:
             raise UnsupportedOperation(f"task {request.id} already ended; use GetTask")
-        fold = self.tasks.fold_for(record)
         with self.tasks.quotas.open_stream(principal):
-            stream = self.tasks.follow(principal, record, fold, stop_when_interrupted=False)
-            async for update in stream:
+            async for update in subscribe(self.tasks, principal, record):
                 yield update
 
     # -- push notifications: not supported (the card says so) -----------------------------------

@@ -121,18 +121,21 @@ class A2ATasks:
             raise TaskNotFound(f"no task {task_id!r} for tenant {tenant!r}")
         return record
 
-    def fold_for(self, record: ExecutionRecord) -> TaskFold:
-        return TaskFold(record.execution_id, record.flow, record.node_id or self.node_id)
+    def fold_for(self, record: ExecutionRecord, *, keep_artifacts: bool = True) -> TaskFold:
+        node_id = record.node_id or self.node_id
+        return TaskFold(record.execution_id, record.flow, node_id, keep_artifacts=keep_artifacts)
 
-    async def snapshot(self, principal: Principal, record: ExecutionRecord) -> TaskFold:
+    async def snapshot(
+        self, principal: Principal, record: ExecutionRecord, *, keep_artifacts: bool = True
+    ) -> TaskFold:
         """The task as its stored events describe it (up to the record's last `seq`)."""
-        fold = self.fold_for(record)
+        fold = self.fold_for(record, keep_artifacts=keep_artifacts)
         if record.last_seq <= 0:
             return fold
         stream = self.executions.watch(principal, record.execution_id, 0)
         try:
             async for batch in stream:
-                fold.apply_batch(_parsed(batch))
+                fold.apply_batch(parsed(batch))
                 if fold.last_seq >= record.last_seq:
                     break
         except KodosumiError as e:
@@ -162,12 +165,12 @@ class A2ATasks:
         stream = self.executions.watch(principal, record.execution_id, 0)
         try:
             async for batch in stream:
-                events = _parsed(batch)
+                events = parsed(batch)
                 live = [e for e in events if e.seq > snapshot_seq]
                 fold.apply_batch(events[: len(events) - len(live)])  # in the Task's snapshot
                 if not sent_task and (live or fold.last_seq >= snapshot_seq):
                     sent_task = True
-                    yield _task_response(fold.task())
+                    yield task_response(fold.task())
                 for update in fold.apply_batch(live):
                     yield update
                 if fold.terminal or (stop_when_interrupted and fold.interrupted):
@@ -177,7 +180,7 @@ class A2ATasks:
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         if not sent_task:
-            yield _task_response(fold.task())
+            yield task_response(fold.task())
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -356,13 +359,13 @@ class A2ATasks:
         return fold.task()
 
 
-def _parsed(batch: list[bytes]) -> list[event_pb2.Event]:
+def parsed(batch: list[bytes]) -> list[event_pb2.Event]:
     """The stored events of a batch, parsed in one go per bounded frame (as WatchExecution
     does): one parse of many events costs far less than one parse each."""
     return [event for frame in watch_responses(batch) for event in frame.events]
 
 
-def _task_response(task: a2a.Task) -> a2a.StreamResponse:
+def task_response(task: a2a.Task) -> a2a.StreamResponse:
     response = a2a.StreamResponse()
     response.task.CopyFrom(task)
     return response

@@ -31,6 +31,11 @@ A2A_FLOWS = (
         },
     ),
     FlowEntry("asks-kinds", "tests.a2a.flows:asks_kinds"),
+    FlowEntry(
+        "big-then-asks",
+        "tests.a2a.flows:big_then_asks",
+        input_schema={"type": "object", "properties": {"size": {"type": "integer"}}},
+    ),
     FlowEntry("private", "tests.flowlib:hello", groups=("insiders",)),
 )
 

@@ -14,6 +14,12 @@ def big_artifact(size: int, ctx: FlowContext) -> dict[str, int]:
     return {"size": size}
 
 
+def big_then_asks(size: int, ctx: FlowContext) -> dict[str, Any]:
+    """An artifact of `size` bytes, then a question: the task stays open until answered."""
+    ctx.artifact("blob.bin", bytes(i % 251 for i in range(size)))
+    return {"answer": ctx.request_input("Done?", kind="text")}
+
+
 def asks_kinds(ctx: FlowContext) -> dict[str, Any]:
     """A form, an approval and a text request, one after another."""
     form = ctx.request_input(
