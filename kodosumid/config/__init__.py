@@ -35,7 +35,7 @@ keepalive_seconds = 2.0       # pings on peer links: a dead link breaks within
 keepalive_timeout_seconds = 2.0  # keepalive + keepalive_timeout
 connect_timeout_seconds = 2.0 # a connection attempt to a peer gives up after this
 relay_grace_seconds = 30.0    # a relayed execution is PEER_LOST at once, FAILED after this
-max_execution_bytes = 1073741824  # events a relayed execution may store here; FAILED beyond
+max_execution_bytes = 1073741824  # events any execution may store here; FAILED beyond
 
 [auth]                        # roles, revocations, certificates (default: the enrollment registry)
 address = "127.0.0.1:7460"

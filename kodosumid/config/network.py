@@ -49,9 +49,10 @@ class PeersConfig:
     # A relayed execution is PEER_LOST as soon as its peer does not answer, FAILED when the
     # peer stays unreachable this long.
     relay_grace_seconds: float = 30.0
-    # Bytes of events a relayed execution may store here: a peer streaming valid events
-    # forever would otherwise fill this node's disk. Beyond it the relay ends and the
-    # execution is FAILED with a reason naming the peer and the limit.
+    # Bytes of events one execution may store here, local or relayed (under [peers] for
+    # history): a flow or a peer writing valid events forever would otherwise fill this
+    # node's disk. Beyond it the run is cancelled (or the relay ends) and the execution is
+    # FAILED with a reason naming the limit.
     max_execution_bytes: int = 1024 * 1024 * 1024
     # mDNS never says goodbye for a crashed host: a peer known from the LAN that failed its
     # checks this long (or at once, once the registry lists it OFFLINE or LEFT) is forgotten

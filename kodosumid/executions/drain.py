@@ -8,6 +8,11 @@ execution (`append_by_node`): the first ones at launch, and a status when the ex
 gone or never started, so every execution has a single writer of its `seq`.
 
 A relayed execution (`relay.py`) stores its batches through `store_and_publish` too.
+
+A local execution may store at most `max_bytes` (`[peers] max_execution_bytes`) of events:
+a flow writing events forever would otherwise fill the node's disk. The batch that would
+pass it is not stored; the run is cancelled on its executor and the execution ends FAILED
+(EXECUTION_TOO_LARGE). A relayed execution is held to the same cap by its relay loop.
 """
 
 from __future__ import annotations
@@ -28,10 +33,16 @@ from kodosumid.executions.events import status_event
 from kodosumid.executions.fanout import Batch, WatchHub
 from kodosumid.executions.lifecycle import ExecutionObserver
 from kodosumid.executions.live import LiveExecution, LiveTable
+from kodosumid.executions.relay_loop import PositionFold
 from kodosumid.executors.port import PROCESS, ExecutorGone, ExecutorHandle, ExecutorPool
 from kodosumid.observability.run_trace import trace_of
 
 log = logging.getLogger(__name__)
+
+# Events read at once when counting an execution's stored bytes after a restart.
+READ_BATCH = 500
+# Acknowledges every event an executor still buffers for an execution ended by the node.
+ACK_ALL = 1 << 62
 
 # Starts the next attempt of an execution (`dispatch.Dispatcher.dispatch`).
 Dispatch = Callable[[LiveExecution], Awaitable[None]]
@@ -48,6 +59,7 @@ class Drainer:
         *,
         batch_size: int,
         clock: Clock,
+        max_bytes: int = 0,
     ) -> None:
         self.live = live
         self.clock = clock
@@ -56,6 +68,8 @@ class Drainer:
         self.pool = pool
         self.observer = observer
         self.batch_size = batch_size
+        # Bytes of events one local execution may store (0: no limit).
+        self.max_bytes = max_bytes
         # Set by the service: how a retry starts the next attempt.
         self.dispatch: Dispatch | None = None
         self._loops: dict[str, asyncio.Task[None]] = {}
@@ -123,6 +137,7 @@ class Drainer:
         """Store drained (or relayed) events, then publish them; act on the statuses among them."""
         batches: dict[str, tuple[int, list[bytes]]] = {}
         changes: dict[str, list[StatusChange]] = {}
+        too_large: list[LiveExecution] = []
         for eid, drained in events.items():
             live = self.live.get(eid)
             if live is None or not drained:
@@ -136,11 +151,17 @@ class Drainer:
                 continue
             if first != live.stored_seq + 1:
                 log.error("gap in %s: stored %d, next %d", eid, live.stored_seq, first)
+            # A relayed execution's stream is capped by its relay loop.
+            if self.max_bytes and not live.peer and not await self._within_cap(live, datas):
+                too_large.append(live)
+                continue
             batches[eid] = (first, datas)
             last = first + len(datas) - 1
             changes[eid] = [
                 StatusChange(*s) for s in statuses.get(eid, ()) if first <= s[0] <= last
             ]
+        for live in too_large:
+            await self._end_too_large(live, executor)
         if not batches:
             return
         await self.store.append(batches, changes)
@@ -165,6 +186,44 @@ class Drainer:
                 self.live.spawn(self._retry(live))
         crashpoints.reach("after_publish")
 
+    async def _within_cap(self, live: LiveExecution, datas: list[bytes]) -> bool:
+        """Count `datas` against the cap unless storing them would pass it."""
+        if live.stored_bytes is None:  # first batch of this node's run: count the store
+            fold = PositionFold()
+            after = 0
+            while rows := await self.store.read_events(live.execution_id, after, READ_BATCH):
+                fold.feed(data for _, data in rows)
+                after = rows[-1][0]
+            live.stored_bytes = fold.stored_bytes
+        size = sum(len(data) for data in datas)
+        if live.stored_bytes + size > self.max_bytes:
+            return False
+        live.stored_bytes += size
+        return True
+
+    async def _end_too_large(self, live: LiveExecution, executor: ExecutorHandle | None) -> None:
+        """Cancel the run on its executor and end it FAILED, storing nothing more of it."""
+        execution_id = live.execution_id
+        reason = (
+            f"EXECUTION_TOO_LARGE: the execution's events passed the {self.max_bytes} bytes "
+            "one execution may store on this node (peers.max_execution_bytes); run cancelled"
+        )
+        log.warning("execution %s: %s", execution_id, reason)
+        live.cancel_requested, live.cancel_reason = True, reason
+        live.cancelled.set()
+        if executor is not None:
+            try:
+                await executor.cancel(execution_id, reason)
+            except Exception as e:  # ended or gone already: the FAILED below still holds
+                log.info("cancel of too large %s: %s", execution_id, e)
+        await self.append_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, reason)
+        executor = executor or live.executor
+        self._finish(live, executor)
+        if executor is not None:
+            executor.executions.discard(execution_id)
+            # Its buffered backlog (and whatever the cancelled run still writes) is dropped.
+            self._finished_acks.setdefault(executor.name, {})[execution_id] = ACK_ALL
+
     async def append_by_node(self, live: LiveExecution, status: int, reason: str) -> int:
         """Write a status event for an execution no executor writes for right now."""
         execution_id = live.execution_id
@@ -182,6 +241,8 @@ class Drainer:
             {execution_id: (seq, [data])}, {execution_id: [StatusChange(seq, status, reason)]}
         )
         live.stored_seq, live.status = seq, status
+        if live.stored_bytes is not None:
+            live.stored_bytes += len(data)
         self.hub.publish(execution_id, Batch(seq, [data], seq if status in TERMINAL else 0))
         self.observer.stored(live.record, 1, [StatusChange(seq, status, reason)])
         return seq

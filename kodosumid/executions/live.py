@@ -41,6 +41,10 @@ class LiveExecution:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     # A launch's own placement over the flow's (kodosumid/executors/placement.py).
     placement: Placement = ANYWHERE
+    # Bytes of its events in the store, counted against `[peers] max_execution_bytes` for a
+    # local run (None: not counted yet; counted from the store on its first drained batch,
+    # so a node restarted mid-run counts what it stored before).
+    stored_bytes: int | None = None
 
     @property
     def execution_id(self) -> str:

@@ -75,6 +75,7 @@ class ExecutionService:
             self.observer,
             batch_size=config.pool.drain_batch,
             clock=self.clock,
+            max_bytes=config.peers.max_execution_bytes,
         )
         self.dispatcher = Dispatcher(config, self.live, store, pool, self.drainer)
         self.drainer.dispatch = self.dispatcher.dispatch
