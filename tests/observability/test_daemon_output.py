@@ -107,7 +107,12 @@ def test_json_logs_spans_on_stdout_bounded_stop_and_ray_session_in_state(
             check=False,
         )
         assert run.returncode == 0, run.stderr
-        time.sleep(1.0)  # the run's spans leave the executor (flushed when it ends)
+        # The run's span leaves the executor when the run ends and reaches the node's stdout
+        # through Ray's log forwarding: wait for it before stopping the node.
+        deadline = time.monotonic() + 60
+        while '"execution hello"' not in out.read_text():
+            assert time.monotonic() < deadline, "the run's span never reached the node's stdout"
+            time.sleep(0.1)
     finally:
         started = time.monotonic()
         daemon.send_signal(signal.SIGTERM)
