@@ -1,12 +1,11 @@
 # Two commands matter: `make demo` and `make test`. Each installs what it needs into .venv
-# (and the buf CLI into .tools) on first use.
+# (the buf CLI too: the PyPI wheel buf-bin) on first use; no npm or node needed.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-BUF_VERSION := 1.75.0
-BUF := .tools/node_modules/.bin/buf
+BUF := $(BIN)/buf
 DEMO_HOME := .state/demo
 
 .PHONY: demo demo-network test lint proto bench install clean
@@ -16,9 +15,6 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
-
-$(BUF):
-	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
 
 install: $(STAMP)
 
@@ -32,14 +28,14 @@ demo-network: $(STAMP)
 	$(BIN)/python tools/demo_network.py
 
 ## Install what the tests need and run them.
-test: $(STAMP) $(BUF)
+test: $(STAMP)
 	$(BIN)/python -m pytest
 
 ## Regenerate kodosumi/v1 from proto/ (a test fails when the committed code drifts).
 proto: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
 
-lint: $(STAMP) $(BUF)
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy kodosumi engine kodosumid kodoclient registryd
