@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -120,18 +120,14 @@ class SqliteStore:
         return store
 
     async def get_node(self, node_id: str) -> NodeRecord | None:
-        async with self._read_lock:
-            await self._reader.execute("BEGIN")
-            try:
-                cursor = await self._reader.execute(
-                    f"SELECT {NODE_COLUMNS} FROM nodes WHERE node_id = ?", (node_id,)
-                )
-                row = await cursor.fetchone()
-                if row is None:
-                    return None
-                flows = await self._flows_of([node_id])
-            finally:
-                await self._reader.execute("COMMIT")
+        async with self._snapshot():
+            cursor = await self._reader.execute(
+                f"SELECT {NODE_COLUMNS} FROM nodes WHERE node_id = ?", (node_id,)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            flows = await self._flows_of([node_id])
         return node_from_row(row, flows.get(node_id, ()))
 
     async def list_nodes(self, query: NodeQuery = ALL_NODES) -> list[NodeRecord]:
@@ -160,14 +156,23 @@ class SqliteStore:
         if query.limit:
             sql += " LIMIT ?"
             params.append(query.limit)
+        async with self._snapshot():
+            rows = list(await self._reader.execute_fetchall(sql, params))
+            flows = await self._flows_of([row[0] for row in rows])
+        return [node_from_row(row, flows.get(row[0], ())) for row in rows]
+
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[None]:
+        """One read transaction on the reader, so a node and its flows come from one state."""
         async with self._read_lock:
-            await self._reader.execute("BEGIN")
             try:
-                rows = list(await self._reader.execute_fetchall(sql, params))
-                flows = await self._flows_of([row[0] for row in rows])
+                # BEGIN inside the try: a caller cancelled (deadline, hang-up) while its BEGIN
+                # is queued still gets its COMMIT queued after it. Outside, the transaction
+                # stayed open and every later read failed "within a transaction".
+                await self._reader.execute("BEGIN")
+                yield
             finally:
                 await self._reader.execute("COMMIT")
-        return [node_from_row(row, flows.get(row[0], ())) for row in rows]
 
     async def _flows_of(self, node_ids: Sequence[str]) -> dict[str, tuple[FlowEntry, ...]]:
         found: dict[str, list[FlowEntry]] = {}

@@ -3,6 +3,7 @@ SQLite store (an abstract class with `store_factory`, one tiny subclass per stor
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -237,6 +238,26 @@ class TestSqliteStore(StoreContract):
             assert [c.node_id for c in await store.changes_after(2, 10)] == ["c", "d"]
             _, changes = await store.commit(node("e"), online())
             assert changes[0].revision == 5
+        finally:
+            await store.close()
+
+    async def test_a_read_cancelled_at_its_begin_leaves_no_transaction_open(
+        self, tmp_path: Path
+    ) -> None:
+        """A caller's deadline can cancel a read while its BEGIN is queued on the reader;
+        every later read must still work (seen: the registry answered INTERNAL "cannot start
+        a transaction within a transaction" to every read after a partition)."""
+        store = await SqliteStore.open(tmp_path / "registry.sqlite")
+        try:
+            saved, _ = await store.commit(node("a"), online())
+            for read in (lambda: store.get_node("a"), store.list_nodes):
+                task = asyncio.create_task(read())
+                await asyncio.sleep(0)  # one step: the read holds the lock, BEGIN is queued
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert await store.get_node("a") == saved
+                assert await store.list_nodes() == [saved]
         finally:
             await store.close()
 
