@@ -90,8 +90,11 @@ class SqliteEventStore:
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
             db = self.db
-            await db.execute("BEGIN")
             try:
+                # BEGIN inside the try: a writer cancelled while its BEGIN is queued (a
+                # caller's deadline) still gets its ROLLBACK queued after it, instead of
+                # leaving a transaction open that fails every later write.
+                await db.execute("BEGIN")
                 yield db
             except BaseException:
                 await db.execute("ROLLBACK")

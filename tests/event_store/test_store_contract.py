@@ -3,6 +3,7 @@ store (an abstract class with `store_factory`, one tiny subclass per store)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -471,6 +472,23 @@ class TestSqliteEventStore(StoreContract):
             assert got is not None and got.terminal and got.inputs == {"n": 1}
             assert len(await store.read_events("a", 0)) == 2
             assert await store.integrity_check() == "ok"
+        finally:
+            await store.close()
+
+    async def test_a_write_cancelled_at_its_begin_leaves_no_transaction_open(
+        self, tmp_path: Path
+    ) -> None:
+        store = SqliteEventStore(tmp_path / "events.sqlite")
+        await store.open()
+        try:
+            task = asyncio.create_task(store.create_execution(record("a"), [event("a", 1)]))
+            await asyncio.sleep(0)  # one step: the write holds the lock, BEGIN is queued
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await store.create_execution(record("b"), [event("b", 1)])
+            assert await store.get_execution("a") is None
+            assert await store.get_execution("b") is not None
         finally:
             await store.close()
 
