@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2
+from kodosumid.event_store.memory_usage import MemoryUsage
 from kodosumid.event_store.model import (
     DuplicateExecution,
     ExecutionRecord,
@@ -26,6 +27,7 @@ from kodosumid.event_store.model import (
     record_size,
 )
 from kodosumid.event_store.store import REPLAY_PAGE_BYTES, REPLAY_PAGE_EVENTS
+from kodosumid.event_store.usage_model import AttemptUsage, UsagePage, UsageQuery, UsageTotals
 
 
 @dataclass(slots=True)
@@ -45,6 +47,7 @@ class MemoryEventStore:
         self._clock = clock
         self._rows: dict[str, ExecutionRecord] = {}
         self._streams: dict[str, _Stream] = {}
+        self._usage = MemoryUsage()
 
     async def open(self) -> None:
         pass
@@ -66,6 +69,7 @@ class MemoryEventStore:
         self,
         batches: dict[str, tuple[int, list[bytes]]],
         statuses: dict[str, list[StatusChange]],
+        usage: dict[str, list[AttemptUsage]] | None = None,
     ) -> None:
         now = self._clock()
         for execution_id, (first_seq, datas) in batches.items():
@@ -79,6 +83,8 @@ class MemoryEventStore:
         for execution_id, changes in statuses.items():
             for change in changes:
                 self._apply_status(execution_id, change, now)
+        if usage:
+            self._usage.write(usage, self._rows.get)
 
     def _apply_status(self, execution_id: str, change: StatusChange, now: int) -> None:
         row = self._rows.get(execution_id)
@@ -185,6 +191,16 @@ class MemoryEventStore:
                     break
         token = encode_token(page[-1].create_ns, page[-1].execution_id) if more and page else ""
         return Page(page, token)
+
+    async def usage_of(self, execution_id: str) -> list[AttemptUsage]:
+        return self._usage.attempts_of(execution_id)
+
+    async def children_usage(self, execution_id: str) -> UsageTotals:
+        parents = {eid: r.parent_execution_id for eid, r in self._rows.items()}
+        return self._usage.totals_of(self._usage.descendants(execution_id, parents))
+
+    async def summarize_usage(self, query: UsageQuery) -> UsagePage:
+        return self._usage.summarize(query)
 
     async def unfinished(self) -> list[ExecutionRecord]:
         return [r for r in self._rows.values() if not r.terminal]

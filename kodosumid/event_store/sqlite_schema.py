@@ -14,7 +14,7 @@ from typing import Any
 
 import aiosqlite
 
-from kodosumid.event_store import sqlite_batches
+from kodosumid.event_store import sqlite_batches, sqlite_usage
 from kodosumid.event_store.model import ExecutionRecord
 
 SCHEMA = """
@@ -69,6 +69,7 @@ SELECT_INPUTS = (
 async def create_or_upgrade(db: aiosqlite.Connection) -> None:
     await db.executescript(SCHEMA)
     await db.executescript(sqlite_batches.SCHEMA)
+    await db.executescript(sqlite_usage.SCHEMA)
     async with db.execute("PRAGMA table_info(executions)") as cursor:
         columns = {str(row[1]) for row in await cursor.fetchall()}
     if "inputs_seq" not in columns:

@@ -22,7 +22,7 @@ import aiosqlite
 from kodosumi import sqlite
 from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2
-from kodosumid.event_store import sqlite_reads
+from kodosumid.event_store import sqlite_reads, sqlite_usage
 from kodosumid.event_store.inputs_event import strip_inputs
 from kodosumid.event_store.model import (
     DuplicateExecution,
@@ -34,6 +34,7 @@ from kodosumid.event_store.model import (
 from kodosumid.event_store.sqlite_batches import FRAME_BYTES, rows_of
 from kodosumid.event_store.sqlite_schema import INSERT_ROW, create_or_upgrade, row_values
 from kodosumid.event_store.store import REPLAY_PAGE_BYTES, REPLAY_PAGE_EVENTS
+from kodosumid.event_store.usage_model import AttemptUsage, UsagePage, UsageQuery, UsageTotals
 
 SYNCHRONOUS_MODES = sqlite.SYNCHRONOUS_MODES
 _TERMINAL_MARKS = ", ".join(str(s) for s in sorted(TERMINAL))
@@ -124,6 +125,7 @@ class SqliteEventStore:
         self,
         batches: dict[str, tuple[int, list[bytes]]],
         statuses: dict[str, list[StatusChange]],
+        usage: dict[str, list[AttemptUsage]] | None = None,
     ) -> None:
         """One transaction for the whole drain batch, its events as one row per execution
         (`sqlite_batches.py`); events already stored are kept as they are."""
@@ -151,6 +153,8 @@ class SqliteEventStore:
             for execution_id, changes in statuses.items():
                 for change in changes:
                     await self._apply_status(db, execution_id, change, now)
+            if usage:
+                await sqlite_usage.write(db, usage)
 
     @staticmethod
     async def _last_seqs(db: aiosqlite.Connection, execution_ids: list[str]) -> dict[str, int]:
@@ -279,6 +283,16 @@ class SqliteEventStore:
             page_token=page_token,
             max_bytes=max_bytes,
         )
+
+    async def usage_of(self, execution_id: str) -> list[AttemptUsage]:
+        return await sqlite_usage.attempts_of(self.reader, execution_id)
+
+    async def children_usage(self, execution_id: str) -> UsageTotals:
+        found = await sqlite_usage.descendants(self.reader, execution_id)
+        return await sqlite_usage.totals_of(self.reader, found)
+
+    async def summarize_usage(self, query: UsageQuery) -> UsagePage:
+        return await sqlite_usage.summarize(self.reader, query)
 
     async def unfinished(self) -> list[ExecutionRecord]:
         """Executions not in a terminal status (to re-attach or to close after a restart)."""

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from kodosumid.event_store.model import ExecutionRecord, Page, StatusChange
+from kodosumid.event_store.usage_model import AttemptUsage, UsagePage, UsageQuery, UsageTotals
 
 # Replay pages: enough events per read to amortize it, few enough bytes that a watcher of a
 # stream with large events (a 4 MiB inputs event, big results) holds one page, not the stream.
@@ -39,11 +40,14 @@ class EventStore(Protocol):
         self,
         batches: dict[str, tuple[int, list[bytes]]],
         statuses: dict[str, list[StatusChange]],
+        usage: dict[str, list[AttemptUsage]] | None = None,
     ) -> None:
         """Store consecutive events per execution (`first_seq`, data) and their status changes,
         all in one atomic write. Events already stored are kept as they are; `last_seq` only
         grows. A status change sets status and reason; RUNNING sets `start_ns` the first time,
-        a terminal status sets `end_ns`."""
+        a terminal status sets `end_ns`. `usage`: attempts' usage stored in the same write
+        (`usage_model.py`), with the execution's owner, flow and parent; an attempt stored
+        already keeps its first record, and usage of an execution not stored is skipped."""
         ...
 
     async def set_executor(self, execution_id: str, executor: str) -> None: ...
@@ -97,6 +101,21 @@ class EventStore(Protocol):
         `max_bytes` (0: unbounded) ends a page early, after at least one execution, before
         the page's records (`model.record_size`) exceed it. A token this store did not issue
         raises `InvalidArgument` naming `page_token`."""
+        ...
+
+    async def usage_of(self, execution_id: str) -> list[AttemptUsage]:
+        """The stored usage of each attempt of an execution, by attempt (empty: none)."""
+        ...
+
+    async def children_usage(self, execution_id: str) -> UsageTotals:
+        """The usage of an execution's children at any depth (executions whose parent link
+        leads to it), summed; `runs` counts the children that have usage."""
+        ...
+
+    async def summarize_usage(self, query: UsageQuery) -> UsagePage:
+        """Stored attempts matching `query`, summed per key of `query.group_by`, keys in
+        ascending order, keyset-paged (a token this store did not issue raises
+        `InvalidArgument` naming `page_token`); byte-bounded like `list_executions`."""
         ...
 
     async def unfinished(self) -> list[ExecutionRecord]:

@@ -27,12 +27,13 @@ from dataclasses import replace
 from kodosumi.clock import Clock
 from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2
-from kodosumid.event_store import EventStore, StatusChange
+from kodosumid.event_store import AttemptUsage, EventStore, StatusChange
 from kodosumid.executions import crashpoints
 from kodosumid.executions.events import status_event
 from kodosumid.executions.fanout import Batch, WatchHub
-from kodosumid.executions.lifecycle import ExecutionObserver
+from kodosumid.executions.lifecycle import ExecutionObserver, tell_metered
 from kodosumid.executions.live import LiveExecution, LiveTable
+from kodosumid.executions.metering import node_usage, usage_in
 from kodosumid.executions.relay_loop import PositionFold
 from kodosumid.executors.port import PROCESS, ExecutorGone, ExecutorHandle, ExecutorPool
 from kodosumid.observability.run_trace import trace_of
@@ -60,8 +61,11 @@ class Drainer:
         batch_size: int,
         clock: Clock,
         max_bytes: int = 0,
+        node_id: str = "",
     ) -> None:
         self.live = live
+        # Where local attempts run (a relayed one's usage names its peer).
+        self.node_id = node_id
         self.clock = clock
         self.store = store
         self.hub = hub
@@ -164,7 +168,8 @@ class Drainer:
             await self._end_too_large(live, executor)
         if not batches:
             return
-        await self.store.append(batches, changes)
+        usage = self._usage_of(batches)
+        await self.store.append(batches, changes, usage)
         crashpoints.reach("after_store")
         for eid, (first, datas) in batches.items():
             live = self.live.get(eid)
@@ -179,12 +184,30 @@ class Drainer:
                 retrying = change.status == event_pb2.EXECUTION_STATUS_RETRYING
             self.hub.publish(eid, Batch(first, datas, terminal_seq))
             self.observer.stored(live.record, len(datas), changes.get(eid, []))
+            if eid in usage:
+                live.metered.update(a.attempt for a in usage[eid])
+                tell_metered(self.observer, live.record, usage[eid])
             if terminal_seq:
                 self._finish(live, executor)
             elif retrying and not live.peer:  # a relayed execution's peer runs its retries
                 self._end_attempt(live, executor)
                 self.live.spawn(self._retry(live))
         crashpoints.reach("after_publish")
+
+    def _usage_of(
+        self, batches: dict[str, tuple[int, list[bytes]]]
+    ) -> dict[str, list[AttemptUsage]]:
+        """The `Usage` events in the batches (docs/market.md), stored with them."""
+        found: dict[str, list[AttemptUsage]] = {}
+        now = self.clock.now_ns()
+        for eid, (_, datas) in batches.items():
+            live = self.live.get(eid)
+            if live is None:
+                continue
+            usage = usage_in(datas, node=live.peer or self.node_id, groups=live.groups, at_ns=now)
+            if usage:
+                found[eid] = usage
+        return found
 
     async def _within_cap(self, live: LiveExecution, datas: list[bytes]) -> bool:
         """Count `datas` against the cap unless storing them would pass it."""
@@ -237,14 +260,34 @@ class Drainer:
             reason=reason,
             trace_ids=trace_of(live.traceparent).ids,
         )
+        # An attempt the node ends itself (no executor writes for it) has no usage from its
+        # engine unless it sent it before: the node records one, saying why.
+        usage: list[AttemptUsage] = []
+        if (status in TERMINAL or status == event_pb2.EXECUTION_STATUS_RETRYING) and (
+            live.attempt not in live.metered
+        ):
+            usage = [
+                node_usage(
+                    live.attempt,
+                    f"no usage from the engine: {reason}"[:500],
+                    node=live.peer or self.node_id,
+                    groups=live.groups,
+                    at_ns=self.clock.now_ns(),
+                )
+            ]
         await self.store.append(
-            {execution_id: (seq, [data])}, {execution_id: [StatusChange(seq, status, reason)]}
+            {execution_id: (seq, [data])},
+            {execution_id: [StatusChange(seq, status, reason)]},
+            {execution_id: usage} if usage else None,
         )
         live.stored_seq, live.status = seq, status
         if live.stored_bytes is not None:
             live.stored_bytes += len(data)
         self.hub.publish(execution_id, Batch(seq, [data], seq if status in TERMINAL else 0))
         self.observer.stored(live.record, 1, [StatusChange(seq, status, reason)])
+        if usage:
+            live.metered.add(live.attempt)
+            tell_metered(self.observer, live.record, usage)
         return seq
 
     async def end_by_node(self, live: LiveExecution, status: int, reason: str) -> None:

@@ -173,10 +173,15 @@ class Launcher:
                 "its execution (ctx.call_flow), not on its own",
                 reason="PARENT_REQUIRED",
             )
+        # The owner's groups, kept for usage summaries by group: a child of a flow is its
+        # parent's owner's run.
+        groups = tuple(sorted(principal.groups))
         if parent_execution_id:
             parent = await self.access.parent(principal, parent_execution_id)
             if self.access.speaks_for(principal, parent):
                 owner = parent.owner
+                parent_live = self.live.get(parent.execution_id)
+                groups = parent_live.groups if parent_live is not None else ()
         input_files = await resolve(self.files, principal, files)
         try:
             flow = self.catalog.get(flow_name)
@@ -205,6 +210,9 @@ class Launcher:
             )
             if input_files and files_port is not None:
                 await files_port.link_inputs(record.execution_id, input_files)
+            relayed = self.live.get(record.execution_id)
+            if relayed is not None:
+                relayed.groups = groups
             return record
         check_flow_access(principal, flow)  # the catalog's per-flow allow-list (auth)
         if flow.unavailable:
@@ -244,6 +252,7 @@ class Launcher:
             status=record.status,
             traceparent=run.traceparent,
             placement=placement,
+            groups=groups,
         )
         self.live.add(live)
         self.hub.publish(execution_id, Batch(1, first))

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from kodosumid.event_store import ExecutionRecord, StatusChange
+from kodosumid.event_store import AttemptUsage, ExecutionRecord, StatusChange
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,12 @@ class ExecutionObserver(Protocol):
         """`events` events of the execution were stored; `changes` are the status changes
         among them, in order."""
         ...
+
+
+class UsageObserver(Protocol):
+    """An observer that also wants the usage of attempts as it is stored (metrics)."""
+
+    def metered(self, record: ExecutionRecord, attempts: Sequence[AttemptUsage]) -> None: ...
 
 
 class Observers:
@@ -51,3 +57,20 @@ class Observers:
                 observer.stored(record, events, changes)
             except Exception:
                 log.exception("observer %r failed on stored events", observer)
+
+    def metered(self, record: ExecutionRecord, attempts: Sequence[AttemptUsage]) -> None:
+        for observer in self.observers:
+            tell_metered(observer, record, attempts)
+
+
+def tell_metered(
+    observer: ExecutionObserver, record: ExecutionRecord, attempts: Sequence[AttemptUsage]
+) -> None:
+    """Usage of attempts was stored: told to `observer` if it is a `UsageObserver`."""
+    metered = getattr(observer, "metered", None)
+    if metered is None:
+        return
+    try:
+        metered(record, attempts)
+    except Exception:
+        log.exception("observer %r failed on usage", observer)

@@ -45,6 +45,10 @@ class LiveExecution:
     # local run (None: not counted yet; counted from the store on its first drained batch,
     # so a node restarted mid-run counts what it stored before).
     stored_bytes: int | None = None
+    # The owner's groups at launch (usage summaries by group), and the attempts whose usage
+    # is stored (an attempt the node ends itself gets a record unless it has one).
+    groups: tuple[str, ...] = ()
+    metered: set[int] = field(default_factory=set)
 
     @property
     def execution_id(self) -> str:

@@ -29,6 +29,7 @@ from kodosumid.executions.launch import Launcher
 from kodosumid.executions.launch_files import LaunchFiles
 from kodosumid.executions.lifecycle import ExecutionObserver, Observers
 from kodosumid.executions.live import NODE_ITSELF, LiveTable
+from kodosumid.executions.metering import Metering, UsageRecord
 from kodosumid.executions.recovery import recover
 from kodosumid.executions.relay import PeerExecutions, Relayer, RelaySettings
 from kodosumid.executions.retention import Retention
@@ -76,6 +77,7 @@ class ExecutionService:
             batch_size=config.pool.drain_batch,
             clock=self.clock,
             max_bytes=config.peers.max_execution_bytes,
+            node_id=config.node_id,
         )
         self.dispatcher = Dispatcher(config, self.live, store, pool, self.drainer)
         self.drainer.dispatch = self.dispatcher.dispatch
@@ -110,6 +112,7 @@ class ExecutionService:
         )
         self.control = Control(self.live, self.access, self.dispatcher, self.relayer)
         self.retention = Retention(store, self.access, self.live, self.clock)
+        self.metering = Metering(store, self.access)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -142,6 +145,10 @@ class ExecutionService:
             page_token=page_token,
             max_bytes=LIST_PAGE_BYTES,
         )
+
+    async def usage_of(self, principal: Principal, execution_id: str) -> UsageRecord:
+        """An execution's metered usage, its children's rolled up (executions/metering.py)."""
+        return await self.metering.usage_of(principal, execution_id)
 
     # -- requests -----------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from tests.event_store.helpers import (
     inputs_event_in_reverse_key_order,
     record,
 )
+from tests.event_store.usage_contract import UsageContract
 
 S = event_pb2
 RUNNING = S.EXECUTION_STATUS_RUNNING
@@ -37,8 +38,9 @@ FAILED = S.EXECUTION_STATUS_FAILED
 PENDING = S.EXECUTION_STATUS_PENDING
 
 
-class StoreContract:
-    """Subclasses say how to make a fresh store; every test here must hold for each of them."""
+class StoreContract(UsageContract):
+    """Subclasses say how to make a fresh store; every test here must hold for each of them
+    (and those of `UsageContract`, the usage part)."""
 
     async def store_factory(self, tmp_path: Path, clock: FakeClock) -> EventStore:
         raise NotImplementedError

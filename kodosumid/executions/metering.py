@@ -1,0 +1,197 @@
+"""Metered usage of executions (docs/market.md, Metering): the record stored with each
+execution, and the reads of it.
+
+Writes: every attempt ends with the engine's `Usage` event; the drainer finds it in the
+batch it stores (`usage_in`) and stores it as the attempt's usage in the same write, so it is
+durable exactly when the event is (and a relayed execution's usage comes in with the peer's
+events). An attempt the engine sent none for — its executor died, the node ended it (cancelled
+before it started, stopped as too large, shut down), the peer running it was lost — gets one
+written by the node (`node_usage`: zero figures, `source` "node", a note saying why).
+
+Reads: `Metering.usage_of` gives one execution's record (its attempts, their sum, and its
+children's usage rolled up, so the parent's own figures stay visible); `Metering.summarize`
+the grouped summary `ListUsage` answers. A user sees only their own usage; operators and
+admins see everybody's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kodosumi.authz import Principal
+from kodosumi.errors import InvalidArgument, PermissionDenied
+from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
+from kodosumi.v1 import event_pb2, market_pb2
+from kodosumid.event_store import (
+    GROUP_KEYS,
+    AttemptUsage,
+    EventStore,
+    ModelUse,
+    UsagePage,
+    UsageQuery,
+    UsageTotals,
+)
+from kodosumid.event_store.usage_model import NODE
+from kodosumid.executions.access import Access
+
+# The `usage` field of `Event` (28, length-delimited) as it starts on the wire: a cheap test
+# that spares parsing the events of a batch that hold none (a false hit is only parsed).
+_USAGE_TAG = b"\xe2\x01"
+MAX_SUMMARY_PAGE = 500
+DEFAULT_SUMMARY_PAGE = 50
+# A summary page ends early, with a token, before its rows pass this (many models per row).
+SUMMARY_PAGE_BYTES = 1024 * 1024
+MAX_FILTER_CHARS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One execution's usage: its own attempts and their sum, and its children's (ctx.call_flow
+    children and the runs they forwarded, at any depth) summed apart."""
+
+    execution_id: str
+    attempts: tuple[AttemptUsage, ...]
+    own: UsageTotals
+    children: UsageTotals
+
+    @property
+    def total(self) -> UsageTotals:
+        return self.own.plus(self.children)
+
+
+def attempt_usage(
+    usage: market_pb2.Usage, attempt: int, *, node: str, groups: Sequence[str], at_ns: int
+) -> AttemptUsage:
+    return AttemptUsage(
+        attempt=usage.attempt or attempt,
+        wall_seconds=usage.wall_seconds,
+        cpu_seconds=usage.cpu_seconds,
+        llm_calls=usage.llm_calls,
+        tool_calls=usage.tool_calls,
+        input_bytes=usage.input_bytes,
+        output_bytes=usage.output_bytes,
+        artifact_bytes=usage.artifact_bytes,
+        models=tuple(
+            ModelUse(m.model, m.calls, m.input_tokens, m.output_tokens) for m in usage.models
+        ),
+        at_ns=at_ns,
+        node=node,
+        groups=tuple(groups),
+    )
+
+
+def usage_in(
+    datas: Sequence[bytes], *, node: str, groups: Sequence[str], at_ns: int
+) -> list[AttemptUsage]:
+    """The `Usage` events among serialized events, as attempts' usage."""
+    found = []
+    for data in datas:
+        if _USAGE_TAG not in data:
+            continue
+        event = event_pb2.Event.FromString(data)
+        if event.WhichOneof("kind") == "usage":
+            found.append(
+                attempt_usage(event.usage, event.attempt, node=node, groups=groups, at_ns=at_ns)
+            )
+    return found
+
+
+def node_usage(
+    attempt: int, note: str, *, node: str, groups: Sequence[str], at_ns: int
+) -> AttemptUsage:
+    """The record of an attempt the engine sent no usage for: nothing measured, and why."""
+    return AttemptUsage(
+        attempt=attempt, at_ns=at_ns, source=NODE, note=note, node=node, groups=tuple(groups)
+    )
+
+
+def _owner(principal: Principal, user: str) -> str | None:
+    """A `user` filter: a SPIFFE id, or a user name in the caller's trust domain."""
+    if not user:
+        return None
+    if user.startswith("spiffe://"):
+        return user
+    if principal.identity is None:
+        raise InvalidArgument.field("user", "a SPIFFE id (spiffe://<domain>/user/<name>)")
+    try:
+        return str(SpiffeId.user(principal.identity.trust_domain, user))
+    except InvalidSpiffeId as e:
+        raise InvalidArgument.field("user", f"a user name or SPIFFE id: {e}") from None
+
+
+def _text(name: str, value: str) -> str:
+    if len(value) > MAX_FILTER_CHARS:
+        raise InvalidArgument.field(name, f"at most {MAX_FILTER_CHARS} characters")
+    return value
+
+
+class Metering:
+    def __init__(self, store: EventStore, access: Access) -> None:
+        self.store = store
+        self.access = access
+
+    async def usage_of(self, principal: Principal, execution_id: str) -> UsageRecord:
+        """An execution's usage (NotFound unless the caller may see the execution). The
+        domain function a receipt prices a finished run with (`kodosumi.pricing.amount`)."""
+        await self.access.visible(principal, execution_id)
+        return await self.record(execution_id)
+
+    async def record(self, execution_id: str) -> UsageRecord:
+        """`usage_of` for the node itself (no caller to check)."""
+        attempts = await self.store.usage_of(execution_id)
+        return UsageRecord(
+            execution_id,
+            tuple(attempts),
+            UsageTotals.of(attempts),
+            await self.store.children_usage(execution_id),
+        )
+
+    async def summarize(
+        self,
+        principal: Principal,
+        *,
+        user: str = "",
+        group: str = "",
+        flow: str = "",
+        node: str = "",
+        since_ns: int = 0,
+        until_ns: int = 0,
+        group_by: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> UsagePage:
+        """Usage summed per `group_by` key. A user asking for another user's usage is refused;
+        without a `user` filter they get their own."""
+        if group_by not in GROUP_KEYS:
+            raise InvalidArgument.field(
+                "group_by", f"one of {', '.join(k or '(none)' for k in GROUP_KEYS)}"
+            )
+        if page_size < 0:
+            raise InvalidArgument.field("page_size", "must not be negative")
+        if since_ns < 0 or until_ns < 0:
+            raise InvalidArgument.field("since" if since_ns < 0 else "until", "a time >= 0")
+        if since_ns and until_ns and until_ns <= since_ns:
+            raise InvalidArgument.field("until", "after since")
+        owner: str | None = _owner(principal, _text("user", user))
+        if not principal.privileged:
+            if owner is not None and owner != principal.id:
+                raise PermissionDenied(
+                    f"{principal.id} may see only their own usage, not {owner}'s",
+                    reason="NOT_YOUR_USAGE",
+                )
+            owner = principal.id
+        return await self.store.summarize_usage(
+            UsageQuery(
+                owner=owner,
+                group=_text("group", group),
+                flow=_text("flow", flow),
+                node=_text("node", node),
+                since_ns=since_ns,
+                until_ns=until_ns,
+                group_by=group_by,
+                page_size=min(page_size or DEFAULT_SUMMARY_PAGE, MAX_SUMMARY_PAGE),
+                page_token=page_token,
+                max_bytes=SUMMARY_PAGE_BYTES,
+            )
+        )
