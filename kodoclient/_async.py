@@ -21,9 +21,10 @@ from kodoclient.errors import KodoclientError
 from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_requests, parse_status
 from kodoclient.files import FilesClient
 from kodoclient.resume import ReconnectHook, ResumedHook, Resumer, StreamBroken, read_to_end
+from kodoclient.usage import UsageClient
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
 from kodosumi.telemetry.names import EXECUTION_ID
-from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
+from kodosumi.v1 import event_pb2, flow_pb2, node_pb2, usage_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,13 @@ class AsyncClient(Connection):
         return FilesClient(
             self._channel, self._config.call_timeout, upload_channel=self._upload_channel
         )
+
+    def usage(self) -> UsageClient:
+        """Metered usage: summaries and one execution's record (kodoclient/usage.py)."""
+        if self._channel is None:
+            self._open()
+        assert self._channel is not None
+        return UsageClient(usage_pb2_grpc.UsageServiceStub(self._channel), self._unary)
 
     # -- flows -------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from kodoclient._async import AsyncClient, StatusFilter
 from kodoclient.config import ConnectConfig
 from kodoclient.files import SyncFilesClient
 from kodoclient.resume import ReconnectHook, ResumedHook
+from kodoclient.usage import SyncUsageClient
 from kodosumi.telemetry import in_context
 from kodosumi.v1 import event_pb2, flow_pb2, node_pb2
 
@@ -160,6 +161,10 @@ class Client:
     def files(self) -> SyncFilesClient:
         """Upload, download, list and delete files (kodoclient/files.py)."""
         return SyncFilesClient(self._loop.run, self._async.files())
+
+    def usage(self) -> SyncUsageClient:
+        """Metered usage: summaries and one execution's record (kodoclient/usage.py)."""
+        return SyncUsageClient(self._loop.run, self._loop.iterate, self._async.usage())
 
     def get_execution(
         self, execution_id: str, *, call_timeout: float | None = None

@@ -27,7 +27,7 @@ from kodosumi.rpc.server import (
     set_serving,
 )
 from kodosumi.sqlite import private_dir
-from kodosumi.v1 import file_pb2_grpc, flow_pb2_grpc, node_pb2_grpc
+from kodosumi.v1 import file_pb2_grpc, flow_pb2_grpc, node_pb2_grpc, usage_pb2_grpc
 from kodosumid.a2a.http import CardListener
 from kodosumid.a2a.node_cards import NodeCards
 from kodosumid.a2a.servicer import A2AServicer
@@ -58,6 +58,7 @@ from kodosumid.pool_serving import follow_pool
 from kodosumid.quotas import Quotas
 from kodosumid.reloader import FlowReloader
 from kodosumid.servicers import FlowServicer, NodeServicer
+from kodosumid.usage_servicer import UsageServicer
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,10 @@ class NodeApp(NodeParts):
                 quotas,
             ),
             server,
+        )
+        # Metered usage of the executions (docs/market.md, Metering).
+        usage_pb2_grpc.add_UsageServiceServicer_to_server(
+            UsageServicer(executions.metering), server
         )
         # Forwarded launches bring their files; their outputs are fetched through here.
         peer_files = PeerFiles(network.client.files) if network.client is not None else None

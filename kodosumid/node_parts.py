@@ -20,7 +20,7 @@ from a2a.types import a2a_pb2
 from kodosumi.audit import AuditLog
 from kodosumi.rpc.server import set_serving
 from kodosumi.tls import TlsFiles, TlsMaterial
-from kodosumi.v1 import file_pb2, flow_pb2, node_pb2
+from kodosumi.v1 import file_pb2, flow_pb2, node_pb2, usage_pb2
 from kodosumid.a2a.http import CardListener
 from kodosumid.a2a.node_cards import NodeCards
 from kodosumid.auth.identity import NodeCredentials, node_credentials
@@ -44,6 +44,7 @@ SERVICE_NAMES = (
     node_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
     a2a_pb2.DESCRIPTOR.services_by_name["A2AService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
+    usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
 )
 
 

@@ -31,6 +31,7 @@ from kodoclient.cli.run import run
 from kodoclient.cli.status import status
 from kodoclient.cli.timeline import timeline
 from kodoclient.cli.top import top
+from kodoclient.cli.usage import usage
 from kodoclient.cli.user import user
 from kodoclient.cli.validate import validate
 from kodoclient.cli.verify import verify
@@ -145,6 +146,9 @@ for _command in (nodes, peers, watch_registry):
 # Identity and authorization (docs/security.md).
 for _command in (pki, user, group, login, whoami, verify):
     main.add_command(_command)
+
+# The market: metered usage (docs/market.md).
+main.add_command(usage)
 
 # A2A 1.0 (docs/a2a.md).
 main.add_command(a2a_group)

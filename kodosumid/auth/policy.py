@@ -36,6 +36,10 @@ NODE_POLICY: dict[str, Rule] = {
     _FILES + "StatFile": _USERS_AND_NODES,
     _FILES + "ListFiles": _USERS_AND_NODES,
     _FILES + "DeleteFile": _USERS,
+    # Metered usage: a user sees their own, operators and admins everybody's (the domain's
+    # rule, kodosumid/executions/metering.py).
+    "/kodosumi.v1.UsageService/ListUsage": _USERS,
+    "/kodosumi.v1.UsageService/GetExecutionUsage": _USERS,
     "/kodosumi.v1.NodeService/GetNodeInfo": Rule.of(ADMIN, OPERATOR, "user", NODE),
     "/kodosumi.v1.NodeService/ListPeers": Rule.of(ADMIN, OPERATOR, "user", NODE),
     # The operator stream (alerts about everybody's executions and the network).
