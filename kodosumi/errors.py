@@ -122,6 +122,8 @@ class QuotaExceeded(ResourceExhausted):
         self.quota = quota
         self.limit = limit
         self.subject = subject
+        # The QuotaFailure's description; by default "<quota>: limit <limit>".
+        self.description = f"{quota}: limit {limit}"
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild_quota, (self.message, self.quota, self.limit, self.subject))
@@ -270,5 +272,40 @@ CATALOG: dict[str, CatalogEntry] = {
     "GROUP_NOT_FOUND": CatalogEntry("NOT_FOUND", "The auth provider knows no group of that name."),
     "CERTIFICATE_NOT_FOUND": CatalogEntry(
         "NOT_FOUND", "The auth provider issued no certificate with that serial."
+    ),
+    # Budgets and settlement (kodosumi/settlement.py, registryd/ledger, docs/market.md).
+    "BUDGET_EXHAUSTED": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "A spending budget of the buyer (user or group) cannot cover it."
+    ),
+    "INSUFFICIENT_FUNDS": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The buyer's available balance (less its holds) is too small."
+    ),
+    "HOLD_NOT_FOUND": CatalogEntry("NOT_FOUND", "The caller holds no reservation with that key."),
+    "HOLD_CLOSED": CatalogEntry(
+        "FAILED_PRECONDITION", "The reservation was settled or released already."
+    ),
+    "HOLD_EXPIRED": CatalogEntry(
+        "FAILED_PRECONDITION", "The reservation lapsed at its expiry; its funds are free again."
+    ),
+    "HOLD_KEY_REUSED": CatalogEntry(
+        "ALREADY_EXISTS", "The key names a reservation of another account, amount or currency."
+    ),
+    "GRANT_KEY_REUSED": CatalogEntry(
+        "ALREADY_EXISTS", "The key names a grant of another account, amount or currency."
+    ),
+    "RECEIPT_USED": CatalogEntry(
+        "ALREADY_EXISTS", "The receipt settled another reservation or another amount."
+    ),
+    "CURRENCY_MISMATCH": CatalogEntry(
+        "INVALID_ARGUMENT", "The currency is not the one of the reservation or budget."
+    ),
+    "SETTLE_EXCEEDS_HOLD": CatalogEntry(
+        "INVALID_ARGUMENT", "A settlement may pay at most the amount reserved."
+    ),
+    "BALANCE_LIMIT": CatalogEntry(
+        "FAILED_PRECONDITION", "The balance would pass the ledger's limit of 10^18."
+    ),
+    "LEDGER_UNAVAILABLE": CatalogEntry(
+        "UNAVAILABLE", "The ledger (the registry) cannot be reached; nothing was charged."
     ),
 }

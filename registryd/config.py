@@ -27,6 +27,7 @@ __all__ = [
     "AuthConfig",
     "ConfigError",
     "LeaseConfig",
+    "LedgerConfig",
     "RegistryConfig",
     "TlsConfig",
     "load_config",
@@ -122,6 +123,22 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """Budgets and settlement (`[ledger]`, docs/market.md): a double-entry ledger in the
+    registry's database, served when the auth provider is (its accounts are identities)."""
+
+    enabled: bool = True
+    # A hold (reserved funds) lapses after this unless its seller asks for another time.
+    hold_ttl_seconds: float = 86_400.0
+    # The longest a seller may hold a buyer's funds.
+    max_hold_ttl_seconds: float = 7 * 86_400.0
+
+    def check(self) -> None:
+        if not 0 < self.hold_ttl_seconds <= self.max_hold_ttl_seconds:
+            raise ConfigError("ledger: need 0 < hold_ttl_seconds <= max_hold_ttl_seconds")
+
+
+@dataclass(frozen=True, slots=True)
 class RegistryConfig:
     # The registry's id: its certificate names `spiffe://<domain>/registry/<registry_id>`.
     registry_id: str = "registry"
@@ -145,6 +162,7 @@ class RegistryConfig:
     lease: LeaseConfig = field(default_factory=LeaseConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
     # Export of traces and metrics, and the log format (docs/observability.md).
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
@@ -155,6 +173,7 @@ class RegistryConfig:
             raise ConfigError("open_streams: must not be negative (0: no limit)")
         self.lease.check()
         self.auth.check()
+        self.ledger.check()
         try:
             self.telemetry.check()
         except ValueError as e:

@@ -41,6 +41,8 @@ from registryd.auth.runtime import AuthRuntime
 from registryd.clock import Clock, SystemClock
 from registryd.config import ConfigError, RegistryConfig, TlsConfig
 from registryd.credentials import RegistryCredentials, ensure_credentials
+from registryd.ledger.runtime import SERVICE_NAME as LEDGER_SERVICE_NAME
+from registryd.ledger.runtime import LedgerRuntime
 from registryd.metrics import RegistryMetrics
 from registryd.policy import INSECURE_ROLES, SERVICE_NAME, registry_policy
 from registryd.registry import Registry
@@ -119,6 +121,8 @@ class RegistryDaemon:
         self.auth_clock: Clock = auth_clock or SystemClock()
         # The auth provider (registryd/auth), when this registry holds the CA key.
         self.auth: AuthRuntime | None = None
+        # The ledger (registryd/ledger), beside the auth provider when `[ledger] enabled`.
+        self.ledger: LedgerRuntime | None = None
         self.run_sweeper = run_sweeper
         self.credentials: RegistryCredentials | None = None
         self.port = 0
@@ -239,6 +243,13 @@ class RegistryDaemon:
             self.auth_clock,
             extra_admins=local if creds.client is not None else (),
         )
+        if self.config.ledger.enabled:
+            self.ledger = await LedgerRuntime.open(
+                self.config.ledger,
+                self.config.state_dir / DATABASE_FILE,
+                self.auth.provider,
+                self.auth_clock,
+            )
 
     async def _serve(self) -> None:
         auth = self.auth
@@ -248,7 +259,10 @@ class RegistryDaemon:
             revocations=auth.provider.revocations if auth else None,
             insecure_roles=INSECURE_ROLES,
         )
-        policy = registry_policy() | (auth.policy if auth else {})
+        ledger = self.ledger
+        policy = (
+            registry_policy() | (auth.policy if auth else {}) | (ledger.policy if ledger else {})
+        )
         server = create_server(policy, authenticator, audit=self.audit)
         # One bound on open streams per identity, over both long-lived streams.
         streams = StreamSlots(0 if self.config.insecure else self.config.open_streams)
@@ -259,6 +273,9 @@ class RegistryDaemon:
         if auth is not None:
             auth.add_to(server, self.registry, streams)
             services.append(AUTH_SERVICE_NAME)
+        if ledger is not None:
+            ledger.add_to(server)
+            services.append(LEDGER_SERVICE_NAME)
         self._health = add_health_and_reflection(server, services)
         tls: TlsMaterial | None = None
         if auth is not None:
@@ -318,6 +335,9 @@ class RegistryDaemon:
         await self._stopped.wait()
 
     async def _close_store(self) -> None:
+        if self.ledger is not None:
+            ledger, self.ledger = self.ledger, None
+            await ledger.close()
         if self.auth is not None:
             auth, self.auth = self.auth, None
             await auth.close()

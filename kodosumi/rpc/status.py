@@ -54,7 +54,7 @@ def to_rpc_status(error: KodosumiError) -> status_pb2.Status:
             violations=[
                 error_details_pb2.QuotaFailure.Violation(
                     subject=bounded(error.subject),
-                    description=f"{error.quota}: limit {error.limit}",
+                    description=bounded(error.description),
                     quota_id=error.quota,
                     quota_value=error.limit,
                 )
