@@ -31,6 +31,7 @@ from kodosumid.observability.alerts import AlertEngine, NetworkView, PeerState
 from kodosumid.observability.metrics import NodeMetrics, Sources
 from kodosumid.observability.rules import SEVERITIES
 from kodosumid.observability.run_log import RunLog
+from kodosumid.observability.usage_metrics import UsageMetrics
 from kodosumid.observability.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class NodeObservability:
         meter = self.telemetry.meter("kodosumid", {"kodosumi.node_id": config.node_id})
         self.metrics = NodeMetrics(meter)
         self.observer.add(self.metrics)
+        self.observer.add(UsageMetrics(meter))
 
     def executor_env(self) -> dict[str, str]:
         """What executors need to export like the node: its `[telemetry]` and the OTEL_*

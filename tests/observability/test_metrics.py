@@ -16,6 +16,8 @@ async def test_counters_histograms_and_gauges_move(telemetry: Telemetry, nodes: 
     failed = telemetry.total("kodosumi.executions.finished", flow="fails", status="failed")
     events = telemetry.total("kodosumi.events.stored")
 
+    usage_runs = telemetry.total("kodosumi.usage.runs", flow="hello")
+    usage_out = telemetry.total("kodosumi.usage.bytes", flow="hello", kind="output")
     hello = await launch(node.flows, "hello", {"name": "metrics"})
     stored = await collect(node.flows, hello)
     await collect(node.flows, await launch(node.flows, "fails"))
@@ -25,6 +27,13 @@ async def test_counters_histograms_and_gauges_move(telemetry: Telemetry, nodes: 
         telemetry.total("kodosumi.executions.finished", flow="fails", status="failed") == failed + 1
     )
     assert telemetry.total("kodosumi.events.stored") >= events + len(stored)
+    # Metered usage (kodosumid/observability/usage_metrics.py), as the run's Usage event says.
+    (usage,) = [e.usage for e in stored if e.HasField("usage")]
+    assert telemetry.total("kodosumi.usage.runs", flow="hello") == usage_runs + 1
+    assert (
+        telemetry.total("kodosumi.usage.bytes", flow="hello", kind="output")
+        == usage_out + usage.output_bytes
+    )
     durations = [
         p
         for p in telemetry.points("kodosumi.execution.duration")
