@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from kodosumi.authz import FLOW, NODE, Principal
 from kodosumi.jsonvalue import dict_to_struct
 from kodosumi.spiffe import SpiffeId
-from kodosumi.v1 import event_pb2, flow_pb2
+from kodosumi.v1 import event_pb2, flow_pb2, usage_pb2, usage_pb2_grpc
 from kodosumid.config import NodeConfig
 from kodosumid.event_store import ExecutionRecord
 from kodosumid.executions.access import Access
@@ -68,6 +68,19 @@ async def test_a_flow_calls_a_flow_and_both_streams_link_them(shared_node: Runni
     # The child belongs to whoever launched the parent, so they see and manage it.
     assert child.owner == parent.owner
     assert parent.parent_execution_id == ""
+    # Metering (docs/market.md): the child's usage rolls up into the parent's record, apart.
+    usage = usage_pb2_grpc.UsageServiceStub(shared_node.channel)
+    parent_usage = await usage.GetExecutionUsage(
+        usage_pb2.GetExecutionUsageRequest(execution_id=parent_id), timeout=10
+    )
+    child_usage = await usage.GetExecutionUsage(
+        usage_pb2.GetExecutionUsageRequest(execution_id=child_id), timeout=10
+    )
+    assert parent_usage.own.runs == 1 and parent_usage.own.attempts == 1
+    assert parent_usage.children == child_usage.own and child_usage.own.runs == 1
+    assert parent_usage.total.output_bytes == (
+        parent_usage.own.output_bytes + child_usage.own.output_bytes
+    )
 
 
 async def test_a_failing_child_fails_the_parent_naming_it(shared_node: RunningNode) -> None:

@@ -11,3 +11,8 @@ def ticker(count: int, interval: float, ctx: FlowContext) -> dict[str, int]:
         ctx.progress(message=str(i))
         ctx.sleep(interval)
     return {"ticks": count}
+
+
+def calls_flaky(ctx: FlowContext) -> object:
+    """Calls `flaky` (a flow only its peer offers, so the child is relayed from there)."""
+    return ctx.call_flow("flaky", {"fail_times": 1})

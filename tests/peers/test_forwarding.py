@@ -16,7 +16,7 @@ import pytest
 
 from kodosumi.jsonvalue import python_to_value
 from kodosumi.rpc.status import details_of
-from kodosumi.v1 import event_pb2, flow_pb2
+from kodosumi.v1 import event_pb2, flow_pb2, usage_pb2, usage_pb2_grpc
 from kodosumid.app import NodeApp
 from kodosumid.config import FlowEntry
 from kodosumid.network.peer_client import FORWARDED_BY
@@ -38,7 +38,9 @@ TICKER = FlowEntry(
     },
 )
 B_FLOWS = (TICKER, *(f for f in TEST_FLOWS if f.name in ("asks", "sleepy", "flaky")))
-A_FLOWS = tuple(f for f in TEST_FLOWS if f.name == "hello")
+# `calls-flaky` on A calls B's `flaky`: a child run by the peer (metering's roll-up).
+CALLS_FLAKY = FlowEntry("calls-flaky", "tests.peers.peerflows:calls_flaky")
+A_FLOWS = (*(f for f in TEST_FLOWS if f.name == "hello"), CALLS_FLAKY)
 
 
 @dataclass
@@ -101,6 +103,7 @@ async def test_flows_of_the_peer_are_listed_with_their_node(peers: Peers) -> Non
     where = {f.name: f.node_id for f in listed.flows}
     assert where == {
         "hello": "node-a",
+        "calls-flaky": "node-a",
         "ticker": "node-b",
         "asks": "node-b",
         "sleepy": "node-b",
@@ -204,6 +207,32 @@ async def test_the_peer_runs_the_retries_and_the_relay_only_carries_them(peers: 
     assert peers.b.store is not None
     stored_a = await peers.a.store.read_events(execution_id, 0)
     assert stored_a == await peers.b.store.read_events(execution_id, 0)
+    # The usage A stores is B's, from B's relayed Usage events (docs/market.md, Metering).
+    used_a = await peers.a.store.usage_of(execution_id)
+    used_b = await peers.b.store.usage_of(execution_id)
+    assert [u.attempt for u in used_a] == [1, 2] and {u.node for u in used_a} == {"node-b"}
+    assert [u.wall_seconds for u in used_a] == [u.wall_seconds for u in used_b]
+
+
+async def test_a_child_run_by_the_peer_rolls_up_into_its_parents_usage(peers: Peers) -> None:
+    parent_id = await launch(peers.user.flows, "calls-flaky")
+    events = await collect(peers.user.flows, parent_id)
+    assert statuses(events)[-1] == S.EXECUTION_STATUS_SUCCEEDED
+    (child_id,) = [e.child_execution.execution_id for e in events if e.HasField("child_execution")]
+    usage = usage_pb2_grpc.UsageServiceStub(peers.user.channel)
+    parent = await usage.GetExecutionUsage(
+        usage_pb2.GetExecutionUsageRequest(execution_id=parent_id), timeout=10
+    )
+    child = await usage.GetExecutionUsage(
+        usage_pb2.GetExecutionUsageRequest(execution_id=child_id), timeout=10
+    )
+    assert [a.node_id for a in child.attempts] == ["node-b", "node-b"]
+    # The parent's own figures stay its own; the child's (both attempts, run by B) are apart.
+    assert [a.node_id for a in parent.attempts] == ["node-a"]
+    assert parent.own.runs == 1 and parent.own.attempts == 1
+    assert (parent.children.runs, parent.children.attempts) == (1, 2)
+    assert parent.children.wall_seconds == pytest.approx(child.own.wall_seconds)
+    assert parent.total.attempts == 3
 
 
 async def test_a_forwarded_launch_is_never_forwarded_again(peers: Peers) -> None:
@@ -236,6 +265,10 @@ async def test_when_the_peer_dies_the_relayed_execution_fails_with_a_reason(
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert "node-b is unreachable" in events[-2].status_changed.reason
     assert "node-b unreachable" in events[-1].status_changed.reason
+    # B's Usage event never came: A records the attempt itself, saying why.
+    assert peers.a.store is not None
+    (used,) = await peers.a.store.usage_of(execution_id)
+    assert used.source == "node" and "node-b unreachable" in used.note
 
     # Health checks mark B dead: its flows are no longer offered, launches are refused as
     # UNAVAILABLE (retryable), not as an unknown flow.
@@ -248,7 +281,7 @@ async def test_when_the_peer_dies_the_relayed_execution_fails_with_a_reason(
 
     await eventually(b_dead, timeout=10)
     listed = await peers.user.flows.ListFlows(flow_pb2.ListFlowsRequest(), timeout=5)
-    assert [f.name for f in listed.flows] == ["hello"]
+    assert [f.name for f in listed.flows] == ["hello", "calls-flaky"]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await launch(peers.user.flows, "ticker", {"count": 1, "interval": 0})
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
