@@ -2,17 +2,19 @@
 
 A `Price` is read from a catalog entry's `price` table (`price_from_mapping`), travels as the
 `kodosumi.v1.Price` message on the flow (`price_to_pb`), is checked again where a node's
-message arrives (`price_problems`: the registry does not trust what a node announces), and is
-shown in one line (`price_text`). Amounts are `Decimal`s: money is never a binary float.
+message arrives (`price_problems`: the registry does not trust what a node announces), is
+shown in one line (`price_text`), and is applied to a run's metered usage (`charge`). Amounts
+are `Decimal`s: money is never a binary float.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Protocol
 
 from kodosumi.errors import InvalidArgument
 from kodosumi.v1 import market_pb2
@@ -234,3 +236,62 @@ def price_text(message: market_pb2.Price) -> str:
         if allowance:
             text += f" ({', '.join(allowance)} free/{free.period or 'month'})"
     return text
+
+
+# -- applying a price to metered usage --------------------------------------------------------
+
+
+class ModelTokens(Protocol):
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def input_tokens(self) -> int: ...
+
+    @property
+    def output_tokens(self) -> int: ...
+
+
+class MeteredRun(Protocol):
+    """What `charge` reads of one run's usage: the node's stored record
+    (`kodosumid.event_store.UsageTotals`), a `kodosumi.v1.UsageTotals` or a `Usage` message."""
+
+    @property
+    def wall_seconds(self) -> float: ...
+
+    @property
+    def models(self) -> Iterable[ModelTokens]: ...
+
+
+_CENT_OF_A_NANO = Decimal(10) ** -MAX_FRACTION_DIGITS
+_PER_1K = Decimal(1000)
+
+
+def token_rate(price: Price, model: str) -> TokenRate | None:
+    """The rate of `model`: its own, else the `*` rate, else none (its tokens are free)."""
+    fallback = None
+    for rate in price.tokens:
+        if rate.model == model:
+            return rate
+        if rate.model == ANY_MODEL:
+            fallback = rate
+    return fallback
+
+
+def charge(price: Price, usage: MeteredRun) -> Decimal:
+    """What one run costs at `price`: `per_run` once, `per_second` times its wall seconds (all
+    attempts), each model's tokens at its rate per 1000; rounded half up to 9 places. Free
+    allowances are the caller's to apply: they need the user's earlier runs in the period
+    (the node's usage summaries by user and flow give them)."""
+    total = price.per_run
+    seconds = Decimal(repr(float(usage.wall_seconds)))
+    if not seconds.is_finite() or seconds < 0:
+        raise InvalidArgument.field("usage.wall_seconds", "a finite number of seconds >= 0")
+    total += price.per_second * seconds
+    for used in usage.models:
+        rate = token_rate(price, used.model)
+        if rate is None:
+            continue
+        total += rate.per_1k_input * Decimal(used.input_tokens) / _PER_1K
+        total += rate.per_1k_output * Decimal(used.output_tokens) / _PER_1K
+    return total.quantize(_CENT_OF_A_NANO, rounding=ROUND_HALF_UP)
