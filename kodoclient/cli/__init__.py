@@ -19,6 +19,7 @@ from kodoclient.cli.flows import flows
 from kodoclient.cli.group import group
 from kodoclient.cli.input import input_
 from kodoclient.cli.launch import launch
+from kodoclient.cli.ledger import balance, budget, credit, ledger
 from kodoclient.cli.login import login
 from kodoclient.cli.ls import ls
 from kodoclient.cli.node import node as node_command
@@ -149,6 +150,10 @@ for _command in (pki, user, group, login, whoami, verify):
 
 # The market: metered usage (docs/market.md).
 main.add_command(usage)
+
+# Budgets and settlement (docs/market.md).
+for _command in (balance, ledger, budget, credit):
+    main.add_command(_command)
 
 # A2A 1.0 (docs/a2a.md).
 main.add_command(a2a_group)
