@@ -261,18 +261,20 @@ class Drainer:
             trace_ids=trace_of(live.traceparent).ids,
         )
         # An attempt the node ends itself (no executor writes for it) has no usage from its
-        # engine unless it sent it before: the node records one, saying why.
+        # engine unless it sent it before: the node records one from the stored events.
         usage: list[AttemptUsage] = []
         if (status in TERMINAL or status == event_pb2.EXECUTION_STATUS_RETRYING) and (
             live.attempt not in live.metered
         ):
             usage = [
-                node_usage(
+                await node_usage(
+                    self.store,
+                    live.record,
                     live.attempt,
-                    f"no usage from the engine: {reason}"[:500],
+                    reason,
                     node=live.peer or self.node_id,
                     groups=live.groups,
-                    at_ns=self.clock.now_ns(),
+                    now_ns=self.clock.now_ns(),
                 )
             ]
         await self.store.append(

@@ -6,7 +6,8 @@ batch it stores (`usage_in`) and stores it as the attempt's usage in the same wr
 durable exactly when the event is (and a relayed execution's usage comes in with the peer's
 events). An attempt the engine sent none for — its executor died, the node ended it (cancelled
 before it started, stopped as too large, shut down), the peer running it was lost — gets one
-written by the node (`node_usage`: zero figures, `source` "node", a note saying why).
+written by the node (`node_usage`: counted from the attempt's stored events, CPU unknown,
+`source` "node", a note saying why).
 
 Reads: `Metering.usage_of` gives one execution's record (its attempts, their sum, and its
 children's usage rolled up, so the parent's own figures stay visible); `Metering.summarize`
@@ -17,16 +18,18 @@ admins see everybody's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kodosumi.authz import Principal
 from kodosumi.errors import InvalidArgument, PermissionDenied
 from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
+from kodosumi.usage_counter import UsageCounter, inputs_size
 from kodosumi.v1 import event_pb2, market_pb2
 from kodosumid.event_store import (
     GROUP_KEYS,
     AttemptUsage,
     EventStore,
+    ExecutionRecord,
     ModelUse,
     UsagePage,
     UsageQuery,
@@ -43,6 +46,9 @@ DEFAULT_SUMMARY_PAGE = 50
 # A summary page ends early, with a token, before its rows pass this (many models per row).
 SUMMARY_PAGE_BYTES = 1024 * 1024
 MAX_FILTER_CHARS = 1024
+# Stored events the node reads at most to count an attempt that ended without its engine's
+# usage (a run that died after writing a GiB is counted from its first part).
+MAX_COUNT_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +103,48 @@ def usage_in(
     return found
 
 
-def node_usage(
-    attempt: int, note: str, *, node: str, groups: Sequence[str], at_ns: int
+async def node_usage(
+    store: EventStore,
+    record: ExecutionRecord,
+    attempt: int,
+    reason: str,
+    *,
+    node: str,
+    groups: Sequence[str],
+    now_ns: int,
 ) -> AttemptUsage:
-    """The record of an attempt the engine sent no usage for: nothing measured, and why."""
-    return AttemptUsage(
-        attempt=attempt, at_ns=at_ns, source=NODE, note=note, node=node, groups=tuple(groups)
-    )
+    """The record of an attempt its engine sent no usage for, counted by the node from the
+    attempt's stored events as the engine counts them (`kodosumi.usage_counter`): LLM calls
+    and tokens, tool calls, bytes, wall time from its STARTING to its last stored event. CPU
+    time is not known."""
+    counter = UsageCounter()
+    started_ns, last_ns, after, read = 0, 0, 0, 0
+    while read < MAX_COUNT_BYTES and (rows := await store.read_events(record.execution_id, after)):
+        for _, data in rows:
+            event = event_pb2.Event.FromString(data)
+            if event.attempt != attempt:
+                continue
+            starting = event.status_changed.status == event_pb2.EXECUTION_STATUS_STARTING
+            if starting and not started_ns:
+                started_ns = event.time_unix_nano
+            # The attempt's events are timed by its executor's clock: its wall time is taken
+            # on that clock alone (the node's may differ on another host).
+            last_ns = max(last_ns, event.time_unix_nano)
+            counter.fold(event)
+        read += sum(len(data) for _, data in rows)
+        after = rows[-1][0]
+    usage = market_pb2.Usage(attempt=attempt)
+    counter.fill(usage)
+    if started_ns:
+        usage.wall_seconds = max(0.0, (last_ns - started_ns) / 1e9)
+        usage.input_bytes = inputs_size(record.inputs)
+    how = "counted by the node from its stored events, CPU not measured"
+    if read >= MAX_COUNT_BYTES:
+        how += f" (from the first {MAX_COUNT_BYTES >> 20} MiB of them)"
+    elif not started_ns:
+        how = "the attempt never started"
+    found = attempt_usage(usage, attempt, node=node, groups=groups, at_ns=now_ns)
+    return replace(found, source=NODE, note=f"no usage from the engine ({reason[:300]}): {how}")
 
 
 def _owner(principal: Principal, user: str) -> str | None:

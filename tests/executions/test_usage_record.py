@@ -52,8 +52,12 @@ async def test_an_attempt_whose_executor_died_gets_the_nodes_record(domain: Doma
     await domain.service.cancel(ANN, execution_id, "enough")
     await domain.events(execution_id)
     first, second = (await domain.service.usage_of(ANN, execution_id)).attempts
-    assert (first.source, first.wall_seconds, first.llm_calls) == ("node", 0.0, 0)
-    assert first.note.startswith("no usage from the engine: ") and "died" in first.note
+    # Counted by the node from the attempt's stored events: no CPU, and it says so.
+    assert (first.source, first.cpu_seconds, first.llm_calls) == ("node", 0.0, 0)
+    assert first.note.startswith("no usage from the engine (") and "died" in first.note
+    assert "counted by the node from its stored events" in first.note
+    assert first.input_bytes == len(b'{"seconds": 30}')  # counted as the engine counts it
+    assert first.wall_seconds >= 0.0
     # The cancelled live attempt sent its own figures so far.
     assert second.source == "engine" and second.attempt == 2
 
