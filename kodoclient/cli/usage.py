@@ -18,6 +18,7 @@ from kodoclient._async import AsyncClient
 from kodoclient.cli import exit_codes
 from kodoclient.cli.context import CliState, execute, state_of
 from kodoclient.cli.exit_codes import ExitCode
+from kodoclient.cli.ids import resolve_execution_id
 from kodoclient.cli.options import json_option
 from kodoclient.usage import GROUP_BY
 from kodosumi.v1 import usage_pb2
@@ -214,7 +215,8 @@ def usage(
     async def body() -> ExitCode:
         async with AsyncClient(state.settings.connect_config()) as client:
             if execution_id:
-                _show_record(state, await client.usage().execution_usage(execution_id), as_csv)
+                full = await resolve_execution_id(client, execution_id)
+                _show_record(state, await client.usage().execution_usage(full), as_csv)
                 return exit_codes.OK
             rows: list[tuple[str, usage_pb2.UsageTotals]] = []
             listing = client.usage().list_usage(

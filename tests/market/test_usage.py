@@ -166,5 +166,9 @@ async def test_koco_usage_as_table_json_and_csv(node: RunningNode) -> None:
         "flow,runs,attempts,wall_seconds,cpu_seconds,llm_calls,input_tokens,output_tokens,"
         "tool_calls,input_bytes,output_bytes,artifact_bytes,models"
     ]
+    one = await launch(node.flows, "hello")
+    await collect(node.flows, one)
+    record = await koco(node, "usage", one[:8], "--json")
+    assert json.loads(record.output)["own"]["runs"] == 1, record.output
     bad = await koco(node, "usage", "--since", "yesterday-ish")
     assert bad.exit_code == 2 and "--since" in bad.output
