@@ -139,6 +139,8 @@ def ledger_error(call: grpc.aio.AioRpcError) -> KodosumiError:
         return InvalidArgument(details, violations=violations, reason=reason or None)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
         return Unavailable(f"the ledger is unreachable: {details}", reason="LEDGER_UNAVAILABLE")
+    if code == grpc.StatusCode.UNIMPLEMENTED:  # a registry without `[ledger]`
+        return Unavailable(f"the registry keeps no ledger: {details}", reason="LEDGER_UNAVAILABLE")
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return Unavailable(f"the ledger refused this caller: {details}", reason="PEER_REFUSED")
     cls = _BY_CODE.get(code, KodosumiError)

@@ -17,3 +17,6 @@ class AuthClientConfig:
     max_stale_seconds: float = 300.0
     # Certificates for the flows the node hosts (`spiffe://<domain>/flow/<node>/<flow>`).
     flow_identities: bool = True
+    # Priced runs are paid through the registry's ledger beside the auth provider: a quoted
+    # launch holds its ceiling of the caller's funds, the receipt settles it (docs/market.md).
+    ledger: bool = True
