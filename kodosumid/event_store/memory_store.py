@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from kodosumi.statuses import TERMINAL
@@ -55,9 +55,12 @@ class MemoryEventStore:
     async def close(self) -> None:
         pass
 
-    async def create_execution(self, record: ExecutionRecord, events: list[bytes]) -> None:
+    async def create_execution(
+        self, record: ExecutionRecord, events: list[bytes], groups: Sequence[str] = ()
+    ) -> None:
         if record.execution_id in self._rows:
             raise DuplicateExecution(record.execution_id)
+        self._usage.keep_groups(record.execution_id, groups)
         # A copy of the inputs, as a database would keep: the caller's dict may change later.
         inputs = json.loads(json.dumps(record.inputs))
         self._rows[record.execution_id] = replace(record, inputs=inputs, last_seq=len(events))
@@ -191,6 +194,9 @@ class MemoryEventStore:
                     break
         token = encode_token(page[-1].create_ns, page[-1].execution_id) if more and page else ""
         return Page(page, token)
+
+    async def groups_of(self, execution_id: str) -> tuple[str, ...]:
+        return self._usage.groups_of(execution_id)
 
     async def usage_of(self, execution_id: str) -> list[AttemptUsage]:
         return self._usage.attempts_of(execution_id)

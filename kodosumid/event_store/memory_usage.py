@@ -3,7 +3,7 @@ dicts, held to the same contract suite (`tests/event_store/test_store_contract.p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -53,8 +53,14 @@ class MemoryUsage:
                 )
                 self._groups.setdefault(execution_id, set()).update(a.groups)
 
+    def keep_groups(self, execution_id: str, groups: Iterable[str]) -> None:
+        self._groups.setdefault(execution_id, set()).update(groups)
+
+    def groups_of(self, execution_id: str) -> tuple[str, ...]:
+        return tuple(sorted(self._groups.get(execution_id, ())))
+
     def attempts_of(self, execution_id: str) -> list[AttemptUsage]:
-        groups = tuple(sorted(self._groups.get(execution_id, ())))
+        groups = self.groups_of(execution_id)
         found = [
             replace(s.usage, groups=groups)
             for (eid, _), s in self._rows.items()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -104,7 +104,9 @@ class SqliteEventStore:
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def create_execution(self, record: ExecutionRecord, events: list[bytes]) -> None:
+    async def create_execution(
+        self, record: ExecutionRecord, events: list[bytes], groups: Sequence[str] = ()
+    ) -> None:
         """Insert a new execution with its first events (seq 1..n) in one transaction."""
         stored, stripped = strip_inputs(events, record.inputs)
         async with self._transaction() as db:
@@ -120,6 +122,7 @@ class SqliteEventStore:
                 "INSERT INTO events (execution_id, seq, data) VALUES (?, ?, ?)",
                 [(record.execution_id, i + 1, data) for i, data in enumerate(stored)],
             )
+            await sqlite_usage.keep_groups(db, record.execution_id, groups)
 
     async def append(
         self,
@@ -283,6 +286,9 @@ class SqliteEventStore:
             page_token=page_token,
             max_bytes=max_bytes,
         )
+
+    async def groups_of(self, execution_id: str) -> tuple[str, ...]:
+        return await sqlite_usage.groups_of(self.reader, execution_id)
 
     async def usage_of(self, execution_id: str) -> list[AttemptUsage]:
         return await sqlite_usage.attempts_of(self.reader, execution_id)

@@ -10,7 +10,7 @@ a listing of a year of runs reads no more rows into Python than its page holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiosqlite
@@ -128,10 +128,23 @@ async def write(db: aiosqlite.Connection, usage: dict[str, list[AttemptUsage]]) 
                     for m in a.models
                 ],
             )
-            await db.executemany(
-                "INSERT OR IGNORE INTO usage_groups (execution_id, grp) VALUES (?, ?)",
-                [(execution_id, g) for g in a.groups],
-            )
+            await keep_groups(db, execution_id, a.groups)
+
+
+async def keep_groups(db: aiosqlite.Connection, execution_id: str, groups: Iterable[str]) -> None:
+    await db.executemany(
+        "INSERT OR IGNORE INTO usage_groups (execution_id, grp) VALUES (?, ?)",
+        [(execution_id, g) for g in groups],
+    )
+
+
+async def groups_of(db: aiosqlite.Connection, execution_id: str) -> tuple[str, ...]:
+    return tuple(
+        str(g)
+        for (g,) in await db.execute_fetchall(
+            "SELECT grp FROM usage_groups WHERE execution_id = ? ORDER BY grp", (execution_id,)
+        )
+    )
 
 
 async def attempts_of(db: aiosqlite.Connection, execution_id: str) -> list[AttemptUsage]:
@@ -147,12 +160,7 @@ async def attempts_of(db: aiosqlite.Connection, execution_id: str) -> list[Attem
         (execution_id,),
     ):
         models.setdefault(int(attempt), []).append(ModelUse(str(model), calls, tin, tout))
-    groups = tuple(
-        str(g)
-        for (g,) in await db.execute_fetchall(
-            "SELECT grp FROM usage_groups WHERE execution_id = ? ORDER BY grp", (execution_id,)
-        )
-    )
+    groups = await groups_of(db, execution_id)
     return [
         AttemptUsage(
             attempt=int(r[0]),

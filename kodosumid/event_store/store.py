@@ -14,7 +14,7 @@ The store is single-writer per execution (the domain guarantees it); it does not
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from kodosumid.event_store.model import ExecutionRecord, Page, StatusChange
@@ -31,9 +31,12 @@ class EventStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def create_execution(self, record: ExecutionRecord, events: list[bytes]) -> None:
+    async def create_execution(
+        self, record: ExecutionRecord, events: list[bytes], groups: Sequence[str] = ()
+    ) -> None:
         """Insert a new execution and its first events (seq 1..n) atomically; its `last_seq`
-        becomes n. An execution id that exists already raises `DuplicateExecution`."""
+        becomes n. An execution id that exists already raises `DuplicateExecution`. `groups`:
+        the owner's groups, kept for usage summaries by group (`groups_of`)."""
         ...
 
     async def append(
@@ -101,6 +104,10 @@ class EventStore(Protocol):
         `max_bytes` (0: unbounded) ends a page early, after at least one execution, before
         the page's records (`model.record_size`) exceed it. A token this store did not issue
         raises `InvalidArgument` naming `page_token`."""
+        ...
+
+    async def groups_of(self, execution_id: str) -> tuple[str, ...]:
+        """The groups kept for an execution (at launch, or with its usage), sorted."""
         ...
 
     async def usage_of(self, execution_id: str) -> list[AttemptUsage]:

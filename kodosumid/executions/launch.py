@@ -207,12 +207,10 @@ class Launcher:
                 parent=parent,
                 files=input_files,
                 grant=grant,
+                groups=groups,
             )
             if input_files and files_port is not None:
                 await files_port.link_inputs(record.execution_id, input_files)
-            relayed = self.live.get(record.execution_id)
-            if relayed is not None:
-                relayed.groups = groups
             return record
         check_flow_access(principal, flow)  # the catalog's per-flow allow-list (auth)
         if flow.unavailable:
@@ -241,7 +239,7 @@ class Launcher:
             placement=placement_json(placement),
         )
         first = first_events(execution_id, inputs, run, parent, now_ns)
-        await self.store.create_execution(record, first)
+        await self.store.create_execution(record, first, groups)
         if input_files and self.files is not None:
             await self.files.link_inputs(execution_id, input_files)
         record = replace(record, last_seq=len(first))

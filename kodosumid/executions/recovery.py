@@ -68,6 +68,7 @@ async def recover(
             placement=launch_placement(record),
         )
         live.traceparent = resumed_trace(record.trace_id).traceparent
+        live.groups = await store.groups_of(record.execution_id)
         live_table.add(live)
         live.peer = peer_of(record.executor)
         if live.peer and relayer is not None:

@@ -119,8 +119,10 @@ class Relayer:
         parent: ExecutionRecord | None = None,
         files: Sequence[InputFileLike] = (),
         grant: Callable[[str], Awaitable[None]] | None = None,
+        groups: tuple[str, ...] = (),
     ) -> ExecutionRecord:
         """`files`: the peer pulls them from here once `grant(its node id)` let it.
+        `groups`: the owner's groups (usage summaries by group).
 
         Launch on a peer (which validates the inputs), then relay it as a local execution
         under the peer's execution id; its events arrive with the peer's `seq` numbers.
@@ -146,7 +148,7 @@ class Relayer:
             trace_id=run.trace_id,
             parent_execution_id=parent.execution_id if parent else "",
         )
-        await self.store.create_execution(record, [])
+        await self.store.create_execution(record, [], groups)
         flow = FlowEntry(name=flow_name, entrypoint="")
         live = LiveExecution(
             record,
@@ -155,6 +157,7 @@ class Relayer:
             status=record.status,
             peer=remote.node_id,
             traceparent=run.traceparent,
+            groups=groups,
         )
         self.live.add(live)
         self.observer.launched(record)

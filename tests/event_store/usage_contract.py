@@ -68,6 +68,16 @@ class UsageContract:
         )
         assert totals.models == (ModelUse("m1", 2, 20, 5), ModelUse("m2", 1, 7, 3))
 
+    async def test_groups_kept_at_launch_count_for_later_usage(self, store: EventStore) -> None:
+        """A node restarted mid-run knows the owner's groups from the store, not from memory."""
+        await store.create_execution(record("a"), [event("a", 1)], ("red", "blue"))
+        assert await store.groups_of("a") == ("blue", "red")
+        assert await store.groups_of("nope") == ()
+        await store.append({"a": (2, [event("a", 2)])}, {}, {"a": [attempt(1)]})
+        page = await store.summarize_usage(UsageQuery(group_by="group"))
+        assert [r.key for r in page.rows] == ["blue", "red"]
+        assert (await store.usage_of("a"))[0].groups == ("blue", "red")
+
     async def test_an_attempt_keeps_its_first_record(self, store: EventStore) -> None:
         """A batch re-sent after a crash, or the node's record after the engine's."""
         await self._run(store, "a", attempt(1))

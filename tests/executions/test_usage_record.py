@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from kodosumi.authz import Principal
 from kodosumi.errors import InvalidArgument, PermissionDenied
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store import SqliteEventStore
@@ -114,3 +115,13 @@ async def test_usage_is_written_once_however_often_it_is_read(domain: Domain) ->
 
 async def _has_usage(domain: Domain, execution_id: str) -> bool:
     return bool(await domain.store.usage_of(execution_id))
+
+
+async def test_the_owners_groups_at_launch_key_group_summaries(domain: Domain) -> None:
+    grouped = Principal(ANN.identity, ANN.roles, frozenset({"lab", "ops"}))
+    execution_id = await domain.launch("hello", principal=grouped)
+    await domain.events(execution_id)
+    (attempt,) = (await domain.service.usage_of(ANN, execution_id)).attempts
+    assert attempt.groups == ("lab", "ops")
+    page = await domain.service.metering.summarize(ANN, group_by="group", group="lab")
+    assert [(r.key, r.totals.runs) for r in page.rows] == [("lab", 1)]
