@@ -9,6 +9,7 @@
 - `relay`: executions run by a peer, their events relayed here.
 - `access`: who may see and act on an execution.
 - `retention`: deleting finished executions, on request and by age.
+- `metering`: the usage record stored with each execution, its roll-up and summaries.
 - `recovery`: taking up open executions after a node restart.
 - `live`: the live executions and their background tasks, shared by the rooms.
 - `events`: the status events the node writes itself.

@@ -47,8 +47,9 @@ DEFAULT_SUMMARY_PAGE = 50
 SUMMARY_PAGE_BYTES = 1024 * 1024
 MAX_FILTER_CHARS = 1024
 # Stored events the node reads at most to count an attempt that ended without its engine's
-# usage (a run that died after writing a GiB is counted from its first part).
-MAX_COUNT_BYTES = 32 * 1024 * 1024
+# usage (a run that died after writing a GiB is counted from its first part): a shared
+# executor that dies ends all its executions at once, each counted on the event loop.
+MAX_COUNT_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
