@@ -241,15 +241,19 @@ class RegistryClient:
         tag: str = "",
         node_states: StateFilter = (),
         call_timeout: float | None = None,
+        market: rpb.ListFlowOffersRequest | None = None,
     ) -> list[rpb.FlowOffer]:
         """One entry per (node, flow), ordered by flow name then node id, each with the
-        node's state, endpoints and load (every page: the registry bounds each in bytes)."""
+        node's state, endpoints and load (every page: the registry bounds each in bytes).
+        `market` carries the market view's filters (text, price ceiling, badge level, p95)."""
         offers: list[rpb.FlowOffer] = []
         token = ""
         while True:
             request = rpb.ListFlowOffersRequest(
                 node_states=_states(node_states), tag=tag, flow_name=flow_name, page_token=token
             )
+            if market is not None:
+                request.MergeFrom(market)
             response = await self._unary(
                 "ListFlowOffers", self._registry().ListFlowOffers, request, call_timeout
             )

@@ -194,7 +194,20 @@ def table(
             known = ", ".join(sorted(hints))
             raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
         kind = hints[key]
-        if dataclasses.is_dataclass(kind):
+        entry = _named_tables(kind)
+        if entry is not None:
+            # `[section.levels.gold]`: a table of named tables, each one dataclass.
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: [{key}] must be a table")
+            named: dict[str, Any] = {}
+            for name, sub in value.items():
+                inner = (*path, key, name)
+                if not isinstance(sub, Mapping):
+                    raise ConfigError(f"{where}.{name}: [{'.'.join(inner)}] must be a table")
+                values = table(entry, sub, base=base, file=file, path=inner, label=label)
+                named[name] = build(entry, values)
+            out[key] = named
+        elif dataclasses.is_dataclass(kind):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}: [{key}] must be a table")
             out[key] = table(
@@ -208,6 +221,15 @@ def table(
         else:
             out[key] = coerce(kind, value, where, base)
     return out
+
+
+def _named_tables(kind: Any) -> type[Any] | None:
+    """The dataclass of a `dict[str, <dataclass>]` field, else None."""
+    if typing.get_origin(kind) is dict:
+        value = typing.get_args(kind)[1]
+        if dataclasses.is_dataclass(value):
+            return value  # type: ignore[return-value]
+    return None
 
 
 def env_values(cls: type[Any], env: Mapping[str, str], prefix: str) -> dict[str, Any]:

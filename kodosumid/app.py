@@ -277,7 +277,9 @@ class NodeApp(NodeParts):
             )
             self._reload_task = asyncio.get_running_loop().create_task(self.reloader.run())
         write_info_file(self)
-        await network.start(lambda: node_info(self, catalog, hub, detail=False), self.port)
+        await network.start(
+            lambda: node_info(self, catalog, hub, detail=False), self.port, ended=self.store
+        )
         if config.a2a.http_listen:
             self.a2a_http = CardListener(config.a2a.http_listen, cards.public_card)
             await self.a2a_http.start()

@@ -5,7 +5,9 @@ Rooms: `model` (plain domain types), `registry` (the domain: leases, changes, wa
 bytes), `store` with `memory_store` and `sqlite_store` (+ `sqlite_rows`, its row mapping)
 (state), `feed` (wakes watchers), `validate` (request
 rules), `policy` (who may call what), `codec` and `servicer` (the thin gRPC layer), `config`,
-`credentials`, `daemon` and `cli` (the process).
+`credentials`, `daemon` and `cli` (the process); `service_stats` (heartbeat statistics
+checked), `service_levels` (measured against badge levels) and `market` (the market view's
+offer filters).
 """
 
 from registryd.clock import Clock, ManualClock, SystemClock

@@ -15,6 +15,8 @@ from kodosumi.errors import InvalidArgument
 from kodosumi.pricing import price_from_pb
 from kodosumi.v1 import flow_pb2, node_pb2
 from kodosumi.v1 import registry_pb2 as pb
+from registryd.config import BadgeLevel
+from registryd.market import OfferFilter, offer_filter
 from registryd.model import (
     Change,
     ChangeKind,
@@ -28,6 +30,9 @@ from registryd.model import (
     NodeRecord,
     NodeState,
 )
+from registryd.service_levels import ServiceMeasure
+from registryd.service_stats import FlowStats, ServiceReport
+from registryd.validate import MAX_FLOWS
 
 _STATE_TO_PB = {
     NodeState.ONLINE: pb.REGISTERED_NODE_STATE_ONLINE,
@@ -148,8 +153,29 @@ def announcement_from_pb(request: pb.RegisterNodeRequest) -> NodeAnnouncement:
     )
 
 
+def stats_from_pb(stats: pb.ServiceStats) -> ServiceReport:
+    if len(stats.flows) > MAX_FLOWS:
+        # Before decoding: a hostile node's million entries cost nothing but this check.
+        raise InvalidArgument.field("service_stats.flows", f"at most {MAX_FLOWS}")
+    return ServiceReport(
+        window=seconds_of(stats.window),
+        flows=tuple(
+            FlowStats(
+                flow=f.flow,
+                runs=f.runs,
+                successes=f.successes,
+                failures=f.failures,
+                p50_seconds=f.p50_seconds,
+                p95_seconds=f.p95_seconds,
+            )
+            for f in stats.flows
+        ),
+    )
+
+
 def heartbeat_from_pb(request: pb.HeartbeatRequest) -> Heartbeat:
     return Heartbeat(
+        stats=stats_from_pb(request.service_stats) if request.HasField("service_stats") else None,
         node_id=request.node_id,
         heartbeat_interval=(
             seconds_of(request.heartbeat_interval)
@@ -174,6 +200,19 @@ def offer_query_from_pb(request: pb.ListFlowOffersRequest) -> NodeQuery:
         states=states_from_pb(list(request.node_states), "node_states"),
         flow_tag=request.tag,
         flow_name=request.flow_name,
+    )
+
+
+def market_filter_from_pb(
+    request: pb.ListFlowOffersRequest, levels: dict[str, BadgeLevel]
+) -> OfferFilter:
+    return offer_filter(
+        text=request.text,
+        max_price=request.max_price,
+        currency=request.currency,
+        min_badge_level=request.min_badge_level,
+        max_p95=seconds_of(request.max_p95) if request.HasField("max_p95") else None,
+        levels=levels,
     )
 
 
@@ -244,13 +283,31 @@ def lease_to_pb(grant: LeaseGrant) -> pb.NodeLease:
     )
 
 
+def service_to_pb(measure: ServiceMeasure | None, level: str, badge_id: str) -> pb.ServiceLevel:
+    message = pb.ServiceLevel(badge_level=level, badge_id=badge_id)
+    if measure is not None:
+        message.runs = measure.runs
+        message.successes = measure.successes
+        message.failures = measure.failures
+        message.success_rate = measure.success_rate
+        message.p50_seconds = measure.p50_seconds
+        message.p95_seconds = measure.p95_seconds
+        message.availability = measure.availability
+        message.window.CopyFrom(duration(measure.window_seconds))
+        message.report_time.CopyFrom(timestamp(measure.reported_at))
+    return message
+
+
 def offer_to_pb(offer: FlowOffer) -> pb.FlowOffer:
-    return pb.FlowOffer(
+    message = pb.FlowOffer(
         flow=flow_to_pb(offer.flow),
         node_state=_STATE_TO_PB[offer.node.state],
         endpoints=offer.node.endpoints,
         node_load=load_to_pb(offer.node.load),
     )
+    if offer.service is not None or offer.badge_level:
+        message.service.CopyFrom(service_to_pb(offer.service, offer.badge_level, offer.badge_id))
+    return message
 
 
 def change_to_pb(change: Change) -> pb.RegistryChange:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ __all__ = [
     "DEFAULT_LISTEN",
     "ENV_PREFIX",
     "AuthConfig",
+    "BadgeLevel",
+    "BadgesConfig",
     "ConfigError",
     "LeaseConfig",
     "LedgerConfig",
@@ -34,6 +37,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "KODOSUMI_REGISTRY_"
+_LEVEL_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 DEFAULT_LISTEN = "127.0.0.1:7460"
 
 
@@ -139,6 +143,58 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BadgeLevel:
+    """What a flow on a node must show over the window to hold a badge of this level
+    (`[badges.levels.<name>]`). Unset bounds do not apply."""
+
+    # successes / (successes + failures) at least this.
+    success_rate: float = 0.0
+    # The 95th percentile of run time at most this many seconds.
+    p95_seconds: float | None = None
+    # The node ONLINE (its lease held) at least this share of the window.
+    availability: float = 0.0
+    # At least this many runs in the window: fewer say nothing.
+    min_runs: int = 1
+
+    def check(self, name: str) -> None:
+        where = f"badges.levels.{name}"
+        if not _LEVEL_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: a level name is 1-32 of a-z 0-9 _ -")
+        for key in ("success_rate", "availability"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{where}.{key}: a share from 0 to 1")
+        if self.p95_seconds is not None and not 0 < self.p95_seconds <= 366 * 86_400:
+            raise ConfigError(f"{where}.p95_seconds: more than 0 s and at most a year")
+        if self.min_runs < 1:
+            raise ConfigError(f"{where}.min_runs: at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class BadgesConfig:
+    """Service-level badges from measured service (`[badges]`, docs/market.md)."""
+
+    # The window measurements cover: nodes report over it, availability is taken over it.
+    window: float = 86_400.0
+    # How long a service-level badge is valid: short, since offline verifiers cannot see a
+    # revocation. Renewed while the level holds, once half of it has passed.
+    lifetime: float = 86_400.0
+    # How often the registry measures and issues, renews or revokes badges.
+    evaluate_interval: float = 60.0
+    # The levels, best first (a flow holds the first one it meets). None: no badges.
+    levels: dict[str, BadgeLevel] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if not 0 < self.window <= 366 * 86_400:
+            raise ConfigError("badges.window: more than 0 s and at most a year")
+        if not 0 < self.lifetime <= 366 * 86_400:
+            raise ConfigError("badges.lifetime: more than 0 s and at most a year")
+        if self.evaluate_interval <= 0:
+            raise ConfigError("badges.evaluate_interval: more than 0 s")
+        for name, level in self.levels.items():
+            level.check(name)
+
+
+@dataclass(frozen=True, slots=True)
 class RegistryConfig:
     # The registry's id: its certificate names `spiffe://<domain>/registry/<registry_id>`.
     registry_id: str = "registry"
@@ -163,6 +219,7 @@ class RegistryConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    badges: BadgesConfig = field(default_factory=BadgesConfig)
     # Export of traces and metrics, and the log format (docs/observability.md).
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
@@ -174,6 +231,7 @@ class RegistryConfig:
         self.lease.check()
         self.auth.check()
         self.ledger.check()
+        self.badges.check()
         try:
             self.telemetry.check()
         except ValueError as e:

@@ -38,6 +38,7 @@ from kodosumi.tls import TlsMaterial, local_user_name
 from kodosumi.v1 import registry_pb2_grpc
 from registryd.auth.policy import AUTH_SERVICE
 from registryd.auth.runtime import AuthRuntime
+from registryd.auth.service_badges import BadgeChange
 from registryd.clock import Clock, SystemClock
 from registryd.config import ConfigError, RegistryConfig, TlsConfig
 from registryd.credentials import RegistryCredentials, ensure_credentials
@@ -134,6 +135,7 @@ class RegistryDaemon:
         self._health: Any = None
         self._services = [SERVICE_NAME]
         self._sweeper: asyncio.Task[None] | None = None
+        self._measurer: asyncio.Task[None] | None = None
         self.telemetry: Telemetry | None = None
         self.metrics: RegistryMetrics | None = None
         self.audit: AuditLog | None = None
@@ -180,7 +182,11 @@ class RegistryDaemon:
             raise
         try:
             self._registry = Registry(
-                self._store, self.clock, config.lease, change_retention=config.change_retention
+                self._store,
+                self.clock,
+                config.lease,
+                change_retention=config.change_retention,
+                badges=config.badges,
             )
             await self._registry.start()
             # Telemetry before the server exists, so that it is traced; registryd/metrics.py.
@@ -199,10 +205,13 @@ class RegistryDaemon:
             await self._close_store()
             self._lock.release()
             raise
+        if self.auth is not None and self.auth.service_badges is not None:
+            await self.auth.service_badges.start()
         if self.run_sweeper:
             self._sweeper = asyncio.create_task(
                 self._registry.run_sweeper(config.lease.sweep_interval), name="registry-sweeper"
             )
+            self._measurer = asyncio.create_task(self._keep_measuring(), name="service-levels")
         self.metrics.start()
         self._write_address_file()
         # The address actually bound (0.0.0.0 listens on every interface: say so).
@@ -314,10 +323,11 @@ class RegistryDaemon:
             self.auth.provider.close()  # ends WatchAuthState streams
         if self._server is not None:
             await self._server.stop(grace)
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._measurer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.metrics is not None:
             await self.metrics.close()
         if self._registry is not None:
@@ -330,6 +340,23 @@ class RegistryDaemon:
         self._lock.release()
         self._stopped.set()
         log.info("registry %s stopped", self.config.registry_id)
+
+    async def evaluate_service(self) -> list[BadgeChange]:
+        """Measure the flows' service; with the auth provider, issue, renew and revoke their
+        badges (registryd/auth/service_badges.py). Tests call it; the daemon every
+        `[badges] evaluate_interval` seconds."""
+        if self.auth is not None and self.auth.service_badges is not None:
+            return await self.auth.service_badges.evaluate()
+        await self.registry.measure_service()
+        return []
+
+    async def _keep_measuring(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.badges.evaluate_interval)
+            try:
+                await self.evaluate_service()
+            except Exception:
+                log.exception("measuring service levels failed; retrying later")
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

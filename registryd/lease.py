@@ -53,6 +53,8 @@ class Lease:
     expires_at: float
     load: NodeLoad
     dirty: bool = False
+    # The node's registered flows: its service statistics may name these only.
+    flows: frozenset[str] = frozenset()
 
     def state(self) -> LeaseState:
         return LeaseState(
@@ -87,6 +89,7 @@ class LeaseTable:
             last_heartbeat_at=record.last_heartbeat_at,
             expires_at=record.lease_expires_at,
             load=record.load,
+            flows=frozenset(f.name for f in record.flows),
         )
         self._leases[record.node_id] = lease
         return lease

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from registryd.service_levels import ServiceMeasure
+    from registryd.service_stats import ServiceReport
 
 
 class NodeState(StrEnum):
@@ -80,6 +85,8 @@ class Heartbeat:
     # None: keep the interval announced before.
     heartbeat_interval: float | None = None
     load: NodeLoad | None = None
+    # The node's per-flow service statistics (registryd/service_stats.py); None: none sent.
+    stats: ServiceReport | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +191,10 @@ class NodePage:
 class FlowOffer:
     flow: FlowEntry
     node: NodeRecord
+    # What the registry measured of the flow on the node, and the badge level it holds.
+    service: ServiceMeasure | None = None
+    badge_level: str = ""
+    badge_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

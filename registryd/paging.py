@@ -83,6 +83,7 @@ async def offer_page(
     revision: int,
     live: Callable[[NodeRecord], NodeRecord],
     max_bytes: int = LIST_PAGE_BYTES,
+    keep: Callable[[FlowOffer], bool] | None = None,
 ) -> tuple[FlowOfferPage, OfferKey | None]:
     """The offers after `after`, ordered by (flow name, node id): at most `size` and about
     `max_bytes` (at least one); with the key to continue after, or None on the last page."""
@@ -94,11 +95,13 @@ async def offer_page(
         for node in map(live, batch):
             # The offer needs the node's state, endpoints and load, not its catalog.
             bare = replace(node, flows=())
-            kept += [
+            found = [
                 FlowOffer(flow, bare)
                 for flow in node.flows
                 if query.matches_flow(flow) and (after is None or (flow.name, node.node_id) > after)
             ]
+            # The market view's filters (registryd/market.py), before the page is cut.
+            kept += [o for o in found if keep(o)] if keep is not None else found
         kept.sort(key=_offer_key)
         page = _page_prefix(kept, size, max_bytes)
         more = more or len(page) < len(kept)

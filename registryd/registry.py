@@ -26,7 +26,7 @@ from kodosumi.authz import Principal
 from kodosumi.errors import InvalidArgument
 from registryd.changes import registration_changes
 from registryd.clock import Clock
-from registryd.config import LeaseConfig
+from registryd.config import BadgesConfig, LeaseConfig
 from registryd.errors import (
     FlowOfferNotFound,
     NodeNotFound,
@@ -34,6 +34,7 @@ from registryd.errors import (
 )
 from registryd.feed import ChangeFeed
 from registryd.lease import Lease, LeaseRules, LeaseTable
+from registryd.market import OfferFilter, OfferSieve
 from registryd.model import (
     Change,
     ChangeDraft,
@@ -51,6 +52,8 @@ from registryd.model import (
 )
 from registryd.paging import OfferKey, node_page, offer_page
 from registryd.policy import check_node_writer
+from registryd.service_levels import ServiceBook, ServiceLevels
+from registryd.service_stats import ServiceReport, check_report
 from registryd.store import RegistryStore
 from registryd.validate import check_announcement, check_node_id
 from registryd.watch import Watch, open_watch
@@ -69,10 +72,15 @@ class Registry:
         lease: LeaseConfig | None = None,
         *,
         change_retention: int = 10_000,
+        badges: BadgesConfig | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.rules = LeaseRules(lease or LeaseConfig())
+        # Service statistics from heartbeats, their measures and badge levels.
+        self.badges = badges or BadgesConfig()
+        self.service = ServiceBook()
+        self.levels = ServiceLevels(store, self.badges, self.service)
         self.change_retention = change_retention
         self._leases = LeaseTable()
         self._feed = ChangeFeed()
@@ -164,6 +172,7 @@ class Registry:
             now = self.clock.now()
             interval = self.rules.interval(beat.heartbeat_interval, lease.heartbeat_interval)
             grant = self.rules.grant(interval, now)
+            self._take_stats(beat.node_id, beat.stats, lease.flows, now)
             LeaseTable.renew(lease, grant, now, beat.load)
             return grant
         check_node_id(beat.node_id)
@@ -187,6 +196,7 @@ class Registry:
             raise NodeNotRegistered(beat.node_id, "is not registered")
         if node.state is NodeState.LEFT:
             raise NodeNotRegistered(beat.node_id, "deregistered")
+        self._take_stats(node.node_id, beat.stats, frozenset(f.name for f in node.flows), now)
         grant = self.rules.grant(
             self.rules.interval(beat.heartbeat_interval, node.heartbeat_interval), now
         )
@@ -210,6 +220,14 @@ class Registry:
         self._publish(changes)
         log.info("node %s online again: it heartbeats after its lease ran out", saved.node_id)
         return grant
+
+    def _take_stats(
+        self, node_id: str, stats: ServiceReport | None, flows: frozenset[str], now: float
+    ) -> None:
+        """Check a node's statistics against what it registered, then keep them."""
+        if stats is not None:
+            check_report(stats, flows, self.badges.window)
+            self.service.record(node_id, replace(stats, at=now))
 
     async def deregister(self, writer: Principal, node_id: str, reason: str = "") -> NodeRecord:
         check_node_writer(writer, node_id)
@@ -295,6 +313,15 @@ class Registry:
             except Exception:
                 log.exception("registry sweep failed; retrying in %.1f s", interval)
 
+    async def measure_service(self) -> dict[tuple[str, str], str]:
+        """Measure every reported flow over the badge window (registryd/service_levels.py);
+        the market view shows the measures. Returns the level each (node, flow) earns."""
+
+        async def page(after: str) -> NodePage:
+            return await self.list_nodes(NodeQuery(after_node_id=after), MAX_PAGE_SIZE)
+
+        return await self.levels.measure_all(page, self.clock.now())
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def get_node(self, node_id: str) -> NodeRecord:
@@ -315,18 +342,33 @@ class Registry:
         flow = node.flow(flow_name)
         if flow is None:
             raise FlowOfferNotFound(node_id, flow_name)
-        return FlowOffer(flow, node)
+        return self.with_service(FlowOffer(flow, node))
 
     async def list_flow_offers(
-        self, query: NodeQuery, page_size: int = 0, after: OfferKey | None = None
+        self,
+        query: NodeQuery,
+        page_size: int = 0,
+        after: OfferKey | None = None,
+        market: OfferFilter | None = None,
     ) -> tuple[FlowOfferPage, OfferKey | None]:
         """A page of offers ordered by flow name then node id, bounded in count and bytes
-        (registryd/paging.py), and the key to continue after (None: the last page)."""
+        (registryd/paging.py), and the key to continue after (None: the last page). `market`
+        keeps only the offers passing the market view's filters (registryd/market.py)."""
         size = min(page_size, MAX_PAGE_SIZE) if page_size > 0 else MAX_PAGE_SIZE
         if page_size < 0:
             raise InvalidArgument.field("page_size", "must not be negative")
         revision = await self.store.revision()
-        return await offer_page(self.store, query, size, after, revision, self._live)
+        keep = None
+        if market is not None and not market.empty:
+            keep = OfferSieve(market, self.badges.levels, self.service).keep
+        page, key = await offer_page(
+            self.store, query, size, after, revision, self._live, keep=keep
+        )
+        return replace(page, offers=[self.with_service(o) for o in page.offers]), key
+
+    def with_service(self, offer: FlowOffer) -> FlowOffer:
+        """The offer with its measured service and badge level."""
+        return self.service.describe(offer)
 
     async def open_watch(self, after_revision: int) -> Watch:
         """Check where a watch starts (so errors come before the stream) and open it.

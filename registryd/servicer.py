@@ -39,7 +39,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: pb.HeartbeatRequest, context: Context
     ) -> pb.HeartbeatResponse:
         lease = await self.registry.heartbeat(current_principal(), codec.heartbeat_from_pb(request))
-        return pb.HeartbeatResponse(lease=codec.lease_to_pb(lease))
+        return pb.HeartbeatResponse(
+            lease=codec.lease_to_pb(lease),
+            stats_window=codec.duration(self.registry.badges.window),
+        )
 
     async def DeregisterNode(
         self, request: pb.DeregisterNodeRequest, context: Context
@@ -74,6 +77,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             codec.offer_query_from_pb(request),
             request.page_size,
             codec.decode_offer_token(request.page_token),
+            codec.market_filter_from_pb(request, self.registry.badges.levels),
         )
         return pb.ListFlowOffersResponse(
             offers=[codec.offer_to_pb(o) for o in page.offers],

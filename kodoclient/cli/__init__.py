@@ -22,6 +22,7 @@ from kodoclient.cli.launch import launch
 from kodoclient.cli.ledger import balance, budget, credit, ledger
 from kodoclient.cli.login import login
 from kodoclient.cli.ls import ls
+from kodoclient.cli.market import market
 from kodoclient.cli.node import node as node_command
 from kodoclient.cli.nodes import nodes
 from kodoclient.cli.peers import peers
@@ -148,8 +149,9 @@ for _command in (nodes, peers, watch_registry):
 for _command in (pki, user, group, login, whoami, verify):
     main.add_command(_command)
 
-# The market: metered usage (docs/market.md).
-main.add_command(usage)
+# The market (docs/market.md): metered usage, the market view.
+for _command in (usage, market):
+    main.add_command(_command)
 
 # Budgets and settlement (docs/market.md).
 for _command in (balance, ledger, budget, credit):

@@ -2,7 +2,9 @@
 
 Give badge tokens (or `@FILE`), or `--node` (and `--flow`) to fetch the badges the auth
 provider lists for them; either way the signature is checked here, with the CA certificate
-only (`--ca`, else the one of your identity).
+only (`--ca`, else the one of your identity). A service-level badge shows its level and the
+measurements behind it. `--online` also asks the registry whether a badge was revoked (the
+offline check cannot know; the badge's short validity bounds that).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.cli.options import json_option
 from kodoclient.errors import ConfigError
 from kodoclient.identity import identity_files
-from kodosumi.badges import BadgeError, verify_badge
+from kodosumi.badges import Badge, BadgeError, read_badge, verify_badge
 from kodosumi.tls import dev_client_files
 from kodosumi.v1 import auth_pb2 as pb
 
@@ -35,6 +37,29 @@ def ca_of(state: CliState) -> x509.Certificate:
     raise ConfigError("no CA certificate: pass --ca FILE", reason="NO_CREDENTIALS")
 
 
+def measurements(badge: Badge) -> list[str]:
+    """The lines a service-level badge adds: what was measured, and what its level needs."""
+    facts = badge.facts
+    if "level" not in facts:
+        return []
+    lines = [
+        f"  measured over {facts.get('window_seconds', 0):g} s: {facts.get('runs', 0)} runs, "
+        f"{facts.get('successes', 0)} succeeded, {facts.get('failures', 0)} failed, "
+        f"success {float(facts.get('success_rate', 0)):.1%}, "
+        f"p50 {facts.get('p50_seconds', 0):g} s, p95 {facts.get('p95_seconds', 0):g} s, "
+        f"availability {float(facts.get('availability', 0)):.3%}"
+    ]
+    criteria = facts.get("criteria") or {}
+    needs = [
+        f"success_rate >= {criteria['success_rate']:g}" if "success_rate" in criteria else "",
+        f"p95 <= {criteria['p95_seconds']:g} s" if "p95_seconds" in criteria else "",
+        f"availability >= {criteria['availability']:g}" if "availability" in criteria else "",
+        f"runs >= {criteria['min_runs']}" if "min_runs" in criteria else "",
+    ]
+    lines.append(f"  {facts['level']} needs: " + ", ".join(n for n in needs if n))
+    return lines
+
+
 def _read(token: str) -> str:
     return Path(token[1:]).read_text().strip() if token.startswith("@") else token
 
@@ -43,11 +68,19 @@ def _read(token: str) -> str:
 @click.argument("badges", nargs=-1, metavar="[BADGE|@FILE]...")
 @click.option("--node", "node_id", default="", help="Fetch and check this node's badges.")
 @click.option("--flow", default="", help="Only badges about this flow.")
+@click.option(
+    "--online", is_flag=True, help="Also ask the registry whether each badge was revoked."
+)
 @registry_option
 @json_option
 @click.pass_context
 def verify(
-    ctx: click.Context, badges: tuple[str, ...], node_id: str, flow: str, registry: str | None
+    ctx: click.Context,
+    badges: tuple[str, ...],
+    node_id: str,
+    flow: str,
+    online: bool,
+    registry: str | None,
 ) -> None:
     """Verify badges offline with the CA certificate (exit 5 if one does not verify)."""
     state = state_of(ctx)
@@ -66,9 +99,14 @@ def verify(
             if not response.badges:
                 state.note(f"no badges for {node_id}{'/' + flow if flow else ''}")
         code = exit_codes.OK
+        revoked: dict[str, str] = {}
+        if online and tokens:
+            revoked = await _revocations(state, registry, tokens)
         for token in tokens:
             try:
                 badge = verify_badge(token, ca)
+                if badge.badge_id in revoked:
+                    raise BadgeError(f"revoked by the registry: {revoked[badge.badge_id]}")
             except BadgeError as e:
                 code = exit_codes.DENIED
                 if state.settings.json:
@@ -84,9 +122,19 @@ def verify(
                         "kind": badge.kind,
                         "subject": badge.subject,
                         "expires": expires,
+                        "badge_id": badge.badge_id,
+                        "level": str(badge.facts.get("level", "")),
                         "facts": badge.facts,
                     }
                 )
+            elif "level" in badge.facts:
+                state.out.print(
+                    f"valid {badge.kind} badge {badge.facts['level']} for {badge.subject} "
+                    f"(until {expires})",
+                    highlight=False,
+                )
+                for line in measurements(badge):
+                    state.out.print(line, highlight=False)
             else:
                 facts = ", ".join(f"{k}={v}" for k, v in sorted(badge.facts.items()))
                 state.out.print(
@@ -96,3 +144,23 @@ def verify(
         return code
 
     execute(ctx, body)
+
+
+async def _revocations(state: CliState, registry: str | None, tokens: list[str]) -> dict[str, str]:
+    """Badge id -> revocation reason, for the badges among `tokens` the registry revoked."""
+    ids = set()
+    for token in tokens:
+        try:
+            ids.add(read_badge(token).badge_id)
+        except BadgeError:
+            continue  # reported as invalid below
+    revoked: dict[str, str] = {}
+    async with auth_client(state, registry) as client:
+        for badge_id in sorted(i for i in ids if i):
+            response = await client.call(
+                "ListBadges", pb.ListBadgesRequest(badge_id=badge_id, include_revoked=True)
+            )
+            for listed in response.badges:
+                if listed.HasField("revoke_time"):
+                    revoked[listed.badge_id] = listed.revoke_reason or "revoked"
+    return revoked

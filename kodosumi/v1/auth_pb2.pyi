@@ -1056,15 +1056,30 @@ class Badge(_message.Message):
     SUBJECT_FIELD_NUMBER: _builtins.int
     ISSUE_TIME_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    BADGE_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    REVOKE_TIME_FIELD_NUMBER: _builtins.int
+    REVOKE_REASON_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     """The signed attestation (compact JWS, ES256, signed with the CA key)."""
     kind: Global___BadgeKind.ValueType
     subject: _builtins.str
     """The SPIFFE ID the badge is about."""
+    badge_id: _builtins.str
+    """-- service-level badges from measured service (docs/market.md) --"""
+    level: _builtins.str
+    """The service level (a `[badges.levels]` name); empty for badges issued by hand."""
+    revoke_reason: _builtins.str
     @_builtins.property
     def issue_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def revoke_time(self) -> _timestamp_pb2.Timestamp:
+        """Set when the registry revoked the badge (the node fell below its level, or earned
+        another): the signature still verifies offline until `expire_time`.
+        """
+
     def __init__(
         self,
         *,
@@ -1073,10 +1088,14 @@ class Badge(_message.Message):
         subject: _builtins.str = ...,
         issue_time: _timestamp_pb2.Timestamp | None = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
+        badge_id: _builtins.str = ...,
+        level: _builtins.str = ...,
+        revoke_time: _timestamp_pb2.Timestamp | None = ...,
+        revoke_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "issue_time", b"issue_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "issue_time", b"issue_time", "revoke_time", b"revoke_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "issue_time", b"issue_time", "kind", b"kind", "subject", b"subject", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["badge_id", b"badge_id", "expire_time", b"expire_time", "issue_time", b"issue_time", "kind", b"kind", "level", b"level", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time", "subject", b"subject", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1108,19 +1127,27 @@ class ListBadgesRequest(_message.Message):
 
     NODE_ID_FIELD_NUMBER: _builtins.int
     FLOW_FIELD_NUMBER: _builtins.int
+    INCLUDE_REVOKED_FIELD_NUMBER: _builtins.int
+    BADGE_ID_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Only badges about this node (and its flows); empty for all."""
     flow: _builtins.str
     """Only badges about this flow."""
+    include_revoked: _builtins.bool
+    """Revoked badges too (with their revocation): what a verifier checks online."""
+    badge_id: _builtins.str
+    """Only the badge of this id (the `jti` of its claims)."""
     def __init__(
         self,
         *,
         node_id: _builtins.str = ...,
         flow: _builtins.str = ...,
+        include_revoked: _builtins.bool = ...,
+        badge_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow", b"flow", "node_id", b"node_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["badge_id", b"badge_id", "flow", b"flow", "include_revoked", b"include_revoked", "node_id", b"node_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,57 +28,63 @@ from kodosumi.v1 import flow_pb2 as kodosumi_dot_v1_dot_flow__pb2
 from kodosumi.v1 import node_pb2 as kodosumi_dot_v1_dot_node__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akodosumi/v1/registry.proto\x12\x0bkodosumi.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16kodosumi/v1/flow.proto\x1a\x16kodosumi/v1/node.proto\"\xa4\x04\n\x0eRegisteredNode\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x11\n\tendpoints\x18\x03 \x03(\t\x12 \n\x05\x66lows\x18\x04 \x03(\x0b\x32\x11.kodosumi.v1.Flow\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12/\n\x05state\x18\x07 \x01(\x0e\x32 .kodosumi.v1.RegisteredNodeState\x12\x14\n\x0cstate_reason\x18\x08 \x01(\t\x12#\n\x04load\x18\t \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\x12\x37\n\x13\x66irst_register_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11state_change_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_heartbeat_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11lease_expire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x12heartbeat_interval\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08revision\x18\x0f \x01(\x04\"\x9f\x01\n\tFlowOffer\x12\x1f\n\x04\x66low\x18\x01 \x01(\x0b\x32\x11.kodosumi.v1.Flow\x12\x34\n\nnode_state\x18\x02 \x01(\x0e\x32 .kodosumi.v1.RegisteredNodeState\x12\x11\n\tendpoints\x18\x03 \x03(\t\x12(\n\tnode_load\x18\x04 \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\"\x9b\x01\n\tNodeLease\x12&\n\x03ttl\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xde\x01\n\x13RegisterNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tendpoints\x18\x02 \x03(\t\x12 \n\x05\x66lows\x18\x03 \x03(\x0b\x32\x11.kodosumi.v1.Flow\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12\x35\n\x12heartbeat_interval\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12#\n\x04load\x18\x07 \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\"h\n\x14RegisterNodeResponse\x12)\n\x04node\x18\x01 \x01(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\x12%\n\x05lease\x18\x02 \x01(\x0b\x32\x16.kodosumi.v1.NodeLease\"\x7f\n\x10HeartbeatRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12#\n\x04load\x18\x03 \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\":\n\x11HeartbeatResponse\x12%\n\x05lease\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.NodeLease\"8\n\x15\x44\x65registerNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x16\x44\x65registerNodeResponse\x12)\n\x04node\x18\x01 \x01(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\"!\n\x0eGetNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"<\n\x0fGetNodeResponse\x12)\n\x04node\x18\x01 \x01(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\"\x90\x01\n\x10ListNodesRequest\x12\x30\n\x06states\x18\x01 \x03(\x0e\x32 .kodosumi.v1.RegisteredNodeState\x12\x10\n\x08\x66low_tag\x18\x02 \x01(\t\x12\x11\n\tflow_name\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"j\n\x11ListNodesResponse\x12*\n\x05nodes\x18\x01 \x03(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"9\n\x13GetFlowOfferRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tflow_name\x18\x02 \x01(\t\"=\n\x14GetFlowOfferResponse\x12%\n\x05offer\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.FlowOffer\"\x95\x01\n\x15ListFlowOffersRequest\x12\x35\n\x0bnode_states\x18\x01 \x03(\x0e\x32 .kodosumi.v1.RegisteredNodeState\x12\x0b\n\x03tag\x18\x02 \x01(\t\x12\x11\n\tflow_name\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"k\n\x16ListFlowOffersResponse\x12&\n\x06offers\x18\x01 \x03(\x0b\x32\x16.kodosumi.v1.FlowOffer\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\xd8\x01\n\x0eRegistryChange\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.kodosumi.v1.RegistryChangeKind\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x04node\x18\x05 \x01(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\x12\x1f\n\x04\x66low\x18\x06 \x01(\x0b\x32\x11.kodosumi.v1.Flow\".\n\x14WatchRegistryRequest\x12\x16\n\x0e\x61\x66ter_revision\x18\x01 \x01(\x04\"h\n\x15WatchRegistryResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\x12,\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1b.kodosumi.v1.RegistryChange\x12\x10\n\x08revision\x18\x03 \x01(\x04*\xa1\x01\n\x13RegisteredNodeState\x12%\n!REGISTERED_NODE_STATE_UNSPECIFIED\x10\x00\x12 \n\x1cREGISTERED_NODE_STATE_ONLINE\x10\x01\x12!\n\x1dREGISTERED_NODE_STATE_OFFLINE\x10\x02\x12\x1e\n\x1aREGISTERED_NODE_STATE_LEFT\x10\x03*\xc5\x02\n\x12RegistryChangeKind\x12$\n REGISTRY_CHANGE_KIND_UNSPECIFIED\x10\x00\x12$\n REGISTRY_CHANGE_KIND_NODE_ONLINE\x10\x01\x12%\n!REGISTRY_CHANGE_KIND_NODE_OFFLINE\x10\x02\x12\"\n\x1eREGISTRY_CHANGE_KIND_NODE_LEFT\x10\x03\x12%\n!REGISTRY_CHANGE_KIND_NODE_UPDATED\x10\x04\x12#\n\x1fREGISTRY_CHANGE_KIND_FLOW_ADDED\x10\x05\x12%\n!REGISTRY_CHANGE_KIND_FLOW_REMOVED\x10\x06\x12%\n!REGISTRY_CHANGE_KIND_FLOW_UPDATED\x10\x07\x32\xa9\x05\n\x0fRegistryService\x12S\n\x0cRegisterNode\x12 .kodosumi.v1.RegisterNodeRequest\x1a!.kodosumi.v1.RegisterNodeResponse\x12J\n\tHeartbeat\x12\x1d.kodosumi.v1.HeartbeatRequest\x1a\x1e.kodosumi.v1.HeartbeatResponse\x12Y\n\x0e\x44\x65registerNode\x12\".kodosumi.v1.DeregisterNodeRequest\x1a#.kodosumi.v1.DeregisterNodeResponse\x12\x44\n\x07GetNode\x12\x1b.kodosumi.v1.GetNodeRequest\x1a\x1c.kodosumi.v1.GetNodeResponse\x12J\n\tListNodes\x12\x1d.kodosumi.v1.ListNodesRequest\x1a\x1e.kodosumi.v1.ListNodesResponse\x12S\n\x0cGetFlowOffer\x12 .kodosumi.v1.GetFlowOfferRequest\x1a!.kodosumi.v1.GetFlowOfferResponse\x12Y\n\x0eListFlowOffers\x12\".kodosumi.v1.ListFlowOffersRequest\x1a#.kodosumi.v1.ListFlowOffersResponse\x12X\n\rWatchRegistry\x12!.kodosumi.v1.WatchRegistryRequest\x1a\".kodosumi.v1.WatchRegistryResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1akodosumi/v1/registry.proto\x12\x0bkodosumi.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16kodosumi/v1/flow.proto\x1a\x16kodosumi/v1/node.proto\"\xa4\x04\n\x0eRegisteredNode\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x11\n\tendpoints\x18\x03 \x03(\t\x12 \n\x05\x66lows\x18\x04 \x03(\x0b\x32\x11.kodosumi.v1.Flow\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12/\n\x05state\x18\x07 \x01(\x0e\x32 .kodosumi.v1.RegisteredNodeState\x12\x14\n\x0cstate_reason\x18\x08 \x01(\t\x12#\n\x04load\x18\t \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\x12\x37\n\x13\x66irst_register_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11state_change_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_heartbeat_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11lease_expire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x12heartbeat_interval\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08revision\x18\x0f \x01(\x04\"\xcb\x01\n\tFlowOffer\x12\x1f\n\x04\x66low\x18\x01 \x01(\x0b\x32\x11.kodosumi.v1.Flow\x12\x34\n\nnode_state\x18\x02 \x01(\x0e\x32 .kodosumi.v1.RegisteredNodeState\x12\x11\n\tendpoints\x18\x03 \x03(\t\x12(\n\tnode_load\x18\x04 \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\x12*\n\x07service\x18\x05 \x01(\x0b\x32\x19.kodosumi.v1.ServiceLevel\"\x9b\x01\n\tNodeLease\x12&\n\x03ttl\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xde\x01\n\x13RegisterNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tendpoints\x18\x02 \x03(\t\x12 \n\x05\x66lows\x18\x03 \x03(\x0b\x32\x11.kodosumi.v1.Flow\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12\x35\n\x12heartbeat_interval\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12#\n\x04load\x18\x07 \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\"h\n\x14RegisterNodeResponse\x12)\n\x04node\x18\x01 \x01(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\x12%\n\x05lease\x18\x02 \x01(\x0b\x32\x16.kodosumi.v1.NodeLease\"\xb1\x01\n\x10HeartbeatRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12#\n\x04load\x18\x03 \x01(\x0b\x32\x15.kodosumi.v1.NodeLoad\x12\x30\n\rservice_stats\x18\x04 \x01(\x0b\x32\x19.kodosumi.v1.ServiceStats\"k\n\x11HeartbeatResponse\x12%\n\x05lease\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.NodeLease\x12/\n\x0cstats_window\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\"8\n\x15\x44\x65registerNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x16\x44\x65registerNodeResponse\x12)\n\x04node\x18\x01 \x01(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\"!\n\x0eGetNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"<\n\x0fGetNodeResponse\x12)\n\x04node\x18\x01 \x01(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\"\x90\x01\n\x10ListNodesRequest\x12\x30\n\x06states\x18\x01 \x03(\x0e\x32 .kodosumi.v1.RegisteredNodeState\x12\x10\n\x08\x66low_tag\x18\x02 \x01(\t\x12\x11\n\tflow_name\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"j\n\x11ListNodesResponse\x12*\n\x05nodes\x18\x01 \x03(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"9\n\x13GetFlowOfferRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tflow_name\x18\x02 \x01(\t\"=\n\x14GetFlowOfferResponse\x12%\n\x05offer\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.FlowOffer\"\x8d\x02\n\x15ListFlowOffersRequest\x12\x35\n\x0bnode_states\x18\x01 \x03(\x0e\x32 .kodosumi.v1.RegisteredNodeState\x12\x0b\n\x03tag\x18\x02 \x01(\t\x12\x11\n\tflow_name\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x11\n\tmax_price\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x17\n\x0fmin_badge_level\x18\t \x01(\t\x12*\n\x07max_p95\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\"k\n\x16ListFlowOffersResponse\x12&\n\x06offers\x18\x01 \x03(\x0b\x32\x16.kodosumi.v1.FlowOffer\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\xd8\x01\n\x0eRegistryChange\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.kodosumi.v1.RegistryChangeKind\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x04node\x18\x05 \x01(\x0b\x32\x1b.kodosumi.v1.RegisteredNode\x12\x1f\n\x04\x66low\x18\x06 \x01(\x0b\x32\x11.kodosumi.v1.Flow\".\n\x14WatchRegistryRequest\x12\x16\n\x0e\x61\x66ter_revision\x18\x01 \x01(\x04\"h\n\x15WatchRegistryResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\x12,\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x1b.kodosumi.v1.RegistryChange\x12\x10\n\x08revision\x18\x03 \x01(\x04\"}\n\x10\x46lowServiceStats\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\x0c\n\x04runs\x18\x02 \x01(\r\x12\x11\n\tsuccesses\x18\x03 \x01(\r\x12\x10\n\x08\x66\x61ilures\x18\x04 \x01(\r\x12\x13\n\x0bp50_seconds\x18\x05 \x01(\x01\x12\x13\n\x0bp95_seconds\x18\x06 \x01(\x01\"g\n\x0cServiceStats\x12)\n\x06window\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\x05\x66lows\x18\x02 \x03(\x0b\x32\x1d.kodosumi.v1.FlowServiceStats\"\x9a\x02\n\x0cServiceLevel\x12\x0c\n\x04runs\x18\x01 \x01(\r\x12\x11\n\tsuccesses\x18\x02 \x01(\r\x12\x10\n\x08\x66\x61ilures\x18\x03 \x01(\r\x12\x14\n\x0csuccess_rate\x18\x04 \x01(\x01\x12\x13\n\x0bp50_seconds\x18\x05 \x01(\x01\x12\x13\n\x0bp95_seconds\x18\x06 \x01(\x01\x12\x14\n\x0c\x61vailability\x18\x07 \x01(\x01\x12)\n\x06window\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x62\x61\x64ge_level\x18\t \x01(\t\x12\x10\n\x08\x62\x61\x64ge_id\x18\n \x01(\t\x12/\n\x0breport_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa1\x01\n\x13RegisteredNodeState\x12%\n!REGISTERED_NODE_STATE_UNSPECIFIED\x10\x00\x12 \n\x1cREGISTERED_NODE_STATE_ONLINE\x10\x01\x12!\n\x1dREGISTERED_NODE_STATE_OFFLINE\x10\x02\x12\x1e\n\x1aREGISTERED_NODE_STATE_LEFT\x10\x03*\xc5\x02\n\x12RegistryChangeKind\x12$\n REGISTRY_CHANGE_KIND_UNSPECIFIED\x10\x00\x12$\n REGISTRY_CHANGE_KIND_NODE_ONLINE\x10\x01\x12%\n!REGISTRY_CHANGE_KIND_NODE_OFFLINE\x10\x02\x12\"\n\x1eREGISTRY_CHANGE_KIND_NODE_LEFT\x10\x03\x12%\n!REGISTRY_CHANGE_KIND_NODE_UPDATED\x10\x04\x12#\n\x1fREGISTRY_CHANGE_KIND_FLOW_ADDED\x10\x05\x12%\n!REGISTRY_CHANGE_KIND_FLOW_REMOVED\x10\x06\x12%\n!REGISTRY_CHANGE_KIND_FLOW_UPDATED\x10\x07\x32\xa9\x05\n\x0fRegistryService\x12S\n\x0cRegisterNode\x12 .kodosumi.v1.RegisterNodeRequest\x1a!.kodosumi.v1.RegisterNodeResponse\x12J\n\tHeartbeat\x12\x1d.kodosumi.v1.HeartbeatRequest\x1a\x1e.kodosumi.v1.HeartbeatResponse\x12Y\n\x0e\x44\x65registerNode\x12\".kodosumi.v1.DeregisterNodeRequest\x1a#.kodosumi.v1.DeregisterNodeResponse\x12\x44\n\x07GetNode\x12\x1b.kodosumi.v1.GetNodeRequest\x1a\x1c.kodosumi.v1.GetNodeResponse\x12J\n\tListNodes\x12\x1d.kodosumi.v1.ListNodesRequest\x1a\x1e.kodosumi.v1.ListNodesResponse\x12S\n\x0cGetFlowOffer\x12 .kodosumi.v1.GetFlowOfferRequest\x1a!.kodosumi.v1.GetFlowOfferResponse\x12Y\n\x0eListFlowOffers\x12\".kodosumi.v1.ListFlowOffersRequest\x1a#.kodosumi.v1.ListFlowOffersResponse\x12X\n\rWatchRegistry\x12!.kodosumi.v1.WatchRegistryRequest\x1a\".kodosumi.v1.WatchRegistryResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kodosumi.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTEREDNODESTATE']._serialized_start=2783
-  _globals['_REGISTEREDNODESTATE']._serialized_end=2944
-  _globals['_REGISTRYCHANGEKIND']._serialized_start=2947
-  _globals['_REGISTRYCHANGEKIND']._serialized_end=3272
+  _globals['_REGISTEREDNODESTATE']._serialized_start=3564
+  _globals['_REGISTEREDNODESTATE']._serialized_end=3725
+  _globals['_REGISTRYCHANGEKIND']._serialized_start=3728
+  _globals['_REGISTRYCHANGEKIND']._serialized_end=4053
   _globals['_REGISTEREDNODE']._serialized_start=157
   _globals['_REGISTEREDNODE']._serialized_end=705
   _globals['_FLOWOFFER']._serialized_start=708
-  _globals['_FLOWOFFER']._serialized_end=867
-  _globals['_NODELEASE']._serialized_start=870
-  _globals['_NODELEASE']._serialized_end=1025
-  _globals['_REGISTERNODEREQUEST']._serialized_start=1028
-  _globals['_REGISTERNODEREQUEST']._serialized_end=1250
-  _globals['_REGISTERNODERESPONSE']._serialized_start=1252
-  _globals['_REGISTERNODERESPONSE']._serialized_end=1356
-  _globals['_HEARTBEATREQUEST']._serialized_start=1358
-  _globals['_HEARTBEATREQUEST']._serialized_end=1485
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1487
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1545
-  _globals['_DEREGISTERNODEREQUEST']._serialized_start=1547
-  _globals['_DEREGISTERNODEREQUEST']._serialized_end=1603
-  _globals['_DEREGISTERNODERESPONSE']._serialized_start=1605
-  _globals['_DEREGISTERNODERESPONSE']._serialized_end=1672
-  _globals['_GETNODEREQUEST']._serialized_start=1674
-  _globals['_GETNODEREQUEST']._serialized_end=1707
-  _globals['_GETNODERESPONSE']._serialized_start=1709
-  _globals['_GETNODERESPONSE']._serialized_end=1769
-  _globals['_LISTNODESREQUEST']._serialized_start=1772
-  _globals['_LISTNODESREQUEST']._serialized_end=1916
-  _globals['_LISTNODESRESPONSE']._serialized_start=1918
-  _globals['_LISTNODESRESPONSE']._serialized_end=2024
-  _globals['_GETFLOWOFFERREQUEST']._serialized_start=2026
-  _globals['_GETFLOWOFFERREQUEST']._serialized_end=2083
-  _globals['_GETFLOWOFFERRESPONSE']._serialized_start=2085
-  _globals['_GETFLOWOFFERRESPONSE']._serialized_end=2146
-  _globals['_LISTFLOWOFFERSREQUEST']._serialized_start=2149
-  _globals['_LISTFLOWOFFERSREQUEST']._serialized_end=2298
-  _globals['_LISTFLOWOFFERSRESPONSE']._serialized_start=2300
-  _globals['_LISTFLOWOFFERSRESPONSE']._serialized_end=2407
-  _globals['_REGISTRYCHANGE']._serialized_start=2410
-  _globals['_REGISTRYCHANGE']._serialized_end=2626
-  _globals['_WATCHREGISTRYREQUEST']._serialized_start=2628
-  _globals['_WATCHREGISTRYREQUEST']._serialized_end=2674
-  _globals['_WATCHREGISTRYRESPONSE']._serialized_start=2676
-  _globals['_WATCHREGISTRYRESPONSE']._serialized_end=2780
-  _globals['_REGISTRYSERVICE']._serialized_start=3275
-  _globals['_REGISTRYSERVICE']._serialized_end=3956
+  _globals['_FLOWOFFER']._serialized_end=911
+  _globals['_NODELEASE']._serialized_start=914
+  _globals['_NODELEASE']._serialized_end=1069
+  _globals['_REGISTERNODEREQUEST']._serialized_start=1072
+  _globals['_REGISTERNODEREQUEST']._serialized_end=1294
+  _globals['_REGISTERNODERESPONSE']._serialized_start=1296
+  _globals['_REGISTERNODERESPONSE']._serialized_end=1400
+  _globals['_HEARTBEATREQUEST']._serialized_start=1403
+  _globals['_HEARTBEATREQUEST']._serialized_end=1580
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1582
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1689
+  _globals['_DEREGISTERNODEREQUEST']._serialized_start=1691
+  _globals['_DEREGISTERNODEREQUEST']._serialized_end=1747
+  _globals['_DEREGISTERNODERESPONSE']._serialized_start=1749
+  _globals['_DEREGISTERNODERESPONSE']._serialized_end=1816
+  _globals['_GETNODEREQUEST']._serialized_start=1818
+  _globals['_GETNODEREQUEST']._serialized_end=1851
+  _globals['_GETNODERESPONSE']._serialized_start=1853
+  _globals['_GETNODERESPONSE']._serialized_end=1913
+  _globals['_LISTNODESREQUEST']._serialized_start=1916
+  _globals['_LISTNODESREQUEST']._serialized_end=2060
+  _globals['_LISTNODESRESPONSE']._serialized_start=2062
+  _globals['_LISTNODESRESPONSE']._serialized_end=2168
+  _globals['_GETFLOWOFFERREQUEST']._serialized_start=2170
+  _globals['_GETFLOWOFFERREQUEST']._serialized_end=2227
+  _globals['_GETFLOWOFFERRESPONSE']._serialized_start=2229
+  _globals['_GETFLOWOFFERRESPONSE']._serialized_end=2290
+  _globals['_LISTFLOWOFFERSREQUEST']._serialized_start=2293
+  _globals['_LISTFLOWOFFERSREQUEST']._serialized_end=2562
+  _globals['_LISTFLOWOFFERSRESPONSE']._serialized_start=2564
+  _globals['_LISTFLOWOFFERSRESPONSE']._serialized_end=2671
+  _globals['_REGISTRYCHANGE']._serialized_start=2674
+  _globals['_REGISTRYCHANGE']._serialized_end=2890
+  _globals['_WATCHREGISTRYREQUEST']._serialized_start=2892
+  _globals['_WATCHREGISTRYREQUEST']._serialized_end=2938
+  _globals['_WATCHREGISTRYRESPONSE']._serialized_start=2940
+  _globals['_WATCHREGISTRYRESPONSE']._serialized_end=3044
+  _globals['_FLOWSERVICESTATS']._serialized_start=3046
+  _globals['_FLOWSERVICESTATS']._serialized_end=3171
+  _globals['_SERVICESTATS']._serialized_start=3173
+  _globals['_SERVICESTATS']._serialized_end=3276
+  _globals['_SERVICELEVEL']._serialized_start=3279
+  _globals['_SERVICELEVEL']._serialized_end=3561
+  _globals['_REGISTRYSERVICE']._serialized_start=4056
+  _globals['_REGISTRYSERVICE']._serialized_end=4737
 # @@protoc_insertion_point(module_scope)

@@ -189,6 +189,7 @@ class FlowOffer(_message.Message):
     NODE_STATE_FIELD_NUMBER: _builtins.int
     ENDPOINTS_FIELD_NUMBER: _builtins.int
     NODE_LOAD_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
     node_state: Global___RegisteredNodeState.ValueType
     @_builtins.property
     def flow(self) -> _flow_pb2.Flow:
@@ -198,6 +199,12 @@ class FlowOffer(_message.Message):
     def endpoints(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def node_load(self) -> _node_pb2.NodeLoad: ...
+    @_builtins.property
+    def service(self) -> Global___ServiceLevel:
+        """The flow's service as the registry measured it, with its badge level; unset when the
+        node reported nothing for the flow.
+        """
+
     def __init__(
         self,
         *,
@@ -205,10 +212,11 @@ class FlowOffer(_message.Message):
         node_state: Global___RegisteredNodeState.ValueType = ...,
         endpoints: _abc.Iterable[_builtins.str] | None = ...,
         node_load: _node_pb2.NodeLoad | None = ...,
+        service: Global___ServiceLevel | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["flow", b"flow", "node_load", b"node_load"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flow", b"flow", "node_load", b"node_load", "service", b"service"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoints", b"endpoints", "flow", b"flow", "node_load", b"node_load", "node_state", b"node_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoints", b"endpoints", "flow", b"flow", "node_load", b"node_load", "node_state", b"node_state", "service", b"service"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -328,6 +336,7 @@ class HeartbeatRequest(_message.Message):
     NODE_ID_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     LOAD_FIELD_NUMBER: _builtins.int
+    SERVICE_STATS_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     @_builtins.property
     def heartbeat_interval(self) -> _duration_pb2.Duration:
@@ -335,16 +344,23 @@ class HeartbeatRequest(_message.Message):
 
     @_builtins.property
     def load(self) -> _node_pb2.NodeLoad: ...
+    @_builtins.property
+    def service_stats(self) -> Global___ServiceStats:
+        """What the node measured of its flows over the window the registry asked for
+        (`HeartbeatResponse.stats_window`); unset: nothing to report (the last report stands).
+        """
+
     def __init__(
         self,
         *,
         node_id: _builtins.str = ...,
         heartbeat_interval: _duration_pb2.Duration | None = ...,
         load: _node_pb2.NodeLoad | None = ...,
+        service_stats: Global___ServiceStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "load", b"load"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "load", b"load", "service_stats", b"service_stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "load", b"load", "node_id", b"node_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "load", b"load", "node_id", b"node_id", "service_stats", b"service_stats"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -355,20 +371,26 @@ class HeartbeatResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LEASE_FIELD_NUMBER: _builtins.int
+    STATS_WINDOW_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def lease(self) -> Global___NodeLease:
-        """Field numbers from 2 on are kept free for the revocation list (certificate serials and
+        """Field numbers from 2 to 7 are kept free for the revocation list (certificate serials and
         identities no longer accepted) that the auth provider will hand to nodes.
         """
+
+    @_builtins.property
+    def stats_window(self) -> _duration_pb2.Duration:
+        """The window the registry wants service statistics over (its badge window)."""
 
     def __init__(
         self,
         *,
         lease: Global___NodeLease | None = ...,
+        stats_window: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "stats_window", b"stats_window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease", "stats_window", b"stats_window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -574,6 +596,11 @@ class ListFlowOffersRequest(_message.Message):
     FLOW_NAME_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    MAX_PRICE_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    MIN_BADGE_LEVEL_FIELD_NUMBER: _builtins.int
+    MAX_P95_FIELD_NUMBER: _builtins.int
     tag: _builtins.str
     """Only flows carrying this tag; empty for all."""
     flow_name: _builtins.str
@@ -584,9 +611,27 @@ class ListFlowOffersRequest(_message.Message):
     """
     page_token: _builtins.str
     """`next_page_token` of the previous page; empty for the first."""
+    text: _builtins.str
+    """The market view's filters (docs/market.md); a bad one is INVALID_ARGUMENT naming it.
+    Only flows whose name, description or a tag contains this text (case-insensitive).
+    """
+    max_price: _builtins.str
+    """Only flows that cost at most this much per run (a decimal string, in `currency`): the
+    per-run part plus the per-second part at the measured p50. Free flows always match.
+    """
+    currency: _builtins.str
+    """The currency of `max_price` (required with it)."""
+    min_badge_level: _builtins.str
+    """Only flows holding a badge of this level or a better one (levels of the registry's
+    `[badges.levels]`, best first).
+    """
     @_builtins.property
     def node_states(self) -> _containers.RepeatedScalarFieldContainer[Global___RegisteredNodeState.ValueType]:
         """Only flows of nodes in one of these states; empty for all."""
+
+    @_builtins.property
+    def max_p95(self) -> _duration_pb2.Duration:
+        """Only flows with a measured p95 run time of at most this."""
 
     def __init__(
         self,
@@ -596,10 +641,15 @@ class ListFlowOffersRequest(_message.Message):
         flow_name: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        text: _builtins.str = ...,
+        max_price: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        min_badge_level: _builtins.str = ...,
+        max_p95: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["max_p95", b"max_p95"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow_name", b"flow_name", "node_states", b"node_states", "page_size", b"page_size", "page_token", b"page_token", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "flow_name", b"flow_name", "max_p95", b"max_p95", "max_price", b"max_price", "min_badge_level", b"min_badge_level", "node_states", b"node_states", "page_size", b"page_size", "page_token", b"page_token", "tag", b"tag", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -727,3 +777,134 @@ class WatchRegistryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchRegistryResponse: _TypeAlias = WatchRegistryResponse  # noqa: Y015
+
+@_typing.final
+class FlowServiceStats(_message.Message):
+    """-- Service statistics and badge levels (docs/market.md, "Badges from measured service") ---
+
+    What a node measured for one of its flows, over the window of its report.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLOW_FIELD_NUMBER: _builtins.int
+    RUNS_FIELD_NUMBER: _builtins.int
+    SUCCESSES_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    P50_SECONDS_FIELD_NUMBER: _builtins.int
+    P95_SECONDS_FIELD_NUMBER: _builtins.int
+    flow: _builtins.str
+    """A flow the node registered."""
+    runs: _builtins.int
+    """Executions of the flow that ended within the window (successes, failures, cancellations)."""
+    successes: _builtins.int
+    failures: _builtins.int
+    """FAILED and TIMED_OUT ends (cancellations count as runs, not as failures)."""
+    p50_seconds: _builtins.float
+    """Run time (started to ended) of the succeeded and failed runs: median and 95th percentile."""
+    p95_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        flow: _builtins.str = ...,
+        runs: _builtins.int = ...,
+        successes: _builtins.int = ...,
+        failures: _builtins.int = ...,
+        p50_seconds: _builtins.float = ...,
+        p95_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failures", b"failures", "flow", b"flow", "p50_seconds", b"p50_seconds", "p95_seconds", b"p95_seconds", "runs", b"runs", "successes", b"successes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlowServiceStats: _TypeAlias = FlowServiceStats  # noqa: Y015
+
+@_typing.final
+class ServiceStats(_message.Message):
+    """A node's per-flow statistics over a window ending when it sends them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_FIELD_NUMBER: _builtins.int
+    FLOWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def window(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def flows(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlowServiceStats]:
+        """At most one entry per flow, at most as many as the node registered."""
+
+    def __init__(
+        self,
+        *,
+        window: _duration_pb2.Duration | None = ...,
+        flows: _abc.Iterable[Global___FlowServiceStats] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flows", b"flows", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceStats: _TypeAlias = ServiceStats  # noqa: Y015
+
+@_typing.final
+class ServiceLevel(_message.Message):
+    """The registry's view of one flow's service on one node: the node's latest figures, its
+    availability as the registry saw it (heartbeats), and the badge level they earned.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    SUCCESSES_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    SUCCESS_RATE_FIELD_NUMBER: _builtins.int
+    P50_SECONDS_FIELD_NUMBER: _builtins.int
+    P95_SECONDS_FIELD_NUMBER: _builtins.int
+    AVAILABILITY_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    BADGE_LEVEL_FIELD_NUMBER: _builtins.int
+    BADGE_ID_FIELD_NUMBER: _builtins.int
+    REPORT_TIME_FIELD_NUMBER: _builtins.int
+    runs: _builtins.int
+    successes: _builtins.int
+    failures: _builtins.int
+    success_rate: _builtins.float
+    """successes / (successes + failures); 0 without such runs."""
+    p50_seconds: _builtins.float
+    p95_seconds: _builtins.float
+    availability: _builtins.float
+    """Share of the window the node was ONLINE (registry leases)."""
+    badge_level: _builtins.str
+    """The level of the flow's current service-level badge; empty: none."""
+    badge_id: _builtins.str
+    @_builtins.property
+    def window(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def report_time(self) -> _timestamp_pb2.Timestamp:
+        """When the node reported the figures."""
+
+    def __init__(
+        self,
+        *,
+        runs: _builtins.int = ...,
+        successes: _builtins.int = ...,
+        failures: _builtins.int = ...,
+        success_rate: _builtins.float = ...,
+        p50_seconds: _builtins.float = ...,
+        p95_seconds: _builtins.float = ...,
+        availability: _builtins.float = ...,
+        window: _duration_pb2.Duration | None = ...,
+        badge_level: _builtins.str = ...,
+        badge_id: _builtins.str = ...,
+        report_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["report_time", b"report_time", "window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability", b"availability", "badge_id", b"badge_id", "badge_level", b"badge_level", "failures", b"failures", "p50_seconds", b"p50_seconds", "p95_seconds", b"p95_seconds", "report_time", b"report_time", "runs", b"runs", "success_rate", b"success_rate", "successes", b"successes", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceLevel: _TypeAlias = ServiceLevel  # noqa: Y015

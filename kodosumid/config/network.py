@@ -20,6 +20,9 @@ class RegistryClientConfig:
     retry_initial_seconds: float = 0.5
     retry_max_seconds: float = 10.0
     call_timeout_seconds: float = 5.0
+    # Service statistics for the heartbeats are read from the event store at most this often
+    # (heartbeats in between send the last report).
+    stats_refresh_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from kodosumi.v1 import event_pb2
 from kodosumid.event_store.memory_usage import MemoryUsage
 from kodosumid.event_store.model import (
     DuplicateExecution,
+    EndedRun,
     ExecutionRecord,
     Page,
     StatusChange,
@@ -124,6 +125,11 @@ class MemoryEventStore:
         ended = [r for r in self._rows.values() if r.terminal and 0 < r.end_ns < end_ns]
         ended.sort(key=lambda r: r.end_ns)
         return [r.execution_id for r in ended[:limit]]
+
+    async def ended_since(self, since_ns: int, limit: int) -> list[EndedRun]:
+        ended = [r for r in self._rows.values() if r.terminal and r.end_ns >= max(since_ns, 1)]
+        ended.sort(key=lambda r: r.end_ns, reverse=True)
+        return [EndedRun(r.flow, r.status, r.start_ns, r.end_ns) for r in ended[:limit]]
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         return self._rows.get(execution_id)

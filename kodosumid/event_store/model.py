@@ -102,5 +102,15 @@ def decode_token(token: str) -> tuple[int, str]:
     return value, execution_id
 
 
+@dataclass(frozen=True, slots=True)
+class EndedRun:
+    """What service statistics need of a finished execution (`EventStore.ended_since`)."""
+
+    flow: str
+    status: int
+    start_ns: int
+    end_ns: int
+
+
 class DuplicateExecution(Exception):
     """`create_execution` of an id the store already holds (an internal fault, not a client's)."""

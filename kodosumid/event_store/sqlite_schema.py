@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS executions (
 );
 CREATE INDEX IF NOT EXISTS executions_newest ON executions (create_ns DESC, execution_id DESC);
 CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
+-- Service statistics read the executions that ended in a window (newest first).
+CREATE INDEX IF NOT EXISTS executions_ended ON executions (end_ns);
 CREATE TABLE IF NOT EXISTS execution_inputs (
     execution_id TEXT PRIMARY KEY,
     inputs BLOB NOT NULL

@@ -26,6 +26,7 @@ from kodosumid.event_store import sqlite_reads, sqlite_usage
 from kodosumid.event_store.inputs_event import strip_inputs
 from kodosumid.event_store.model import (
     DuplicateExecution,
+    EndedRun,
     ExecutionRecord,
     Page,
     StatusChange,
@@ -227,6 +228,14 @@ class SqliteEventStore:
                 (end_ns, limit),
             )
         ]
+
+    async def ended_since(self, since_ns: int, limit: int) -> list[EndedRun]:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT flow, status, start_ns, end_ns FROM executions WHERE end_ns >= ? "
+            f"AND status IN ({_TERMINAL_MARKS}) ORDER BY end_ns DESC LIMIT ?",
+            (max(since_ns, 1), limit),
+        )
+        return [EndedRun(str(f), int(s), int(b), int(e)) for f, s, b, e in rows]
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         found = await sqlite_reads.records(self.reader, "WHERE execution_id = ?", (execution_id,))

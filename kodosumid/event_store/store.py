@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from kodosumid.event_store.model import ExecutionRecord, Page, StatusChange
+from kodosumid.event_store.model import EndedRun, ExecutionRecord, Page, StatusChange
 from kodosumid.event_store.usage_model import AttemptUsage, UsagePage, UsageQuery, UsageTotals
 
 # Replay pages: enough events per read to amortize it, few enough bytes that a watcher of a
@@ -63,6 +63,11 @@ class EventStore(Protocol):
 
     async def ended_before(self, end_ns: int, limit: int = 500) -> list[str]:
         """Up to `limit` finished executions that ended before `end_ns`, oldest end first."""
+        ...
+
+    async def ended_since(self, since_ns: int, limit: int) -> list[EndedRun]:
+        """Up to `limit` finished executions that ended at or after `since_ns`, newest end
+        first (service statistics: bounded work however busy the node was)."""
         ...
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...

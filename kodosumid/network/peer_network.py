@@ -20,6 +20,7 @@ from typing import Any
 
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import node_pb2
+from kodosumi.v1 import registry_pb2 as rpb
 from kodosumid.config import NodeConfig
 from kodosumid.network.backoff import Backoff, TimeSource
 from kodosumid.network.discovery import LanDiscovery, interfaces_for
@@ -29,6 +30,7 @@ from kodosumid.network.peers import PeerTable, flows_digest
 from kodosumid.network.registration import Registration
 from kodosumid.network.registry_client import RegistryClient
 from kodosumid.network.registry_feed import RegistryFeed
+from kodosumid.network.service_stats import EndedRuns, ServiceStatsMeter
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class PeerNetwork:
             else None
         )
         self.registration: Registration | None = None
+        self.stats: ServiceStatsMeter | None = None
         self.feed: RegistryFeed | None = None
         self.discovery: LanDiscovery | None = None
         self._info: Callable[[], node_pb2.NodeInfo] | None = None
@@ -86,13 +89,31 @@ class PeerNetwork:
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
 
-    async def start(self, info: Callable[[], node_pb2.NodeInfo], port: int) -> None:
-        """Announce the node (registry, LAN) and start following its peers."""
+    async def start(
+        self, info: Callable[[], node_pb2.NodeInfo], port: int, ended: EndedRuns | None = None
+    ) -> None:
+        """Announce the node (registry, LAN) and start following its peers. With `ended` (the
+        event store) heartbeats carry the node's per-flow service statistics."""
         self._info = info
         self._announced = announced_state(info())
         if self.registry is not None:
             settings = self.config.registry
-            self.registration = Registration(self.registry, info, settings, self.time)
+            registry = self.registry
+            stats = None
+            if ended is not None:
+                self.stats = ServiceStatsMeter(
+                    ended,
+                    lambda: [f.name for f in info().flows],
+                    refresh_seconds=settings.stats_refresh_seconds,
+                )
+                meter = self.stats
+
+                async def stats() -> rpb.ServiceStats | None:
+                    # Only over the window the registry asked for (its first answer names it).
+                    window = registry.stats_window
+                    return await meter.report(window) if window else None
+
+            self.registration = Registration(registry, info, settings, self.time, stats)
             self.registration.start()
             backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
             self.feed = RegistryFeed(self.registry, self.table, backoff, self.time)

@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from kodosumi.errors import InvalidArgument, KodosumiError, NotFound
 from kodosumi.v1 import node_pb2
+from kodosumi.v1 import registry_pb2 as rpb
 from kodosumid.config import RegistryClientConfig
 from kodosumid.network.backoff import Backoff, TimeSource, jittered
 
@@ -42,7 +43,8 @@ class RegistryWriter(Protocol):
         ...
 
     async def heartbeat(self, node_id: str, load: node_pb2.NodeLoad, time_limit: float) -> float:
-        """Renew the lease; returns the heartbeat interval to keep."""
+        """Renew the lease; returns the heartbeat interval to keep. A writer that takes
+        service statistics also accepts them as the keyword `stats`."""
         ...
 
     async def deregister(self, node_id: str, reason: str, time_limit: float) -> None: ...
@@ -55,9 +57,12 @@ class Registration:
         announce: Callable[[], node_pb2.NodeInfo],
         settings: RegistryClientConfig,
         time: TimeSource | None = None,
+        stats: Callable[[], Awaitable[rpb.ServiceStats | None]] | None = None,
     ) -> None:
         self.registry = registry
         self.announce = announce
+        # The node's per-flow service statistics, sent with each heartbeat (service_stats.py).
+        self.stats = stats
         self.settings = settings
         self.time = time or TimeSource()
         self.backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
@@ -112,7 +117,7 @@ class Registration:
             try:
                 info = self.announce()
                 timeout = min(self.settings.call_timeout_seconds, self.interval)
-                self.interval = await self.registry.heartbeat(info.node_id, info.load, timeout)
+                self.interval = await self._heartbeat(info, timeout)
                 self.heartbeats += 1
             except NotFound as e:
                 # The registry forgot the node (it deregistered, or the registry lost its data).
@@ -149,6 +154,31 @@ class Registration:
         self.registered, self.last_error = True, ""
         self.registrations += 1
         return True
+
+    async def _heartbeat(self, info: node_pb2.NodeInfo, time_limit: float) -> float:
+        stats = await self._stats()
+        if stats is None:
+            return await self.registry.heartbeat(info.node_id, info.load, time_limit)
+        try:
+            return await self.registry.heartbeat(  # type: ignore[call-arg]
+                info.node_id, info.load, time_limit, stats=stats
+            )
+        except InvalidArgument as e:
+            # The registry refused the figures (another window, a flow it does not list yet):
+            # the lease matters more; renew it without them and try them again next time.
+            log.warning("registry refused the service statistics: %s", e.message)
+            return await self.registry.heartbeat(info.node_id, info.load, time_limit)
+
+    async def _stats(self) -> rpb.ServiceStats | None:
+        """The statistics to send; None when there are none, or the store failed to give
+        them (the lease matters more than the figures: the heartbeat goes without them)."""
+        if self.stats is None:
+            return None
+        try:
+            return await self.stats()
+        except Exception:
+            log.exception("could not read the service statistics; heartbeat without them")
+            return None
 
     def _failed(self, what: str, error: KodosumiError) -> None:
         message = f"{what} failed: {error.message}"

@@ -36,6 +36,8 @@ class RegistryClient:
     ) -> None:
         self.address = address
         self.call_timeout = call_timeout
+        # The window the registry wants service statistics over (None: not said yet).
+        self.stats_window: float | None = None
         # Any registry of the trust domain, or exactly the one the node enrolled with.
         self._channel = open_channel(address, tls, expect=ServerExpectation.registry(registry_id))
         self._stub: registry_pb2_grpc.RegistryServiceAsyncStub = (
@@ -64,12 +66,22 @@ class RegistryClient:
             raise catalog_error(e, peer="registry") from None
         return _seconds(response.lease.heartbeat_interval, heartbeat_interval or 10.0)
 
-    async def heartbeat(self, node_id: str, load: node_pb2.NodeLoad, time_limit: float) -> float:
+    async def heartbeat(
+        self,
+        node_id: str,
+        load: node_pb2.NodeLoad,
+        time_limit: float,
+        stats: rpb.ServiceStats | None = None,
+    ) -> float:
         request = rpb.HeartbeatRequest(node_id=node_id, load=load)
+        if stats is not None:
+            request.service_stats.CopyFrom(stats)
         try:
             response = await self._stub.Heartbeat(request, timeout=time_limit)
         except grpc.aio.AioRpcError as e:
             raise catalog_error(e, peer="registry") from None
+        if response.HasField("stats_window"):
+            self.stats_window = _seconds(response.stats_window, 0.0) or None
         return _seconds(response.lease.heartbeat_interval, time_limit)
 
     async def deregister(self, node_id: str, reason: str, time_limit: float) -> None:

@@ -11,6 +11,7 @@ offline. Badges are kept in the auth store and listed with the node they are abo
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import uuid
 from typing import Any, Protocol
@@ -166,19 +167,32 @@ class BadgeDesk:
         await self.store.add_badge(record)
         return record
 
-    async def list(self, node_id: str = "", flow: str = "") -> list[BadgeRecord]:
+    async def list(
+        self, node_id: str = "", flow: str = "", revoked: bool = False, badge_id: str = ""
+    ) -> list[BadgeRecord]:
+        """Unexpired badges about the node (and its flows) or flow; `revoked` includes the
+        revoked ones (a verifier checking online), `badge_id` picks one."""
+        return [
+            b
+            for b in await self._list(node_id, flow, revoked)
+            if not badge_id or b.badge_id == badge_id
+        ]
+
+    async def _list(self, node_id: str, flow: str, revoked: bool) -> builtins.list[BadgeRecord]:
         domain = self.signer.trust_domain
         if flow and node_id:
             prefix = self._subject(node_id, flow)
         elif node_id:
             # The node's own badges and those of its flows.
-            badges = await self.store.list_badges(f"spiffe://{domain}/", self.clock.now())
+            badges = await self.store.list_badges(
+                f"spiffe://{domain}/", self.clock.now(), revoked=revoked
+            )
             node = self._subject(node_id, "")
             flows = f"spiffe://{domain}/flow/{node_id}/"
             return [b for b in badges if b.subject == node or b.subject.startswith(flows)]
         else:
             prefix = f"spiffe://{domain}/"
-        badges = await self.store.list_badges(prefix, self.clock.now())
+        badges = await self.store.list_badges(prefix, self.clock.now(), revoked=revoked)
         return [b for b in badges if not flow or b.subject.endswith(f"/{flow}")]
 
 

@@ -84,13 +84,19 @@ def state_to_pb(state: AuthState) -> pb.WatchAuthStateResponse:
 
 
 def badge_to_pb(badge: BadgeRecord) -> pb.Badge:
-    return pb.Badge(
+    message = pb.Badge(
         token=badge.token,
         kind=pb.BadgeKind.ValueType(_BADGE_KIND_TO_PB.get(badge.kind, 0)),
         subject=badge.subject,
         issue_time=timestamp(badge.issued_at),
         expire_time=timestamp(badge.expires_at),
+        badge_id=badge.badge_id,
+        level=badge.level,
+        revoke_reason=badge.revoke_reason,
     )
+    if badge.revoked_at:
+        message.revoke_time.CopyFrom(timestamp(badge.revoked_at))
+    return message
 
 
 __all__ = ["duration"]

@@ -123,15 +123,21 @@ class MemoryAuthStore:
         self._badges.append(badge)
 
     async def list_badges(
-        self, subject_prefix: str = "", valid_at: float | None = None
+        self, subject_prefix: str = "", valid_at: float | None = None, revoked: bool = True
     ) -> list[BadgeRecord]:
         found = [
             b
             for b in self._badges
             if b.subject.startswith(subject_prefix)
             and (valid_at is None or b.expires_at > valid_at)
+            and (revoked or not b.revoked_at)
         ]
         return sorted(found, key=lambda b: (b.issued_at, b.badge_id))
+
+    async def revoke_badge(self, badge_id: str, at: float, reason: str) -> None:
+        for i, badge in enumerate(self._badges):
+            if badge.badge_id == badge_id and not badge.revoked_at:
+                self._badges[i] = replace(badge, revoked_at=at, revoke_reason=reason)
 
     async def close(self) -> None:
         return None

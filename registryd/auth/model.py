@@ -104,3 +104,7 @@ class BadgeRecord:
     issued_at: float
     expires_at: float
     facts: dict[str, object] = field(default_factory=dict)
+    # Service-level badges from measured service: their level, and their revocation (0: none).
+    level: str = ""
+    revoked_at: float = 0.0
+    revoke_reason: str = ""

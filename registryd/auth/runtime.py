@@ -36,6 +36,7 @@ from registryd.auth.host_names import HostNamePolicy
 from registryd.auth.issuer import Issuer
 from registryd.auth.policy import ENROLLEE, auth_policy, enrollment_policy
 from registryd.auth.provider import AuthProvider, AuthSettings
+from registryd.auth.service_badges import ServiceBadgeKeeper
 from registryd.auth.servicer import AuthServicer, EnrollmentServicer
 from registryd.auth.sqlite_store import SqliteAuthStore
 from registryd.auth.store import AuthStore
@@ -70,6 +71,8 @@ class AuthRuntime:
         self.credentials = credentials
         self.identity = identity
         self.badges: BadgeDesk | None = None
+        # Service-level badges from measured service (registryd/auth/service_badges.py).
+        self.service_badges: ServiceBadgeKeeper | None = None
         self.renewer = CertificateRenewer(credentials, self._renew_own)
         self.enroll_port = 0
         self._enroll_server: grpc.aio.Server | None = None
@@ -114,12 +117,9 @@ class AuthRuntime:
         self, server: grpc.aio.Server, registry: Registry, streams: StreamSlots | None = None
     ) -> None:
         ca = self.provider.issuer.ca
-        self.badges = BadgeDesk(
-            self.store,
-            CaSigner(ca.trust_domain, ca.key),
-            RegistryFacts(registry),
-            self.provider.clock,
-        )
+        signer = CaSigner(ca.trust_domain, ca.key)
+        self.badges = BadgeDesk(self.store, signer, RegistryFacts(registry), self.provider.clock)
+        self.service_badges = ServiceBadgeKeeper(self.store, signer, registry)
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
             AuthServicer(self.provider, self.badges, streams), server
         )

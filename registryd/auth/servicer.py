@@ -84,7 +84,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ListBadges(
         self, request: pb.ListBadgesRequest, context: Context
     ) -> pb.ListBadgesResponse:
-        found = await self.badges.list(request.node_id, request.flow) if self.badges else []
+        found = (
+            await self.badges.list(
+                request.node_id, request.flow, request.include_revoked, request.badge_id
+            )
+            if self.badges
+            else []
+        )
         return pb.ListBadgesResponse(badges=[codec.badge_to_pb(b) for b in found])
 
     # -- nodes ----------------------------------------------------------------------------------

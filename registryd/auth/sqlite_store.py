@@ -90,6 +90,15 @@ CREATE TABLE IF NOT EXISTS auth_badges (
     facts TEXT NOT NULL
 );
 """
+# Columns added to auth_badges after it first shipped (service-level badges, issue 15).
+_BADGE_COLUMNS = (
+    ("level", "TEXT NOT NULL DEFAULT ''"),
+    ("revoked_at", "REAL NOT NULL DEFAULT 0"),
+    ("revoke_reason", "TEXT NOT NULL DEFAULT ''"),
+)
+_BADGE_ROW = (
+    "badge_id, kind, subject, token, issued_at, expires_at, facts, level, revoked_at, revoke_reason"
+)
 
 
 def _hex(serial: int) -> str:
@@ -113,6 +122,11 @@ class SqliteAuthStore:
                 await conn.execute(
                     "ALTER TABLE auth_tokens ADD COLUMN names TEXT NOT NULL DEFAULT ''"
                 )
+            columns = await conn.execute_fetchall("PRAGMA table_info(auth_badges)")
+            have = {c[1] for c in columns}
+            for name, kind in _BADGE_COLUMNS:
+                if name not in have:
+                    await conn.execute(f"ALTER TABLE auth_badges ADD COLUMN {name} {kind}")
         except BaseException:
             await conn.close()
             raise
@@ -349,8 +363,7 @@ class SqliteAuthStore:
     async def add_badge(self, badge: BadgeRecord) -> None:
         async with self._write() as db:
             await db.execute(
-                "INSERT INTO auth_badges (badge_id, kind, subject, token, issued_at, expires_at, "
-                "facts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO auth_badges ({_BADGE_ROW}) VALUES ({', '.join('?' * 10)})",
                 (
                     badge.badge_id,
                     badge.kind,
@@ -359,22 +372,37 @@ class SqliteAuthStore:
                     badge.issued_at,
                     badge.expires_at,
                     json.dumps(badge.facts),
+                    badge.level,
+                    badge.revoked_at,
+                    badge.revoke_reason,
                 ),
             )
 
     async def list_badges(
-        self, subject_prefix: str = "", valid_at: float | None = None
+        self, subject_prefix: str = "", valid_at: float | None = None, revoked: bool = True
     ) -> list[BadgeRecord]:
         rows = await self._rows(
-            "SELECT badge_id, kind, subject, token, issued_at, expires_at, facts "
-            "FROM auth_badges WHERE substr(subject, 1, ?) = ? AND expires_at > ? "
-            "ORDER BY issued_at, badge_id",
-            (len(subject_prefix), subject_prefix, -1.0 if valid_at is None else valid_at),
+            f"SELECT {_BADGE_ROW} FROM auth_badges WHERE substr(subject, 1, ?) = ? "
+            "AND expires_at > ? AND (? OR revoked_at = 0) ORDER BY issued_at, badge_id",
+            (
+                len(subject_prefix),
+                subject_prefix,
+                -1.0 if valid_at is None else valid_at,
+                int(revoked),
+            ),
         )
         return [
-            BadgeRecord(bid, kind, subject, token, issued, expires, json.loads(facts))
-            for bid, kind, subject, token, issued, expires, facts in rows
+            BadgeRecord(bid, kind, subject, token, issued, expires, json.loads(facts), *rest)
+            for bid, kind, subject, token, issued, expires, facts, *rest in rows
         ]
+
+    async def revoke_badge(self, badge_id: str, at: float, reason: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE auth_badges SET revoked_at = ?, revoke_reason = ? "
+                "WHERE badge_id = ? AND revoked_at = 0",
+                (at, reason, badge_id),
+            )
 
     async def close(self) -> None:
         await self._conn.close()

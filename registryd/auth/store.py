@@ -90,9 +90,14 @@ class AuthStore(Protocol):
     async def add_badge(self, badge: BadgeRecord) -> None: ...
 
     async def list_badges(
-        self, subject_prefix: str = "", valid_at: float | None = None
+        self, subject_prefix: str = "", valid_at: float | None = None, revoked: bool = True
     ) -> list[BadgeRecord]:
-        """Badges whose subject starts with `subject_prefix` (unexpired at `valid_at`)."""
+        """Badges whose subject starts with `subject_prefix` (unexpired at `valid_at`), oldest
+        first; `revoked` False leaves out revoked ones."""
+        ...
+
+    async def revoke_badge(self, badge_id: str, at: float, reason: str) -> None:
+        """Mark a badge revoked (a revoked one keeps its first revocation; unknown: no-op)."""
         ...
 
     async def close(self) -> None: ...

@@ -126,3 +126,12 @@ async def test_badges(store: AuthStore) -> None:
     assert await store.list_badges() == [flow, node]
     assert await store.list_badges("spiffe://d/flow/") == [flow]
     assert await store.list_badges(valid_at=60.0) == [flow]
+    await store.revoke_badge("2", 40.0, "below gold")
+    await store.revoke_badge("2", 45.0, "again")  # the first revocation stands
+    await store.revoke_badge("unknown", 45.0, "nothing")
+    (revoked,) = [b for b in await store.list_badges() if b.badge_id == "2"]
+    assert (revoked.revoked_at, revoked.revoke_reason) == (40.0, "below gold")
+    assert await store.list_badges(revoked=False) == [flow]
+    level = BadgeRecord("3", "service-level", "spiffe://d/flow/n/f", "t3", 3.0, 90.0, {}, "gold")
+    await store.add_badge(level)
+    assert (await store.list_badges("spiffe://d/flow/n/f", revoked=False))[-1] == level

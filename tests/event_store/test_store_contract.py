@@ -416,6 +416,22 @@ class StoreContract(UsageContract):
         assert [r.execution_id for r in page.executions] == ["d", "c"]
         await store.delete_executions([])
 
+    async def test_ended_since_lists_newest_ends_first_bounded(
+        self, store: EventStore, clock: FakeClock
+    ) -> None:
+        for i, eid in enumerate("abcd"):
+            await store.create_execution(record(eid, flow=f"f{i % 2}"), [event(eid, 1)])
+        for at, eid, status in ((100, "a", FAILED), (200, "b", SUCCEEDED), (300, "c", RUNNING)):
+            clock.now = at
+            await store.append({eid: (2, [event(eid, 2)])}, {eid: [StatusChange(2, status, "")]})
+        ended = await store.ended_since(50, limit=10)
+        assert [(r.flow, r.status, r.end_ns) for r in ended] == [
+            ("f1", SUCCEEDED, 200),
+            ("f0", FAILED, 100),
+        ]
+        assert [r.end_ns for r in await store.ended_since(150, limit=10)] == [200]
+        assert [r.end_ns for r in await store.ended_since(0, limit=1)] == [200]
+
     async def test_a_deleted_id_can_be_used_again(self, store: EventStore) -> None:
         await store.create_execution(record("a"), [event("a", 1, "old")])
         await store.delete_executions(["a"])

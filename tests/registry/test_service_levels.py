@@ -1,0 +1,224 @@
+"""Badges from measured service over a real registry (mTLS, SQLite, a ManualClock): a node's
+heartbeat statistics earn a configured level, a renewal keeps it, a degraded node is
+downgraded and a silent one loses it (revocations visible to whoever asks the registry); the
+market filters of ListFlowOffers; a hostile node's forged statistics are refused naming the
+field."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from kodosumi.badges import SERVICE_LEVEL, verify_badge
+from kodosumi.rpc.channel import open_channel
+from kodosumi.server_identity import ServerExpectation
+from kodosumi.tls import TlsMaterial
+from kodosumi.v1 import auth_pb2, auth_pb2_grpc
+from kodosumi.v1 import registry_pb2 as rpb
+from registryd.clock import ManualClock
+from registryd.config import BadgeLevel, BadgesConfig
+from registryd.daemon import RegistryDaemon
+from tests.registry.conftest import Pki, RegistryFactory, StubFactory
+from tests.registry.helpers import flow_pb, register_request, seconds
+
+LEVELS = {
+    "gold": BadgeLevel(success_rate=0.99, p95_seconds=30, availability=0.99, min_runs=20),
+    "silver": BadgeLevel(success_rate=0.9, min_runs=5),
+}
+BADGES = BadgesConfig(window=3600, lifetime=600, levels=LEVELS)
+
+
+def stats(*flows: rpb.FlowServiceStats, window: float = 3600) -> rpb.ServiceStats:
+    return rpb.ServiceStats(window=seconds(window), flows=list(flows))
+
+
+def figures(flow: str = "search", **changes: float) -> rpb.FlowServiceStats:
+    values: dict[str, float] = {
+        "runs": 40,
+        "successes": 40,
+        "failures": 0,
+        "p50_seconds": 1.5,
+        "p95_seconds": 12.0,
+    }
+    values.update(changes)
+    return rpb.FlowServiceStats(flow=flow, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The registry's clock from now on: badges are listed on the wall clock."""
+    return ManualClock(time.time())
+
+
+@pytest.fixture
+async def auth_stub(pki: Pki) -> AsyncIterator[object]:
+    channels: list[grpc.aio.Channel] = []
+
+    def stub(daemon: RegistryDaemon, tls: TlsMaterial) -> auth_pb2_grpc.AuthServiceStub:
+        channel = open_channel(daemon.address, tls, expect=ServerExpectation.registry())
+        channels.append(channel)
+        return auth_pb2_grpc.AuthServiceStub(channel)
+
+    yield stub
+    for channel in channels:
+        await channel.close()
+
+
+async def test_measured_service_earns_renews_downgrades_and_loses_a_level(
+    start_registry: RegistryFactory,
+    connect: StubFactory,
+    auth_stub: object,
+    pki: Pki,
+    clock: ManualClock,
+) -> None:
+    daemon = await start_registry(badges=BADGES)
+    node = connect(daemon, pki.node("node-a"))
+    flows = [flow_pb("search", "demo"), flow_pb("other")]
+    await node.RegisterNode(register_request("node-a", flows), timeout=5)
+    clock.advance(3600)  # online the whole window
+    beat = rpb.HeartbeatRequest(node_id="node-a", service_stats=stats(figures()))
+    response = await node.Heartbeat(beat, timeout=5)
+    assert response.stats_window.ToSeconds() == 3600  # what the node measures over
+
+    changes = await daemon.evaluate_service()
+    assert [(c.action, c.flow, c.level) for c in changes] == [("issued", "search", "gold")]
+    reader = auth_stub(daemon, pki.user())  # type: ignore[operator]
+    listed = await reader.ListBadges(auth_pb2.ListBadgesRequest(node_id="node-a"), timeout=5)
+    (gold,) = listed.badges
+    assert (gold.level, gold.kind) == ("gold", auth_pb2.BADGE_KIND_SERVICE_LEVEL)
+    badge = verify_badge(gold.token, pki.ca.cert, now=clock.now())
+    assert badge.kind == SERVICE_LEVEL and badge.subject.endswith("/flow/node-a/search")
+    facts = badge.facts
+    assert (facts["level"], facts["runs"], facts["success_rate"]) == ("gold", 40, 1.0)
+    assert (facts["p95_seconds"], facts["availability"], facts["window_seconds"]) == (
+        12.0,
+        1.0,
+        3600,
+    )
+    assert facts["criteria"]["p95_seconds"] == 30
+    assert badge.expires_at - badge.issued_at == 600  # short: it bounds offline trust
+
+    # The market view shows the measures and the level; the filters apply in the registry.
+    async def offers(**filters: object) -> list[str]:
+        request = rpb.ListFlowOffersRequest(**filters)  # type: ignore[arg-type]
+        return [o.flow.name for o in (await node.ListFlowOffers(request, timeout=5)).offers]
+
+    (offer,) = (
+        await node.ListFlowOffers(rpb.ListFlowOffersRequest(flow_name="search"), timeout=5)
+    ).offers
+    assert (offer.service.badge_level, offer.service.p95_seconds) == ("gold", 12.0)
+    assert await offers(min_badge_level="silver") == ["search"]
+    assert await offers(max_p95=seconds(10)) == []
+    assert await offers(max_p95=seconds(12)) == ["search"]
+    assert await offers(text="OTHER") == ["other"]
+    for bad, field in (
+        ({"min_badge_level": "platinum"}, "min_badge_level"),
+        ({"max_price": "-1", "currency": "EUR"}, "max_price"),
+        ({"max_price": "1"}, "currency"),
+        ({"max_price": "1", "currency": "eur"}, "currency"),
+        ({"max_p95": seconds(-1)}, "max_p95"),
+        ({"text": "x" * 300}, "text"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await offers(**bad)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (caught.value.details() or "").startswith(field), caught.value.details()
+
+    # Past half its lifetime a level still held is renewed; the old badge is not revoked.
+    clock.advance(301)
+    await node.Heartbeat(beat, timeout=5)
+    changes = await daemon.evaluate_service()
+    assert [(c.action, c.level) for c in changes] == [("issued", "gold")]
+
+    # Slower: below gold, still silver.
+    slow = rpb.HeartbeatRequest(
+        node_id="node-a", service_stats=stats(figures(p50_seconds=20, p95_seconds=45))
+    )
+    await node.Heartbeat(slow, timeout=5)
+    changes = await daemon.evaluate_service()
+    assert [(c.action, c.level) for c in changes] == [("revoked", "gold"), ("issued", "silver")]
+    assert changes[0].reason == "downgraded to silver: p95 45 s > 30 s"
+    everything = await reader.ListBadges(
+        auth_pb2.ListBadgesRequest(node_id="node-a", include_revoked=True), timeout=5
+    )
+    revoked = [b for b in everything.badges if b.revoke_reason]
+    assert [b.badge_id for b in revoked] == [changes[0].badge_id]
+    assert revoked[0].revoke_time.ToSeconds() == int(clock.now())
+    held = await reader.ListBadges(auth_pb2.ListBadgesRequest(node_id="node-a"), timeout=5)
+    assert changes[0].badge_id not in {b.badge_id for b in held.badges}
+    one = await reader.ListBadges(
+        auth_pb2.ListBadgesRequest(badge_id=changes[0].badge_id, include_revoked=True),
+        timeout=5,
+    )
+    assert [b.revoke_reason for b in one.badges] == [changes[0].reason]
+    assert await offers(min_badge_level="gold") == []
+
+    # Too few runs say nothing: the level is gone.
+    few = rpb.HeartbeatRequest(node_id="node-a", service_stats=stats(figures(runs=3, successes=3)))
+    await node.Heartbeat(few, timeout=5)
+    changes = await daemon.evaluate_service()
+    assert [(c.action, c.level, c.reason) for c in changes] == [
+        ("revoked", "silver", "below silver: runs 3 < 5")
+    ]
+    assert await offers(min_badge_level="silver") == []
+
+
+async def test_a_hostile_nodes_forged_statistics_are_refused_naming_the_field(
+    start_registry: RegistryFactory, connect: StubFactory, pki: Pki
+) -> None:
+    daemon = await start_registry(badges=BADGES)
+    node = connect(daemon, pki.node("node-h"))
+    await node.RegisterNode(register_request("node-h", [flow_pb("search")]), timeout=5)
+    cases: list[tuple[rpb.ServiceStats, str]] = [
+        (stats(figures(p50_seconds=-1)), "service_stats.flows[0].p50_seconds"),
+        (stats(figures(p95_seconds=math.nan)), "service_stats.flows[0].p95_seconds"),
+        (stats(figures(p95_seconds=math.inf)), "service_stats.flows[0].p95_seconds"),
+        (stats(figures(p50_seconds=9, p95_seconds=3)), "service_stats.flows[0].p50_seconds"),
+        (stats(figures(successes=41)), "service_stats.flows[0].successes"),
+        (stats(figures(runs=4_000_000_000), window=60), "service_stats.flows[0].runs"),
+        (stats(figures(flow="not-mine")), "service_stats.flows[0].flow"),
+        (stats(figures(), figures()), "service_stats.flows"),
+        (stats(figures(), window=0), "service_stats.window"),
+        (stats(figures(), window=7200), "service_stats.window"),  # beyond the badge window
+        (stats(*[figures(f"f{i}") for i in range(1001)]), "service_stats.flows"),
+        (
+            stats(figures(successes=0, failures=0, p50_seconds=1, p95_seconds=2)),
+            "service_stats.flows[0].p95_seconds",
+        ),
+    ]
+    for forged, field in cases:
+        request = rpb.HeartbeatRequest(node_id="node-h", service_stats=forged)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await node.Heartbeat(request, timeout=5)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert field in (caught.value.details() or ""), (field, caught.value.details())
+    # Nothing of it was kept; and no node reports for another.
+    assert daemon.registry.service.reports == {}
+    other = connect(daemon, pki.node("node-x"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await other.Heartbeat(
+            rpb.HeartbeatRequest(node_id="node-h", service_stats=stats(figures())), timeout=5
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_availability_is_what_the_registry_saw_of_the_lease(
+    start_registry: RegistryFactory, connect: StubFactory, pki: Pki, clock: ManualClock
+) -> None:
+    """Offline half the window (its lease ran out): availability 0.5, below gold on it alone."""
+    daemon = await start_registry(badges=BADGES)
+    node = connect(daemon, pki.node("node-b"))
+    await node.RegisterNode(register_request("node-b", [flow_pb("search")]), timeout=5)
+    clock.advance(1800)
+    assert await daemon.registry.sweep() == ["node-b"]  # no heartbeat: OFFLINE from here
+    clock.advance(1800)
+    beat = rpb.HeartbeatRequest(node_id="node-b", service_stats=stats(figures()))
+    await node.Heartbeat(beat, timeout=5)  # back ONLINE, with good figures
+    changes = await daemon.evaluate_service()
+    assert [(c.action, c.level) for c in changes] == [("issued", "silver")]
+    measure = daemon.registry.service.measures[("node-b", "search")]
+    assert measure.availability == pytest.approx(0.5)
