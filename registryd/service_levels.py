@@ -108,11 +108,10 @@ def online_seconds(
     return min(online, max(0.0, now - start))
 
 
-async def availabilities(
-    store: RegistryStore, nodes: list[NodeRecord], window: float, now: float
-) -> dict[str, float]:
-    """Each node's share of the window ONLINE: one pass over the retained change log."""
-    wanted = {n.node_id for n in nodes}
+async def _transitions(
+    store: RegistryStore, wanted: set[str]
+) -> dict[str, list[tuple[float, NodeState]]]:
+    """The retained state changes of the `wanted` nodes, in order: one pass over the log."""
     transitions: dict[str, list[tuple[float, NodeState]]] = {n: [] for n in wanted}
     after = await store.compacted_revision()
     while changes := await store.changes_after(after, _CHANGES_PER_READ):
@@ -120,6 +119,22 @@ async def availabilities(
         for change in changes:
             if change.node_id in wanted and change.kind in _STATE_OF_CHANGE:
                 transitions[change.node_id].append((change.at, _STATE_OF_CHANGE[change.kind]))
+    return transitions
+
+
+async def state_changes(store: RegistryStore, node_id: str, since: float) -> int:
+    """How many times the node changed state (ONLINE, OFFLINE, LEFT) after `since`."""
+    found = (await _transitions(store, {node_id}))[node_id]
+    return sum(1 for at, _ in found if at > since)
+
+
+async def availabilities(
+    store: RegistryStore, nodes: list[NodeRecord], window: float, now: float
+) -> dict[str, float]:
+    """Each node's share of the window ONLINE: one pass over the retained change log."""
+    if window <= 0:
+        return {n.node_id: 0.0 for n in nodes}
+    transitions = await _transitions(store, {n.node_id for n in nodes})
     start = now - window
     return {
         n.node_id: online_seconds(transitions[n.node_id], n, start, now) / window for n in nodes

@@ -23,17 +23,11 @@ from kodosumi.v1 import flow_pb2
 from registryd.auth.model import BadgeRecord
 from registryd.auth.store import AuthStore
 from registryd.clock import Clock
-from registryd.model import ChangeKind, NodeState
 from registryd.registry import Registry
+from registryd.service_levels import availabilities, state_changes
 
 DEFAULT_BADGE_LIFETIME = 30 * 86_400.0
 DEFAULT_WINDOW = 7 * 86_400.0
-_CHANGES_PER_READ = 1000
-_STATE_OF_CHANGE = {
-    ChangeKind.NODE_ONLINE: NodeState.ONLINE,
-    ChangeKind.NODE_OFFLINE: NodeState.OFFLINE,
-    ChangeKind.NODE_LEFT: NodeState.LEFT,
-}
 
 
 class Signer(Protocol):
@@ -63,40 +57,17 @@ class RegistryFacts:
 
     async def availability(self, node_id: str, window: float) -> dict[str, Any]:
         """Share of `window` the node was ONLINE, from its state changes in the log (on the
-        registry's clock, the one its leases and changes run on)."""
+        registry's clock, the one its leases and changes run on; registryd/service_levels)."""
         now = self.registry.clock.now()
         node = await self.registry.get_node(node_id)
-        start = now - window
-        transitions: list[tuple[float, NodeState]] = []
-        after = await self.registry.store.compacted_revision()
-        while True:
-            changes = await self.registry.store.changes_after(after, _CHANGES_PER_READ)
-            if not changes:
-                break
-            after = changes[-1].revision
-            transitions += [
-                (c.at, _STATE_OF_CHANGE[c.kind])
-                for c in changes
-                if c.node_id == node_id and c.kind in _STATE_OF_CHANGE
-            ]
-        # Before its first known change the node did not exist (or was offline).
-        state, since = NodeState.OFFLINE, start
-        online = 0.0
-        for at, next_state in transitions:
-            if at > start:
-                if state is NodeState.ONLINE:
-                    online += at - max(since, start)
-                since = at
-            state = next_state
-        if state is NodeState.ONLINE:
-            online += now - max(since, start)
+        shares = await availabilities(self.registry.store, [node], window, now)
+        changes = await state_changes(self.registry.store, node_id, now - window)
         return {
             "node_id": node_id,
             "window_seconds": window,
-            "availability": round(min(1.0, online / window), 6) if window > 0 else 0.0,
-            "state_changes": sum(1 for at, _ in transitions if at > start),
+            "availability": round(min(1.0, shares[node_id]), 6) if window > 0 else 0.0,
+            "state_changes": changes,
             "heartbeat_interval_seconds": node.heartbeat_interval,
-            # The registry receives no run times: p95 run time is not attested.
         }
 
 

@@ -222,3 +222,29 @@ async def test_availability_is_what_the_registry_saw_of_the_lease(
     assert [(c.action, c.level) for c in changes] == [("issued", "silver")]
     measure = daemon.registry.service.measures[("node-b", "search")]
     assert measure.availability == pytest.approx(0.5)
+
+
+async def test_availability_survives_a_compacted_change_log(
+    start_registry: RegistryFactory, connect: StubFactory, pki: Pki, clock: ManualClock
+) -> None:
+    """The node's ONLINE change compacted away: it has been online since it changed to it
+    (before, a node with no retained change counted as never online)."""
+    daemon = await start_registry(badges=BADGES, change_retention=1)
+    node = connect(daemon, pki.node("node-c"))
+    await node.RegisterNode(
+        register_request("node-c", [flow_pb("search")], interval=300), timeout=5
+    )
+    other = connect(daemon, pki.node("node-d"))
+    await other.RegisterNode(register_request("node-d", [flow_pb("x")], interval=300), timeout=5)
+    clock.advance(600)
+    await node.Heartbeat(rpb.HeartbeatRequest(node_id="node-c"), timeout=5)
+    await daemon.registry.sweep()  # compacts the log down to its last change
+    store = daemon.registry.store
+    changes = await store.changes_after(await store.compacted_revision(), 100)
+    assert [c.node_id for c in changes] == ["node-d"]
+    clock.advance(3000)
+    beat = rpb.HeartbeatRequest(node_id="node-c", service_stats=stats(figures()))
+    await node.Heartbeat(beat, timeout=5)
+    await daemon.evaluate_service()
+    measure = daemon.registry.service.measures[("node-c", "search")]
+    assert measure.availability == pytest.approx(1.0)
