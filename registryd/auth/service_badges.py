@@ -53,6 +53,10 @@ class ServiceBadgeKeeper:
         self.book = registry.service
         self.config = registry.badges
         self._expires: dict[str, float] = {}
+        # After a (re)start the registry has no reports until nodes heartbeat again: a held
+        # badge is not revoked for want of figures before every node had time to send them.
+        lease = registry.rules.config
+        self.quiet_until = registry.clock.now() + lease.restart_grace + lease.max_heartbeat_interval
 
     def _subject(self, node_id: str, flow: str) -> str:
         return str(SpiffeId.flow(self.signer.trust_domain, node_id, flow))
@@ -79,6 +83,8 @@ class ServiceBadgeKeeper:
                 # Lapsed while nobody measured (a stopped registry): it expired, no revocation.
                 del self.book.badges[key]
                 held, held_id = "", ""
+            if held_id and key not in self.book.measures and now < self.quiet_until:
+                continue  # no figures yet since the start: wait for them
             if held_id and held != level:
                 reason = self._why(held, level, self.book.measures.get(key))
                 await self.store.revoke_badge(held_id, now, reason)

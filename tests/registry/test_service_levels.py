@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -248,3 +249,32 @@ async def test_availability_survives_a_compacted_change_log(
     await daemon.evaluate_service()
     measure = daemon.registry.service.measures[("node-c", "search")]
     assert measure.availability == pytest.approx(1.0)
+
+
+async def test_a_restarted_registry_keeps_held_levels_until_nodes_could_report(
+    start_registry: RegistryFactory,
+    connect: StubFactory,
+    pki: Pki,
+    clock: ManualClock,
+    tmp_path: Path,
+) -> None:
+    """Reports live in memory: after a restart the held badges are taken up from the auth
+    store and not revoked before every node had time to heartbeat again."""
+    first = await start_registry(tmp_path / "reg", badges=BADGES)
+    node = connect(first, pki.node("node-r"))
+    await node.RegisterNode(register_request("node-r", [flow_pb("search")]), timeout=5)
+    clock.advance(3600)
+    beat = rpb.HeartbeatRequest(node_id="node-r", service_stats=stats(figures()))
+    await node.Heartbeat(beat, timeout=5)
+    (issued,) = await first.evaluate_service()
+    await first.stop(grace=0)
+
+    again = await start_registry(tmp_path / "reg", badges=BADGES)
+    assert again.registry.service.level_of("node-r", "search") == ("gold", issued.badge_id)
+    assert await again.evaluate_service() == []  # no figures yet: nothing revoked
+    clock.advance(361)  # restart grace + the longest heartbeat interval
+    (revoked,) = await again.evaluate_service()
+    assert (revoked.action, revoked.reason) == (
+        "revoked",
+        "below gold: nothing measured within the window",
+    )
