@@ -6,8 +6,9 @@
         ...
         await client.files().download(file_id, Path("out/summary.md"))
 
-Uploads stream the content in chunks of 256 KiB after a header with its size and SHA-256
-(computed here first); the node checks both. Downloads write `<path>.part` and rename it
+Uploads stream the content in chunks of 256 KiB after a header with its size, hashing it
+on the way: its SHA-256 goes last, in a trailer, and the node checks both (a file is read
+once; `kodosumi/file_wire.py`). Downloads write `<path>.part` and rename it
 once the SHA-256 checks out; an interrupted download resumes from the end of the `.part`
 file, in the same call (a broken connection) or a later one.
 """
@@ -26,16 +27,24 @@ from typing import Any
 import grpc
 
 from kodoclient.errors import KodoclientError
+from kodosumi.file_wire import CHUNK_BYTES, Progress, send_upload, upload_requests
 from kodosumi.v1 import file_pb2, file_pb2_grpc
 
-CHUNK_BYTES = 256 * 1024
+__all__ = [
+    "CHUNK_BYTES",
+    "FileCorrupted",
+    "FilesClient",
+    "Progress",
+    "SyncFilesClient",
+    "media_type_of",
+    "send_upload",
+    "sha256_of",
+]
+
 _READ_BYTES = 1024 * 1024
 # A download broken by the connection is resumed this many times before the error surfaces.
 RESUME_ATTEMPTS = 5
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-
-# Called with (bytes done, bytes in all) as a transfer goes on.
-Progress = Callable[[int, int], None]
 
 
 class FileCorrupted(Exception):
@@ -52,37 +61,6 @@ def sha256_of(path: Path) -> str:
 
 def media_type_of(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-
-def _requests(
-    header: file_pb2.UploadFileHeader, source: Path | bytes, progress: Progress | None
-) -> Iterator[file_pb2.UploadFileRequest]:
-    yield file_pb2.UploadFileRequest(header=header)
-    total, done = header.size, 0
-    if isinstance(source, bytes):
-        view = memoryview(source)
-        for start in range(0, len(view), CHUNK_BYTES):
-            chunk = bytes(view[start : start + CHUNK_BYTES])
-            yield file_pb2.UploadFileRequest(chunk=chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
-        return
-    with open(source, "rb", buffering=0) as f:
-        while chunk := f.read(CHUNK_BYTES):
-            yield file_pb2.UploadFileRequest(chunk=chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
-
-
-def send_upload(
-    channel: grpc.Channel, requests: Iterator[file_pb2.UploadFileRequest]
-) -> file_pb2.UploadFileResponse:
-    """The upload stream on a blocking channel (run it in a thread). A node that refuses
-    early (a size, a quota) ends the call while chunks are on their way; the blocking client
-    reports its status, the asyncio one an INTERNAL error instead (grpc/grpc#36066)."""
-    return file_pb2_grpc.FileServiceStub(channel).UploadFile(requests)  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager
@@ -123,19 +101,17 @@ class FilesClient:
         if isinstance(source, bytes):
             if not name:
                 raise ValueError("uploading bytes needs a name")
-            size, sha = len(source), hashlib.sha256(source).hexdigest()
+            size = len(source)
         else:
             name = name or source.name
             size = source.stat().st_size  # noqa: ASYNC240
-            sha = await asyncio.to_thread(sha256_of, source)
         header = file_pb2.UploadFileHeader(
             name=name,
             media_type=media_type or media_type_of(name),
             size=size,
-            sha256=sha,
             execution_id=execution_id,
         )
-        requests = _requests(header, source, progress)
+        requests = upload_requests(header, source, progress)
         with _rpc("UploadFile"):
             response = await asyncio.to_thread(send_upload, self._upload_channel(), requests)
         return response.file

@@ -27,7 +27,7 @@ from kodosumi.rpc.server import (
     set_serving,
 )
 from kodosumi.sqlite import private_dir
-from kodosumi.v1 import file_pb2_grpc, flow_pb2_grpc, node_pb2_grpc, usage_pb2_grpc
+from kodosumi.v1 import flow_pb2_grpc, node_pb2_grpc, usage_pb2_grpc
 from kodosumid.a2a.http import CardListener
 from kodosumid.a2a.node_cards import NodeCards
 from kodosumid.a2a.servicer import A2AServicer
@@ -48,7 +48,7 @@ from kodosumid.executors.preload import effective_preload
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import start_ray
 from kodosumid.files.peer_link import PeerFiles
-from kodosumid.files.servicer import FileServicer
+from kodosumid.files.servicer import FileServicer, add_file_service
 from kodosumid.files.wiring import keep_purging, open_files
 from kodosumid.network.peer_network import PeerNetwork
 from kodosumid.node_info import node_info, write_info_file
@@ -234,9 +234,7 @@ class NodeApp(NodeParts):
         # Forwarded launches bring their files; their outputs are fetched through here.
         peer_files = PeerFiles(network.client.files) if network.client is not None else None
         files.identity, files.peers = self.identity, peer_files
-        file_pb2_grpc.add_FileServiceServicer_to_server(
-            FileServicer(files, config.node_id, peer_files), server
-        )
+        add_file_service(FileServicer(files, config.node_id, peer_files), server)
         # A2A on the same port, identities, guard and executions (kodosumid/a2a/).
         a2a_tasks = A2ATasks(
             executions,

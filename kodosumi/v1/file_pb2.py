@@ -25,39 +25,41 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kodosumi/v1/file.proto\x12\x0bkodosumi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x02\n\x08\x46ileInfo\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x65xecution_id\x18\t \x01(\t\x12-\n\tdirection\x18\n \x01(\x0e\x32\x1a.kodosumi.v1.FileDirection\x12\x0f\n\x07node_id\x18\x0b \x01(\t\"h\n\x10UploadFileHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x05 \x01(\t\"]\n\x11UploadFileRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x1d.kodosumi.v1.UploadFileHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"9\n\x12UploadFileResponse\x12#\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x15.kodosumi.v1.FileInfo\"L\n\x13\x44ownloadFileRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x14\n\x0c\x65xecution_id\x18\x03 \x01(\t\"Z\n\x14\x44ownloadFileResponse\x12#\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x15.kodosumi.v1.FileInfo\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c\"\"\n\x0fStatFileRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\"7\n\x10StatFileResponse\x12#\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x15.kodosumi.v1.FileInfo\"W\n\x10ListFilesRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12-\n\tdirection\x18\x02 \x01(\x0e\x32\x1a.kodosumi.v1.FileDirection\"9\n\x11ListFilesResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x15.kodosumi.v1.FileInfo\"$\n\x11\x44\x65leteFileRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteFileResponse*d\n\rFileDirection\x12\x1e\n\x1a\x46ILE_DIRECTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46ILE_DIRECTION_INPUT\x10\x01\x12\x19\n\x15\x46ILE_DIRECTION_OUTPUT\x10\x02\x32\x99\x03\n\x0b\x46ileService\x12O\n\nUploadFile\x12\x1e.kodosumi.v1.UploadFileRequest\x1a\x1f.kodosumi.v1.UploadFileResponse(\x01\x12U\n\x0c\x44ownloadFile\x12 .kodosumi.v1.DownloadFileRequest\x1a!.kodosumi.v1.DownloadFileResponse0\x01\x12G\n\x08StatFile\x12\x1c.kodosumi.v1.StatFileRequest\x1a\x1d.kodosumi.v1.StatFileResponse\x12J\n\tListFiles\x12\x1d.kodosumi.v1.ListFilesRequest\x1a\x1e.kodosumi.v1.ListFilesResponse\x12M\n\nDeleteFile\x12\x1e.kodosumi.v1.DeleteFileRequest\x1a\x1f.kodosumi.v1.DeleteFileResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kodosumi/v1/file.proto\x12\x0bkodosumi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x02\n\x08\x46ileInfo\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x65xecution_id\x18\t \x01(\t\x12-\n\tdirection\x18\n \x01(\x0e\x32\x1a.kodosumi.v1.FileDirection\x12\x0f\n\x07node_id\x18\x0b \x01(\t\"h\n\x10UploadFileHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x05 \x01(\t\"\x90\x01\n\x11UploadFileRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x1d.kodosumi.v1.UploadFileHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x31\n\x07trailer\x18\x03 \x01(\x0b\x32\x1e.kodosumi.v1.UploadFileTrailerH\x00\x42\x06\n\x04part\"9\n\x12UploadFileResponse\x12#\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x15.kodosumi.v1.FileInfo\"L\n\x13\x44ownloadFileRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x14\n\x0c\x65xecution_id\x18\x03 \x01(\t\"Z\n\x14\x44ownloadFileResponse\x12#\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x15.kodosumi.v1.FileInfo\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c\"\"\n\x0fStatFileRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\"7\n\x10StatFileResponse\x12#\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x15.kodosumi.v1.FileInfo\"W\n\x10ListFilesRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12-\n\tdirection\x18\x02 \x01(\x0e\x32\x1a.kodosumi.v1.FileDirection\"9\n\x11ListFilesResponse\x12$\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x15.kodosumi.v1.FileInfo\"$\n\x11\x44\x65leteFileRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteFileResponse\"#\n\x11UploadFileTrailer\x12\x0e\n\x06sha256\x18\x01 \x01(\t*d\n\rFileDirection\x12\x1e\n\x1a\x46ILE_DIRECTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46ILE_DIRECTION_INPUT\x10\x01\x12\x19\n\x15\x46ILE_DIRECTION_OUTPUT\x10\x02\x32\x99\x03\n\x0b\x46ileService\x12O\n\nUploadFile\x12\x1e.kodosumi.v1.UploadFileRequest\x1a\x1f.kodosumi.v1.UploadFileResponse(\x01\x12U\n\x0c\x44ownloadFile\x12 .kodosumi.v1.DownloadFileRequest\x1a!.kodosumi.v1.DownloadFileResponse0\x01\x12G\n\x08StatFile\x12\x1c.kodosumi.v1.StatFileRequest\x1a\x1d.kodosumi.v1.StatFileResponse\x12J\n\tListFiles\x12\x1d.kodosumi.v1.ListFilesRequest\x1a\x1e.kodosumi.v1.ListFilesResponse\x12M\n\nDeleteFile\x12\x1e.kodosumi.v1.DeleteFileRequest\x1a\x1f.kodosumi.v1.DeleteFileResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kodosumi.v1.file_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FILEDIRECTION']._serialized_start=1096
-  _globals['_FILEDIRECTION']._serialized_end=1196
+  _globals['_FILEDIRECTION']._serialized_start=1185
+  _globals['_FILEDIRECTION']._serialized_end=1285
   _globals['_FILEINFO']._serialized_start=73
   _globals['_FILEINFO']._serialized_end=363
   _globals['_UPLOADFILEHEADER']._serialized_start=365
   _globals['_UPLOADFILEHEADER']._serialized_end=469
-  _globals['_UPLOADFILEREQUEST']._serialized_start=471
-  _globals['_UPLOADFILEREQUEST']._serialized_end=564
-  _globals['_UPLOADFILERESPONSE']._serialized_start=566
-  _globals['_UPLOADFILERESPONSE']._serialized_end=623
-  _globals['_DOWNLOADFILEREQUEST']._serialized_start=625
-  _globals['_DOWNLOADFILEREQUEST']._serialized_end=701
-  _globals['_DOWNLOADFILERESPONSE']._serialized_start=703
-  _globals['_DOWNLOADFILERESPONSE']._serialized_end=793
-  _globals['_STATFILEREQUEST']._serialized_start=795
-  _globals['_STATFILEREQUEST']._serialized_end=829
-  _globals['_STATFILERESPONSE']._serialized_start=831
-  _globals['_STATFILERESPONSE']._serialized_end=886
-  _globals['_LISTFILESREQUEST']._serialized_start=888
-  _globals['_LISTFILESREQUEST']._serialized_end=975
-  _globals['_LISTFILESRESPONSE']._serialized_start=977
-  _globals['_LISTFILESRESPONSE']._serialized_end=1034
-  _globals['_DELETEFILEREQUEST']._serialized_start=1036
-  _globals['_DELETEFILEREQUEST']._serialized_end=1072
-  _globals['_DELETEFILERESPONSE']._serialized_start=1074
-  _globals['_DELETEFILERESPONSE']._serialized_end=1094
-  _globals['_FILESERVICE']._serialized_start=1199
-  _globals['_FILESERVICE']._serialized_end=1608
+  _globals['_UPLOADFILEREQUEST']._serialized_start=472
+  _globals['_UPLOADFILEREQUEST']._serialized_end=616
+  _globals['_UPLOADFILERESPONSE']._serialized_start=618
+  _globals['_UPLOADFILERESPONSE']._serialized_end=675
+  _globals['_DOWNLOADFILEREQUEST']._serialized_start=677
+  _globals['_DOWNLOADFILEREQUEST']._serialized_end=753
+  _globals['_DOWNLOADFILERESPONSE']._serialized_start=755
+  _globals['_DOWNLOADFILERESPONSE']._serialized_end=845
+  _globals['_STATFILEREQUEST']._serialized_start=847
+  _globals['_STATFILEREQUEST']._serialized_end=881
+  _globals['_STATFILERESPONSE']._serialized_start=883
+  _globals['_STATFILERESPONSE']._serialized_end=938
+  _globals['_LISTFILESREQUEST']._serialized_start=940
+  _globals['_LISTFILESREQUEST']._serialized_end=1027
+  _globals['_LISTFILESRESPONSE']._serialized_start=1029
+  _globals['_LISTFILESRESPONSE']._serialized_end=1086
+  _globals['_DELETEFILEREQUEST']._serialized_start=1088
+  _globals['_DELETEFILEREQUEST']._serialized_end=1124
+  _globals['_DELETEFILERESPONSE']._serialized_start=1126
+  _globals['_DELETEFILERESPONSE']._serialized_end=1146
+  _globals['_UPLOADFILETRAILER']._serialized_start=1148
+  _globals['_UPLOADFILETRAILER']._serialized_end=1183
+  _globals['_FILESERVICE']._serialized_start=1288
+  _globals['_FILESERVICE']._serialized_end=1697
 # @@protoc_insertion_point(module_scope)

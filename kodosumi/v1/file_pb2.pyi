@@ -117,7 +117,9 @@ class UploadFileHeader(_message.Message):
     size: _builtins.int
     """The exact size in bytes of the content that follows."""
     sha256: _builtins.str
-    """SHA-256 of the content, lower-case hex."""
+    """SHA-256 of the content, lower-case hex; or empty, and then the stream ends with a
+    trailer carrying it (a client that hashes as it sends reads the content once).
+    """
     execution_id: _builtins.str
     """An output of this execution (what `ctx.save_file` sends from an executor; only the
     execution's own flow may); empty for an upload by a client.
@@ -145,23 +147,29 @@ class UploadFileRequest(_message.Message):
 
     HEADER_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
+    TRAILER_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
     """At most 256 KiB."""
     @_builtins.property
     def header(self) -> Global___UploadFileHeader:
         """The first message of the stream, and only that one."""
 
+    @_builtins.property
+    def trailer(self) -> Global___UploadFileTrailer:
+        """The last message, and only that one: required when the header has no sha256."""
+
     def __init__(
         self,
         *,
         header: Global___UploadFileHeader | None = ...,
         chunk: _builtins.bytes = ...,
+        trailer: Global___UploadFileTrailer | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part", "trailer", b"trailer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part", "trailer", b"trailer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk", "trailer"]  # noqa: Y015
     _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
 
@@ -360,3 +368,25 @@ class DeleteFileResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteFileResponse: _TypeAlias = DeleteFileResponse  # noqa: Y015
+
+@_typing.final
+class UploadFileTrailer(_message.Message):
+    """The end of an upload whose header left the SHA-256 out (see UploadFileHeader.sha256)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHA256_FIELD_NUMBER: _builtins.int
+    sha256: _builtins.str
+    """SHA-256 of the content sent, lower-case hex."""
+    def __init__(
+        self,
+        *,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadFileTrailer: _TypeAlias = UploadFileTrailer  # noqa: Y015

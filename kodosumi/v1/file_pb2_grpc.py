@@ -69,7 +69,8 @@ class FileServiceServicer:
     """
 
     def UploadFile(self, request_iterator, context):
-        """A header first, then chunks of at most 256 KiB. The node recomputes the SHA-256
+        """A header first, then chunks of at most 256 KiB, then (when the header has no sha256)
+        a trailer with the content's SHA-256. The node recomputes the SHA-256
         (INVALID_ARGUMENT FILE_HASH_MISMATCH), holds the size to its limit
         (RESOURCE_EXHAUSTED FILE_TOO_LARGE) and the owner's stored bytes to their quota.
         """

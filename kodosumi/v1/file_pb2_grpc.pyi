@@ -36,7 +36,8 @@ class FileServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> FileServiceAsyncStub: ...
     UploadFile: _grpc.StreamUnaryMultiCallable[_file_pb2.UploadFileRequest, _file_pb2.UploadFileResponse]
-    """A header first, then chunks of at most 256 KiB. The node recomputes the SHA-256
+    """A header first, then chunks of at most 256 KiB, then (when the header has no sha256)
+    a trailer with the content's SHA-256. The node recomputes the SHA-256
     (INVALID_ARGUMENT FILE_HASH_MISMATCH), holds the size to its limit
     (RESOURCE_EXHAUSTED FILE_TOO_LARGE) and the owner's stored bytes to their quota.
     """
@@ -56,7 +57,8 @@ class FileServiceAsyncStub(FileServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     UploadFile: _aio.StreamUnaryMultiCallable[_file_pb2.UploadFileRequest, _file_pb2.UploadFileResponse]  # type: ignore[assignment]
-    """A header first, then chunks of at most 256 KiB. The node recomputes the SHA-256
+    """A header first, then chunks of at most 256 KiB, then (when the header has no sha256)
+    a trailer with the content's SHA-256. The node recomputes the SHA-256
     (INVALID_ARGUMENT FILE_HASH_MISMATCH), holds the size to its limit
     (RESOURCE_EXHAUSTED FILE_TOO_LARGE) and the owner's stored bytes to their quota.
     """
@@ -79,7 +81,8 @@ class FileServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_file_pb2.UploadFileRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_file_pb2.UploadFileResponse, _abc.Awaitable[_file_pb2.UploadFileResponse]]:
-        """A header first, then chunks of at most 256 KiB. The node recomputes the SHA-256
+        """A header first, then chunks of at most 256 KiB, then (when the header has no sha256)
+        a trailer with the content's SHA-256. The node recomputes the SHA-256
         (INVALID_ARGUMENT FILE_HASH_MISMATCH), holds the size to its limit
         (RESOURCE_EXHAUSTED FILE_TOO_LARGE) and the owner's stored bytes to their quota.
         """

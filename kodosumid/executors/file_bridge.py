@@ -4,7 +4,7 @@ Imported only inside the executor actor. Inputs are fetched from the node's File
 (`DownloadFile`, over mTLS with the flow's identity or the node's, whatever host of the Ray
 cluster the executor runs on) into a cache of this host, checked against their SHA-256 and
 made read-only; later runs on the same host that get the same content use the cached copy.
-Outputs go up with `UploadFile`, as outputs of their execution.
+Outputs go up with `UploadFile`, as outputs of their execution, hashed on the way.
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ import stat
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 
 from engine.files import FileRef, SavedFile
+from kodosumi.file_wire import send_upload, upload_requests
 from kodosumi.v1 import file_pb2, file_pb2_grpc
-
-CHUNK_BYTES = 256 * 1024
-_READ_BYTES = 1024 * 1024
 
 
 def default_cache_dir() -> Path:
@@ -34,27 +32,6 @@ def default_cache_dir() -> Path:
 
 class FileFetchFailed(RuntimeError):
     """An input's content did not arrive whole (its SHA-256 differs)."""
-
-
-def _digest(source: bytes | Path) -> tuple[int, str]:
-    if isinstance(source, bytes):
-        return len(source), hashlib.sha256(source).hexdigest()
-    digest, size = hashlib.sha256(), 0
-    with open(source, "rb") as f:
-        while block := f.read(_READ_BYTES):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
-
-
-def _chunks(source: bytes | Path) -> Iterator[bytes]:
-    if isinstance(source, bytes):
-        for start in range(0, len(source), CHUNK_BYTES):
-            yield source[start : start + CHUNK_BYTES]
-        return
-    with open(source, "rb", buffering=0) as f:
-        while chunk := f.read(CHUNK_BYTES):
-            yield chunk
 
 
 class GrpcFileBridge:
@@ -107,17 +84,12 @@ class GrpcFileBridge:
     def save(
         self, flow: str, execution_id: str, name: str, source: bytes | Path, media_type: str
     ) -> SavedFile:
-        size, sha = _digest(source)
+        size = len(source) if isinstance(source, bytes) else source.stat().st_size
         header = file_pb2.UploadFileHeader(
-            name=name, media_type=media_type, size=size, sha256=sha, execution_id=execution_id
+            name=name, media_type=media_type, size=size, execution_id=execution_id
         )
-
-        def requests() -> Iterator[file_pb2.UploadFileRequest]:
-            yield file_pb2.UploadFileRequest(header=header)
-            for chunk in _chunks(source):
-                yield file_pb2.UploadFileRequest(chunk=chunk)
-
-        info = self._stub(flow).UploadFile(requests()).file
+        # Hashed while it is sent (the SHA-256 goes last): the file is read once.
+        info = send_upload(self._channel(flow), upload_requests(header, source)).file
         return SavedFile(
             info.file_id, info.name, info.size, info.sha256, info.media_type, info.node_id
         )

@@ -95,5 +95,5 @@ async def _fetch(
             )
         await writer.commit()
     except BaseException:
-        writer.abort()
+        await writer.abort()
         raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from kodosumi.errors import (
 from kodosumid.executions.launch_files import InputFileLike
 from kodosumid.executions.relay import peer_of
 from kodosumid.files.access import FileAccess, Records, SpeaksFor, grantee_of, node_grantee
+from kodosumid.files.blob_writer import Chunk
 from kodosumid.files.blobs import BlobStore, is_sha256
 from kodosumid.files.model import (
     CHUNK_BYTES,
@@ -92,6 +93,19 @@ class InputFile:
         }
 
 
+def _check_hash(computed: str, declared: str, trailed: str) -> None:
+    """The content's SHA-256 against the header's and the trailer's (at least one)."""
+    if not (declared or trailed):
+        raise InvalidArgument.field(
+            "header.sha256", "required (in the header, or in a trailer as the last message)"
+        )
+    for field, sha in (("header.sha256", declared), ("trailer.sha256", trailed)):
+        if sha and sha != computed:
+            raise InvalidArgument(
+                f"{field}: the content's SHA-256 is {computed}", reason="FILE_HASH_MISMATCH"
+            )
+
+
 class Files:
     def __init__(
         self,
@@ -122,8 +136,10 @@ class Files:
         check_name(header.name)
         if header.size < 0:
             raise InvalidArgument.field("header.size", "not negative")
-        if not is_sha256(header.sha256):
-            raise InvalidArgument.field("header.sha256", "64 lower-case hex digits")
+        if header.sha256 and not is_sha256(header.sha256):
+            raise InvalidArgument.field(
+                "header.sha256", "64 lower-case hex digits (or empty, and a trailer with them)"
+            )
         if len(header.media_type) > MAX_NAME_CHARS:
             raise InvalidArgument.field("header.media_type", f"at most {MAX_NAME_CHARS} characters")
         limit = self.config.max_file_bytes
@@ -160,9 +176,14 @@ class Files:
             self._reserved.pop(owner, None)
 
     async def upload(
-        self, principal: Principal, header: UploadHeader, chunks: AsyncIterator[bytes]
+        self,
+        principal: Principal,
+        header: UploadHeader,
+        chunks: AsyncIterator[Chunk],
+        trailer: Callable[[], str] = str,
     ) -> tuple[FileRecord, FileLink | None]:
-        """Store the content of `chunks`; the file (and, for an output, its link)."""
+        """Store the content of `chunks`; the file (and, for an output, its link).
+        `trailer`: the SHA-256 the stream ended with, once `chunks` is done ("" for none)."""
         self.check_header(header)
         owner, execution_id = principal.id, header.execution_id
         if execution_id:
@@ -185,14 +206,10 @@ class Files:
                     f"header.size: {header.size} bytes declared, {writer.size} arrived",
                     reason="FILE_SIZE_MISMATCH",
                 )
-            if writer.sha256 != header.sha256:
-                raise InvalidArgument(
-                    f"header.sha256: the content's SHA-256 is {writer.sha256}",
-                    reason="FILE_HASH_MISMATCH",
-                )
+            _check_hash(writer.sha256, header.sha256, trailer())
             sha = await writer.commit()
         except BaseException:
-            writer.abort()
+            await writer.abort()
             raise
         finally:
             self._release(owner, header.size)
@@ -235,8 +252,9 @@ class Files:
 
     async def download(
         self, principal: Principal, file_id: str, offset: int
-    ) -> tuple[FileRecord, Generator[bytes, None, None]]:
-        """The file and its content from `offset` on, in chunks."""
+    ) -> tuple[FileRecord, AsyncIterator[memoryview]]:
+        """The file and its content from `offset` on, in chunks (views, each valid until the
+        next is asked for)."""
         record = await self.access.readable(principal, file_id)
         if offset < 0 or offset > record.size:
             raise InvalidArgument.field("offset", f"from 0 to the file's size ({record.size})")

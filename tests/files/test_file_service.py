@@ -130,6 +130,74 @@ async def test_bad_uploads_name_the_field(
     assert _leftovers(files_node) == []
 
 
+def _stream(
+    header: file_pb2.UploadFileHeader, chunks: list[bytes], *tail: file_pb2.UploadFileRequest
+) -> list[file_pb2.UploadFileRequest | bytes]:
+    return [
+        file_pb2.UploadFileRequest(header=header),
+        *(file_pb2.UploadFileRequest(chunk=c) for c in chunks),
+        *tail,
+    ]
+
+
+def _trailer(sha: str) -> file_pb2.UploadFileRequest:
+    return file_pb2.UploadFileRequest(trailer=file_pb2.UploadFileTrailer(sha256=sha))
+
+
+async def _send(
+    node: RunningNode, requests: list[file_pb2.UploadFileRequest | bytes]
+) -> file_pb2.UploadFileResponse:
+    channel = files_client(node)._upload_channel()
+    return await asyncio.to_thread(send_upload, channel, iter(requests))
+
+
+async def test_the_sha256_may_come_last_in_a_trailer(files_node: RunningNode) -> None:
+    data = content(2 * CHUNK + 3, seed=41)
+    sha = hashlib.sha256(data).hexdigest()
+    chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+    header = file_pb2.UploadFileHeader(name="t.bin", size=len(data))
+    info = (await _send(files_node, _stream(header, chunks, _trailer(sha)))).file
+    assert (info.sha256, info.size) == (sha, len(data))
+    assert await files_client(files_node).read(info.file_id) == data
+    # A chunk message protobuf-framed with an unknown field beside the chunk is still read.
+    odd = file_pb2.UploadFileRequest(chunk=b"odd").SerializeToString() + b"\x78\x01"
+    header = file_pb2.UploadFileHeader(name="odd.bin", size=3)
+    requests = [file_pb2.UploadFileRequest(header=header), odd, _trailer(_sha(b"odd"))]
+    info = (await _send(files_node, requests)).file
+    assert await files_client(files_node).read(info.file_id) == b"odd"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("tail", "reason", "field"),
+    [
+        ((), "", "header.sha256"),  # no SHA-256 at all
+        ((_trailer(_sha(b"other")),), "FILE_HASH_MISMATCH", "trailer.sha256"),
+        ((_trailer("nothex"),), "", "trailer.sha256"),
+        ((_trailer(_sha(b"abc")), file_pb2.UploadFileRequest(chunk=b"d")), "", "trailer"),
+        ((_trailer(_sha(b"abc")), _trailer(_sha(b"abc"))), "", "trailer"),
+    ],
+    ids=["none", "mismatch", "not-hex", "chunk-after", "twice"],
+)
+async def test_bad_trailers_name_the_field(
+    files_node: RunningNode,
+    tail: tuple[file_pb2.UploadFileRequest, ...],
+    reason: str,
+    field: str,
+) -> None:
+    header = file_pb2.UploadFileHeader(name="t.bin", size=3)
+    with pytest.raises(RPC_ERRORS) as caught:
+        await _send(files_node, _stream(header, [b"abc"], *tail))
+    assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in details_of_error(caught.value)
+    if reason:
+        assert reason_of(caught.value) == reason
+    assert _leftovers(files_node) == []
+
+
 async def test_a_stream_without_a_header_is_invalid(files_node: RunningNode) -> None:
     async def requests() -> AsyncIterator[file_pb2.UploadFileRequest]:
         yield file_pb2.UploadFileRequest(chunk=b"abc")

@@ -84,4 +84,4 @@ async def test_temp_files_of_a_crashed_upload_are_removed_at_start(tmp_path: Pat
     assert list(blobs.tmp_dir.iterdir()) == [writer.temp]
     BlobStore(tmp_path / "files").open()
     assert list(blobs.tmp_dir.iterdir()) == []
-    writer.abort()
+    await writer.abort()
