@@ -38,7 +38,7 @@ proto: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy kodosumi engine kodosumid kodoclient registryd
+	$(BIN)/mypy kodosumi engine kodosumid kodoclient registryd gateway
 	$(BUF) lint
 
 ## Benchmarks (not part of the tests): each figure beside a baseline measured in the same run.

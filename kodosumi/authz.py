@@ -20,10 +20,13 @@ USER = "user"
 NODE = "node"
 FLOW = "flow"
 REGISTRY = "registry"
+# A marketplace gateway (`kodogate`): launches, watches and answers the executions it sells,
+# its own only, like a user; reads the registry; nothing else.
+GATEWAY = "gateway"
 
 HUMAN_ROLES = frozenset({ADMIN, OPERATOR, USER})
 PRIVILEGED_ROLES = frozenset({ADMIN, OPERATOR})
-ALL_ROLES = frozenset({ADMIN, OPERATOR, USER, NODE, FLOW, REGISTRY})
+ALL_ROLES = frozenset({ADMIN, OPERATOR, USER, NODE, FLOW, REGISTRY, GATEWAY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,7 @@ _KIND_ROLES = {
     IdentityKind.NODE: frozenset({NODE}),
     IdentityKind.FLOW: frozenset({FLOW}),
     IdentityKind.REGISTRY: frozenset({REGISTRY}),
+    IdentityKind.GATEWAY: frozenset({GATEWAY}),
 }
 
 

@@ -1,7 +1,8 @@
 """SPIFFE-style identities: `spiffe://<trust-domain>/<kind>/<name>[/<name>...]`.
 
 Every party holds a certificate with exactly one such URI SAN. Kinds:
-`registry/<id>`, `node/<id>`, `user/<name>`, `flow/<node>/<flow>`.
+`registry/<id>`, `node/<id>`, `user/<name>`, `flow/<node>/<flow>`, `gateway/<id>` (a
+marketplace gateway, `kodogate`: a client of nodes with an identity of its own).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class IdentityKind(StrEnum):
     NODE = "node"
     USER = "user"
     FLOW = "flow"
+    GATEWAY = "gateway"
 
 
 _SEGMENTS_PER_KIND = {
@@ -26,6 +28,7 @@ _SEGMENTS_PER_KIND = {
     IdentityKind.NODE: 1,
     IdentityKind.USER: 1,
     IdentityKind.FLOW: 2,
+    IdentityKind.GATEWAY: 1,
 }
 
 
@@ -79,6 +82,10 @@ class SpiffeId:
     @classmethod
     def flow(cls, trust_domain: str, node_id: str, flow: str) -> SpiffeId:
         return cls(trust_domain, IdentityKind.FLOW, (node_id, flow))
+
+    @classmethod
+    def gateway(cls, trust_domain: str, gateway_id: str) -> SpiffeId:
+        return cls(trust_domain, IdentityKind.GATEWAY, (gateway_id,))
 
     @property
     def name(self) -> str:

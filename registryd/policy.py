@@ -1,8 +1,9 @@
 """Who may call what on the registry.
 
 The table is keyed by full method name and fails closed (the guard interceptor refuses any
-method missing from it). Reads are open to people (user, operator, admin) and nodes; writes to
-nodes only, and `check_node_writer` makes sure a node writes its own entry alone. Flow
+method missing from it). Reads are open to people (user, operator, admin), nodes and
+gateways; writes to nodes only, and `check_node_writer` makes sure a node writes its own
+entry alone. Flow
 identities get nothing, not even health or reflection: flows have no business with the
 registry. With `--insecure` there are no identities, so every caller is an anonymous admin
 that also holds the node role (`INSECURE_ROLES`) and may write any entry (tests, local demos).
@@ -10,7 +11,17 @@ that also holds the node role (`INSECURE_ROLES`) and may write any entry (tests,
 
 from __future__ import annotations
 
-from kodosumi.authz import ADMIN, FLOW, NODE, OPERATOR, USER, Principal, Rule, standard_rules
+from kodosumi.authz import (
+    ADMIN,
+    FLOW,
+    GATEWAY,
+    NODE,
+    OPERATOR,
+    USER,
+    Principal,
+    Rule,
+    standard_rules,
+)
 from kodosumi.spiffe import IdentityKind
 from kodosumi.v1 import registry_pb2
 from registryd.errors import NodeIdentityMismatch
@@ -18,7 +29,8 @@ from registryd.errors import NodeIdentityMismatch
 SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"]
 SERVICE_NAME = SERVICE.full_name
 
-READERS = Rule.of(ADMIN, OPERATOR, USER, NODE)
+# Gateways read the network (which node offers a flow) like people do.
+READERS = Rule.of(ADMIN, OPERATOR, USER, NODE, GATEWAY)
 WRITERS = Rule.of(NODE)
 INSECURE_ROLES = frozenset({ADMIN, NODE})
 

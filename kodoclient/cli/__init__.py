@@ -16,6 +16,7 @@ from kodoclient.cli.cancel import cancel
 from kodoclient.cli.context import CliState, Settings
 from kodoclient.cli.files import download, files
 from kodoclient.cli.flows import flows
+from kodoclient.cli.gateway import gateway
 from kodoclient.cli.group import group
 from kodoclient.cli.input import input_
 from kodoclient.cli.launch import launch
@@ -146,7 +147,7 @@ for _command in (nodes, peers, watch_registry):
     main.add_command(_command)
 
 # Identity and authorization (docs/security.md).
-for _command in (pki, user, group, login, whoami, verify):
+for _command in (pki, user, group, login, whoami, verify, gateway):
     main.add_command(_command)
 
 # The market (docs/market.md): metered usage, the market view.

@@ -50,6 +50,8 @@ class _IdentityKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Identity
     IDENTITY_KIND_UNSPECIFIED: _IdentityKind.ValueType  # 0
     IDENTITY_KIND_USER: _IdentityKind.ValueType  # 1
     IDENTITY_KIND_NODE: _IdentityKind.ValueType  # 2
+    IDENTITY_KIND_GATEWAY: _IdentityKind.ValueType  # 3
+    """A marketplace gateway (`kodogate`, spiffe://<domain>/gateway/<id>): a client only."""
 
 class IdentityKind(_IdentityKind, metaclass=_IdentityKindEnumTypeWrapper):
     """Who a token enrolls."""
@@ -57,6 +59,8 @@ class IdentityKind(_IdentityKind, metaclass=_IdentityKindEnumTypeWrapper):
 IDENTITY_KIND_UNSPECIFIED: IdentityKind.ValueType  # 0
 IDENTITY_KIND_USER: IdentityKind.ValueType  # 1
 IDENTITY_KIND_NODE: IdentityKind.ValueType  # 2
+IDENTITY_KIND_GATEWAY: IdentityKind.ValueType  # 3
+"""A marketplace gateway (`kodogate`, spiffe://<domain>/gateway/<id>): a client only."""
 Global___IdentityKind: _TypeAlias = IdentityKind  # noqa: Y015
 
 class _BadgeKind:
@@ -762,7 +766,7 @@ class CreateEnrollmentTokenRequest(_message.Message):
     IP_ADDRESSES_FIELD_NUMBER: _builtins.int
     kind: Global___IdentityKind.ValueType
     name: _builtins.str
-    """The user name or node id."""
+    """The user name, node id or gateway id."""
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration: ...
     @_builtins.property

@@ -141,8 +141,8 @@ class CertificateDesk:
     ) -> tuple[str, float]:
         """A one-time enrollment token for `identity`; returns it and when it expires.
         `names`: host names a node's certificate may carry (people's carry none)."""
-        if identity.kind not in (IdentityKind.USER, IdentityKind.NODE):
-            raise InvalidArgument.field("kind", "tokens enroll users and nodes")
+        if identity.kind not in (IdentityKind.USER, IdentityKind.NODE, IdentityKind.GATEWAY):
+            raise InvalidArgument.field("kind", "tokens enroll users, nodes and gateways")
         if names and not is_server(identity):
             raise InvalidArgument.field("dns_names", "certificates of people carry no host names")
         names = check_names(names or HostNames())

@@ -1,6 +1,6 @@
 """Who may call what on the auth provider (fail closed, like every table).
 
-- Any enrolled person or node: renew its own certificate, ask who it is, read badges.
+- Any enrolled person, node or gateway: renew its own certificate, ask who it is, read badges.
 - Nodes: certificates for the flows they host, the grants of their callers, the auth state.
 - Admins: everything that changes users, groups, tokens, revocations and badges.
 - Flows: nothing (they are renewed by the node that hosts them).
@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from kodosumi.authz import ADMIN, NODE, OPERATOR, USER, Rule
+from kodosumi.authz import ADMIN, GATEWAY, NODE, OPERATOR, USER, Rule
 from kodosumi.v1 import auth_pb2
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
@@ -18,7 +18,7 @@ ENROLLMENT_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["EnrollmentService"]
 # The only role on the enrollment port: a caller that has no certificate yet.
 ENROLLEE = "enrollee"
 
-ENROLLED = Rule.of(ADMIN, OPERATOR, USER, NODE)
+ENROLLED = Rule.of(ADMIN, OPERATOR, USER, NODE, GATEWAY)
 NODES = Rule.of(NODE)
 NODES_AND_ADMINS = Rule.of(NODE, ADMIN)
 ADMINS = Rule.of(ADMIN)

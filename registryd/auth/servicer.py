@@ -262,9 +262,13 @@ def _token_identity(domain: str, kind: int, name: str) -> SpiffeId:
             return SpiffeId.user(domain, name)
         if kind == pb.IDENTITY_KIND_NODE:
             return SpiffeId.node(domain, name)
+        if kind == pb.IDENTITY_KIND_GATEWAY:
+            return SpiffeId.gateway(domain, name)
     except InvalidSpiffeId as e:
         raise InvalidArgument.field("name", str(e)) from None
-    raise InvalidArgument.field("kind", "IDENTITY_KIND_USER or IDENTITY_KIND_NODE")
+    raise InvalidArgument.field(
+        "kind", "IDENTITY_KIND_USER, IDENTITY_KIND_NODE or IDENTITY_KIND_GATEWAY"
+    )
 
 
 def _peer_certificate(context: Context) -> Any:

@@ -3,7 +3,16 @@ combined table: every served method is listed, nothing else, and who holds which
 
 from __future__ import annotations
 
-from kodosumi.authz import ADMIN, FLOW, NODE, OPERATOR, STANDARD_METHODS, USER, Principal
+from kodosumi.authz import (
+    ADMIN,
+    FLOW,
+    GATEWAY,
+    NODE,
+    OPERATOR,
+    STANDARD_METHODS,
+    USER,
+    Principal,
+)
 from kodosumi.authz import authorize as check
 from kodosumi.errors import PermissionDenied
 from kodosumi.spiffe import SpiffeId
@@ -78,5 +87,7 @@ def test_machine_rights() -> None:
         assert policy[method].roles == {NODE}
     for method in ("GetGrants", "WatchAuthState"):
         assert policy[f"/kodosumi.v1.AuthService/{method}"].roles == {NODE, ADMIN}
+    # Gateways (kodogate) renew their certificates and read badges like any enrolled party.
     for method in ("RenewCertificate", "WhoAmI", "ListBadges"):
-        assert policy[f"/kodosumi.v1.AuthService/{method}"].roles == {ADMIN, OPERATOR, USER, NODE}
+        roles = policy[f"/kodosumi.v1.AuthService/{method}"].roles
+        assert roles == {ADMIN, OPERATOR, USER, NODE, GATEWAY}

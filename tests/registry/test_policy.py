@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from kodosumi.authz import ADMIN, FLOW, NODE, OPERATOR, REGISTRY, STANDARD_METHODS, USER
+from kodosumi.authz import (
+    ADMIN,
+    FLOW,
+    GATEWAY,
+    NODE,
+    OPERATOR,
+    REGISTRY,
+    STANDARD_METHODS,
+    USER,
+)
 from kodosumi.authz import authorize as check
 from kodosumi.errors import PermissionDenied
 from kodosumi.v1 import registry_pb2
@@ -28,10 +37,10 @@ def test_writes_are_for_nodes_only() -> None:
         assert policy[method].roles == frozenset({NODE})
 
 
-def test_reads_are_for_people_and_nodes() -> None:
+def test_reads_are_for_people_nodes_and_gateways() -> None:
     policy = registry_policy()
     for method in RPCS - WRITES:
-        assert policy[method].roles == frozenset({ADMIN, OPERATOR, USER, NODE})
+        assert policy[method].roles == frozenset({ADMIN, OPERATOR, USER, NODE, GATEWAY})
 
 
 def test_flows_have_no_access_at_all() -> None:

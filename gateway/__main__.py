@@ -1,0 +1,5 @@
+"""`python -m gateway` is `kodogate`."""
+
+from gateway.cli import main
+
+main()

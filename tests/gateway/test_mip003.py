@@ -1,0 +1,160 @@
+"""The MIP-003 endpoints over the real stack: a registry, a node on Ray, `kodogate` as a
+subprocess with its own enrolled gateway certificate, and a real HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import jcs
+import pytest
+
+from tests.gateway.stack import Stack, wait_status
+
+SERVICES = [
+    {
+        "path": "hello",
+        "flow": "hello",
+        "name": "Hello",
+        "demo": {"input": {"name": "Ada"}, "output": "hello Ada"},
+    },
+    {"path": "asks", "flow": "asks"},
+    {"path": "fails", "flow": "fails"},
+]
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    ray_cluster: None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    stack = Stack(Path(tmp_path_factory.mktemp("gateway")))
+    await stack.start_daemons()
+    await stack.enroll_gateway()
+    await asyncio.to_thread(stack.start_gateway, stack.write_config(SERVICES))
+    yield stack
+    await stack.stop()
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with stack.client() as client:
+        yield client
+
+
+def reference_hash(purchaser: str, data: object) -> str:
+    """MIP-004 computed with an independent RFC 8785 implementation (`jcs`)."""
+    return hashlib.sha256(purchaser.encode() + b";" + jcs.canonicalize(data)).hexdigest()
+
+
+async def test_availability_and_input_schema_follow_mip003(http: httpx.AsyncClient) -> None:
+    availability = (await http.get("/hello/availability")).json()
+    assert availability["status"] == "available" and availability["type"] == "masumi-agent"
+    schema = (await http.get("/hello/input_schema")).json()
+    assert schema == {
+        "input_data": [
+            {
+                "id": "name",
+                "type": "text",
+                "name": "name",
+                "validations": [
+                    {"validation": "min", "value": "1"},
+                    {"validation": "max", "value": "64"},
+                ],
+            }
+        ]
+    }
+    demo = (await http.get("/hello/demo")).json()
+    assert demo == {"input": {"name": "Ada"}, "output": {"result": "hello Ada"}}
+    assert (await http.get("/asks/demo")).status_code == 404
+
+
+async def test_a_job_runs_to_completed_with_its_result(http: httpx.AsyncClient) -> None:
+    body = {"identifier_from_purchaser": "buyer-0001", "input_data": {"name": "Grace"}}
+    started = await http.post("/hello/start_job", json=body)
+    assert started.status_code == 200, started.text
+    job = started.json()
+    for key in ("id", "blockchainIdentifier", "payByTime", "submitResultTime", "unlockTime",
+                "externalDisputeUnlockTime", "agentIdentifier", "sellerVKey",
+                "identifierFromPurchaser", "input_hash"):  # fmt: skip
+        assert key in job
+    assert job["identifierFromPurchaser"] == "buyer-0001"
+    assert job["input_hash"] == reference_hash("buyer-0001", {"name": "Grace"})
+    done = await wait_status(http, "/hello", job["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done
+    assert done["result"] == "hello Grace"
+    # The same purchaser id and input again: the same job (a retried request), not a second.
+    again = await http.post("/hello/start_job", json=body)
+    assert again.json()["id"] == job["id"]
+    other = {"identifier_from_purchaser": "buyer-0001", "input_data": {"name": "Other"}}
+    assert (await http.post("/hello/start_job", json=other)).status_code == 409
+
+
+async def test_a_failing_flow_is_failed_with_its_reason(http: httpx.AsyncClient) -> None:
+    started = await http.post("/fails/start_job", json={"identifier_from_purchaser": "f-1"})
+    done = await wait_status(http, "/fails", started.json()["id"], {"completed", "failed"})
+    assert done["status"] == "failed" and done["reason"]
+
+
+async def test_human_input_round_trip(http: httpx.AsyncClient) -> None:
+    started = await http.post("/asks/start_job", json={"identifier_from_purchaser": "h-1"})
+    job_id = started.json()["id"]
+    waiting = await wait_status(http, "/asks", job_id, {"awaiting_input", "failed"})
+    assert waiting["status"] == "awaiting_input", waiting
+    (group,) = waiting["input_schema"]["input_groups"]
+    assert group["id"] == waiting["id"] and group["title"] == "How many?"
+    assert group["input_data"][0]["id"] == "n"
+    status_id = waiting["id"]
+    bad = await http.post(
+        "/asks/provide_input",
+        json={"job_id": job_id, "status_id": status_id, "input_data": {"n": "three"}},
+    )
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "input_data.n"
+    answered = await http.post(
+        "/asks/provide_input",
+        json={"job_id": job_id, "status_id": status_id, "input_data": {"n": 3}},
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["input_hash"] == reference_hash("h-1", {"n": 3})
+    assert answered.json()["signature"]
+    done = await wait_status(http, "/asks", job_id, {"completed", "failed"})
+    assert done["status"] == "completed" and '"n": 3' in done["result"]
+    late = await http.post(
+        "/asks/provide_input",
+        json={"job_id": job_id, "status_id": status_id, "input_data": {"n": 4}},
+    )
+    assert late.status_code == 409
+
+
+async def test_bad_requests_get_400_404_409_413(http: httpx.AsyncClient) -> None:
+    missing = await http.post("/hello/start_job", json={"input_data": {"name": "x"}})
+    assert missing.status_code == 400
+    assert missing.json()["errors"][0]["field"] == "identifier_from_purchaser"
+    wrong = await http.post(
+        "/hello/start_job",
+        json={"identifier_from_purchaser": "b-2", "input_data": {"name": 5, "extra": 1}},
+    )
+    assert wrong.status_code == 400
+    fields = {e["field"] for e in wrong.json()["errors"]}
+    assert fields == {"input_data.name", "input_data.extra"}
+    malformed = await http.post(
+        "/hello/start_job", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 400
+    assert (await http.get("/hello/status", params={"job_id": "nope"})).status_code == 404
+    assert (await http.get("/hello/status")).status_code == 400
+    unknown = await http.post(
+        "/hello/provide_input", json={"job_id": "nope", "status_id": "x", "input_data": {}}
+    )
+    assert unknown.status_code == 404
+    huge = {"identifier_from_purchaser": "b-3", "input_data": {"name": "x" * (2 << 20)}}
+    assert (await http.post("/hello/start_job", json=huge)).status_code == 413
+
+
+async def test_health_and_metrics(http: httpx.AsyncClient) -> None:
+    health = await http.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    metrics = (await http.get("/metrics")).text
+    assert 'kodogate_jobs{state="completed"}' in metrics
