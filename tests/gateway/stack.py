@@ -71,6 +71,7 @@ class Stack:
         self.gateway_state = folder / "gateway"
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.config_path = folder / "gateway.toml"
 
     async def start_daemons(self, flows: tuple[FlowEntry, ...] = FLOWS) -> None:
         config = registry_config(self.folder / "registry", self.pki, shutdown_grace=0.2)
