@@ -273,9 +273,9 @@ class InsufficientFunds(ResourceExhausted):
 class HoldNotFound(NotFound):
     default_reason = "HOLD_NOT_FOUND"
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, message: str = "") -> None:
         # The same answer for another seller's hold: a seller learns nothing of others' keys.
-        super().__init__(f"you hold no reservation with key {key!r}")
+        super().__init__(message or f"you hold no reservation with key {key!r}")
 
 
 class HoldClosed(FailedPrecondition):

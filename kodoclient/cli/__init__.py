@@ -18,6 +18,7 @@ from kodoclient.cli.files import download, files
 from kodoclient.cli.flows import flows
 from kodoclient.cli.gateway import gateway
 from kodoclient.cli.group import group
+from kodoclient.cli.holds import hold
 from kodoclient.cli.input import input_
 from kodoclient.cli.launch import launch
 from kodoclient.cli.ledger import balance, budget, credit, ledger
@@ -155,7 +156,7 @@ for _command in (usage, market):
     main.add_command(_command)
 
 # Budgets and settlement (docs/market.md).
-for _command in (balance, ledger, budget, credit):
+for _command in (balance, ledger, budget, credit, hold):
     main.add_command(_command)
 
 # A2A 1.0 (docs/a2a.md).

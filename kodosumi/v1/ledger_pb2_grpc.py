@@ -82,6 +82,11 @@ class LedgerServiceStub:
                 request_serializer=kodosumi_dot_v1_dot_ledger__pb2.ListBudgetsRequest.SerializeToString,
                 response_deserializer=kodosumi_dot_v1_dot_ledger__pb2.ListBudgetsResponse.FromString,
                 _registered_method=True)
+        self.ListHolds = channel.unary_unary(
+                '/kodosumi.v1.LedgerService/ListHolds',
+                request_serializer=kodosumi_dot_v1_dot_ledger__pb2.ListHoldsRequest.SerializeToString,
+                response_deserializer=kodosumi_dot_v1_dot_ledger__pb2.ListHoldsResponse.FromString,
+                _registered_method=True)
         self.GrantCredit = channel.unary_unary(
                 '/kodosumi.v1.LedgerService/GrantCredit',
                 request_serializer=kodosumi_dot_v1_dot_ledger__pb2.GrantCreditRequest.SerializeToString,
@@ -96,6 +101,11 @@ class LedgerServiceStub:
                 '/kodosumi.v1.LedgerService/DeleteBudget',
                 request_serializer=kodosumi_dot_v1_dot_ledger__pb2.DeleteBudgetRequest.SerializeToString,
                 response_deserializer=kodosumi_dot_v1_dot_ledger__pb2.DeleteBudgetResponse.FromString,
+                _registered_method=True)
+        self.CancelHold = channel.unary_unary(
+                '/kodosumi.v1.LedgerService/CancelHold',
+                request_serializer=kodosumi_dot_v1_dot_ledger__pb2.CancelHoldRequest.SerializeToString,
+                response_deserializer=kodosumi_dot_v1_dot_ledger__pb2.CancelHoldResponse.FromString,
                 _registered_method=True)
 
 
@@ -168,6 +178,14 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHolds(self, request, context):
+        """Holds on an account's funds, newest first: who reserves your money and how much. Your
+        own account, or any (admins).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GrantCredit(self, request, context):
         """Admins: credit an account from `system/credit`.
         """
@@ -184,6 +202,14 @@ class LedgerServiceServicer:
 
     def DeleteBudget(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelHold(self, request, context):
+        """Admins: release any open hold by its id (a seller that is gone, or one that holds funds
+        it should not); nothing is paid. Releasing a closed hold changes nothing.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -226,6 +252,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     request_deserializer=kodosumi_dot_v1_dot_ledger__pb2.ListBudgetsRequest.FromString,
                     response_serializer=kodosumi_dot_v1_dot_ledger__pb2.ListBudgetsResponse.SerializeToString,
             ),
+            'ListHolds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHolds,
+                    request_deserializer=kodosumi_dot_v1_dot_ledger__pb2.ListHoldsRequest.FromString,
+                    response_serializer=kodosumi_dot_v1_dot_ledger__pb2.ListHoldsResponse.SerializeToString,
+            ),
             'GrantCredit': grpc.unary_unary_rpc_method_handler(
                     servicer.GrantCredit,
                     request_deserializer=kodosumi_dot_v1_dot_ledger__pb2.GrantCreditRequest.FromString,
@@ -240,6 +271,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.DeleteBudget,
                     request_deserializer=kodosumi_dot_v1_dot_ledger__pb2.DeleteBudgetRequest.FromString,
                     response_serializer=kodosumi_dot_v1_dot_ledger__pb2.DeleteBudgetResponse.SerializeToString,
+            ),
+            'CancelHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelHold,
+                    request_deserializer=kodosumi_dot_v1_dot_ledger__pb2.CancelHoldRequest.FromString,
+                    response_serializer=kodosumi_dot_v1_dot_ledger__pb2.CancelHoldResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -455,6 +491,33 @@ class LedgerService:
             _registered_method=True)
 
     @staticmethod
+    def ListHolds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kodosumi.v1.LedgerService/ListHolds',
+            kodosumi_dot_v1_dot_ledger__pb2.ListHoldsRequest.SerializeToString,
+            kodosumi_dot_v1_dot_ledger__pb2.ListHoldsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GrantCredit(request,
             target,
             options=(),
@@ -525,6 +588,33 @@ class LedgerService:
             '/kodosumi.v1.LedgerService/DeleteBudget',
             kodosumi_dot_v1_dot_ledger__pb2.DeleteBudgetRequest.SerializeToString,
             kodosumi_dot_v1_dot_ledger__pb2.DeleteBudgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kodosumi.v1.LedgerService/CancelHold',
+            kodosumi_dot_v1_dot_ledger__pb2.CancelHoldRequest.SerializeToString,
+            kodosumi_dot_v1_dot_ledger__pb2.CancelHoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

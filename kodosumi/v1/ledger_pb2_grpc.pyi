@@ -67,11 +67,19 @@ class LedgerServiceStub:
     """Budgets with what was used this period: those that apply to you (yours and your
     groups'), or any (admins).
     """
+    ListHolds: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListHoldsRequest, _ledger_pb2.ListHoldsResponse]
+    """Holds on an account's funds, newest first: who reserves your money and how much. Your
+    own account, or any (admins).
+    """
     GrantCredit: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GrantCreditRequest, _ledger_pb2.GrantCreditResponse]
     """Admins: credit an account from `system/credit`."""
     SetBudget: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.SetBudgetRequest, _ledger_pb2.SetBudgetResponse]
     """Admins: set the spending budget of a user or group per period and currency."""
     DeleteBudget: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.DeleteBudgetRequest, _ledger_pb2.DeleteBudgetResponse]
+    CancelHold: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.CancelHoldRequest, _ledger_pb2.CancelHoldResponse]
+    """Admins: release any open hold by its id (a seller that is gone, or one that holds funds
+    it should not); nothing is paid. Releasing a closed hold changes nothing.
+    """
 
 @_typing.type_check_only
 class LedgerServiceAsyncStub(LedgerServiceStub):
@@ -112,11 +120,19 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     """Budgets with what was used this period: those that apply to you (yours and your
     groups'), or any (admins).
     """
+    ListHolds: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListHoldsRequest, _ledger_pb2.ListHoldsResponse]  # type: ignore[assignment]
+    """Holds on an account's funds, newest first: who reserves your money and how much. Your
+    own account, or any (admins).
+    """
     GrantCredit: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GrantCreditRequest, _ledger_pb2.GrantCreditResponse]  # type: ignore[assignment]
     """Admins: credit an account from `system/credit`."""
     SetBudget: _aio.UnaryUnaryMultiCallable[_ledger_pb2.SetBudgetRequest, _ledger_pb2.SetBudgetResponse]  # type: ignore[assignment]
     """Admins: set the spending budget of a user or group per period and currency."""
     DeleteBudget: _aio.UnaryUnaryMultiCallable[_ledger_pb2.DeleteBudgetRequest, _ledger_pb2.DeleteBudgetResponse]  # type: ignore[assignment]
+    CancelHold: _aio.UnaryUnaryMultiCallable[_ledger_pb2.CancelHoldRequest, _ledger_pb2.CancelHoldResponse]  # type: ignore[assignment]
+    """Admins: release any open hold by its id (a seller that is gone, or one that holds funds
+    it should not); nothing is paid. Releasing a closed hold changes nothing.
+    """
 
 class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     """Budgets and settlement (docs/market.md): the double-entry ledger of the registry, served
@@ -198,6 +214,16 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def ListHolds(
+        self,
+        request: _ledger_pb2.ListHoldsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ListHoldsResponse, _abc.Awaitable[_ledger_pb2.ListHoldsResponse]]:
+        """Holds on an account's funds, newest first: who reserves your money and how much. Your
+        own account, or any (admins).
+        """
+
+    @_abc_1.abstractmethod
     def GrantCredit(
         self,
         request: _ledger_pb2.GrantCreditRequest,
@@ -219,5 +245,15 @@ class LedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_pb2.DeleteBudgetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.DeleteBudgetResponse, _abc.Awaitable[_ledger_pb2.DeleteBudgetResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelHold(
+        self,
+        request: _ledger_pb2.CancelHoldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.CancelHoldResponse, _abc.Awaitable[_ledger_pb2.CancelHoldResponse]]:
+        """Admins: release any open hold by its id (a seller that is gone, or one that holds funds
+        it should not); nothing is paid. Releasing a closed hold changes nothing.
+        """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

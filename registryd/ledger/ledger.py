@@ -258,6 +258,25 @@ class Ledger:
             closed, _ = await self.store.close_hold(hold, RELEASED, now)
             return closed
 
+    async def cancel(self, hold_id: str) -> Hold:
+        """Admins: release any open hold by id (its seller is gone, or holds what it should
+        not); a closed hold is returned as it is."""
+        async with self._lock:
+            now = self.clock.now()
+            await self._expire(now)
+            hold = await self.store.hold_by_id(hold_id)
+            if hold is None:
+                raise HoldNotFound(hold_id, f"no hold with id {hold_id!r}")
+            if hold.state != OPEN:
+                return hold
+            closed, _ = await self.store.close_hold(hold, RELEASED, now)
+            return closed
+
+    async def holds_of(self, account: str, open_only: bool = True, limit: int = 100) -> list[Hold]:
+        async with self._lock:
+            await self._expire(self.clock.now())
+        return await self.store.holds(account, open_only, limit)
+
     async def get_hold(self, holder: str, key: str) -> Hold:
         async with self._lock:
             await self._expire(self.clock.now())

@@ -67,6 +67,18 @@ class MemoryLedgerStore:
     async def hold_by_receipt(self, receipt_id: str) -> Hold | None:
         return next((h for h in self._holds.values() if h.receipt_id == receipt_id), None)
 
+    async def hold_by_id(self, hold_id: str) -> Hold | None:
+        return next((h for h in self._holds.values() if h.hold_id == hold_id), None)
+
+    async def holds(self, account: str, open_only: bool = True, limit: int = 100) -> list[Hold]:
+        found = [
+            h
+            for h in self._holds.values()
+            if h.account == account and (not open_only or h.state == OPEN)
+        ]
+        found.sort(key=lambda h: (h.created_at, h.hold_id), reverse=True)
+        return found[:limit]
+
     async def entry_by_key(self, key: str) -> Entry | None:
         return next((e for e in self._entries if e.key == key), None)
 

@@ -1,21 +1,23 @@
 """Who may call what on the ledger (fail closed, like every table).
 
-- Nodes: reserve, settle, release and look up their own holds (the servicer makes the caller
-  the holder and payee; the domain lets it touch no other seller's hold).
-- Every enrolled person and node: its own balance, history and budgets (admins: anyone's).
-- Admins: credit grants and budgets.
+- Sellers (nodes, marketplace gateways): reserve, settle, release and look up their own holds
+  (the servicer makes the caller the holder and payee; the domain lets it touch no other
+  seller's hold).
+- Every enrolled person, node and gateway: its own balance, history, holds and budgets
+  (admins: anyone's).
+- Admins: credit grants, budgets, and cancelling any hold.
 - Flows: nothing.
 """
 
 from __future__ import annotations
 
-from kodosumi.authz import ADMIN, NODE, OPERATOR, USER, Rule
+from kodosumi.authz import ADMIN, GATEWAY, NODE, OPERATOR, USER, Rule
 from kodosumi.v1 import ledger_pb2
 
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"]
 
-SELLERS = Rule.of(NODE)
-READERS = Rule.of(ADMIN, OPERATOR, USER, NODE)
+SELLERS = Rule.of(NODE, GATEWAY)
+READERS = Rule.of(ADMIN, OPERATOR, USER, NODE, GATEWAY)
 ADMINS = Rule.of(ADMIN)
 
 _RULES = {
@@ -26,9 +28,11 @@ _RULES = {
     "GetBalance": READERS,
     "ListEntries": READERS,
     "ListBudgets": READERS,
+    "ListHolds": READERS,
     "GrantCredit": ADMINS,
     "SetBudget": ADMINS,
     "DeleteBudget": ADMINS,
+    "CancelHold": ADMINS,
 }
 
 

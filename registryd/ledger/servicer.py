@@ -155,7 +155,26 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         uses = await self.ledger.budgets_of(subjects)
         return pb.ListBudgetsResponse(budgets=[codec.budget_to_pb(u) for u in uses])
 
+    async def ListHolds(
+        self, request: pb.ListHoldsRequest, context: Context
+    ) -> pb.ListHoldsResponse:
+        account = _readable(current_principal(), request.account)
+        if not 0 <= request.page_size <= MAX_PAGE:
+            raise InvalidArgument.field(
+                "page_size", f"from 0 (default {DEFAULT_PAGE}) to {MAX_PAGE}"
+            )
+        holds = await self.ledger.holds_of(
+            account, not request.include_closed, request.page_size or DEFAULT_PAGE
+        )
+        return pb.ListHoldsResponse(holds=[codec.hold_to_pb(h) for h in holds])
+
     # -- admins ---------------------------------------------------------------------------------
+
+    async def CancelHold(
+        self, request: pb.CancelHoldRequest, context: Context
+    ) -> pb.CancelHoldResponse:
+        hold = await self.ledger.cancel(check_key(request.hold_id, "hold_id"))
+        return pb.CancelHoldResponse(hold=codec.hold_to_pb(hold))
 
     async def GrantCredit(
         self, request: pb.GrantCreditRequest, context: Context

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS ledger_holds (
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_holds_receipt ON ledger_holds (receipt_id)
     WHERE receipt_id != '';
 CREATE INDEX IF NOT EXISTS ledger_holds_open ON ledger_holds (expires_at) WHERE state = 'open';
+CREATE INDEX IF NOT EXISTS ledger_holds_account ON ledger_holds (account, created_at);
 CREATE TABLE IF NOT EXISTS ledger_budget_use (
     subject TEXT NOT NULL,
     period_key TEXT NOT NULL,

@@ -221,6 +221,17 @@ class SqliteLedgerStore:
         found = await self._holds("WHERE receipt_id = ? AND receipt_id != ''", (receipt_id,))
         return found[0] if found else None
 
+    async def hold_by_id(self, hold_id: str) -> Hold | None:
+        found = await self._holds("WHERE hold_id = ?", (hold_id,))
+        return found[0] if found else None
+
+    async def holds(self, account: str, open_only: bool = True, limit: int = 100) -> list[Hold]:
+        return await self._holds(
+            "WHERE account = ? AND (? = 0 OR state = 'open') "
+            "ORDER BY created_at DESC, hold_id DESC LIMIT ?",
+            (account, int(open_only), limit),
+        )
+
     async def expiring_holds(self, now: float) -> list[Hold]:
         return await self._holds(
             "WHERE state = 'open' AND expires_at <= ? ORDER BY expires_at, hold_id", (now,)

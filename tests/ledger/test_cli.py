@@ -95,5 +95,15 @@ async def test_admin_and_user_commands(
         assert refused.exit_code == ec.DENIED.code, (args, refused.output)
     bad = await _koco(admin, address, "credit", "grant", "alice", "1e30", "EUR")
     assert bad.exit_code == ec.USAGE.code and "amount" in bad.output
+    await node.Reserve(pb.ReserveRequest(account="alice", amount="3", currency="EUR", key="e2"))
+    holds = await _koco(alice, address, "hold", "list", "--json")
+    [open_hold] = [json.loads(line) for line in holds.stdout.splitlines()]
+    assert (open_hold["payee"], open_hold["amount"]) == ("node/n1", "3")
+    refused = await _koco(alice, address, "hold", "release", open_hold["hold_id"])
+    assert refused.exit_code == ec.DENIED.code
+    released = await _koco(admin, address, "hold", "release", open_hold["hold_id"])
+    assert released.exit_code == 0 and "released" in released.stderr
+    table = await _koco(alice, address, "hold", "list", "--all")
+    assert "released" in table.stdout and "settled (1.25 paid)" in table.stdout
     cleared = await _koco(admin, address, "budget", "clear", "alice", "EUR")
     assert cleared.exit_code == 0 and "removed" in cleared.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 
 from kodosumi import settlement
-from kodosumi.authz import ADMIN, FLOW, NODE, OPERATOR, STANDARD_METHODS, USER
+from kodosumi.authz import ADMIN, FLOW, GATEWAY, NODE, OPERATOR, STANDARD_METHODS, USER
 from kodosumi.errors import CATALOG, KodosumiError
 from kodosumi.v1 import auth_pb2, ledger_pb2, registry_pb2
 from registryd.auth.policy import auth_policy
@@ -37,11 +37,11 @@ def test_the_table_covers_exactly_the_ledger_service() -> None:
 def test_who_holds_which_right() -> None:
     rules = {m.rsplit("/", 1)[1]: r.roles for m, r in ledger_policy().items()}
     for method in ("Reserve", "Settle", "Release", "GetHold"):
-        assert rules[method] == {NODE}
-    for method in ("GrantCredit", "SetBudget", "DeleteBudget"):
+        assert rules[method] == {NODE, GATEWAY}
+    for method in ("GrantCredit", "SetBudget", "DeleteBudget", "CancelHold"):
         assert rules[method] == {ADMIN}
-    for method in ("GetBalance", "ListEntries", "ListBudgets"):
-        assert rules[method] == {ADMIN, OPERATOR, USER, NODE}
+    for method in ("GetBalance", "ListEntries", "ListBudgets", "ListHolds"):
+        assert rules[method] == {ADMIN, OPERATOR, USER, NODE, GATEWAY}
     assert all(FLOW not in roles for roles in rules.values())
 
 

@@ -122,6 +122,38 @@ async def test_fifty_concurrent_reservations_against_a_budget_for_ten(ledgers: L
     assert (budget.used, budget.remaining) == ("10", "0")
 
 
+async def test_a_user_sees_who_holds_their_funds_and_an_admin_cancels_a_hold(
+    ledgers: Ledgers,
+) -> None:
+    await _setup(ledgers, credit="10")
+    n1 = ledgers.node("n1")
+    held = await n1.Reserve(
+        pb.ReserveRequest(account="alice", amount="4", currency="EUR", key="stuck")
+    )
+    alice = ledgers.user("alice")
+    [hold] = (await alice.ListHolds(pb.ListHoldsRequest())).holds
+    assert (hold.payee, hold.amount, hold.state) == ("node/n1", "4", pb.HOLD_STATE_OPEN)
+    for call in (
+        alice.CancelHold(pb.CancelHoldRequest(hold_id=hold.hold_id)),
+        alice.ListHolds(pb.ListHoldsRequest(account="bob")),
+        n1.CancelHold(pb.CancelHoldRequest(hold_id=hold.hold_id)),
+    ):
+        assert (await _refused(call)).code() == grpc.StatusCode.PERMISSION_DENIED
+    admin = ledgers.admin()
+    cancelled = await admin.CancelHold(pb.CancelHoldRequest(hold_id=held.hold.hold_id))
+    assert cancelled.hold.state == pb.HOLD_STATE_RELEASED
+    assert list((await alice.ListHolds(pb.ListHoldsRequest())).holds) == []
+    closed = await alice.ListHolds(pb.ListHoldsRequest(include_closed=True))
+    assert [h.state for h in closed.holds] == [pb.HOLD_STATE_RELEASED]
+    # The seller can no longer take anything from it.
+    error = await _refused(
+        n1.Settle(pb.SettleRequest(key="stuck", amount="4", currency="EUR", receipt_id="late"))
+    )
+    assert details_of(error)[0] == "HOLD_CLOSED"
+    missing = await _refused(admin.CancelHold(pb.CancelHoldRequest(hold_id="nope")))
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+
+
 # -- hostile callers ----------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,19 @@ async def test_a_hold_counts_until_it_is_closed(store: LedgerStore) -> None:
     assert await store.budget_use("group/ml", "month:2026-12", "EUR") == 25
     assert (await store.balance("user/alice", "EUR")).held_units == 0
     assert await store.expiring_holds(1000.0) == []
+
+
+async def test_holds_of_an_account_newest_first(store: LedgerStore) -> None:
+    for i, key in enumerate(("a", "b", "c")):
+        await store.add_hold(replace(_hold(key, 1), created_at=10.0 + i))
+    assert [h.key for h in await store.holds("user/alice")] == ["c", "b", "a"]
+    b = await store.hold_by_id("h-b")
+    assert b is not None and b.key == "b"
+    assert await store.hold_by_id("h-nope") is None
+    await store.close_hold(b, RELEASED, 50.0)
+    assert [h.key for h in await store.holds("user/alice")] == ["c", "a"]
+    assert [h.key for h in await store.holds("user/alice", open_only=False, limit=2)] == ["c", "b"]
+    assert await store.holds("user/bob") == []
 
 
 async def test_closing_a_hold_twice_is_refused(store: LedgerStore) -> None:
