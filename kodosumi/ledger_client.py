@@ -206,6 +206,12 @@ class LedgerClient:
         response = await self.call("GetHold", pb.GetHoldRequest(key=key))
         return hold_from_pb(response.hold)
 
+    async def open_holds(self) -> list[Hold]:
+        response = await self.call(
+            "ListHolds", pb.ListHoldsRequest(held_by_caller=True, page_size=1000)
+        )
+        return [hold_from_pb(h) for h in response.holds]
+
     async def balances(self, account: str = "") -> list[Balance]:
         response = await self.call("GetBalance", pb.GetBalanceRequest(account=account))
         return [

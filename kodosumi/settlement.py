@@ -206,6 +206,10 @@ class Settlement(Protocol):
         """The hold `key` of this seller (after a restart: settle or release it)."""
         ...
 
+    async def open_holds(self) -> list[Hold]:
+        """This seller's open holds, newest first (after a restart: which are still due)."""
+        ...
+
     async def balances(self, account: str = "") -> list[Balance]:
         """Balances of `account` per currency (empty: the caller's own account)."""
         ...

@@ -716,22 +716,28 @@ class ListHoldsRequest(_message.Message):
     ACCOUNT_FIELD_NUMBER: _builtins.int
     INCLUDE_CLOSED_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    HELD_BY_CALLER_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """The buyer's account; empty: the caller's own."""
     include_closed: _builtins.bool
     """Also settled, released and lapsed holds (default: open ones only)."""
     page_size: _builtins.int
     """At most this many (default 100, at most 1000)."""
+    held_by_caller: _builtins.bool
+    """Instead: the holds the caller holds as a seller (a node after a restart: which runs it
+    still has to settle). `account` must be empty.
+    """
     def __init__(
         self,
         *,
         account: _builtins.str = ...,
         include_closed: _builtins.bool = ...,
         page_size: _builtins.int = ...,
+        held_by_caller: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "include_closed", b"include_closed", "page_size", b"page_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "held_by_caller", b"held_by_caller", "include_closed", b"include_closed", "page_size", b"page_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,7 +9,9 @@ is a launch hook (raising refuses the launch: `BUDGET_EXHAUSTED`, `INSUFFICIENT_
 a receipt sink. A settlement the registry cannot take now is kept and retried with backoff
 until it is posted; replaying it is safe, the ledger posts each receipt id once.
 
-The hold is keyed by the execution id, so a settlement finds it without state of its own.
+The hold is keyed by the execution id, so a settlement finds it without state of its own,
+and after a restart the node asks the ledger for its open holds and settles those whose runs
+have ended (`recover`): a receipt the registry missed before a stop is not lost.
 A priced run launched without a quote had no hold: its receipt is charged after the fact
 (reserved and settled at once) when the buyer's funds and budgets allow, else logged as
 unpaid. Only the `Settlement` protocol is used: the registry's ledger, or any backend.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -82,6 +85,11 @@ class IssuedReceipt(Protocol):
     def currency(self) -> str: ...
 
 
+# The receipt of an execution, issued now if it ended unreceipted; None while it runs or when
+# nothing is charged (`kodosumid.market.receipts.ReceiptIssuer.issue`).
+ReceiptOf = Callable[[str], Awaitable[IssuedReceipt | None]]
+
+
 def buyer_account(identity: str) -> str | None:
     """The ledger account of a buyer's identity (`user/alice`), None when it holds none."""
     try:
@@ -108,6 +116,8 @@ class LedgerLink:
     time: TimeSource = field(default_factory=TimeSource)
     # Settlements the ledger could not take yet, by receipt id (retried by `run`).
     pending: dict[str, _Settlement] = field(default_factory=dict)
+    # Set by the node: `run` first settles the holds a stop left open whose runs have ended.
+    receipt_of: ReceiptOf | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- the launch hook ---------------------------------------------------------------------
@@ -185,8 +195,38 @@ class LedgerLink:
 
     # -- retries -------------------------------------------------------------------------------
 
+    async def recover(self) -> int:
+        """Settle this node's open holds whose runs have ended (their receipts were issued,
+        or are issued now): what a stop or crash left unsettled. How many were settled."""
+        if self.receipt_of is None:
+            return 0
+        settled = 0
+        for hold in await self.settlement.open_holds():
+            receipt = await self.receipt_of(hold.key)
+            if receipt is not None and receipt.stored.receipt_id not in self.pending:
+                await self.settle(receipt)
+                settled += 1
+        if settled:
+            log.info("settled %d receipts left open by an earlier run of the node", settled)
+        return settled
+
+    async def _recover_when_reachable(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.recover()
+                return
+            except KodosumiError as e:
+                if not is_transient(e):
+                    log.error("open holds not recovered: %s (%s)", e.message, e.reason)
+                    return
+            await self.time.sleep(self.backoff.delay(attempt, self.time.random))
+            attempt += 1
+
     async def run(self) -> None:
-        """Retry kept settlements with backoff until each is posted (runs until cancelled)."""
+        """Settle what an earlier run left open, then retry kept settlements with backoff
+        until each is posted (runs until cancelled)."""
+        await self._recover_when_reachable()
         attempt = 0
         while True:
             if not self.pending:

@@ -272,10 +272,12 @@ class Ledger:
             closed, _ = await self.store.close_hold(hold, RELEASED, now)
             return closed
 
-    async def holds_of(self, account: str, open_only: bool = True, limit: int = 100) -> list[Hold]:
+    async def holds_of(
+        self, account: str, open_only: bool = True, limit: int = 100, by_holder: bool = False
+    ) -> list[Hold]:
         async with self._lock:
             await self._expire(self.clock.now())
-        return await self.store.holds(account, open_only, limit)
+        return await self.store.holds(account, open_only, limit, by_holder)
 
     async def get_hold(self, holder: str, key: str) -> Hold:
         async with self._lock:

@@ -70,11 +70,14 @@ class MemoryLedgerStore:
     async def hold_by_id(self, hold_id: str) -> Hold | None:
         return next((h for h in self._holds.values() if h.hold_id == hold_id), None)
 
-    async def holds(self, account: str, open_only: bool = True, limit: int = 100) -> list[Hold]:
+    async def holds(
+        self, account: str, open_only: bool = True, limit: int = 100, by_holder: bool = False
+    ) -> list[Hold]:
         found = [
             h
             for h in self._holds.values()
-            if h.account == account and (not open_only or h.state == OPEN)
+            if (h.holder if by_holder else h.account) == account
+            and (not open_only or h.state == OPEN)
         ]
         found.sort(key=lambda h: (h.created_at, h.hold_id), reverse=True)
         return found[:limit]

@@ -158,13 +158,18 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     async def ListHolds(
         self, request: pb.ListHoldsRequest, context: Context
     ) -> pb.ListHoldsResponse:
+        if request.held_by_caller and request.account:
+            raise InvalidArgument.field("account", "empty with held_by_caller")
         account = _readable(current_principal(), request.account)
         if not 0 <= request.page_size <= MAX_PAGE:
             raise InvalidArgument.field(
                 "page_size", f"from 0 (default {DEFAULT_PAGE}) to {MAX_PAGE}"
             )
         holds = await self.ledger.holds_of(
-            account, not request.include_closed, request.page_size or DEFAULT_PAGE
+            account,
+            not request.include_closed,
+            request.page_size or DEFAULT_PAGE,
+            by_holder=request.held_by_caller,
         )
         return pb.ListHoldsResponse(holds=[codec.hold_to_pb(h) for h in holds])
 

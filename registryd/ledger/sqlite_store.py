@@ -225,9 +225,12 @@ class SqliteLedgerStore:
         found = await self._holds("WHERE hold_id = ?", (hold_id,))
         return found[0] if found else None
 
-    async def holds(self, account: str, open_only: bool = True, limit: int = 100) -> list[Hold]:
+    async def holds(
+        self, account: str, open_only: bool = True, limit: int = 100, by_holder: bool = False
+    ) -> list[Hold]:
+        column = "holder" if by_holder else "account"
         return await self._holds(
-            "WHERE account = ? AND (? = 0 OR state = 'open') "
+            f"WHERE {column} = ? AND (? = 0 OR state = 'open') "
             "ORDER BY created_at DESC, hold_id DESC LIMIT ?",
             (account, int(open_only), limit),
         )

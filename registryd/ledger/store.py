@@ -43,8 +43,11 @@ class LedgerStore(Protocol):
 
     async def hold_by_id(self, hold_id: str) -> Hold | None: ...
 
-    async def holds(self, account: str, open_only: bool = True, limit: int = 100) -> list[Hold]:
-        """Holds on `account`'s funds, newest first (by creation, then id)."""
+    async def holds(
+        self, account: str, open_only: bool = True, limit: int = 100, by_holder: bool = False
+    ) -> list[Hold]:
+        """Holds on `account`'s funds (`by_holder`: that `account` holds as a seller),
+        newest first (by creation, then id)."""
         ...
 
     async def entry_by_key(self, key: str) -> Entry | None: ...

@@ -62,6 +62,10 @@ class DomainSettlement:
     async def get_hold(self, key: str) -> Hold:
         return await self.ledger.get_hold(self.holder, key)
 
+    async def open_holds(self) -> list[Hold]:
+        self._up()
+        return await self.ledger.holds_of(self.holder, by_holder=True)
+
     async def balances(self, account: str = "") -> list[Balance]:
         return await self.ledger.balances(account or self.holder)
 
@@ -169,3 +173,22 @@ async def test_a_priced_run_without_a_quote_is_charged_when_the_buyer_can_pay() 
     await link.settle(Receipt(Stored("r-2", "exec-2"), Decimal(40)))  # more than she has
     books = await _balances(ledger)
     assert books["user/alice"] == (6, 0) and books["node/n1"] == (4, 0)
+
+
+async def test_after_a_restart_the_ended_runs_holds_are_settled() -> None:
+    link, backend, ledger = await _link()
+    await link.reserve(ALICE, Terms(Decimal(3)), "ended")
+    await link.reserve(ALICE, Terms(Decimal(2)), "running")
+    backend.down = True
+    await link.settle(Receipt(Stored("r-ended", "ended"), Decimal(1)))  # lost with the stop
+    backend.down = False
+    receipts = {"ended": Receipt(Stored("r-ended", "ended"), Decimal(1))}
+
+    async def receipt_of(execution_id: str) -> Receipt | None:
+        return receipts.get(execution_id)
+
+    restarted = LedgerLink(backend, receipt_of=receipt_of)
+    assert await restarted.recover() == 1
+    assert await restarted.recover() == 0
+    books = await _balances(ledger)
+    assert books["user/alice"] == (9, 2) and books["node/n1"] == (1, 0)

@@ -152,6 +152,16 @@ async def test_a_user_sees_who_holds_their_funds_and_an_admin_cancels_a_hold(
     assert details_of(error)[0] == "HOLD_CLOSED"
     missing = await _refused(admin.CancelHold(pb.CancelHoldRequest(hold_id="nope")))
     assert missing.code() == grpc.StatusCode.NOT_FOUND
+    # A seller lists the holds it holds (after a restart: which runs are still due).
+    await n1.Reserve(pb.ReserveRequest(account="alice", amount="1", currency="EUR", key="next"))
+    mine = await n1.ListHolds(pb.ListHoldsRequest(held_by_caller=True))
+    assert [h.key for h in mine.holds] == ["next"]
+    assert (
+        list((await ledgers.node("n2").ListHolds(pb.ListHoldsRequest(held_by_caller=True))).holds)
+        == []
+    )
+    bad = await _refused(n1.ListHolds(pb.ListHoldsRequest(account="alice", held_by_caller=True)))
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 # -- hostile callers ----------------------------------------------------------------------------
