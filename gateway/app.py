@@ -92,7 +92,7 @@ class Gateway:
             raise ConfigError(
                 f"services[{index}] ({config.path}): flow {config.flow!r}: {e.field}: {e.why}"
             ) from None
-        backend = backend_for(self.config, config, self.backends)
+        backend = backend_for(self.config, config, self.backends, self.tls)
         return Service(config, link, backend, schema, fields)
 
     async def availability(self, service: Service) -> tuple[bool, str]:
@@ -128,6 +128,7 @@ class Gateway:
                     needs_masumi_ids=service.backend.name == "masumi",
                     availability=self.availability,
                     sign=self.signer.sign,
+                    purchasers=self.config.ledger.purchasers,
                 )
             )
         store = self.store

@@ -28,6 +28,7 @@ __all__ = [
     "BACKENDS",
     "ConfigError",
     "GatewayConfig",
+    "LedgerSettings",
     "MasumiSettings",
     "NodeTarget",
     "Price",
@@ -88,6 +89,17 @@ class MasumiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """The registry's ledger (`[payments.ledger]`): where, and who pays."""
+
+    registry: str = ""
+    registry_id: str = ""
+    hold_ttl_seconds: float = 3600.0
+    # SHA-256 (hex) of a purchaser's API key -> the ledger account it pays from.
+    purchasers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     gateway_id: str = "gateway"
     listen: str = "127.0.0.1:8470"
@@ -106,7 +118,7 @@ class GatewayConfig:
     poll_interval_seconds: float = 2.0
     pay_timeout_seconds: float = 12 * 3600
     masumi: MasumiSettings = field(default_factory=MasumiSettings)
-    ledger_registry: str = ""
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
     services: tuple[ServiceConfig, ...] = ()
 
     @property
@@ -245,6 +257,32 @@ def _table(reader: _Reader, data: Mapping[str, Any], name: tuple[str, ...]) -> d
     return value
 
 
+def _ledger(reader: _Reader, data: Mapping[str, Any], failer: Any) -> LedgerSettings:
+    ledger = _table(reader, data, ("payments", "ledger"))
+    lfail = failer(("payments", "ledger"))
+    _keys(ledger, {"registry", "registry_id", "hold_ttl_seconds", "purchasers"}, lfail, "ledger")
+    purchasers: dict[str, str] = {}
+    raw = ledger.get("purchasers", {})
+    if not isinstance(raw, dict):
+        raise lfail("purchasers", "a table: SHA-256 of an API key = account")
+    for digest, account in raw.items():
+        if not re.match(r"^[0-9a-f]{64}$", digest):
+            raise lfail("purchasers", f"{digest!r}: the SHA-256 (lower-case hex) of an API key")
+        if not isinstance(account, str) or not re.match(
+            r"^(user|node|gateway)/[A-Za-z0-9._-]{1,128}$", account
+        ):
+            raise lfail("purchasers", f"{digest[:12]}...: an account user/NAME")
+        purchasers[digest] = account
+    return LedgerSettings(
+        registry=_string(ledger.get("registry", ""), lfail, "registry"),
+        registry_id=_string(ledger.get("registry_id", ""), lfail, "registry_id"),
+        hold_ttl_seconds=_number(
+            ledger.get("hold_ttl_seconds", 3600.0), lfail, "hold_ttl_seconds", 60, 7 * 86400
+        ),
+        purchasers=purchasers,
+    )
+
+
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
     """The configuration in `path`; the Masumi API key may come from the variable that
     `api_key_env` names (default `KODOGATE_MASUMI_API_KEY`), never only from the file."""
@@ -312,7 +350,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> GatewayConf
     pay = _table(reader, data, ("payments",))
     pfail = failer(("payments",))
     _keys(pay, {"backend", "poll_interval_seconds", "pay_timeout_seconds", "masumi",
-                "ledger_registry"}, pfail, "payments")  # fmt: skip
+                "ledger"}, pfail, "payments")  # fmt: skip
     if "backend" in pay:
         values["backend"] = _string(pay["backend"], pfail, "backend")
         if values["backend"] not in BACKENDS:
@@ -325,8 +363,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> GatewayConf
         values["pay_timeout_seconds"] = _number(
             pay["pay_timeout_seconds"], pfail, "pay_timeout_seconds", 1, 86400 * 30
         )
-    if "ledger_registry" in pay:
-        values["ledger_registry"] = _string(pay["ledger_registry"], pfail, "ledger_registry")
+    values["ledger"] = _ledger(reader, data, failer)
     masumi = _table(reader, data, ("payments", "masumi"))
     mfail = failer(("payments", "masumi"))
     _keys(masumi, {"url", "api_key", "api_key_env", "network", "pay_window_seconds",

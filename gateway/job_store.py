@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     purchaser TEXT NOT NULL,
     input_json TEXT NOT NULL,
     input_hash TEXT NOT NULL,
+    buyer TEXT NOT NULL,
     state TEXT NOT NULL,
     payment TEXT NOT NULL,
     payment_ref TEXT NOT NULL,
@@ -52,7 +53,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_execution ON jobs (execution_id)
 """
 
 _COLUMNS = (
-    "job_id, service, purchaser, input_json, input_hash, state, payment, payment_ref, "
+    "job_id, service, purchaser, input_json, input_hash, buyer, state, payment, payment_ref, "
     "payment_info, execution_id, node_status, open_inputs, result, result_hash, reason, "
     "created_at, updated_at, launching_at, revision"
 )
@@ -65,6 +66,7 @@ def _row(job: Job) -> tuple[Any, ...]:
         job.purchaser,
         json.dumps(job.input_data),
         job.input_hash,
+        job.buyer,
         str(job.state),
         str(job.payment),
         job.payment_ref,
@@ -89,20 +91,21 @@ def _job(row: Any) -> Job:
         purchaser=row[2],
         input_data=json.loads(row[3]),
         input_hash=row[4],
-        state=JobState(row[5]),
-        payment=PaymentState(row[6]),
-        payment_ref=row[7],
-        payment_info=json.loads(row[8]),
-        execution_id=row[9],
-        node_status=row[10],
-        open_inputs=tuple(json.loads(row[11])),
-        result=row[12],
-        result_hash=row[13],
-        reason=row[14],
-        created_at=row[15],
-        updated_at=row[16],
-        launching_at=row[17],
-        revision=row[18],
+        buyer=row[5],
+        state=JobState(row[6]),
+        payment=PaymentState(row[7]),
+        payment_ref=row[8],
+        payment_info=json.loads(row[9]),
+        execution_id=row[10],
+        node_status=row[11],
+        open_inputs=tuple(json.loads(row[12])),
+        result=row[13],
+        result_hash=row[14],
+        reason=row[15],
+        created_at=row[16],
+        updated_at=row[17],
+        launching_at=row[18],
+        revision=row[19],
     )
 
 
@@ -127,7 +130,7 @@ class JobStore:
         now = self._now()
         fresh = job.but(created_at=now, updated_at=now, revision=1)
         cursor = await self._db.execute(
-            f"INSERT OR IGNORE INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+            f"INSERT OR IGNORE INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 20)})",
             _row(fresh),
         )
         if cursor.rowcount == 1:
@@ -141,7 +144,7 @@ class JobStore:
         new = job.but(**changes, updated_at=self._now(), revision=job.revision + 1)
         row = _row(new)
         cursor = await self._db.execute(
-            f"UPDATE jobs SET ({_COLUMNS}) = ({', '.join('?' * 19)}) "
+            f"UPDATE jobs SET ({_COLUMNS}) = ({', '.join('?' * 20)}) "
             "WHERE job_id = ? AND revision = ?",
             (*row, job.job_id, job.revision),
         )

@@ -66,6 +66,8 @@ class Job:
     purchaser: str
     input_data: dict[str, Any]
     input_hash: str
+    # The ledger account that pays (the local ledger; "" where the payment network knows).
+    buyer: str = ""
     state: JobState = JobState.AWAITING_PAYMENT
     payment: PaymentState = PaymentState.NONE
     # The backend's reference (Masumi: the blockchainIdentifier) and what start_job showed.

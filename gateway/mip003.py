@@ -8,13 +8,14 @@ implementations add too. The handlers are thin: check, store, kick the driver, a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -115,6 +116,7 @@ def service_router(
     needs_masumi_ids: bool,
     availability: Callable[[Service], Awaitable[tuple[bool, str]]],
     sign: Callable[[str], str],
+    purchasers: Mapping[str, str],
 ) -> APIRouter:
     config = service.config
     router = APIRouter(prefix=config.prefix, tags=[config.path])
@@ -140,8 +142,21 @@ def service_router(
         return {"input": dict(config.demo_input), "output": {"result": config.demo_output}}
 
     @router.post("/start_job")
-    async def start_job(body: StartJob) -> JSONResponse:
+    async def start_job(
+        body: StartJob, token: str | None = Header(default=None, max_length=512)
+    ) -> JSONResponse:
         purchaser = body.identifier_from_purchaser
+        buyer = ""
+        if service.backend.name == "ledger":
+            # The ledger charges an account: the purchaser proves which one with its API key.
+            digest = hashlib.sha256((token or "").encode()).hexdigest()
+            buyer = purchasers.get(digest, "") if token else ""
+            if not buyer:
+                raise ApiError(
+                    401,
+                    "a paid service: send your API key in the `token` header",
+                    headers={"WWW-Authenticate": "token"},
+                )
         if needs_masumi_ids and not _MASUMI_PURCHASER.match(purchaser):
             raise ApiError.bad_input(
                 [FieldViolation("identifier_from_purchaser", "a hex string of 14 to 26 characters")]
@@ -154,9 +169,9 @@ def service_router(
         except CanonicalizationError as e:
             raise ApiError.bad_input([FieldViolation("input_data", str(e))]) from None
         job, _ = await store.create(
-            Job(str(uuid.uuid4()), config.path, purchaser, body.input_data, digest)
+            Job(str(uuid.uuid4()), config.path, purchaser, body.input_data, digest, buyer)
         )
-        if job.input_hash != digest:
+        if job.input_hash != digest or job.buyer != buyer:
             raise ApiError(
                 409,
                 "identifier_from_purchaser is already used for a job with other input_data",
@@ -169,7 +184,7 @@ def service_router(
                 try:
                     requested = await service.backend.request(job, config)
                 except PaymentRefused as e:
-                    raise ApiError(502, str(e)) from None
+                    raise ApiError(e.status, str(e)) from None
                 saved = await store.update(
                     job,
                     payment=PaymentState.REQUESTED,

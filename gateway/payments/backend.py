@@ -43,7 +43,13 @@ class PaymentUnavailable(PaymentError):
 
 
 class PaymentRefused(PaymentError):
-    """The backend refused the request (bad identifiers, wrong state): not worth repeating."""
+    """The backend refused the request (bad identifiers, wrong state, no funds): not worth
+    repeating. `status` is the HTTP answer start_job gives (402: the buyer cannot pay; 401:
+    no buyer; 502: the backend refused the gateway's own request)."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class LockState(StrEnum):

@@ -129,6 +129,7 @@ class Stack:
         payments: Mapping[str, Any] | None = None,
         masumi: Mapping[str, Any] | None = None,
         gateway: Mapping[str, Any] | None = None,
+        ledger: Mapping[str, Any] | None = None,
     ) -> Path:
         assert self.node is not None
         lines = ["[gateway]", f'id = "{GATEWAY_ID}"', 'listen = "127.0.0.1:0"']
@@ -140,6 +141,9 @@ class Stack:
         if masumi:
             lines += ["", "[payments.masumi]"]
             lines += [f"{k} = {toml_value(v)}" for k, v in masumi.items()]
+        if ledger:
+            lines += ["", "[payments.ledger]"]
+            lines += [f"{k} = {toml_value(v)}" for k, v in ledger.items()]
         for service in services:
             lines += ["", "[[services]]"]
             lines += [
