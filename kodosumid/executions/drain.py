@@ -263,9 +263,9 @@ class Drainer:
         # An attempt the node ends itself (no executor writes for it) has no usage from its
         # engine unless it sent it before: the node records one from the stored events.
         usage: list[AttemptUsage] = []
-        if (status in TERMINAL or status == event_pb2.EXECUTION_STATUS_RETRYING) and (
-            live.attempt not in live.metered
-        ):
+        if (
+            status in TERMINAL or status == event_pb2.EXECUTION_STATUS_RETRYING
+        ) and not await self._metered(live):
             usage = [
                 await node_usage(
                     self.store,
@@ -291,6 +291,15 @@ class Drainer:
             live.metered.add(live.attempt)
             tell_metered(self.observer, live.record, usage)
         return seq
+
+    async def _metered(self, live: LiveExecution) -> bool:
+        """Whether the current attempt's usage is stored (asked of the store once this node
+        has not seen it: a node restarted after the engine's Usage event was stored)."""
+        if live.attempt not in live.metered and any(
+            a.attempt == live.attempt for a in await self.store.usage_of(live.execution_id)
+        ):
+            live.metered.add(live.attempt)
+        return live.attempt in live.metered
 
     async def end_by_node(self, live: LiveExecution, status: int, reason: str) -> None:
         """Write the terminal status for an execution no executor writes for any more."""
