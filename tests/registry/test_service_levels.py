@@ -6,6 +6,7 @@ field."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
@@ -278,3 +279,65 @@ async def test_a_restarted_registry_keeps_held_levels_until_nodes_could_report(
         "revoked",
         "below gold: nothing measured within the window",
     )
+
+
+async def test_generated_statistics_are_answered_ok_or_invalid_argument(
+    start_registry: RegistryFactory, connect: StubFactory, pki: Pki
+) -> None:
+    """Whatever figures a node makes up: OK or INVALID_ARGUMENT, never INTERNAL."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    daemon = await start_registry(badges=BADGES)
+    node = connect(daemon, pki.node("node-f"))
+    await node.RegisterNode(register_request("node-f", [flow_pb("search")]), timeout=5)
+    tls = pki.node("node-f")
+    credentials = grpc.ssl_channel_credentials(tls.ca_cert, tls.key, tls.cert)
+    counts = st.integers(0, 2**32 - 1)
+    seconds_ = st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 100)
+    entry = st.builds(
+        rpb.FlowServiceStats,
+        flow=st.sampled_from(["search", "other", ""]),
+        runs=counts,
+        successes=counts,
+        failures=counts,
+        p50_seconds=seconds_,
+        p95_seconds=seconds_,
+    )
+    window = st.floats(-1e6, 1e7) | st.just(3600.0)
+
+    def heartbeat(channel: grpc.Channel, stats_: rpb.ServiceStats) -> grpc.StatusCode:
+        call = channel.unary_unary(
+            "/kodosumi.v1.RegistryService/Heartbeat",
+            rpb.HeartbeatRequest.SerializeToString,
+            rpb.HeartbeatResponse.FromString,
+        )
+        try:
+            call(rpb.HeartbeatRequest(node_id="node-f", service_stats=stats_), timeout=5)
+        except grpc.RpcError as e:
+            return e.code()  # type: ignore[attr-defined, no-any-return]
+        return grpc.StatusCode.OK
+
+    seen: set[grpc.StatusCode] = set()
+
+    def fuzz() -> None:
+        with grpc.secure_channel(
+            daemon.address, credentials, options=[("grpc.ssl_target_name_override", "localhost")]
+        ) as channel:
+
+            @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+            @given(flows=st.lists(entry, max_size=3), seconds=window)
+            def check(flows: list[rpb.FlowServiceStats], seconds: float) -> None:
+                report = rpb.ServiceStats(flows=flows)
+                report.window.FromNanoseconds(int(seconds * 1e9))
+                code = heartbeat(channel, report)
+                assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT), code
+                seen.add(code)
+
+            check()
+            # Both answers occur (hypothesis tries the empty report, which is fine).
+            assert heartbeat(channel, rpb.ServiceStats(flows=[figures(p95_seconds=-1)])) in seen
+
+    await asyncio.to_thread(fuzz)
+    assert seen == {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
+    await daemon.evaluate_service()  # whatever was kept measures without a fault
