@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 
+from gateway.cards import card_json
 from gateway.config import ConfigError, GatewayConfig, ServiceConfig
 from gateway.driver import JobDriver, Service
 from gateway.http_errors import BodyLimit, install
@@ -142,11 +143,29 @@ class Gateway:
         async def metrics() -> str:
             return prometheus_text(await store.counts())
 
+        @app.get("/.well-known/agent-card.json")
+        async def agent_card() -> dict[str, Any]:
+            return card_json(self.config, self.services, self.tls)
+
+        for path in self.services:
+            app.add_api_route(
+                f"/{path}/.well-known/agent-card.json",
+                self._service_card(path),
+                methods=["GET"],
+                name=f"agent card of {path}",
+            )
+
         @app.get("/.well-known/kodogate-cert.pem")
         async def certificate() -> Response:
             return Response(self.signer.cert_pem, media_type="application/x-pem-file")
 
         return app  # type: ignore[no-any-return]
+
+    def _service_card(self, path: str) -> Any:
+        async def card() -> dict[str, Any]:
+            return card_json(self.config, self.services, self.tls, path)
+
+        return card
 
     def asgi(self, app: FastAPI) -> BodyLimit:
         return BodyLimit(app, self.config.max_body_bytes)

@@ -94,6 +94,11 @@ def install(app: FastAPI) -> None:
             headers=getattr(error, "headers", None),
         )
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, error: RecursionError) -> JSONResponse:
+        # JSON nested thousands deep: parsing or validating it runs out of stack.
+        return JSONResponse(_body("the request is nested too deeply"), status_code=400)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import jcs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.gateway.stack import Stack, wait_status
 
@@ -158,3 +160,113 @@ async def test_health_and_metrics(http: httpx.AsyncClient) -> None:
     assert health.status_code == 200 and health.json()["status"] == "ok"
     metrics = (await http.get("/metrics")).text
     assert 'kodogate_jobs{state="completed"}' in metrics
+
+
+async def test_the_agent_cards_are_signed_by_the_gateway(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    from a2a.types import a2a_pb2 as a2a
+    from cryptography import x509
+    from google.protobuf.json_format import ParseDict
+
+    from kodosumi.agent_card import verify_card
+
+    whole = (await http.get("/.well-known/agent-card.json")).json()
+    assert {s["id"] for s in whole["skills"]} == {"hello", "asks", "fails"}
+    one = (await http.get("/hello/.well-known/agent-card.json")).json()
+    assert [s["id"] for s in one["skills"]] == ["hello"]
+    assert stack.node is not None
+    assert one["supportedInterfaces"][0]["url"] == stack.node.address
+    card = ParseDict(one, a2a.AgentCard())
+    ca = x509.load_pem_x509_certificate(stack.pki.ca_cert.read_bytes())
+    signer = verify_card(card, ca)
+    assert str(signer).endswith("/gateway/gw")
+
+
+async def test_deeply_nested_json_is_400_not_a_crash(http: httpx.AsyncClient) -> None:
+    deep = b'{"identifier_from_purchaser": "d", "input_data": {"name": ' + b"[" * 100_000
+    deep += b"]" * 100_000 + b"}}"
+    answer = await http.post(
+        "/hello/start_job", content=deep, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code in (400, 413)
+    assert (await http.get("/healthz")).status_code == 200
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(
+    ["identifier_from_purchaser", "input_data", "job_id", "status_id", "name", "n", ""]
+)
+BODIES = st.one_of(
+    JSON,
+    st.dictionaries(FIELDS, JSON, max_size=4),
+    st.fixed_dictionaries({"identifier_from_purchaser": st.text(max_size=30), "input_data": JSON}),
+    st.fixed_dictionaries(
+        {"job_id": st.text(max_size=40), "status_id": st.text(max_size=40), "input_data": JSON}
+    ),
+)
+RAW = st.binary(max_size=200)
+
+
+async def test_fuzzed_requests_never_get_a_500(stack: Stack) -> None:
+    """Generated bodies, raw bytes and query strings against every endpoint of the app's
+    own OpenAPI description: answers are 2xx or 4xx (503 only for a backend that is down)."""
+    async with stack.client() as http:
+        spec = (await http.get("/openapi.json")).json()
+    operations = [
+        (method.upper(), path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if "{" not in path
+    ]
+    assert ("POST", "/hello/start_job") in operations
+
+    def run() -> None:
+        with httpx.Client(base_url=stack.url, timeout=30) as client:
+
+            @settings(
+                max_examples=250,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                derandomize=True,
+            )
+            @given(
+                operation=st.sampled_from(operations),
+                body=BODIES,
+                raw=RAW,
+                use_raw=st.booleans(),
+                query=st.dictionaries(st.sampled_from(["job_id", "x"]), st.text(max_size=30)),
+            )
+            def check(
+                operation: tuple[str, str],
+                body: object,
+                raw: bytes,
+                use_raw: bool,
+                query: dict[str, str],
+            ) -> None:
+                method, path = operation
+                if method == "GET":
+                    answer = client.get(path, params=query)
+                elif use_raw:
+                    answer = client.post(
+                        path, content=raw, headers={"content-type": "application/json"}
+                    )
+                else:
+                    answer = client.post(path, json=body)
+                assert answer.status_code < 500 or answer.status_code == 503, (
+                    method,
+                    path,
+                    body,
+                    answer.text,
+                )
+                answer.json() if "json" in answer.headers.get("content-type", "") else None
+
+            check()
+
+    await asyncio.to_thread(run)
