@@ -222,6 +222,27 @@ CATALOG: dict[str, CatalogEntry] = {
     ),
     "UNAUTHENTICATED": CatalogEntry("UNAUTHENTICATED", "No acceptable identity on the call."),
     "INTERNAL": CatalogEntry("INTERNAL", "An internal fault; details are in the server's log."),
+    # Contracts: quotes and receipts (kodosumid/market/, docs/market.md).
+    "QUOTE_NOT_FOUND": CatalogEntry("NOT_FOUND", "This node holds no quote with that id."),
+    "QUOTE_NOT_YOURS": CatalogEntry(
+        "PERMISSION_DENIED", "The quote was made for another identity; request your own."
+    ),
+    "QUOTE_EXPIRED": CatalogEntry("FAILED_PRECONDITION", "The quote expired; request a new one."),
+    "QUOTE_USED": CatalogEntry(
+        "FAILED_PRECONDITION", "The quote was used by a launch already; a quote is good once."
+    ),
+    "QUOTE_MISMATCH": CatalogEntry(
+        "FAILED_PRECONDITION", "The quote is for another flow, flow version or inputs."
+    ),
+    "QUOTES_UNAVAILABLE": CatalogEntry(
+        "FAILED_PRECONDITION", "The node cannot sign quotes (it has no certificate: --insecure)."
+    ),
+    "QUOTA_OPEN_QUOTES": CatalogEntry(
+        "RESOURCE_EXHAUSTED", "The caller holds as many unused quotes of the node as it may."
+    ),
+    "RECEIPT_NOT_FOUND": CatalogEntry(
+        "NOT_FOUND", "No receipt of that execution for the caller (not ended, or not charged)."
+    ),
     # The registry (registryd).
     "NODE_NOT_FOUND": CatalogEntry("NOT_FOUND", "The registry holds no node with that id."),
     "NODE_NOT_REGISTERED": CatalogEntry(

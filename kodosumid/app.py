@@ -27,7 +27,7 @@ from kodosumi.rpc.server import (
     set_serving,
 )
 from kodosumi.sqlite import private_dir
-from kodosumi.v1 import flow_pb2_grpc, node_pb2_grpc, usage_pb2_grpc
+from kodosumi.v1 import flow_pb2_grpc, node_pb2_grpc, quote_pb2_grpc, usage_pb2_grpc
 from kodosumid.a2a.http import CardListener
 from kodosumid.a2a.node_cards import NodeCards
 from kodosumid.a2a.servicer import A2AServicer
@@ -50,6 +50,8 @@ from kodosumid.executors.ray_runtime import start_ray
 from kodosumid.files.peer_link import PeerFiles
 from kodosumid.files.servicer import FileServicer, add_file_service
 from kodosumid.files.wiring import keep_purging, open_files
+from kodosumid.market.service import node_signer, open_market
+from kodosumid.market.servicer import QuoteServicer
 from kodosumid.network.peer_network import PeerNetwork
 from kodosumid.node_info import node_info, write_info_file
 from kodosumid.node_parts import SERVICE_NAMES, NodeParts
@@ -168,6 +170,16 @@ class NodeApp(NodeParts):
         executions.retention.on_deleted.append(files.executions_deleted)
         executions.attach_files(files)
         self._purge_task = asyncio.get_running_loop().create_task(keep_purging(files))
+        # Quotes, the ceiling of quoted runs, receipts (kodosumid/market/, docs/market.md).
+        self.market = market = await open_market(
+            config.state_dir,
+            node_id=config.node_id,
+            catalog=catalog,
+            events=self.store,
+            signer=node_signer(self.credentials),
+            synchronous=config.store_synchronous,
+        )
+        market.attach(executions, observability.observer)
         await observability.start(
             counts=executions.counts,
             pool=self.pool.counts,
@@ -231,6 +243,7 @@ class NodeApp(NodeParts):
         usage_pb2_grpc.add_UsageServiceServicer_to_server(
             UsageServicer(executions.metering), server
         )
+        quote_pb2_grpc.add_QuoteServiceServicer_to_server(QuoteServicer(market), server)
         # Forwarded launches bring their files; their outputs are fetched through here.
         peer_files = PeerFiles(network.client.files) if network.client is not None else None
         files.identity, files.peers = self.identity, peer_files

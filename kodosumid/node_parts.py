@@ -20,7 +20,7 @@ from a2a.types import a2a_pb2
 from kodosumi.audit import AuditLog
 from kodosumi.rpc.server import set_serving
 from kodosumi.tls import TlsFiles, TlsMaterial
-from kodosumi.v1 import file_pb2, flow_pb2, node_pb2, usage_pb2
+from kodosumi.v1 import file_pb2, flow_pb2, node_pb2, quote_pb2, usage_pb2
 from kodosumid.a2a.http import CardListener
 from kodosumid.a2a.node_cards import NodeCards
 from kodosumid.auth.identity import NodeCredentials, node_credentials
@@ -32,6 +32,7 @@ from kodosumid.executions.service import ExecutionService
 from kodosumid.executors.ray_pool import RayExecutorPool
 from kodosumid.executors.ray_runtime import stop_ray
 from kodosumid.files.service import Files
+from kodosumid.market.service import Market
 from kodosumid.network.peer_network import PeerNetwork
 from kodosumid.observability.wiring import NodeObservability
 from kodosumid.quotas import Quotas
@@ -45,6 +46,7 @@ SERVICE_NAMES = (
     a2a_pb2.DESCRIPTOR.services_by_name["A2AService"].full_name,
     file_pb2.DESCRIPTOR.services_by_name["FileService"].full_name,
     usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
+    quote_pb2.DESCRIPTOR.services_by_name["QuoteService"].full_name,
 )
 
 
@@ -87,6 +89,7 @@ class NodeParts:
         self.a2a_http: CardListener | None = None
         self.cards: NodeCards | None = None
         self.files: Files | None = None
+        self.market: Market | None = None
         self._purge_task: asyncio.Task[None] | None = None
 
     @property
@@ -150,6 +153,8 @@ class NodeParts:
             await self.auth.close()
         if self.pool is not None:
             await self.pool.close()
+        if self.market is not None:
+            await self.market.close()  # after the last receipts, before the events go
         if self.store is not None:
             await self.store.close()
         if self.files is not None:

@@ -105,6 +105,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
                 parent_execution_id=request.parent_execution_id,
                 placement=placement_of(request),
                 files=dict(request.files),
+                quote_id=request.quote_id,
             ),
         )
         return flow_pb2.LaunchExecutionResponse(execution=execution_message(record))

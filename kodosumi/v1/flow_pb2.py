@@ -28,7 +28,7 @@ from kodosumi.v1 import event_pb2 as kodosumi_dot_v1_dot_event__pb2
 from kodosumi.v1 import market_pb2 as kodosumi_dot_v1_dot_market__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kodosumi/v1/flow.proto\x12\x0bkodosumi.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kodosumi/v1/event.proto\x1a\x18kodosumi/v1/market.proto\"\x9f\x02\n\x04\x46low\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nentrypoint\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0f\n\x07version\x18\x05 \x01(\t\x12-\n\x0cinput_schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12)\n\tisolation\x18\x08 \x01(\x0e\x32\x16.kodosumi.v1.Isolation\x12\x0f\n\x07node_id\x18\t \x01(\t\x12\x1a\n\x12unavailable_reason\x18\n \x01(\t\x12!\n\x05price\x18\x0b \x01(\x0b\x32\x12.kodosumi.v1.Price\"\x9e\x03\n\tExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0c\n\x04\x66low\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\r\n\x05owner\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x08 \x01(\x04\x12\x15\n\rstatus_reason\x18\t \x01(\t\x12\x0f\n\x07node_id\x18\n \x01(\t\x12\'\n\x06inputs\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08trace_id\x18\x0c \x01(\t\x12\x0f\n\x07\x61ttempt\x18\r \x01(\r\x12\x1b\n\x13parent_execution_id\x18\x0e \x01(\t\"\x1f\n\x10ListFlowsRequest\x12\x0b\n\x03tag\x18\x01 \x01(\t\"5\n\x11ListFlowsResponse\x12 \n\x05\x66lows\x18\x01 \x03(\x0b\x32\x11.kodosumi.v1.Flow\"\x1e\n\x0eGetFlowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x0fGetFlowResponse\x12\x1f\n\x04\x66low\x18\x01 \x01(\x0b\x32\x11.kodosumi.v1.Flow\"\x84\x02\n\x16LaunchExecutionRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\'\n\x06inputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x13parent_execution_id\x18\x03 \x01(\t\x12)\n\tplacement\x18\x04 \x01(\x0b\x32\x16.kodosumi.v1.Placement\x12=\n\x05\x66iles\x18\x05 \x03(\x0b\x32..kodosumi.v1.LaunchExecutionRequest.FilesEntry\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe8\x01\n\tPlacement\x12\x38\n\tresources\x18\x01 \x03(\x0b\x32%.kodosumi.v1.Placement.ResourcesEntry\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".kodosumi.v1.Placement.LabelsEntry\x12\x0c\n\x04node\x18\x03 \x01(\t\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x17LaunchExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"A\n\x14GetExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"|\n\x15ListExecutionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x08statuses\x18\x03 \x03(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\x0c\n\x04\x66low\x18\x04 \x01(\t\"]\n\x16ListExecutionsResponse\x12*\n\nexecutions\x18\x01 \x03(\x0b\x32\x16.kodosumi.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"<\n\x16WatchExecutionResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.kodosumi.v1.Event\">\n\x16\x43\x61ncelExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x17\x43\x61ncelExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"f\n\x13ProvideInputRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\x16\n\x14ProvideInputResponse\".\n\x16\x44\x65leteExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteExecutionResponse*S\n\tIsolation\x12\x19\n\x15ISOLATION_UNSPECIFIED\x10\x00\x12\x14\n\x10ISOLATION_SHARED\x10\x01\x12\x15\n\x11ISOLATION_PROCESS\x10\x02\x32\x9b\x06\n\x0b\x46lowService\x12J\n\tListFlows\x12\x1d.kodosumi.v1.ListFlowsRequest\x1a\x1e.kodosumi.v1.ListFlowsResponse\x12\x44\n\x07GetFlow\x12\x1b.kodosumi.v1.GetFlowRequest\x1a\x1c.kodosumi.v1.GetFlowResponse\x12\\\n\x0fLaunchExecution\x12#.kodosumi.v1.LaunchExecutionRequest\x1a$.kodosumi.v1.LaunchExecutionResponse\x12S\n\x0cGetExecution\x12 .kodosumi.v1.GetExecutionRequest\x1a!.kodosumi.v1.GetExecutionResponse\x12Y\n\x0eListExecutions\x12\".kodosumi.v1.ListExecutionsRequest\x1a#.kodosumi.v1.ListExecutionsResponse\x12[\n\x0eWatchExecution\x12\".kodosumi.v1.WatchExecutionRequest\x1a#.kodosumi.v1.WatchExecutionResponse0\x01\x12\\\n\x0f\x43\x61ncelExecution\x12#.kodosumi.v1.CancelExecutionRequest\x1a$.kodosumi.v1.CancelExecutionResponse\x12S\n\x0cProvideInput\x12 .kodosumi.v1.ProvideInputRequest\x1a!.kodosumi.v1.ProvideInputResponse\x12\\\n\x0f\x44\x65leteExecution\x12#.kodosumi.v1.DeleteExecutionRequest\x1a$.kodosumi.v1.DeleteExecutionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16kodosumi/v1/flow.proto\x12\x0bkodosumi.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kodosumi/v1/event.proto\x1a\x18kodosumi/v1/market.proto\"\x9f\x02\n\x04\x46low\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nentrypoint\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0f\n\x07version\x18\x05 \x01(\t\x12-\n\x0cinput_schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12)\n\tisolation\x18\x08 \x01(\x0e\x32\x16.kodosumi.v1.Isolation\x12\x0f\n\x07node_id\x18\t \x01(\t\x12\x1a\n\x12unavailable_reason\x18\n \x01(\t\x12!\n\x05price\x18\x0b \x01(\x0b\x32\x12.kodosumi.v1.Price\"\x9e\x03\n\tExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0c\n\x04\x66low\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\r\n\x05owner\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x08 \x01(\x04\x12\x15\n\rstatus_reason\x18\t \x01(\t\x12\x0f\n\x07node_id\x18\n \x01(\t\x12\'\n\x06inputs\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08trace_id\x18\x0c \x01(\t\x12\x0f\n\x07\x61ttempt\x18\r \x01(\r\x12\x1b\n\x13parent_execution_id\x18\x0e \x01(\t\"\x1f\n\x10ListFlowsRequest\x12\x0b\n\x03tag\x18\x01 \x01(\t\"5\n\x11ListFlowsResponse\x12 \n\x05\x66lows\x18\x01 \x03(\x0b\x32\x11.kodosumi.v1.Flow\"\x1e\n\x0eGetFlowRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x0fGetFlowResponse\x12\x1f\n\x04\x66low\x18\x01 \x01(\x0b\x32\x11.kodosumi.v1.Flow\"\x96\x02\n\x16LaunchExecutionRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\'\n\x06inputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1b\n\x13parent_execution_id\x18\x03 \x01(\t\x12)\n\tplacement\x18\x04 \x01(\x0b\x32\x16.kodosumi.v1.Placement\x12=\n\x05\x66iles\x18\x05 \x03(\x0b\x32..kodosumi.v1.LaunchExecutionRequest.FilesEntry\x12\x10\n\x08quote_id\x18\x06 \x01(\t\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe8\x01\n\tPlacement\x12\x38\n\tresources\x18\x01 \x03(\x0b\x32%.kodosumi.v1.Placement.ResourcesEntry\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".kodosumi.v1.Placement.LabelsEntry\x12\x0c\n\x04node\x18\x03 \x01(\t\x1a\x30\n\x0eResourcesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x17LaunchExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"A\n\x14GetExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"|\n\x15ListExecutionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x08statuses\x18\x03 \x03(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\x0c\n\x04\x66low\x18\x04 \x01(\t\"]\n\x16ListExecutionsResponse\x12*\n\nexecutions\x18\x01 \x03(\x0b\x32\x16.kodosumi.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"<\n\x16WatchExecutionResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.kodosumi.v1.Event\">\n\x16\x43\x61ncelExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x17\x43\x61ncelExecutionResponse\x12)\n\texecution\x18\x01 \x01(\x0b\x32\x16.kodosumi.v1.Execution\"f\n\x13ProvideInputRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\x16\n\x14ProvideInputResponse\".\n\x16\x44\x65leteExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteExecutionResponse*S\n\tIsolation\x12\x19\n\x15ISOLATION_UNSPECIFIED\x10\x00\x12\x14\n\x10ISOLATION_SHARED\x10\x01\x12\x15\n\x11ISOLATION_PROCESS\x10\x02\x32\x9b\x06\n\x0b\x46lowService\x12J\n\tListFlows\x12\x1d.kodosumi.v1.ListFlowsRequest\x1a\x1e.kodosumi.v1.ListFlowsResponse\x12\x44\n\x07GetFlow\x12\x1b.kodosumi.v1.GetFlowRequest\x1a\x1c.kodosumi.v1.GetFlowResponse\x12\\\n\x0fLaunchExecution\x12#.kodosumi.v1.LaunchExecutionRequest\x1a$.kodosumi.v1.LaunchExecutionResponse\x12S\n\x0cGetExecution\x12 .kodosumi.v1.GetExecutionRequest\x1a!.kodosumi.v1.GetExecutionResponse\x12Y\n\x0eListExecutions\x12\".kodosumi.v1.ListExecutionsRequest\x1a#.kodosumi.v1.ListExecutionsResponse\x12[\n\x0eWatchExecution\x12\".kodosumi.v1.WatchExecutionRequest\x1a#.kodosumi.v1.WatchExecutionResponse0\x01\x12\\\n\x0f\x43\x61ncelExecution\x12#.kodosumi.v1.CancelExecutionRequest\x1a$.kodosumi.v1.CancelExecutionResponse\x12S\n\x0cProvideInput\x12 .kodosumi.v1.ProvideInputRequest\x1a!.kodosumi.v1.ProvideInputResponse\x12\\\n\x0f\x44\x65leteExecution\x12#.kodosumi.v1.DeleteExecutionRequest\x1a$.kodosumi.v1.DeleteExecutionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,8 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PLACEMENT_RESOURCESENTRY']._serialized_options = b'8\001'
   _globals['_PLACEMENT_LABELSENTRY']._loaded_options = None
   _globals['_PLACEMENT_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_ISOLATION']._serialized_start=2398
-  _globals['_ISOLATION']._serialized_end=2481
+  _globals['_ISOLATION']._serialized_start=2416
+  _globals['_ISOLATION']._serialized_end=2499
   _globals['_FLOW']._serialized_start=154
   _globals['_FLOW']._serialized_end=441
   _globals['_EXECUTION']._serialized_start=444
@@ -56,41 +56,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETFLOWRESPONSE']._serialized_start=980
   _globals['_GETFLOWRESPONSE']._serialized_end=1030
   _globals['_LAUNCHEXECUTIONREQUEST']._serialized_start=1033
-  _globals['_LAUNCHEXECUTIONREQUEST']._serialized_end=1293
-  _globals['_LAUNCHEXECUTIONREQUEST_FILESENTRY']._serialized_start=1249
-  _globals['_LAUNCHEXECUTIONREQUEST_FILESENTRY']._serialized_end=1293
-  _globals['_PLACEMENT']._serialized_start=1296
-  _globals['_PLACEMENT']._serialized_end=1528
-  _globals['_PLACEMENT_RESOURCESENTRY']._serialized_start=1433
-  _globals['_PLACEMENT_RESOURCESENTRY']._serialized_end=1481
-  _globals['_PLACEMENT_LABELSENTRY']._serialized_start=1483
-  _globals['_PLACEMENT_LABELSENTRY']._serialized_end=1528
-  _globals['_LAUNCHEXECUTIONRESPONSE']._serialized_start=1530
-  _globals['_LAUNCHEXECUTIONRESPONSE']._serialized_end=1598
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=1600
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=1643
-  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1645
-  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1710
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1712
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1836
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1838
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1931
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1933
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1997
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=1999
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=2059
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=2061
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2123
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=2125
-  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=2193
-  _globals['_PROVIDEINPUTREQUEST']._serialized_start=2195
-  _globals['_PROVIDEINPUTREQUEST']._serialized_end=2297
-  _globals['_PROVIDEINPUTRESPONSE']._serialized_start=2299
-  _globals['_PROVIDEINPUTRESPONSE']._serialized_end=2321
-  _globals['_DELETEEXECUTIONREQUEST']._serialized_start=2323
-  _globals['_DELETEEXECUTIONREQUEST']._serialized_end=2369
-  _globals['_DELETEEXECUTIONRESPONSE']._serialized_start=2371
-  _globals['_DELETEEXECUTIONRESPONSE']._serialized_end=2396
-  _globals['_FLOWSERVICE']._serialized_start=2484
-  _globals['_FLOWSERVICE']._serialized_end=3279
+  _globals['_LAUNCHEXECUTIONREQUEST']._serialized_end=1311
+  _globals['_LAUNCHEXECUTIONREQUEST_FILESENTRY']._serialized_start=1267
+  _globals['_LAUNCHEXECUTIONREQUEST_FILESENTRY']._serialized_end=1311
+  _globals['_PLACEMENT']._serialized_start=1314
+  _globals['_PLACEMENT']._serialized_end=1546
+  _globals['_PLACEMENT_RESOURCESENTRY']._serialized_start=1451
+  _globals['_PLACEMENT_RESOURCESENTRY']._serialized_end=1499
+  _globals['_PLACEMENT_LABELSENTRY']._serialized_start=1501
+  _globals['_PLACEMENT_LABELSENTRY']._serialized_end=1546
+  _globals['_LAUNCHEXECUTIONRESPONSE']._serialized_start=1548
+  _globals['_LAUNCHEXECUTIONRESPONSE']._serialized_end=1616
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1618
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1661
+  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1663
+  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1728
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1730
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1854
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1856
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1949
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1951
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=2015
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=2017
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=2077
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=2079
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2141
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_start=2143
+  _globals['_CANCELEXECUTIONRESPONSE']._serialized_end=2211
+  _globals['_PROVIDEINPUTREQUEST']._serialized_start=2213
+  _globals['_PROVIDEINPUTREQUEST']._serialized_end=2315
+  _globals['_PROVIDEINPUTRESPONSE']._serialized_start=2317
+  _globals['_PROVIDEINPUTRESPONSE']._serialized_end=2339
+  _globals['_DELETEEXECUTIONREQUEST']._serialized_start=2341
+  _globals['_DELETEEXECUTIONREQUEST']._serialized_end=2387
+  _globals['_DELETEEXECUTIONRESPONSE']._serialized_start=2389
+  _globals['_DELETEEXECUTIONRESPONSE']._serialized_end=2414
+  _globals['_FLOWSERVICE']._serialized_start=2502
+  _globals['_FLOWSERVICE']._serialized_end=3297
 # @@protoc_insertion_point(module_scope)

@@ -282,6 +282,7 @@ class LaunchExecutionRequest(_message.Message):
     PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     PLACEMENT_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
+    QUOTE_ID_FIELD_NUMBER: _builtins.int
     flow: _builtins.str
     parent_execution_id: _builtins.str
     """The execution (on this node) whose flow launches this one (`ctx.call_flow`); empty for
@@ -289,6 +290,10 @@ class LaunchExecutionRequest(_message.Message):
     A caller that is this node itself, or the identity of the parent's flow on this node,
     launches the child for the parent's owner; any other caller must be allowed to act on
     the parent and owns the child itself.
+    """
+    quote_id: _builtins.str
+    """A quote of this node for this caller, flow and inputs (QuoteService.RequestQuote): the
+    run is charged by its terms and stopped at its ceiling. Empty: no quote.
     """
     @_builtins.property
     def inputs(self) -> _struct_pb2.Struct: ...
@@ -313,10 +318,11 @@ class LaunchExecutionRequest(_message.Message):
         parent_execution_id: _builtins.str = ...,
         placement: Global___Placement | None = ...,
         files: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        quote_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "placement", b"placement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "flow", b"flow", "inputs", b"inputs", "parent_execution_id", b"parent_execution_id", "placement", b"placement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "flow", b"flow", "inputs", b"inputs", "parent_execution_id", b"parent_execution_id", "placement", b"placement", "quote_id", b"quote_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

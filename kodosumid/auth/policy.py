@@ -53,6 +53,10 @@ NODE_POLICY: dict[str, Rule] = {
     # rule, kodosumid/executions/metering.py).
     "/kodosumi.v1.UsageService/ListUsage": _USERS,
     "/kodosumi.v1.UsageService/GetExecutionUsage": _USERS,
+    # Contracts (kodosumid/market/): a quote is for its requester only, a receipt for its
+    # owner or an admin (the domain holds them to it); a gateway quotes what it sells.
+    "/kodosumi.v1.QuoteService/RequestQuote": _SELLERS,
+    "/kodosumi.v1.QuoteService/GetReceipt": _SELLERS,
     "/kodosumi.v1.NodeService/GetNodeInfo": Rule.of(ADMIN, OPERATOR, "user", NODE, GATEWAY),
     "/kodosumi.v1.NodeService/ListPeers": Rule.of(ADMIN, OPERATOR, "user", NODE),
     # The operator stream (alerts about everybody's executions and the network).

@@ -13,6 +13,11 @@ A local execution may store at most `max_bytes` (`[peers] max_execution_bytes`) 
 a flow writing events forever would otherwise fill the node's disk. The batch that would
 pass it is not stored; the run is cancelled on its executor and the execution ends FAILED
 (EXECUTION_TOO_LARGE). A relayed execution is held to the same cap by its relay loop.
+
+A quoted local run is metered against its cost ceiling (`budget`, kodosumid/market/meter.py):
+the events up to the one that passes it are stored, the rest of the batch is not; a run
+whose run time passes it is found after each drain call (about every second). Either way
+the run is cancelled on its executor and ends FAILED (BUDGET_EXCEEDED).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store import AttemptUsage, EventStore, StatusChange
 from kodosumid.executions import crashpoints
+from kodosumid.executions.budget import BudgetPort
 from kodosumid.executions.events import status_event
 from kodosumid.executions.fanout import Batch, WatchHub
 from kodosumid.executions.lifecycle import ExecutionObserver, tell_metered
@@ -76,6 +82,8 @@ class Drainer:
         self.max_bytes = max_bytes
         # Set by the service: how a retry starts the next attempt.
         self.dispatch: Dispatch | None = None
+        # Quoted runs' cost against their ceiling (None: this node makes no quotes).
+        self.budget: BudgetPort | None = None
         self._loops: dict[str, asyncio.Task[None]] = {}
         # Per executor: executions that ended, with their last seq, still to acknowledge.
         self._finished_acks: dict[str, dict[str, int]] = {}
@@ -114,6 +122,8 @@ class Drainer:
                 crashpoints.reach("after_drain")
                 if events:
                     await self.store_and_publish(executor, events, statuses)
+                if self.budget is not None:
+                    await self._stop_overdue(executor)
                 if not executor.executions and executor.isolation == PROCESS and not finished:
                     return
         except asyncio.CancelledError:
@@ -142,6 +152,7 @@ class Drainer:
         batches: dict[str, tuple[int, list[bytes]]] = {}
         changes: dict[str, list[StatusChange]] = {}
         too_large: list[LiveExecution] = []
+        over_budget: list[LiveExecution] = []
         for eid, drained in events.items():
             live = self.live.get(eid)
             if live is None or not drained:
@@ -155,6 +166,13 @@ class Drainer:
                 continue
             if first != live.stored_seq + 1:
                 log.error("gap in %s: stored %d, next %d", eid, live.stored_seq, first)
+            if self.budget is not None and not live.peer:
+                keep = await self.budget.admit(eid, datas)
+                if keep < len(datas):
+                    datas = datas[:keep]
+                    over_budget.append(live)
+                    if not datas:
+                        continue
             # A relayed execution's stream is capped by its relay loop.
             if self.max_bytes and not live.peer and not await self._within_cap(live, datas):
                 too_large.append(live)
@@ -165,9 +183,19 @@ class Drainer:
                 StatusChange(*s) for s in statuses.get(eid, ()) if first <= s[0] <= last
             ]
         for live in too_large:
-            await self._end_too_large(live, executor)
-        if not batches:
-            return
+            await self._end_capped(live, executor, self._too_large_reason())
+        if batches:
+            await self._store_batches(executor, batches, changes)
+        for live in over_budget:
+            if live.execution_id in self.live and self.budget is not None:
+                await self._end_capped(live, executor, self.budget.exceeded(live.execution_id))
+
+    async def _store_batches(
+        self,
+        executor: ExecutorHandle | None,
+        batches: dict[str, tuple[int, list[bytes]]],
+        changes: dict[str, list[StatusChange]],
+    ) -> None:
         usage = self._usage_of(batches)
         await self.store.append(batches, changes, usage)
         crashpoints.reach("after_store")
@@ -224,13 +252,27 @@ class Drainer:
         live.stored_bytes += size
         return True
 
-    async def _end_too_large(self, live: LiveExecution, executor: ExecutorHandle | None) -> None:
-        """Cancel the run on its executor and end it FAILED, storing nothing more of it."""
-        execution_id = live.execution_id
-        reason = (
+    def _too_large_reason(self) -> str:
+        return (
             f"EXECUTION_TOO_LARGE: the execution's events passed the {self.max_bytes} bytes "
             "one execution may store on this node (peers.max_execution_bytes); run cancelled"
         )
+
+    async def _stop_overdue(self, executor: ExecutorHandle) -> None:
+        """End the executor's quoted runs whose run time passed their cost ceiling."""
+        assert self.budget is not None
+        now_ns = self.clock.now_ns()
+        for eid in list(executor.executions):
+            live = self.live.get(eid)
+            reason = self.budget.due(eid, now_ns) if live is not None else ""
+            if live is not None and reason:
+                await self._end_capped(live, executor, reason)
+
+    async def _end_capped(
+        self, live: LiveExecution, executor: ExecutorHandle | None, reason: str
+    ) -> None:
+        """Cancel the run on its executor and end it FAILED, storing nothing more of it."""
+        execution_id = live.execution_id
         log.warning("execution %s: %s", execution_id, reason)
         live.cancel_requested, live.cancel_reason = True, reason
         live.cancelled.set()
@@ -238,7 +280,7 @@ class Drainer:
             try:
                 await executor.cancel(execution_id, reason)
             except Exception as e:  # ended or gone already: the FAILED below still holds
-                log.info("cancel of too large %s: %s", execution_id, e)
+                log.info("cancel of capped %s: %s", execution_id, e)
         await self.append_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, reason)
         executor = executor or live.executor
         self._finish(live, executor)
@@ -316,6 +358,8 @@ class Drainer:
     def _finish(self, live: LiveExecution, executor: ExecutorHandle | None) -> None:
         execution_id = live.execution_id
         self.live.pop(execution_id)
+        if self.budget is not None:
+            self.budget.forget(execution_id)
         live.done.set()
         if executor is not None:
             self._finished_acks.setdefault(executor.name, {})[execution_id] = live.stored_seq

@@ -30,6 +30,7 @@ from kodosumid.catalog import Catalog
 from kodosumid.config import FlowEntry
 from kodosumid.event_store import EventStore, ExecutionRecord, StatusChange
 from kodosumid.executions.access import Access
+from kodosumid.executions.budget import QuotePort
 from kodosumid.executions.dispatch import Dispatcher
 from kodosumid.executions.events import status_event
 from kodosumid.executions.fanout import Batch, WatchHub
@@ -132,6 +133,8 @@ class Launcher:
         self.observer = observer
         # The node's file store (None: launches name no files).
         self.files: LaunchFiles | None = None
+        # The node's quotes (kodosumid/market/; None: launches name no quotes).
+        self.quotes: QuotePort | None = None
 
     async def launch(
         self,
@@ -143,8 +146,12 @@ class Launcher:
         parent_execution_id: str = "",
         placement: Placement = ANYWHERE,
         files: dict[str, str] | None = None,
+        quote_id: str = "",
     ) -> ExecutionRecord:
         """`files`: name -> id of a file the caller may read (`ctx.files` of the flow).
+
+        `quote_id`: a quote of this node for the caller, this flow and these inputs; the
+        run is charged by it and stopped at its ceiling (kodosumid/market/).
 
         `forwarded`: a peer forwarded this launch here; it is never forwarded again.
 
@@ -191,6 +198,11 @@ class Launcher:
             from_peer = NODE in principal.roles and principal.id != self.access.identity
             if self.relayer is None or forwarded or from_peer:
                 raise
+            if quote_id:  # a quote is this node's offer for one of its own flows
+                raise NotFound(
+                    f"no quote {quote_id!r} for flow {flow_name!r} on this node",
+                    reason="QUOTE_NOT_FOUND",
+                ) from None
             files_port = self.files
             grant = None
             if input_files and files_port is not None:
@@ -220,8 +232,14 @@ class Launcher:
                 reason="FLOW_UNAVAILABLE",
             )
         check_inputs(flow, inputs)
+        raw_inputs = inputs
         inputs = with_defaults(flow.input_schema, inputs)
         execution_id = uuid.uuid4().hex
+        if quote_id:
+            if self.quotes is None:
+                raise FailedPrecondition("this node makes no quotes", reason="QUOTES_UNAVAILABLE")
+            # Checked against the inputs as sent (the quote hashed those), before defaults.
+            await self.quotes.redeem(principal, quote_id, flow, raw_inputs, execution_id)
         run = launch_trace(execution_id, flow.name, principal.id)
         bind_run(execution_id, run.trace_id)
         now_ns = self.clock.now_ns()

@@ -21,6 +21,7 @@ from kodosumid.catalog import Catalog
 from kodosumid.config import NodeConfig
 from kodosumid.event_store import EventStore, ExecutionRecord, Page
 from kodosumid.executions.access import Access
+from kodosumid.executions.budget import BudgetPort, QuotePort
 from kodosumid.executions.control import Control
 from kodosumid.executions.dispatch import Dispatcher
 from kodosumid.executions.drain import Drainer
@@ -162,6 +163,7 @@ class ExecutionService:
         parent_execution_id: str = "",
         placement: Placement = ANYWHERE,
         files: dict[str, str] | None = None,
+        quote_id: str = "",
     ) -> ExecutionRecord:
         return await self.launcher.launch(
             principal,
@@ -171,7 +173,13 @@ class ExecutionService:
             parent_execution_id=parent_execution_id,
             placement=placement,
             files=files,
+            quote_id=quote_id,
         )
+
+    def attach_market(self, quotes: QuotePort, budget: BudgetPort) -> None:
+        """The node's contracts: launches redeem quotes, drains meter quoted runs."""
+        self.launcher.quotes = quotes
+        self.drainer.budget = budget
 
     def attach_files(self, files: LaunchFiles) -> None:
         """The node's file store: launches name input files, dispatches hand them on."""

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kodosumi.v1 import file_pb2, flow_pb2, node_pb2, registry_pb2, usage_pb2
+from kodosumi.v1 import file_pb2, flow_pb2, node_pb2, quote_pb2, registry_pb2, usage_pb2
 from tests.fuzz.strategies import invalid_utf8_requests, messages, raw_bytes
 from tests.node.conftest import RunningNode
 
@@ -112,7 +112,7 @@ async def test_node_answers_generated_requests_with_documented_statuses(
         _fuzz,
         shared_node.app.address,
         credentials,
-        [flow_pb2, node_pb2, a2a_pb2, file_pb2, usage_pb2, *STANDARD],
+        [flow_pb2, node_pb2, a2a_pb2, file_pb2, usage_pb2, quote_pb2, *STANDARD],
     )
 
 

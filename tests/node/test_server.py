@@ -19,7 +19,7 @@ from kodosumi.rpc.channel import open_channel
 from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
-from kodosumi.v1 import file_pb2, flow_pb2, node_pb2, usage_pb2
+from kodosumi.v1 import file_pb2, flow_pb2, node_pb2, quote_pb2, usage_pb2
 from kodosumid.auth.policy import NODE_POLICY
 from tests.node.conftest import RunningNode
 from tests.node.helpers import eventually
@@ -28,7 +28,7 @@ from tests.node.helpers import eventually
 def test_policy_covers_exactly_the_served_methods() -> None:
     served = {
         f"/{service.full_name}/{method.name}"
-        for module in (flow_pb2, node_pb2, a2a_pb2, file_pb2, usage_pb2)
+        for module in (flow_pb2, node_pb2, a2a_pb2, file_pb2, usage_pb2, quote_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }
