@@ -20,6 +20,7 @@ from kodoclient.config import ConnectConfig
 from kodoclient.errors import KodoclientError
 from kodoclient.events import TERMINAL_STATUSES, is_terminal, open_input_requests, parse_status
 from kodoclient.files import FilesClient
+from kodoclient.quotes import QuotesClient
 from kodoclient.resume import ReconnectHook, ResumedHook, Resumer, StreamBroken, read_to_end
 from kodoclient.usage import UsageClient
 from kodosumi.jsonvalue import dict_to_struct, python_to_value
@@ -80,6 +81,10 @@ class AsyncClient(Connection):
         assert self._channel is not None
         return UsageClient(usage_pb2_grpc.UsageServiceStub(self._channel), self._unary)
 
+    def quotes(self) -> QuotesClient:
+        """Quotes and receipts of this node (kodoclient/quotes.py)."""
+        return QuotesClient(self)
+
     # -- flows -------------------------------------------------------------------------
 
     async def list_flows(
@@ -104,11 +109,14 @@ class AsyncClient(Connection):
         inputs: Mapping[str, Any] | None = None,
         *,
         files: Mapping[str, str] | None = None,
+        quote_id: str = "",
         call_timeout: float | None = None,
     ) -> flow_pb2.Execution:
-        """Start `flow` with `inputs` (and `files`: name -> file id, see `files()`); the node
-        answers at once (status PENDING)."""
-        request = flow_pb2.LaunchExecutionRequest(flow=flow, files=dict(files or {}))
+        """Start `flow` with `inputs` (and `files`: name -> file id, see `files()`; `quote_id`:
+        a quote of this node, see `quotes()`); the node answers at once (status PENDING)."""
+        request = flow_pb2.LaunchExecutionRequest(
+            flow=flow, files=dict(files or {}), quote_id=quote_id
+        )
         dict_to_struct(dict(inputs or {}), request.inputs)
         response = await self._unary(
             "LaunchExecution", self._flows().LaunchExecution, request, call_timeout

@@ -21,6 +21,7 @@ from opentelemetry import context as otel_context
 from kodoclient._async import AsyncClient, StatusFilter
 from kodoclient.config import ConnectConfig
 from kodoclient.files import SyncFilesClient
+from kodoclient.quotes import SyncQuotesClient
 from kodoclient.resume import ReconnectHook, ResumedHook
 from kodoclient.usage import SyncUsageClient
 from kodosumi.telemetry import in_context
@@ -152,11 +153,18 @@ class Client:
         inputs: Mapping[str, Any] | None = None,
         *,
         files: Mapping[str, str] | None = None,
+        quote_id: str = "",
         call_timeout: float | None = None,
     ) -> flow_pb2.Execution:
         return self._loop.run(
-            self._async.launch(flow, inputs, files=files, call_timeout=call_timeout)
+            self._async.launch(
+                flow, inputs, files=files, quote_id=quote_id, call_timeout=call_timeout
+            )
         )
+
+    def quotes(self) -> SyncQuotesClient:
+        """Quotes and receipts of this node (kodoclient/quotes.py)."""
+        return SyncQuotesClient(self._loop.run, self._async.quotes())
 
     def files(self) -> SyncFilesClient:
         """Upload, download, list and delete files (kodoclient/files.py)."""

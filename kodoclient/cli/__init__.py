@@ -14,6 +14,7 @@ from kodoclient.cli.a2a import a2a_group
 from kodoclient.cli.alerts import alerts
 from kodoclient.cli.cancel import cancel
 from kodoclient.cli.context import CliState, Settings
+from kodoclient.cli.contracts import quote, receipt
 from kodoclient.cli.files import download, files
 from kodoclient.cli.flows import flows
 from kodoclient.cli.gateway import gateway
@@ -149,6 +150,10 @@ for _command in (nodes, peers, watch_registry):
 
 # Identity and authorization (docs/security.md).
 for _command in (pki, user, group, login, whoami, verify, gateway):
+    main.add_command(_command)
+
+# Contracts: quotes and receipts (docs/market.md).
+for _command in (quote, receipt):
     main.add_command(_command)
 
 # The market (docs/market.md): metered usage, the market view.

@@ -33,6 +33,7 @@ from kodoclient.cli.file_transfer import (
 from kodoclient.cli.flowref import looks_like_entrypoint, match_flow
 from kodoclient.cli.follow import follow
 from kodoclient.cli.options import inputs_from, inputs_options, json_option
+from kodoclient.cli.run_quote import QuoteChoice, parse_max_cost, quote_for_run
 from kodoclient.config import NODE_ENV, live_node_file
 from kodoclient.errors import ConfigError, KodoclientError
 from kodoclient.files import FileCorrupted
@@ -121,6 +122,7 @@ async def run_flow(
     embedded: bool | None,
     file_refs: dict[str, str | Path] | None = None,
     download_dir: Path | None = None,
+    choice: QuoteChoice | None = None,
 ) -> ExitCode:
     settings = state.settings
     named = _named_target(settings)
@@ -156,7 +158,8 @@ async def run_flow(
         if flow is None:
             raise _not_found(flow_ref, client, catalog)
         files = await upload_inputs(state, client, file_refs or {})
-        execution = await client.launch(flow.name, inputs, files=files)
+        quote_id = await quote_for_run(state, client, flow, inputs, choice or QuoteChoice())
+        execution = await client.launch(flow.name, inputs, files=files, quote_id=quote_id)
         # The command's span (when koco traces) names the run it made.
         trace.get_current_span().set_attribute(EXECUTION_ID, execution.execution_id)
         state.note(f"launched {flow.name} as {execution.execution_id} on {client.config.target}")
@@ -186,6 +189,14 @@ async def run_flow(
     help="Always / never start an embedded node. Default: only without a login or a "
     "named node, when no node is reachable or FLOW is an entrypoint the local node lacks.",
 )
+@click.option("--quote", "quote_id", default="", help="Launch with this quote (koco quote).")
+@click.option(
+    "--max-cost",
+    metavar="AMOUNT",
+    help="Quote first and launch only if the quote's ceiling is at most AMOUNT.",
+)
+@click.option("--max-seconds", type=float, default=0.0, help="With --max-cost: run-time limit.")
+@click.option("--max-tokens", type=int, default=0, help="With --max-cost: LLM token limit.")
 @json_option
 @click.pass_context
 def run(
@@ -196,6 +207,10 @@ def run(
     file_refs: tuple[str, ...],
     download_dir: Path | None,
     embedded: bool | None,
+    quote_id: str,
+    max_cost: str | None,
+    max_seconds: float,
+    max_tokens: int,
 ) -> None:
     """Launch FLOW, follow it live and print its result; exit with its outcome.
 
@@ -208,4 +223,7 @@ def run(
     state = state_of(ctx)
     inputs = inputs_from(assignments, inputs_json)
     refs = parse_file_refs(file_refs)
-    execute(ctx, lambda: run_flow(state, flow, inputs, embedded, refs, download_dir))
+    if quote_id and max_cost is not None:
+        raise click.UsageError("give --quote or --max-cost, not both")
+    choice = QuoteChoice(quote_id, parse_max_cost(max_cost), max_seconds, max_tokens)
+    execute(ctx, lambda: run_flow(state, flow, inputs, embedded, refs, download_dir, choice))

@@ -1,8 +1,11 @@
-"""`koco verify`: check badges offline against the trust domain's CA certificate.
+"""`koco verify`: check badges, quotes and receipts offline against the trust domain's CA
+certificate.
 
-Give badge tokens (or `@FILE`), or `--node` (and `--flow`) to fetch the badges the auth
-provider lists for them; either way the signature is checked here, with the CA certificate
-only (`--ca`, else the one of your identity). A service-level badge shows its level and the
+Give badge tokens (or `@FILE`), quote.json / receipt.json files (`koco quote -o`, `koco
+receipt -o`; a path or `@FILE`, checked by `contract_files.check_contract`), or `--node`
+(and `--flow`) to fetch the badges the auth provider lists for them; either way the
+signature is checked here, with the CA certificate only (`--ca`, else the one of your
+identity). Anything that does not verify exits 5. A service-level badge shows its level and the
 measurements behind it. `--online` also asks the registry whether a badge was revoked (the
 offline check cannot know; the badge's short validity bounds that).
 """
@@ -18,6 +21,7 @@ from cryptography import x509
 from kodoclient.cli import exit_codes
 from kodoclient.cli.auth_options import auth_client, registry_option
 from kodoclient.cli.context import CliState, execute, state_of
+from kodoclient.cli.contract_files import check_contract, is_contract
 from kodoclient.cli.exit_codes import ExitCode
 from kodoclient.cli.options import json_option
 from kodoclient.errors import ConfigError
@@ -61,11 +65,15 @@ def measurements(badge: Badge) -> list[str]:
 
 
 def _read(token: str) -> str:
-    return Path(token[1:]).read_text().strip() if token.startswith("@") else token
+    if token.startswith("@"):
+        return Path(token[1:]).read_text().strip()
+    if token.endswith(".json") and Path(token).is_file():
+        return Path(token).read_text().strip()
+    return token
 
 
 @click.command("verify")
-@click.argument("badges", nargs=-1, metavar="[BADGE|@FILE]...")
+@click.argument("badges", nargs=-1, metavar="[BADGE|@FILE|FILE.json]...")
 @click.option("--node", "node_id", default="", help="Fetch and check this node's badges.")
 @click.option("--flow", default="", help="Only badges about this flow.")
 @click.option(
@@ -82,14 +90,22 @@ def verify(
     online: bool,
     registry: str | None,
 ) -> None:
-    """Verify badges offline with the CA certificate (exit 5 if one does not verify)."""
+    """Verify badges, quotes and receipts offline with the CA certificate (exit 5 if one
+    does not verify)."""
     state = state_of(ctx)
     if not badges and not node_id:
-        raise click.UsageError("give badge tokens or --node")
+        raise click.UsageError("give badge tokens, quote/receipt files or --node")
 
     async def body() -> ExitCode:
         ca = ca_of(state)
-        tokens = [_read(b) for b in badges]
+        code = exit_codes.OK
+        tokens = []
+        for given in badges:
+            text = _read(given)
+            if not is_contract(text):
+                tokens.append(text)
+            elif not check_contract(state, text, given, ca):
+                code = exit_codes.DENIED
         if node_id:
             async with auth_client(state, registry) as client:
                 response = await client.call(
@@ -98,7 +114,6 @@ def verify(
             tokens += [b.token for b in response.badges]
             if not response.badges:
                 state.note(f"no badges for {node_id}{'/' + flow if flow else ''}")
-        code = exit_codes.OK
         revoked: dict[str, str] = {}
         if online and tokens:
             revoked = await _revocations(state, registry, tokens)
