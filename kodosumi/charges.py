@@ -1,17 +1,19 @@
-"""What a run costs under a flow's price (docs/market.md): exact decimal arithmetic, one home
-for the node (quotes, the ceiling it enforces, receipts) and anyone checking a receipt.
+"""What a run costs under a flow's price (docs/market.md), beyond `kodosumi.pricing.charge`
+(the price applied to a run's usage): the free allowance, the ceiling of a quote, and the
+exact parts the node meters a running run by.
 
-- `cost(price, metered)`: the price applied to what a run used — per run, plus per second of
-  run time, plus per 1000 tokens in and out by model (`"*"` for a model not listed).
+- `cost(price, metered)`: `pricing.charge` of a `Metered` run (per run, plus per second of
+  run time, plus per 1000 tokens in and out by model, `"*"` for a model not listed),
+  refused at 10^18.
 - `charge(price, metered, used)`: the same after the user's free allowance for the period
   (`used`: what the user's earlier runs of the flow took of it), and what this run takes.
 - `ceiling(price, limits)`: the most a run within `limits` (seconds, tokens) can cost, the
   cost ceiling of a quote.
 
 Every figure is a `Decimal`, computed exactly (a context of 80 digits: 18 + 9 digits of a rate
-times 20 digits of a token count never round) and rounded once, at the end, to the 9 places
-amounts have. Negative inputs are refused (`ValueError`); a result at or above 10^18 is
-`AmountOverflow`.
+times 20 digits of a token count never round) and rounded once, at the end, half up to the 9
+places amounts have, as `pricing.charge` rounds. Negative inputs are refused (`ValueError`);
+a result at or above 10^18 is `AmountOverflow`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_CEILING, Context, Decimal, localcontext
 
-from kodosumi.pricing import ANY_MODEL, MAX_FRACTION_DIGITS, MAX_INTEGER_DIGITS, Price, TokenRate
+from kodosumi.pricing import (
+    MAX_FRACTION_DIGITS,
+    MAX_INTEGER_DIGITS,
+    Price,
+    TokenRate,
+    token_rate,
+)
+from kodosumi.pricing import (
+    charge as price_charge,
+)
 
 MAX_AMOUNT = Decimal(10) ** MAX_INTEGER_DIGITS
 QUANTUM = Decimal(10) ** -MAX_FRACTION_DIGITS
@@ -37,38 +48,49 @@ class AmountOverflow(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class ModelTokens:
+class TokenUse:
+    """One model's tokens (a `pricing.ModelTokens`)."""
+
     model: str
-    input: int = 0
-    output: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Metered:
-    """What a run used, as far as prices go: run time and LLM tokens per model."""
+    """What a run used, as far as prices go: run time and LLM tokens per model (a
+    `pricing.MeteredRun`)."""
 
     seconds: Decimal = _ZERO
-    tokens: tuple[ModelTokens, ...] = ()
+    tokens: tuple[TokenUse, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.seconds.is_finite() or self.seconds < 0:
             raise ValueError("seconds: a finite number >= 0")
         for t in self.tokens:
-            if t.input < 0 or t.output < 0:
+            if t.input_tokens < 0 or t.output_tokens < 0:
                 raise ValueError(f"tokens of {t.model!r}: >= 0")
 
     @property
     def total_tokens(self) -> int:
-        return sum(t.input + t.output for t in self.tokens)
+        return sum(t.input_tokens + t.output_tokens for t in self.tokens)
+
+    @property
+    def wall_seconds(self) -> float:
+        return float(self.seconds)  # exact: milliseconds up to 10^9 s fit a float
+
+    @property
+    def models(self) -> tuple[TokenUse, ...]:
+        return self.tokens
 
     def __add__(self, other: Metered) -> Metered:
         merged: dict[str, tuple[int, int]] = {}
         for t in (*self.tokens, *other.tokens):
             i, o = merged.get(t.model, (0, 0))
-            merged[t.model] = (i + t.input, o + t.output)
+            merged[t.model] = (i + t.input_tokens, o + t.output_tokens)
         return Metered(
             self.seconds + other.seconds,
-            tuple(ModelTokens(m, i, o) for m, (i, o) in sorted(merged.items())),
+            tuple(TokenUse(m, i, o) for m, (i, o) in sorted(merged.items())),
         )
 
 
@@ -80,21 +102,14 @@ def billed_seconds(seconds: float) -> Decimal:
 
 
 def rate_of(price: Price, model: str) -> TokenRate:
-    """The token rate of `model`: its own, else the `"*"` one, else zero (not charged)."""
-    fallback = TokenRate(model)
-    for rate in price.tokens:
-        if rate.model == model:
-            return rate
-        if rate.model == ANY_MODEL:
-            fallback = rate
-    return fallback
+    """The token rate of `model` (`pricing.token_rate`), zero when it has none."""
+    return token_rate(price, model) or TokenRate(model)
 
 
-def _finish(value: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+def _check(value: Decimal) -> Decimal:
     if value >= MAX_AMOUNT:
         raise AmountOverflow(f"the amount {value:.0f} reaches 10^{MAX_INTEGER_DIGITS}")
-    with localcontext(_EXACT):
-        return value.quantize(QUANTUM, rounding=rounding)
+    return value
 
 
 def variable_cost(price: Price, metered: Metered) -> Decimal:
@@ -103,14 +118,15 @@ def variable_cost(price: Price, metered: Metered) -> Decimal:
         total = price.per_second * metered.seconds
         for t in metered.tokens:
             rate = rate_of(price, t.model)
-            total += (rate.per_1k_input * t.input + rate.per_1k_output * t.output) / _THOUSAND
+            total += (
+                rate.per_1k_input * t.input_tokens + rate.per_1k_output * t.output_tokens
+            ) / _THOUSAND
         return total
 
 
 def cost(price: Price, metered: Metered) -> Decimal:
     """The price of a run that used `metered`, before any free allowance."""
-    with localcontext(_EXACT):
-        return _finish(price.per_run + variable_cost(price, metered))
+    return _check(price_charge(price, metered))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +156,8 @@ def _without_free_tokens(price: Price, metered: Metered, free: int) -> Metered:
     parts = []
     for t in metered.tokens:
         rate = rate_of(price, t.model)
-        parts.append((rate.per_1k_input, t.model, "input", t.input))
-        parts.append((rate.per_1k_output, t.model, "output", t.output))
+        parts.append((rate.per_1k_input, t.model, "input", t.input_tokens))
+        parts.append((rate.per_1k_output, t.model, "output", t.output_tokens))
     parts.sort(key=lambda p: (-p[0], p[1], p[2]))
     left: dict[tuple[str, str], int] = {}
     for _, model, side, count in parts:
@@ -151,7 +167,7 @@ def _without_free_tokens(price: Price, metered: Metered, free: int) -> Metered:
     return Metered(
         metered.seconds,
         tuple(
-            ModelTokens(t.model, left[(t.model, "input")], left[(t.model, "output")])
+            TokenUse(t.model, left[(t.model, "input")], left[(t.model, "output")])
             for t in metered.tokens
         ),
     )
@@ -195,7 +211,7 @@ def ceiling(price: Price, limits: Limits) -> Decimal:
             + price.per_second * limits.max_seconds
             + dearest * limits.max_tokens / _THOUSAND
         )
-        return _finish(top, ROUND_CEILING)
+        return _check(top).quantize(QUANTUM, rounding=ROUND_CEILING)
 
 
 def amount_text(value: Decimal) -> str:

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
 from typing import Any, Protocol
 
 from kodosumi.errors import InvalidArgument
@@ -264,6 +264,7 @@ class MeteredRun(Protocol):
 
 
 _CENT_OF_A_NANO = Decimal(10) ** -MAX_FRACTION_DIGITS
+_EXACT = Context(prec=80)
 _PER_1K = Decimal(1000)
 
 
@@ -283,6 +284,11 @@ def charge(price: Price, usage: MeteredRun) -> Decimal:
     attempts), each model's tokens at its rate per 1000; rounded half up to 9 places. Free
     allowances are the caller's to apply: they need the user's earlier runs in the period
     (the node's usage summaries by user and flow give them)."""
+    with localcontext(_EXACT):  # 18 + 9 digits times 20 digits of tokens: never rounded
+        return _charge(price, usage)
+
+
+def _charge(price: Price, usage: MeteredRun) -> Decimal:
     total = price.per_run
     seconds = Decimal(repr(float(usage.wall_seconds)))
     if not seconds.is_finite() or seconds < 0:

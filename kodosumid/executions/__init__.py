@@ -4,6 +4,8 @@
 - `launch`: check a launch, store the execution and its first events, hand it on.
 - `dispatch`: hand an execution to an executor and start its attempt there.
 - `drain`: the drain loop per executor, store-then-publish, retry, executor death.
+- `drain_caps`: the caps a drained run is held to (stored bytes, a quote's cost ceiling).
+- `budget`: the ports contracts reach executions by (a quote redeemed at launch, the meter).
 - `watch`: replay stored events, then follow live ones.
 - `control`: cancel an execution, answer its request for input.
 - `relay`: executions run by a peer, their events relayed here.

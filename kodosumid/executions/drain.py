@@ -14,7 +14,8 @@ a flow writing events forever would otherwise fill the node's disk. The batch th
 pass it is not stored; the run is cancelled on its executor and the execution ends FAILED
 (EXECUTION_TOO_LARGE). A relayed execution is held to the same cap by its relay loop.
 
-A quoted local run is metered against its cost ceiling (`budget`, kodosumid/market/meter.py):
+The caps (bytes, cost ceiling) are `drain_caps.DrainCaps`, the drainer's base. A quoted local
+run is metered against its cost ceiling (`budget`, kodosumid/market/meter.py):
 the events up to the one that passes it are stored, the rest of the batch is not; a run
 whose run time passes it is found after each drain call (about every second). Either way
 the run is cancelled on its executor and ends FAILED (BUDGET_EXCEEDED).
@@ -35,27 +36,23 @@ from kodosumi.v1 import event_pb2
 from kodosumid.event_store import AttemptUsage, EventStore, StatusChange
 from kodosumid.executions import crashpoints
 from kodosumid.executions.budget import BudgetPort
+from kodosumid.executions.drain_caps import DrainCaps, too_large_reason
 from kodosumid.executions.events import status_event
 from kodosumid.executions.fanout import Batch, WatchHub
 from kodosumid.executions.lifecycle import ExecutionObserver, tell_metered
 from kodosumid.executions.live import LiveExecution, LiveTable
 from kodosumid.executions.metering import node_usage, usage_in
-from kodosumid.executions.relay_loop import PositionFold
 from kodosumid.executors.port import PROCESS, ExecutorGone, ExecutorHandle, ExecutorPool
 from kodosumid.observability.run_trace import trace_of
 
 log = logging.getLogger(__name__)
 
-# Events read at once when counting an execution's stored bytes after a restart.
-READ_BATCH = 500
-# Acknowledges every event an executor still buffers for an execution ended by the node.
-ACK_ALL = 1 << 62
 
 # Starts the next attempt of an execution (`dispatch.Dispatcher.dispatch`).
 Dispatch = Callable[[LiveExecution], Awaitable[None]]
 
 
-class Drainer:
+class Drainer(DrainCaps):
     def __init__(
         self,
         live: LiveTable,
@@ -183,7 +180,7 @@ class Drainer:
                 StatusChange(*s) for s in statuses.get(eid, ()) if first <= s[0] <= last
             ]
         for live in too_large:
-            await self._end_capped(live, executor, self._too_large_reason())
+            await self._end_capped(live, executor, too_large_reason(self.max_bytes))
         if batches:
             await self._store_batches(executor, batches, changes)
         for live in over_budget:
@@ -236,58 +233,6 @@ class Drainer:
             if usage:
                 found[eid] = usage
         return found
-
-    async def _within_cap(self, live: LiveExecution, datas: list[bytes]) -> bool:
-        """Count `datas` against the cap unless storing them would pass it."""
-        if live.stored_bytes is None:  # first batch of this node's run: count the store
-            fold = PositionFold()
-            after = 0
-            while rows := await self.store.read_events(live.execution_id, after, READ_BATCH):
-                fold.feed(data for _, data in rows)
-                after = rows[-1][0]
-            live.stored_bytes = fold.stored_bytes
-        size = sum(len(data) for data in datas)
-        if live.stored_bytes + size > self.max_bytes:
-            return False
-        live.stored_bytes += size
-        return True
-
-    def _too_large_reason(self) -> str:
-        return (
-            f"EXECUTION_TOO_LARGE: the execution's events passed the {self.max_bytes} bytes "
-            "one execution may store on this node (peers.max_execution_bytes); run cancelled"
-        )
-
-    async def _stop_overdue(self, executor: ExecutorHandle) -> None:
-        """End the executor's quoted runs whose run time passed their cost ceiling."""
-        assert self.budget is not None
-        now_ns = self.clock.now_ns()
-        for eid in list(executor.executions):
-            live = self.live.get(eid)
-            reason = self.budget.due(eid, now_ns) if live is not None else ""
-            if live is not None and reason:
-                await self._end_capped(live, executor, reason)
-
-    async def _end_capped(
-        self, live: LiveExecution, executor: ExecutorHandle | None, reason: str
-    ) -> None:
-        """Cancel the run on its executor and end it FAILED, storing nothing more of it."""
-        execution_id = live.execution_id
-        log.warning("execution %s: %s", execution_id, reason)
-        live.cancel_requested, live.cancel_reason = True, reason
-        live.cancelled.set()
-        if executor is not None:
-            try:
-                await executor.cancel(execution_id, reason)
-            except Exception as e:  # ended or gone already: the FAILED below still holds
-                log.info("cancel of capped %s: %s", execution_id, e)
-        await self.append_by_node(live, event_pb2.EXECUTION_STATUS_FAILED, reason)
-        executor = executor or live.executor
-        self._finish(live, executor)
-        if executor is not None:
-            executor.executions.discard(execution_id)
-            # Its buffered backlog (and whatever the cancelled run still writes) is dropped.
-            self._finished_acks.setdefault(executor.name, {})[execution_id] = ACK_ALL
 
     async def append_by_node(self, live: LiveExecution, status: int, reason: str) -> int:
         """Write a status event for an execution no executor writes for right now."""

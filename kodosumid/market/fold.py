@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from kodosumi.charges import Metered, ModelTokens, billed_seconds
+from kodosumi.charges import Metered, TokenUse, billed_seconds
 from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2, market_pb2
 
@@ -74,7 +74,7 @@ class RunFold:
     def metered(self, now_ns: int = 0) -> Metered:
         return Metered(
             self.seconds(now_ns),
-            tuple(ModelTokens(m, c[1], c[2]) for m, c in sorted(self.models.items())),
+            tuple(TokenUse(m, c[1], c[2]) for m, c in sorted(self.models.items())),
         )
 
     def usage(self) -> market_pb2.Usage:

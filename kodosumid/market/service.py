@@ -65,6 +65,7 @@ class Market:
 
     def attach(self, executions: ExecutionService, observers: Observers) -> None:
         executions.attach_market(self.quotes, self.meter)
+        observers.add(self.quotes.stats)
         observers.add(self.receipts)
 
     async def close(self) -> None:

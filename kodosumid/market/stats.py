@@ -2,16 +2,19 @@
 `WINDOW` finished runs (SUCCEEDED, FAILED, TIMED_OUT; a cancelled run says nothing about
 the service), their success rate, and the p50/p95 run time (started to ended) of the
 successful ones. Cached per flow for `CACHE_SECONDS`, so a stream of quote requests costs
-one bounded read per flow and period, not one each.
+one bounded read per flow and period, not one each; a run of the flow that ends drops its
+entry (the stats are an execution observer), so a quote always counts the runs that ended.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from kodosumi.clock import Clock
+from kodosumi.statuses import TERMINAL
 from kodosumi.v1 import event_pb2
-from kodosumid.event_store import EventStore
+from kodosumid.event_store import EventStore, ExecutionRecord, StatusChange
 from kodosumid.market.claims import Stats
 
 WINDOW = 200
@@ -38,6 +41,13 @@ class ServiceStats:
         self.store = store
         self.clock = clock
         self._cache: dict[str, tuple[float, Stats]] = {}
+
+    def launched(self, record: ExecutionRecord) -> None:
+        pass
+
+    def stored(self, record: ExecutionRecord, events: int, changes: Sequence[StatusChange]) -> None:
+        if any(c.status in TERMINAL for c in changes):
+            self._cache.pop(record.flow, None)
 
     async def of(self, flow: str) -> Stats:
         now = self.clock.now()

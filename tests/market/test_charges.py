@@ -16,7 +16,7 @@ from kodosumi.charges import (
     FreeUsed,
     Limits,
     Metered,
-    ModelTokens,
+    TokenUse,
     billed_seconds,
     ceiling,
     charge,
@@ -39,7 +39,7 @@ PRICE = price_from_mapping(
 
 
 def test_a_run_costs_its_parts_exactly() -> None:
-    used = Metered(D("2.5"), (ModelTokens("gpt-4o", 1000, 500), ModelTokens("other", 2000, 7)))
+    used = Metered(D("2.5"), (TokenUse("gpt-4o", 1000, 500), TokenUse("other", 2000, 7)))
     # 0.05 + 2.5 * 0.001 + (1000 * 0.0025 + 500 * 0.01) / 1000 + 2000 * 0.001 / 1000
     assert cost(PRICE, used) == D("0.05") + D("0.0025") + D("0.0075") + D("0.002")
     assert cost(PRICE, Metered()) == D("0.05")
@@ -47,14 +47,14 @@ def test_a_run_costs_its_parts_exactly() -> None:
 
 def test_a_model_without_a_rate_and_no_fallback_is_not_charged() -> None:
     price = Price("EUR", tokens=(TokenRate("gpt-4o", D(1), D(1)),))
-    assert cost(price, Metered(tokens=(ModelTokens("llama", 10**6, 10**6),))) == 0
+    assert cost(price, Metered(tokens=(TokenUse("llama", 10**6, 10**6),))) == 0
 
 
 def test_negative_usage_and_overflow_are_refused() -> None:
     with pytest.raises(ValueError, match="seconds"):
         Metered(D(-1))
     with pytest.raises(ValueError, match="tokens"):
-        Metered(tokens=(ModelTokens("m", -1, 0),))
+        Metered(tokens=(TokenUse("m", -1, 0),))
     with pytest.raises(ValueError):
         billed_seconds(float("nan"))
     huge = Price("EUR", per_run=D("999999999999999999"), per_second=D(1))
@@ -76,7 +76,7 @@ def test_free_runs_then_free_seconds_and_tokens() -> None:
         tokens=(TokenRate("*", D(1), D(2)),),
         free=FreeAllowance(runs=1, seconds=10, tokens=1500),
     )
-    run = Metered(D(4), (ModelTokens("m", 1000, 1000),))
+    run = Metered(D(4), (TokenUse("m", 1000, 1000),))
     first = charge(price, run)
     assert first.amount == 0 and first.free == FreeUsed(runs=1)
     # The run is used; 10 s and 1500 tokens are left: the dearer output tokens go first.
@@ -103,7 +103,7 @@ prices = st.builds(
     amounts,
     st.lists(rates, max_size=4, unique_by=lambda r: r.model).map(tuple),
 )
-tokens = st.builds(ModelTokens, models, st.integers(0, 10**9), st.integers(0, 10**9))
+tokens = st.builds(TokenUse, models, st.integers(0, 10**9), st.integers(0, 10**9))
 usage = st.builds(
     Metered,
     st.decimals(min_value=0, max_value=10**6, places=3, allow_nan=False),
