@@ -192,6 +192,7 @@ class NodeApp(NodeParts):
         self._pool_task = asyncio.get_running_loop().create_task(self._start_pool(bound))
         self.pool.ready = self._pool_task
         await executions.recover()
+        market.start()  # receipts of quoted runs that ended while the node was down
         if config.retention_seconds > 0:
             self._retention_task = asyncio.get_running_loop().create_task(
                 executions.keep_for(config.retention_seconds)

@@ -65,6 +65,10 @@ class MemoryContractStore:
     async def get_receipt(self, execution_id: str) -> StoredReceipt | None:
         return self._receipts.get(execution_id)
 
+    async def unreceipted(self, limit: int = 500) -> list[str]:
+        used = sorted(q.execution_id for q in self._quotes.values() if q.execution_id)
+        return [e for e in used if e not in self._receipts][:limit]
+
     async def free_used(self, owner: str, flow: str, since_ns: int) -> FreeUsed:
         total = FreeUsed()
         for r in self._receipts.values():

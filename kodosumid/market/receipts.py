@@ -5,7 +5,9 @@ status is stored (`ReceiptIssuer.stored`, an execution observer): its usage fold
 stored events (`fold.py`), the amount by the quote's price (else the flow's) after the
 owner's free allowance of the period, never more than the quote's ceiling. Receipts are
 kept in the contract store, one per execution (issuing twice gives the first), beyond the
-execution's own retention: they are accounting records.
+execution's own retention: they are accounting records. A quoted run that ended while no
+receipt could be issued (the node stopped in between) gets it when the node starts again
+(`catch_up`).
 
 `ReceiptSink`s are told of each receipt once it is stored — the port the ledger posts
 receipts through. A failing sink is logged; the receipt stands.
@@ -20,6 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from kodosumi.authz import ADMIN, Principal
 from kodosumi.charges import FreeUsed, amount_text, charge, period_start
@@ -83,7 +86,7 @@ class ReceiptIssuer:
         self.signer = signer
         self.clock = clock
         self.sinks: list[ReceiptSink] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         # One receipt at a time: two runs of one owner must not both take the last free run.
         self._lock = asyncio.Lock()
 
@@ -94,9 +97,12 @@ class ReceiptIssuer:
 
     def stored(self, record: ExecutionRecord, events: int, changes: Sequence[StatusChange]) -> None:
         if any(c.status in TERMINAL for c in changes):
-            task = asyncio.get_running_loop().create_task(self._issue_logged(record))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.track(asyncio.get_running_loop().create_task(self._issue_logged(record)))
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Keep `task` until it is done (`drain` waits for it)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
         """Wait for the receipts being issued (the node stops after them)."""
@@ -108,6 +114,18 @@ class ReceiptIssuer:
             await self.issue(record.execution_id)
         except Exception:
             log.exception("receipt of %s not issued", record.execution_id)
+
+    async def catch_up(self) -> int:
+        """Issue the receipts of quoted runs that ended without one (the node stopped in
+        between); runs still going get theirs when they end. How many were issued."""
+        issued = 0
+        for execution_id in await self.contracts.unreceipted():
+            try:
+                if await self.issue(execution_id) is not None:
+                    issued += 1
+            except Exception:
+                log.exception("receipt of %s not issued", execution_id)
+        return issued
 
     # -- issuing ------------------------------------------------------------------------------
 

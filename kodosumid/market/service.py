@@ -6,6 +6,7 @@ the executions (`ExecutionService.attach_market`) and their observers.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from kodosumi.clock import Clock, SystemClock
@@ -67,6 +68,10 @@ class Market:
         executions.attach_market(self.quotes, self.meter)
         observers.add(self.quotes.stats)
         observers.add(self.receipts)
+
+    def start(self) -> None:
+        """Issue in the background what a stop left unissued (`ReceiptIssuer.catch_up`)."""
+        self.receipts.track(asyncio.get_running_loop().create_task(self.receipts.catch_up()))
 
     async def close(self) -> None:
         await self.receipts.drain()

@@ -172,6 +172,16 @@ class SqliteContractStore:
             FreeUsed(runs, Decimal(sec), tok),
         )
 
+    async def unreceipted(self, limit: int = 500) -> list[str]:
+        async with self.db.execute(
+            "SELECT q.execution_id FROM quotes q LEFT JOIN receipts r "
+            "ON r.execution_id = q.execution_id "
+            "WHERE q.execution_id != '' AND r.execution_id IS NULL "
+            "ORDER BY q.execution_id LIMIT ?",
+            (limit,),
+        ) as c:
+            return [row[0] async for row in c]
+
     async def free_used(self, owner: str, flow: str, since_ns: int) -> FreeUsed:
         total = FreeUsed()
         async with self.db.execute(

@@ -52,6 +52,11 @@ class ContractStore(Protocol):
 
     async def get_receipt(self, execution_id: str) -> StoredReceipt | None: ...
 
+    async def unreceipted(self, limit: int = 500) -> list[str]:
+        """Executions launched with a quote that have no receipt yet (a node that stopped
+        between a run's end and its receipt issues them when it starts again)."""
+        ...
+
     async def free_used(self, owner: str, flow: str, since_ns: int) -> FreeUsed:
         """What `owner`'s receipts of `flow` issued since `since_ns` took of its allowance."""
         ...

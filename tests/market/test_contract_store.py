@@ -98,6 +98,13 @@ class StoreContract:
         assert again == first == await store.get_receipt("e1")
         assert await store.get_receipt("e2") is None
 
+    async def test_quoted_runs_without_a_receipt_are_listed(self, store: ContractStore) -> None:
+        for quote_id in ("q1", "q2", "q3"):
+            await store.put_quote(quote(quote_id))
+        assert await store.claim("q1", "e1") and await store.claim("q2", "e2")
+        await store.put_receipt(receipt("e1"))
+        assert await store.unreceipted() == ["e2"]
+
     async def test_free_use_is_summed_per_owner_flow_and_period(self, store: ContractStore) -> None:
         await store.put_receipt(receipt("e1", runs=1))
         await store.put_receipt(receipt("e2", seconds=Decimal("1.5"), tokens=10))
