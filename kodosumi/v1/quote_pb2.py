@@ -28,7 +28,7 @@ from kodosumi.v1 import event_pb2 as kodosumi_dot_v1_dot_event__pb2
 from kodosumi.v1 import market_pb2 as kodosumi_dot_v1_dot_market__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kodosumi/v1/quote.proto\x12\x0bkodosumi.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kodosumi/v1/event.proto\x1a\x18kodosumi/v1/market.proto\"6\n\x0bQuoteLimits\x12\x13\n\x0bmax_seconds\x18\x01 \x01(\x01\x12\x12\n\nmax_tokens\x18\x02 \x01(\x04\"\x8d\x01\n\x13RequestQuoteRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\'\n\x06inputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x06limits\x18\x03 \x01(\x0b\x32\x18.kodosumi.v1.QuoteLimits\x12\x15\n\rvalid_seconds\x18\x04 \x01(\x01\"9\n\x14RequestQuoteResponse\x12!\n\x05quote\x18\x01 \x01(\x0b\x32\x12.kodosumi.v1.Quote\"\\\n\x0cServiceStats\x12\x0c\n\x04runs\x18\x01 \x01(\r\x12\x14\n\x0csuccess_rate\x18\x02 \x01(\x01\x12\x13\n\x0bp50_seconds\x18\x03 \x01(\x01\x12\x13\n\x0bp95_seconds\x18\x04 \x01(\x01\"\xf0\x02\n\x05Quote\x12\x10\n\x08quote_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0c\n\x04\x66low\x18\x03 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x04 \x01(\t\x12\x15\n\rinputs_sha256\x18\x05 \x01(\t\x12!\n\x05price\x18\x06 \x01(\x0b\x32\x12.kodosumi.v1.Price\x12(\n\x06limits\x18\x07 \x01(\x0b\x32\x18.kodosumi.v1.QuoteLimits\x12\x0f\n\x07\x63\x65iling\x18\x08 \x01(\t\x12(\n\x05stats\x18\t \x01(\x0b\x32\x19.kodosumi.v1.ServiceStats\x12\x11\n\trequester\x18\n \x01(\t\x12.\n\nissue_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05token\x18\r \x01(\t\")\n\x11GetReceiptRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\";\n\x12GetReceiptResponse\x12%\n\x07receipt\x18\x01 \x01(\x0b\x32\x14.kodosumi.v1.Receipt\"\xc9\x03\n\x07Receipt\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x03 \x01(\t\x12\x10\n\x08quote_id\x18\x04 \x01(\t\x12\x0c\n\x04\x66low\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12,\n\x06status\x18\x07 \x01(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\x15\n\rstatus_reason\x18\x08 \x01(\t\x12!\n\x05usage\x18\t \x01(\x0b\x32\x12.kodosumi.v1.Usage\x12\x0e\n\x06\x61mount\x18\n \x01(\t\x12\x10\n\x08\x63urrency\x18\x0b \x01(\t\x12-\n\tfree_used\x18\x0c \x01(\x0b\x32\x1a.kodosumi.v1.FreeAllowance\x12.\n\nstart_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nissue_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05token\x18\x10 \x01(\t2\xb2\x01\n\x0cQuoteService\x12S\n\x0cRequestQuote\x12 .kodosumi.v1.RequestQuoteRequest\x1a!.kodosumi.v1.RequestQuoteResponse\x12M\n\nGetReceipt\x12\x1e.kodosumi.v1.GetReceiptRequest\x1a\x1f.kodosumi.v1.GetReceiptResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kodosumi/v1/quote.proto\x12\x0bkodosumi.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kodosumi/v1/event.proto\x1a\x18kodosumi/v1/market.proto\"6\n\x0bQuoteLimits\x12\x13\n\x0bmax_seconds\x18\x01 \x01(\x01\x12\x12\n\nmax_tokens\x18\x02 \x01(\x04\"\x8d\x01\n\x13RequestQuoteRequest\x12\x0c\n\x04\x66low\x18\x01 \x01(\t\x12\'\n\x06inputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x06limits\x18\x03 \x01(\x0b\x32\x18.kodosumi.v1.QuoteLimits\x12\x15\n\rvalid_seconds\x18\x04 \x01(\x01\"9\n\x14RequestQuoteResponse\x12!\n\x05quote\x18\x01 \x01(\x0b\x32\x12.kodosumi.v1.Quote\"Z\n\nQuoteStats\x12\x0c\n\x04runs\x18\x01 \x01(\r\x12\x14\n\x0csuccess_rate\x18\x02 \x01(\x01\x12\x13\n\x0bp50_seconds\x18\x03 \x01(\x01\x12\x13\n\x0bp95_seconds\x18\x04 \x01(\x01\"\xee\x02\n\x05Quote\x12\x10\n\x08quote_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0c\n\x04\x66low\x18\x03 \x01(\t\x12\x14\n\x0c\x66low_version\x18\x04 \x01(\t\x12\x15\n\rinputs_sha256\x18\x05 \x01(\t\x12!\n\x05price\x18\x06 \x01(\x0b\x32\x12.kodosumi.v1.Price\x12(\n\x06limits\x18\x07 \x01(\x0b\x32\x18.kodosumi.v1.QuoteLimits\x12\x0f\n\x07\x63\x65iling\x18\x08 \x01(\t\x12&\n\x05stats\x18\t \x01(\x0b\x32\x17.kodosumi.v1.QuoteStats\x12\x11\n\trequester\x18\n \x01(\t\x12.\n\nissue_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05token\x18\r \x01(\t\")\n\x11GetReceiptRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\";\n\x12GetReceiptResponse\x12%\n\x07receipt\x18\x01 \x01(\x0b\x32\x14.kodosumi.v1.Receipt\"\xc9\x03\n\x07Receipt\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x03 \x01(\t\x12\x10\n\x08quote_id\x18\x04 \x01(\t\x12\x0c\n\x04\x66low\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12,\n\x06status\x18\x07 \x01(\x0e\x32\x1c.kodosumi.v1.ExecutionStatus\x12\x15\n\rstatus_reason\x18\x08 \x01(\t\x12!\n\x05usage\x18\t \x01(\x0b\x32\x12.kodosumi.v1.Usage\x12\x0e\n\x06\x61mount\x18\n \x01(\t\x12\x10\n\x08\x63urrency\x18\x0b \x01(\t\x12-\n\tfree_used\x18\x0c \x01(\x0b\x32\x1a.kodosumi.v1.FreeAllowance\x12.\n\nstart_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nissue_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05token\x18\x10 \x01(\t2\xb2\x01\n\x0cQuoteService\x12S\n\x0cRequestQuote\x12 .kodosumi.v1.RequestQuoteRequest\x1a!.kodosumi.v1.RequestQuoteResponse\x12M\n\nGetReceipt\x12\x1e.kodosumi.v1.GetReceiptRequest\x1a\x1f.kodosumi.v1.GetReceiptResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,16 +41,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTQUOTEREQUEST']._serialized_end=352
   _globals['_REQUESTQUOTERESPONSE']._serialized_start=354
   _globals['_REQUESTQUOTERESPONSE']._serialized_end=411
-  _globals['_SERVICESTATS']._serialized_start=413
-  _globals['_SERVICESTATS']._serialized_end=505
-  _globals['_QUOTE']._serialized_start=508
-  _globals['_QUOTE']._serialized_end=876
-  _globals['_GETRECEIPTREQUEST']._serialized_start=878
-  _globals['_GETRECEIPTREQUEST']._serialized_end=919
-  _globals['_GETRECEIPTRESPONSE']._serialized_start=921
-  _globals['_GETRECEIPTRESPONSE']._serialized_end=980
-  _globals['_RECEIPT']._serialized_start=983
-  _globals['_RECEIPT']._serialized_end=1440
-  _globals['_QUOTESERVICE']._serialized_start=1443
-  _globals['_QUOTESERVICE']._serialized_end=1621
+  _globals['_QUOTESTATS']._serialized_start=413
+  _globals['_QUOTESTATS']._serialized_end=503
+  _globals['_QUOTE']._serialized_start=506
+  _globals['_QUOTE']._serialized_end=872
+  _globals['_GETRECEIPTREQUEST']._serialized_start=874
+  _globals['_GETRECEIPTREQUEST']._serialized_end=915
+  _globals['_GETRECEIPTRESPONSE']._serialized_start=917
+  _globals['_GETRECEIPTRESPONSE']._serialized_end=976
+  _globals['_RECEIPT']._serialized_start=979
+  _globals['_RECEIPT']._serialized_end=1436
+  _globals['_QUOTESERVICE']._serialized_start=1439
+  _globals['_QUOTESERVICE']._serialized_end=1617
 # @@protoc_insertion_point(module_scope)

@@ -100,7 +100,7 @@ class RequestQuoteResponse(_message.Message):
 Global___RequestQuoteResponse: _TypeAlias = RequestQuoteResponse  # noqa: Y015
 
 @_typing.final
-class ServiceStats(_message.Message):
+class QuoteStats(_message.Message):
     """How this node has served a flow lately (its own event store, the most recent runs)."""
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -130,7 +130,7 @@ class ServiceStats(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ServiceStats: _TypeAlias = ServiceStats  # noqa: Y015
+Global___QuoteStats: _TypeAlias = QuoteStats  # noqa: Y015
 
 @_typing.final
 class Quote(_message.Message):
@@ -170,7 +170,7 @@ class Quote(_message.Message):
     @_builtins.property
     def limits(self) -> Global___QuoteLimits: ...
     @_builtins.property
-    def stats(self) -> Global___ServiceStats: ...
+    def stats(self) -> Global___QuoteStats: ...
     @_builtins.property
     def issue_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -186,7 +186,7 @@ class Quote(_message.Message):
         price: _market_pb2.Price | None = ...,
         limits: Global___QuoteLimits | None = ...,
         ceiling: _builtins.str = ...,
-        stats: Global___ServiceStats | None = ...,
+        stats: Global___QuoteStats | None = ...,
         requester: _builtins.str = ...,
         issue_time: _timestamp_pb2.Timestamp | None = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,

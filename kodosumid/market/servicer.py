@@ -41,7 +41,7 @@ def quote_message(terms: QuoteTerms, token: str) -> quote_pb2.Quote:
             max_seconds=float(terms.limits.max_seconds), max_tokens=terms.limits.max_tokens
         ),
         ceiling=amount_text(terms.ceiling),
-        stats=quote_pb2.ServiceStats(
+        stats=quote_pb2.QuoteStats(
             runs=terms.stats.runs,
             success_rate=terms.stats.success_rate,
             p50_seconds=terms.stats.p50_seconds,
