@@ -43,6 +43,7 @@ BENCHMARKS = {
     "fanout": "bench.fanout",
     "unread-watchers": "bench.unread_watchers",
     "files": "bench.files",
+    "gateway": "bench.gateway_http",
 }
 # Longer benchmarks of other issues: only with `--only NAME`, never in the default run.
 ON_REQUEST = {
@@ -65,6 +66,7 @@ USES_RAY = {
     "a2a",
     "store-rows",
     "executor-start",
+    "gateway",
 }
 
 
