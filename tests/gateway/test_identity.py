@@ -45,8 +45,10 @@ def test_the_node_lets_a_gateway_sell_flows_and_nothing_else() -> None:
         )
     }
     files = {"/kodosumi.v1.FileService/DownloadFile", "/kodosumi.v1.FileService/StatFile"}
+    # Quotes for the runs it sells, and the receipts of its own executions.
+    quotes = {"/kodosumi.v1.QuoteService/RequestQuote", "/kodosumi.v1.QuoteService/GetReceipt"}
     standard = {m for m in allowed if m.startswith(("/grpc.health", "/grpc.reflection"))}
-    assert allowed == sells | files | standard | {"/kodosumi.v1.NodeService/GetNodeInfo"}
+    assert allowed == sells | files | quotes | standard | {"/kodosumi.v1.NodeService/GetNodeInfo"}
 
 
 def test_a_gateway_reads_the_registry_and_renews_its_certificate_only() -> None:
