@@ -28,7 +28,7 @@ from kodosumi.tls import pki_dir
 from kodosumi.v1 import event_pb2, flow_pb2, quote_pb2, quote_pb2_grpc
 from kodosumid.app import NodeApp
 from kodosumid.catalog import example_flows
-from kodosumid.config import FlowEntry, PoolConfig
+from kodosumid.config import FlowEntry
 from tests.node.conftest import TEST_FLOWS, RunningNode, node_config
 from tests.node.helpers import collect, eventually, statuses
 from tests.node.test_cli_e2e import koco
@@ -73,8 +73,7 @@ async def node(
     ray_cluster: None, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningNode]:
     config = node_config(tmp_path_factory.mktemp("quotes-node"), node_id="quotes-node")
-    pool = replace(config.pool, preload_modules=PoolConfig().preload_modules)
-    app = NodeApp(replace(config, flows=FLOWS, pool=pool))
+    app = NodeApp(replace(config, flows=FLOWS))
     await app.start()
     running = RunningNode(app)
     yield running
@@ -336,3 +335,7 @@ async def test_koco_quotes_runs_fetches_and_verifies_and_catches_tampering(
     # --max-cost quotes first and refuses a ceiling above it before anything runs.
     over = await koco(node, "run", "priced-hello", "-i", "name=x", "--max-cost", "0.01")
     assert over.exit_code == 6 and "above --max-cost 0.01" in over.output, over.output
+    # Limits derived from the price: 1 EUR/s buys a run of at most 2 s for 2 EUR.
+    fits = await koco(node, "run", "priced-sleepy", "-i", "seconds=0.1", "--max-cost", "2")
+    assert fits.exit_code == 0, fits.output
+    assert "at most 2 EUR (limits 2 s, 0 tokens)" in fits.output
