@@ -7,7 +7,7 @@ and a test holds each table against the service descriptors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -113,6 +113,17 @@ async def principal_of(resolver: RoleResolver | GrantResolver, identity: SpiffeI
 def default_roles(identity: SpiffeId) -> frozenset[str]:
     """The roles an identity holds by its kind alone: machines their kind, people `user`."""
     return _KIND_ROLES.get(identity.kind, frozenset({USER}))
+
+
+# The principal an identity (a SPIFFE id) would be on a call: whose quotas something is
+# charged to when that is not the caller (`Authenticator.principal_of`).
+Principals = Callable[[str], Awaitable["Principal"]]
+
+
+async def default_principal(identity: str) -> Principal:
+    """An identity's roles by its kind alone (a node without an auth provider's grants)."""
+    spiffe = SpiffeId.parse(identity)
+    return Principal(spiffe, default_roles(spiffe))
 
 
 _KIND_ROLES = {

@@ -165,6 +165,7 @@ class NodeApp(NodeParts):
             node_id=config.node_id,
             records=self.store.get_execution,
             speaks_for=executions.access.speaks_for,
+            quotas=quotas,
             synchronous=config.store_synchronous,
         )
         executions.retention.on_deleted.append(files.executions_deleted)
@@ -248,6 +249,7 @@ class NodeApp(NodeParts):
         # Forwarded launches bring their files; their outputs are fetched through here.
         peer_files = PeerFiles(network.client.files) if network.client is not None else None
         files.identity, files.peers = self.identity, peer_files
+        files.principals = authenticator.principal_of  # whose file quota an owner spends
         add_file_service(FileServicer(files, config.node_id, peer_files), server)
         # A2A on the same port, identities, guard and executions (kodosumid/a2a/).
         a2a_tasks = A2ATasks(

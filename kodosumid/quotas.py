@@ -1,11 +1,14 @@
 """Quotas per identity: what one caller may hold of a node at once, and how fast it may ask.
 
-Five limits, each per identity (the caller's SPIFFE id): executions running at once,
-launches per minute, open watch streams, bytes stored for the identity's executions, and
-the size of a launch's inputs (`max_input_bytes`, which a flow may set for itself in the
-catalog). `[quotas]` of the node's TOML file sets the defaults; `[quotas.roles.<role>]` and
-`[quotas.groups.<group>]` raise or lower them for the identities holding that role or group
-(the most generous of the matching entries wins, per limit). 0 means no limit.
+Seven limits, each per identity (the caller's SPIFFE id): executions running at once,
+launches per minute, open watch streams, bytes stored for the identity's executions, the
+size of a launch's inputs (`max_input_bytes`, which a flow may set for itself in the
+catalog), and for the file store (docs/files.md) the bytes of the identity's files
+(`file_bytes`, uploads in progress included) and the largest file it may store
+(`max_file_bytes`). `[quotas]` of the node's TOML file sets the defaults;
+`[quotas.roles.<role>]` and `[quotas.groups.<group>]` raise or lower them for the identities
+holding that role or group (the most generous of the matching entries wins, per limit).
+0 means no limit.
 
 Admission is synchronous: a check and the reservation it grants happen without an `await`
 between them, so parallel launches cannot all pass a check before any of them counts (no
@@ -28,6 +31,7 @@ from kodosumi.errors import InvalidArgument, QuotaExceeded
 from kodosumid.event_store import TERMINAL, ExecutionRecord, StatusChange
 
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 # Bytes stored per identity are read from the store at most this often (it is a sum).
 STORED_BYTES_CACHE_SECONDS = 5.0
 
@@ -43,6 +47,11 @@ class Limits:
     # Well below the 4 MiB a gRPC message may carry, so that a launch, its inputs event and
     # every response that carries them stay far from the transport's limit.
     max_input_bytes: int = 256 * 1024
+    # Bytes of files the identity holds in the node's file store (an output counts for its
+    # execution's owner; a file a peer pulled for a forwarded launch for the launching user).
+    file_bytes: int = 10 * GIB
+    # The largest file the identity may store (0: the node's `[files] max_file_bytes` only).
+    max_file_bytes: int = 0
 
     def most_generous(self, other: Limits, keys: Iterable[str]) -> Limits:
         changes: dict[str, int] = {}
@@ -71,6 +80,9 @@ def _builtin_roles() -> dict[str, Override]:
         "launches_per_minute": 6000,
         "open_streams": 1000,
         "stored_bytes": 0,
+        # A forwarding node names the user it launches for; files are charged to that user.
+        "file_bytes": 0,
+        "max_file_bytes": 0,
     }
     return {ADMIN: Override(unlimited), NODE: Override(machines), FLOW: Override(machines)}
 
@@ -180,6 +192,21 @@ async def _nothing_stored(owner: str) -> int:
     return 0
 
 
+class FileTicket:
+    """Bytes of an identity's file quota held while a file is stored; `release` them once
+    it is stored (then the store counts it) or failed (idempotent)."""
+
+    def __init__(self, quotas: Quotas, identity: str, size: int) -> None:
+        self._quotas = quotas
+        self._identity = identity
+        self._size = size
+
+    def release(self) -> None:
+        if self._size:
+            self._quotas._release_file_bytes(self._identity, self._size)
+            self._size = 0
+
+
 class Quotas:
     """The node's quota book. Also an `ExecutionObserver`: a terminal status frees the
     execution's concurrency slot."""
@@ -200,6 +227,7 @@ class Quotas:
         self._launches: dict[str, deque[float]] = {}
         self._streams: dict[str, int] = {}
         self._stored_cache: dict[str, tuple[float, int]] = {}
+        self._file_bytes: dict[str, int] = {}  # identity -> bytes of files being stored
 
     def limits_for(self, principal: Principal) -> Limits:
         return self.config.limits_for(principal)
@@ -304,6 +332,34 @@ class Quotas:
 
     def streams(self, identity: str) -> int:
         return self._streams.get(identity, 0)
+
+    # -- files --------------------------------------------------------------------------------
+
+    async def admit_file(
+        self, owner: Principal, size: int, stored: StoredBytes, field: str = "header.size"
+    ) -> FileTicket:
+        """Hold `size` bytes of `owner`'s file quota while a file is stored, or refuse:
+        `max_file_bytes` (`field` names the size asked) and `file_bytes` (what the file
+        store holds for the owner, plus what is being stored: parallel uploads cannot
+        overshoot, no await between the check and the hold)."""
+        limits, identity = self.limits_for(owner), owner.id
+        if limits.max_file_bytes and size > limits.max_file_bytes:
+            detail = f" ({field}: a file of {size} bytes)"
+            raise _refuse(owner, "max_file_bytes", limits.max_file_bytes, detail)
+        if limits.file_bytes:
+            held = await stored(identity) + self._file_bytes.get(identity, 0)
+            if held + size > limits.file_bytes:
+                detail = f" ({held} bytes of files held, {size} more asked)"
+                raise _refuse(owner, "file_bytes", limits.file_bytes, detail)
+        self._file_bytes[identity] = self._file_bytes.get(identity, 0) + size
+        return FileTicket(self, identity, size)
+
+    def _release_file_bytes(self, identity: str, size: int) -> None:
+        left = self._file_bytes.get(identity, 0) - size
+        if left > 0:
+            self._file_bytes[identity] = left
+        else:
+            self._file_bytes.pop(identity, None)
 
 
 async def launch_within(

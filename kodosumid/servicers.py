@@ -8,36 +8,28 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 
 from kodosumi import __version__
-from kodosumi.authz import Principal, default_roles
+from kodosumi.authz import Principals, default_principal
 from kodosumi.errors import NotFound
 from kodosumi.jsonvalue import struct_to_dict, value_to_python
 from kodosumi.rpc.guard import current_principal
-from kodosumi.spiffe import SpiffeId
 from kodosumi.v1 import event_pb2, flow_pb2, flow_pb2_grpc, node_pb2, node_pb2_grpc
 from kodosumid.catalog import Catalog
 from kodosumid.convert import execution_message, flow_message, peer_message
 from kodosumid.executions.service import ExecutionService
 from kodosumid.executors.placement import parse_placement
 from kodosumid.executors.port import ANYWHERE, Placement
-from kodosumid.network.peer_client import forwarded_call
+from kodosumid.network.peer_client import forwarded_call, forwarded_for
 from kodosumid.network.peers import PeerTable
 from kodosumid.observability.run_trace import name_execution
 from kodosumid.quotas import Quotas, QuotasConfig, launch_within
 
 Context = grpc.aio.ServicerContext[Any, Any]
-Principals = Callable[[str], Awaitable[Principal]]
-
-
-async def default_principal(identity: str) -> Principal:
-    """An identity's roles by its kind alone (a node without an auth provider's grants)."""
-    spiffe = SpiffeId.parse(identity)
-    return Principal(spiffe, default_roles(spiffe))
 
 
 class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
@@ -102,6 +94,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
                 request.flow,
                 struct_to_dict(request.inputs),
                 forwarded=forwarded_call(context.invocation_metadata()),
+                forwarded_for=forwarded_for(context.invocation_metadata()),
                 parent_execution_id=request.parent_execution_id,
                 placement=placement_of(request),
                 files=dict(request.files),

@@ -113,7 +113,12 @@ def details_of(call: grpc.aio.AioRpcError | grpc.RpcError) -> tuple[str, list[Fi
 
 def quota_failures_of(call: grpc.aio.AioRpcError | grpc.RpcError) -> list[tuple[str, int]]:
     """The quotas (name, limit) a RESOURCE_EXHAUSTED call names in its `QuotaFailure`."""
-    found: list[tuple[str, int]] = []
+    return [(quota, limit) for quota, limit, _ in quota_violations_of(call)]
+
+
+def quota_violations_of(call: grpc.aio.AioRpcError | grpc.RpcError) -> list[tuple[str, int, str]]:
+    """(quota, limit, subject) of each violation in the call's `QuotaFailure`."""
+    found: list[tuple[str, int, str]] = []
     trailing: Any = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
     for key, value in trailing or ():
         if key != "grpc-status-details-bin":
@@ -122,5 +127,5 @@ def quota_failures_of(call: grpc.aio.AioRpcError | grpc.RpcError) -> list[tuple[
             if detail.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
                 failure = error_details_pb2.QuotaFailure()
                 detail.Unpack(failure)
-                found += [(v.quota_id, int(v.quota_value)) for v in failure.violations]
+                found += [(v.quota_id, int(v.quota_value), v.subject) for v in failure.violations]
     return found

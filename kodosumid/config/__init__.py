@@ -52,6 +52,8 @@ launches_per_minute = 120
 open_streams = 64             # WatchExecution and WatchAlerts streams open at once
 stored_bytes = 1073741824     # events stored for the identity's executions
 max_input_bytes = 262144      # a launch's inputs; a flow may set its own
+file_bytes = 10737418240      # the identity's files in the file store (QUOTA_FILE_BYTES)
+max_file_bytes = 0            # its largest file (0: only [files] max_file_bytes holds)
 [quotas.roles.operator]       # also [quotas.groups.<group>]; the most generous match wins
 concurrent_executions = 100
 
@@ -60,8 +62,7 @@ http_listen = ""              # e.g. "127.0.0.1:7471": /.well-known/agent-card.j
 max_part_bytes = 1048576      # larger message parts are refused
 
 [files]                       # files in and out of runs (docs/files.md)
-max_file_bytes = 2147483648   # larger uploads: RESOURCE_EXHAUSTED FILE_TOO_LARGE
-stored_bytes_per_owner = 10737418240  # QUOTA_FILE_BYTES beyond; 0: no limit
+max_file_bytes = 2147483648   # no larger file on this node: RESOURCE_EXHAUSTED FILE_TOO_LARGE
 ttl_seconds = 604800.0        # an upload no execution uses is purged after this
 
 [pool]

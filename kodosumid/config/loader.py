@@ -88,6 +88,12 @@ def _load(path: Path | None, env: dict[str, str] | None) -> NodeConfig:
             "a2a": A2AConfig,
             "files": FilesConfig,
         }
+        if isinstance(data.get("files"), dict) and "stored_bytes_per_owner" in data["files"]:
+            raise ConfigError(
+                f"{file.where(('files',), 'stored_bytes_per_owner')}: files.stored_bytes_per_owner "
+                "moved to [quotas] file_bytes (per identity, with [quotas.roles.X] and "
+                "[quotas.groups.X])"
+            )
         for name, cls in sections.items():
             if name in data:
                 config = replace(config, **{name: _section(cls, file, name, data[name], base)})

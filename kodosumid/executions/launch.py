@@ -143,6 +143,7 @@ class Launcher:
         inputs: dict[str, Any],
         *,
         forwarded: bool = False,
+        forwarded_for: str = "",
         parent_execution_id: str = "",
         placement: Placement = ANYWHERE,
         files: dict[str, str] | None = None,
@@ -154,6 +155,8 @@ class Launcher:
         run is charged by it and stopped at its ceiling (kodosumid/market/).
 
         `forwarded`: a peer forwarded this launch here; it is never forwarded again.
+        `forwarded_for`: the identity the peer launched it for: the files this node pulls
+        from the peer are that identity's here, and spend its file quota.
 
         `parent_execution_id`: the execution (on this node) whose flow launches this one.
         The child belongs to the parent's owner when the caller is the parent's own flow
@@ -189,7 +192,7 @@ class Launcher:
                 owner = parent.owner
                 parent_live = self.live.get(parent.execution_id)
                 groups = parent_live.groups if parent_live is not None else ()
-        input_files = await resolve(self.files, principal, files)
+        input_files = await resolve(self.files, principal, files, forwarded_for)
         try:
             flow = self.catalog.get(flow_name)
         except NotFound:

@@ -31,8 +31,10 @@ class InputFileLike(Protocol):
 
 class LaunchFiles(Protocol):
     async def resolve_inputs(
-        self, principal: Principal, files: dict[str, str]
-    ) -> Sequence[InputFileLike]: ...
+        self, principal: Principal, files: dict[str, str], forwarded_for: str = ""
+    ) -> Sequence[InputFileLike]:
+        """`forwarded_for`: on a launch a peer forwarded, the identity it is for."""
+        ...
 
     async def link_inputs(self, execution_id: str, files: Sequence[InputFileLike]) -> None: ...
 
@@ -44,10 +46,13 @@ class LaunchFiles(Protocol):
 
 
 async def resolve(
-    port: LaunchFiles | None, principal: Principal, files: dict[str, str] | None
+    port: LaunchFiles | None,
+    principal: Principal,
+    files: dict[str, str] | None,
+    forwarded_for: str = "",
 ) -> Sequence[InputFileLike]:
     if not files:
         return ()
     if port is None:
         raise InvalidArgument.field("files", "this node keeps no files")
-    return await port.resolve_inputs(principal, files)
+    return await port.resolve_inputs(principal, files, forwarded_for)

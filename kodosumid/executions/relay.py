@@ -130,7 +130,11 @@ class Relayer:
         A child (`parent`) is linked here (`parent_execution_id`); its relayed stream is the
         peer's and carries no `ChildExecution` event (the peer does not know the parent)."""
         remote = await self.peers.launch(
-            flow_name, inputs, {f.name: f.file_id for f in files}, grant
+            flow_name,
+            inputs,
+            {f.name: f.file_id for f in files},
+            grant,
+            on_behalf_of=owner or principal.id,
         )
         # The peer call carried the trace context: the run continues this trace there.
         run = launch_trace(remote.execution_id, flow_name, principal.id)

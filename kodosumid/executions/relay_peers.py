@@ -39,8 +39,10 @@ class PeerExecutions(Protocol):
         inputs: dict[str, Any],
         files: dict[str, str] | None = None,
         before: Callable[[str], Awaitable[None]] | None = None,
+        on_behalf_of: str = "",
     ) -> RemoteLaunch:
-        """`files` (name -> file id here) are pulled by the peer `before(its node id)` let."""
+        """`files` (name -> file id here) are pulled by the peer `before(its node id)` let,
+        and charged there to `on_behalf_of` (the execution's owner here)."""
         ...
 
     def watch(

@@ -53,10 +53,10 @@ class FileLink:
 class FilesConfig:
     """`[files]` of the node's TOML file."""
 
-    # The largest file (bytes): larger uploads are RESOURCE_EXHAUSTED FILE_TOO_LARGE.
+    # The largest file this node stores, whoever sends it (bytes): larger ones are
+    # RESOURCE_EXHAUSTED FILE_TOO_LARGE. What one identity may hold, and its own largest
+    # file, are quotas (`[quotas] file_bytes`, `max_file_bytes`: kodosumid/quotas.py).
     max_file_bytes: int = 2 * GIB
-    # Bytes of files one identity may hold (0: no limit); admins and machines are not held.
-    stored_bytes_per_owner: int = 10 * GIB
     # An uploaded file no execution uses is purged this long after its upload.
     ttl_seconds: float = 7 * 24 * 3600.0
     # How often expired files are looked for.

@@ -2,7 +2,10 @@
 
 The forwarding node let this node read the files (a grant); this node fetches each one it
 does not hold yet over the peer link (mTLS, as itself), checks size and SHA-256, and stores
-it as a file of the forwarding node, which owns the execution here.
+it as a file of the identity the launch is for (the user who launched on the forwarding
+node, named by it; the forwarding node itself when it names none). That identity's file
+quotas here (`[quotas] file_bytes`, `max_file_bytes`, with its roles and groups on this
+node) hold the pull: a user cannot store more here through a peer than by uploading here.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kodosumi.authz import Principal
 from kodosumi.errors import InvalidArgument, ResourceExhausted
+from kodosumi.spiffe import InvalidSpiffeId, SpiffeId
 from kodosumid.files.blobs import is_sha256
 from kodosumid.files.model import FileRecord, file_id_for
 
@@ -38,10 +42,17 @@ class PeerSource(Protocol):
 
 
 async def pull_inputs(
-    files: Files, source: PeerSource, principal: Principal, node_id: str, refs: dict[str, str]
-) -> dict[str, str]:
-    """name -> id of the local copy of each file (name -> the peer's file id)."""
-    local: dict[str, str] = {}
+    files: Files,
+    source: PeerSource,
+    principal: Principal,
+    node_id: str,
+    refs: dict[str, str],
+    forwarded_for: str = "",
+) -> dict[str, FileRecord]:
+    """name -> the local copy of each file (name -> the peer's file id)."""
+    owner = _owner(principal, forwarded_for)
+    payer = await files.payer(principal, owner)
+    local: dict[str, FileRecord] = {}
     for name, remote_id in sorted(refs.items()):
         remote = await source.stat(node_id, remote_id)
         if not is_sha256(remote.sha256):
@@ -52,24 +63,45 @@ async def pull_inputs(
                 f"files.{name}: {remote.size} bytes is over this node's limit of {limit}",
                 reason="FILE_TOO_LARGE",
             )
-        file_id = file_id_for(principal.id, remote.sha256)
-        if await files.store.get(file_id) is None:
-            await _fetch(files, source, node_id, remote, name)
-            now = files.clock.now_ns()
-            await files.store.put(
-                FileRecord(
-                    file_id,
-                    principal.id,
-                    remote.name,
-                    remote.media_type,
-                    remote.size,
-                    remote.sha256,
-                    now,
-                    now + int(files.config.ttl_seconds * 1e9),
-                )
+        file_id = file_id_for(owner, remote.sha256)
+        record = await files.store.get(file_id)
+        if record is None:
+            ticket = await files.quotas.admit_file(
+                payer, remote.size, files.store.stored_bytes, field=f"files.{name}"
             )
-        local[name] = file_id
+            try:
+                await _fetch(files, source, node_id, remote, name)
+                now = files.clock.now_ns()
+                record = await files.store.put(
+                    FileRecord(
+                        file_id,
+                        owner,
+                        remote.name,
+                        remote.media_type,
+                        remote.size,
+                        remote.sha256,
+                        now,
+                        now + int(files.config.ttl_seconds * 1e9),
+                    )
+                )
+            finally:
+                ticket.release()
+        local[name] = record
     return local
+
+
+def _owner(principal: Principal, forwarded_for: str) -> str:
+    """The identity a forwarded launch's files belong to here: the one the peer names, of
+    this trust domain; the peer itself when it names none."""
+    if not forwarded_for:
+        return principal.id
+    try:
+        identity = SpiffeId.parse(forwarded_for)
+    except InvalidSpiffeId:
+        raise InvalidArgument.field("forwarded_for", "a SPIFFE id") from None
+    if principal.identity is not None and identity.trust_domain != principal.identity.trust_domain:
+        raise InvalidArgument.field("forwarded_for", "an identity of this trust domain")
+    return str(identity)
 
 
 async def _fetch(

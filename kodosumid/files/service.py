@@ -1,10 +1,11 @@
 """`Files`: the domain of the node's file store. No gRPC: plain objects in, catalog errors out.
 
 Uploads are checked as they arrive: the declared size against the node's limit and the
-owner's stored bytes (reserved for the upload's duration, so parallel uploads cannot
-overshoot), every chunk against the chunk limit and the declared size, and at the end the
-SHA-256 the node computed against the declared one. Only then does the blob become visible
-and the record stored. Memory is one chunk per upload or download, whatever the file's size.
+owner's file quotas (`kodosumid/quotas.py`: its largest file, and its files' bytes, held
+for the upload's duration so parallel uploads cannot overshoot), every chunk against the
+chunk limit and the declared size, and at the end the SHA-256 the node computed against the
+declared one. Only then does the blob become visible and the record stored. Memory is a few
+MiB per upload or download, whatever the file's size (`blob_writer.py`, `blob_reader.py`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kodosumi.authz import ADMIN, Principal
+from kodosumi.authz import Principal, Principals, default_principal
 from kodosumi.clock import Clock, SystemClock
 from kodosumi.errors import (
     FailedPrecondition,
     InvalidArgument,
-    QuotaExceeded,
     ResourceExhausted,
 )
+from kodosumi.spiffe import InvalidSpiffeId
 from kodosumid.executions.launch_files import InputFileLike
 from kodosumid.executions.relay import peer_of
 from kodosumid.files.access import FileAccess, Records, SpeaksFor, grantee_of, node_grantee
@@ -41,6 +42,7 @@ from kodosumid.files.model import (
 )
 from kodosumid.files.peer_pull import PeerSource, pull_inputs
 from kodosumid.files.store import FileStore
+from kodosumid.quotas import Quotas, QuotasConfig
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class Files:
         records: Records,
         speaks_for: SpeaksFor,
         clock: Clock | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -127,8 +130,10 @@ class Files:
         # This node's own identity, and the files of its peers (forwarded launches' inputs).
         self.identity = ""
         self.peers: PeerSource | None = None
-        # Bytes of uploads in progress, per owner: counted against the quota until stored.
-        self._reserved: dict[str, int] = {}
+        # Per-identity file quotas (`[quotas] file_bytes`, `max_file_bytes`), and the roles
+        # and groups of an owner who is not the caller (`Authenticator.principal_of`).
+        self.quotas = quotas or Quotas(QuotasConfig())
+        self.principals: Principals = default_principal
 
     # -- upload -------------------------------------------------------------------------------
 
@@ -150,30 +155,16 @@ class Files:
                 metadata={"limit": str(limit)},
             )
 
-    async def _reserve(self, principal: Principal, owner: str, size: int) -> None:
-        limit = self.config.stored_bytes_per_owner
-        if not limit or (owner == principal.id and ADMIN in principal.roles):
-            self._reserved[owner] = self._reserved.get(owner, 0) + size
-            return
-        stored = await self.store.stored_bytes(owner)
-        # No await between this check and the reservation below.
-        held = stored + self._reserved.get(owner, 0)
-        if held + size > limit:
-            raise QuotaExceeded(
-                f"quota file_bytes of {owner} is used up: limit {limit} "
-                f"({held} bytes stored, {size} more asked)",
-                quota="file_bytes",
-                limit=limit,
-                subject=owner,
-            )
-        self._reserved[owner] = self._reserved.get(owner, 0) + size
-
-    def _release(self, owner: str, size: int) -> None:
-        left = self._reserved.get(owner, 0) - size
-        if left > 0:
-            self._reserved[owner] = left
-        else:
-            self._reserved.pop(owner, None)
+    async def payer(self, principal: Principal, owner: str) -> Principal:
+        """Whose file quota `owner`'s files spend: the caller's own, or `owner` with the
+        roles and groups it would have on a call (an output's execution owner, the user a
+        peer forwarded a launch for)."""
+        if owner == principal.id:
+            return principal
+        try:
+            return await self.principals(owner)
+        except InvalidSpiffeId:
+            return principal  # an --insecure node: nobody has an identity
 
     async def upload(
         self,
@@ -188,44 +179,48 @@ class Files:
         owner, execution_id = principal.id, header.execution_id
         if execution_id:
             owner = (await self.access.output_of(principal, execution_id)).owner
-        await self._reserve(principal, owner, header.size)
-        writer = self.blobs.writer()
+        payer = await self.payer(principal, owner)
+        ticket = await self.quotas.admit_file(payer, header.size, self.store.stored_bytes)
         try:
-            async for chunk in chunks:
-                if len(chunk) > CHUNK_BYTES:
-                    raise InvalidArgument.field("chunk", f"at most {CHUNK_BYTES} bytes per chunk")
-                if writer.size + len(chunk) > header.size:
+            writer = self.blobs.writer()
+            try:
+                async for chunk in chunks:
+                    if len(chunk) > CHUNK_BYTES:
+                        raise InvalidArgument.field(
+                            "chunk", f"at most {CHUNK_BYTES} bytes per chunk"
+                        )
+                    if writer.size + len(chunk) > header.size:
+                        raise InvalidArgument(
+                            f"header.size: more than the {header.size} bytes declared arrived",
+                            reason="FILE_SIZE_MISMATCH",
+                        )
+                    await writer.append(chunk)
+                await writer.flush()
+                if writer.size != header.size:
                     raise InvalidArgument(
-                        f"header.size: more than the {header.size} bytes declared arrived",
+                        f"header.size: {header.size} bytes declared, {writer.size} arrived",
                         reason="FILE_SIZE_MISMATCH",
                     )
-                await writer.append(chunk)
-            await writer.flush()
-            if writer.size != header.size:
-                raise InvalidArgument(
-                    f"header.size: {header.size} bytes declared, {writer.size} arrived",
-                    reason="FILE_SIZE_MISMATCH",
+                _check_hash(writer.sha256, header.sha256, trailer())
+                sha = await writer.commit()
+            except BaseException:
+                await writer.abort()
+                raise
+            now = self.clock.now_ns()
+            record = await self.store.put(
+                FileRecord(
+                    file_id=file_id_for(owner, sha),
+                    owner=owner,
+                    name=header.name,
+                    media_type=header.media_type or DEFAULT_MEDIA_TYPE,
+                    size=header.size,
+                    sha256=sha,
+                    create_ns=now,
+                    expire_ns=now + int(self.config.ttl_seconds * 1e9),
                 )
-            _check_hash(writer.sha256, header.sha256, trailer())
-            sha = await writer.commit()
-        except BaseException:
-            await writer.abort()
-            raise
-        finally:
-            self._release(owner, header.size)
-        now = self.clock.now_ns()
-        record = await self.store.put(
-            FileRecord(
-                file_id=file_id_for(owner, sha),
-                owner=owner,
-                name=header.name,
-                media_type=header.media_type or DEFAULT_MEDIA_TYPE,
-                size=header.size,
-                sha256=sha,
-                create_ns=now,
-                expire_ns=now + int(self.config.ttl_seconds * 1e9),
             )
-        )
+        finally:
+            ticket.release()  # stored (the store counts it now) or failed
         link = None
         if execution_id:
             link = FileLink(record.file_id, execution_id, OUTPUT, header.name)
@@ -276,24 +271,25 @@ class Files:
 
     # -- launches -----------------------------------------------------------------------------
 
-    async def resolve_inputs(self, principal: Principal, files: dict[str, str]) -> list[InputFile]:
+    async def resolve_inputs(
+        self, principal: Principal, files: dict[str, str], forwarded_for: str = ""
+    ) -> list[InputFile]:
         """The files a launch names (name -> file id), each readable by the caller. A peer
-        forwarding a launch names its own files: they are pulled from it first."""
-        node_id = grantee_of(principal).removeprefix("node/")
-        if node_id and principal.id != self.identity and self.peers is not None:
-            for name in files:
-                check_name(name, f"files.{name}")
-            files = await pull_inputs(self, self.peers, principal, node_id, files)
-        resolved = []
-        for name, file_id in sorted(files.items()):
+        forwarding a launch names its own files: they are pulled from it first, as files of
+        the identity the launch is for (`forwarded_for`), which pay for them here."""
+        for name in files:
             check_name(name, f"files.{name}")
-            record = await self.access.readable(principal, file_id)
-            resolved.append(
-                InputFile(
-                    name, record.file_id, record.sha256, record.size, record.media_type, record.name
-                )
-            )
-        return resolved
+        node_id = grantee_of(principal).removeprefix("node/")
+        records: dict[str, FileRecord] = {}
+        if node_id and principal.id != self.identity and self.peers is not None:
+            records = await pull_inputs(self, self.peers, principal, node_id, files, forwarded_for)
+        else:
+            for name, file_id in files.items():
+                records[name] = await self.access.readable(principal, file_id)
+        return [
+            InputFile(name, r.file_id, r.sha256, r.size, r.media_type, r.name)
+            for name, r in sorted(records.items())
+        ]
 
     async def link_inputs(self, execution_id: str, files: Sequence[InputFileLike]) -> None:
         for f in files:

@@ -12,6 +12,7 @@ from kodosumid.files.blobs import BlobStore
 from kodosumid.files.model import FilesConfig
 from kodosumid.files.service import Files
 from kodosumid.files.sqlite_store import SqliteFileStore
+from kodosumid.quotas import Quotas
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ async def open_files(
     node_id: str,
     records: Records,
     speaks_for: SpeaksFor,
+    quotas: Quotas | None = None,
     synchronous: str = "NORMAL",
 ) -> Files:
     """`<state>/files/files.sqlite` (metadata) and `<state>/files/blobs/` (content)."""
@@ -31,7 +33,15 @@ async def open_files(
     await asyncio.to_thread(blobs.open)
     store = SqliteFileStore(root / "files.sqlite", synchronous=synchronous)
     await store.open()
-    return Files(store, blobs, config, node_id=node_id, records=records, speaks_for=speaks_for)
+    return Files(
+        store,
+        blobs,
+        config,
+        node_id=node_id,
+        records=records,
+        speaks_for=speaks_for,
+        quotas=quotas,
+    )
 
 
 async def keep_purging(files: Files) -> None:

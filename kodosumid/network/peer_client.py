@@ -32,6 +32,9 @@ from kodosumid.network.remote_errors import catalog_error
 log = logging.getLogger(__name__)
 
 FORWARDED_BY = "kodosumi-forwarded-by"
+# On a forwarded launch: the identity it is for (the execution's owner on the forwarding
+# node), whose file quota the files the peer pulls for it spend there.
+FORWARDED_FOR = "kodosumi-forwarded-for"
 # The node's own message limit (`NodeConfig.max_message_bytes`) unless told otherwise.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _WATCH_METHOD = "/kodosumi.v1.FlowService/WatchExecution"
@@ -42,6 +45,12 @@ FILES_PULL_SECONDS = 600.0
 def forwarded_call(metadata: Any) -> bool:
     """Whether a call's invocation metadata marks it as forwarded by a peer."""
     return any(key == FORWARDED_BY for key, _ in metadata or ())
+
+
+def forwarded_for(metadata: Any) -> str:
+    """The identity a forwarded launch is for ("" when the metadata names none). Only what
+    a peer node says is taken (`kodosumid/files/peer_pull.py`)."""
+    return next((str(value) for key, value in metadata or () if key == FORWARDED_FOR), "")
 
 
 def event_frames(raw: bytes) -> list[bytes]:
@@ -237,9 +246,11 @@ class PeerClient:
         inputs: dict[str, Any],
         files: dict[str, str] | None = None,
         before: Callable[[str], Awaitable[None]] | None = None,
+        on_behalf_of: str = "",
     ) -> RemoteLaunch:
         """Launch `flow` on the best peer offering it. The peer's answers to the request itself
-        (bad inputs, too busy) are the client's answers; unreachable peers are skipped."""
+        (bad inputs, too busy) are the client's answers; unreachable peers are skipped.
+        `on_behalf_of`: the identity the launch is for (the peer charges its files to it)."""
         candidates = self.table.candidates(flow)
         if not candidates and any(flow in p.flows for p in self.table.entries()):
             raise Unavailable(
@@ -254,6 +265,9 @@ class PeerClient:
         )
         # The peer pulls the input files before it answers (kodosumid/files/peer_pull.py).
         timeout = self.call_timeout + (FILES_PULL_SECONDS if files else 0.0)
+        metadata: tuple[tuple[str, str], ...] = self._metadata
+        if on_behalf_of:
+            metadata = (*metadata, (FORWARDED_FOR, on_behalf_of))
         last: KodosumiError | None = None
         for peer in candidates:
             if before is not None:
@@ -261,7 +275,7 @@ class PeerClient:
             for endpoint in peer.endpoints:
                 try:
                     response = await self._flows(endpoint, peer.node_id).LaunchExecution(
-                        request, timeout=timeout, metadata=self._metadata
+                        request, timeout=timeout, metadata=metadata
                     )
                 except grpc.aio.AioRpcError as e:
                     error = catalog_error(e, peer=f"peer {peer.node_id}")

@@ -17,10 +17,11 @@ from kodosumi.errors import (
     InvalidArgument,
     KodosumiError,
     NotFound,
+    QuotaExceeded,
     ResourceExhausted,
     Unavailable,
 )
-from kodosumi.rpc.status import details_of
+from kodosumi.rpc.status import details_of, quota_violations_of
 
 _BY_CODE: dict[grpc.StatusCode, type[KodosumiError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -42,6 +43,10 @@ def catalog_error(error: grpc.aio.AioRpcError, *, peer: str) -> KodosumiError:
         return InvalidArgument(details, violations=violations, reason=reason or None)
     if code in _REFUSED:
         return Unavailable(f"{peer} refused the call: {details}", reason="PEER_REFUSED")
+    quotas = quota_violations_of(error) if code == grpc.StatusCode.RESOURCE_EXHAUSTED else []
+    if quotas:  # a quota of the user the call was for: the client's answer, with its QuotaFailure
+        quota, limit, subject = quotas[0]
+        return QuotaExceeded(details, quota=quota, limit=limit, subject=subject)
     if code in _BY_CODE:
         cls = _BY_CODE[code]
         if cls is Unavailable and not reason:

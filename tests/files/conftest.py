@@ -1,4 +1,5 @@
-"""A node with small file limits (so that "exactly the limit" is cheap), over mTLS."""
+"""A node with small file limits and file quotas (so that "exactly the limit" is cheap),
+over mTLS."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from kodosumi.server_identity import ServerExpectation
 from kodosumid.app import NodeApp
 from kodosumid.config import FlowEntry
 from kodosumid.files import FilesConfig
+from kodosumid.quotas import quotas_config
 from tests.node.conftest import (  # noqa: F401  (fixtures)
     TEST_FLOWS,
     RunningNode,
@@ -32,8 +34,19 @@ FILE_FLOWS = (
     FlowEntry("file-crew", "tests.engine_crew.kodo_crew_cases:file_crew"),
 )
 MIB = 1024 * 1024
+# The node's cap on any file ([files] max_file_bytes).
 LIMIT = 6 * MIB
+# File quotas per identity ([quotas] file_bytes, max_file_bytes), and an operator's.
 OWNER_QUOTA = 16 * MIB
+USER_MAX_FILE = 4 * MIB
+OPERATOR = "olga-files"
+FILE_QUOTAS = quotas_config(
+    {
+        "file_bytes": OWNER_QUOTA,
+        "max_file_bytes": USER_MAX_FILE,
+        "roles": {"operator": {"file_bytes": 2 * OWNER_QUOTA, "max_file_bytes": 0}},
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +54,14 @@ async def files_node(
     ray_cluster: None,  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[RunningNode]:
-    files = FilesConfig(max_file_bytes=LIMIT, stored_bytes_per_owner=OWNER_QUOTA)
-    app = NodeApp(node_config(tmp_path_factory.mktemp("files-node"), files=files, flows=FILE_FLOWS))
+    config = node_config(
+        tmp_path_factory.mktemp("files-node"),
+        files=FilesConfig(max_file_bytes=LIMIT),
+        quotas=FILE_QUOTAS,
+        operators=(OPERATOR,),
+        flows=FILE_FLOWS,
+    )
+    app = NodeApp(config)
     await app.start()
     node = RunningNode(app)
     yield node

@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from kodoclient.cli import main
+from tests.files.conftest import USER_MAX_FILE
 from tests.node.conftest import RunningNode
+from tests.node.users import User
 
 pytestmark = [pytest.mark.ray]
 
@@ -80,3 +82,24 @@ async def test_bad_file_arguments_are_usage_errors(files_node: RunningNode, tmp_
         assert result.exit_code == 2, (ref, result.output)
     unknown = await koco(files_node, "run", "summarize-file", "-f", "document=" + "0" * 32)
     assert unknown.exit_code == 3, unknown.output
+
+
+async def test_an_upload_over_a_file_quota_exits_7_naming_it(
+    files_node: RunningNode, tmp_path: Path
+) -> None:
+    erin = User(files_node, "erin-files")
+    try:
+        pem = {"ca": erin.tls.ca_cert, "cert": erin.tls.cert, "key": erin.tls.key}
+        for name, data in pem.items():
+            (tmp_path / f"{name}.pem").write_bytes(data)
+        big = tmp_path / "big.bin"
+        big.write_bytes(b"\x07" * (USER_MAX_FILE + 1))
+        options = [f"--{name}={tmp_path / f'{name}.pem'}" for name in pem]
+        args = ["--node", files_node.app.address, *options, "run", "file-echo", "-f"]
+        result = await asyncio.to_thread(
+            CliRunner().invoke, main, [*args, f"blob=@{big}"], catch_exceptions=False
+        )
+        assert result.exit_code == 7, result.output
+        assert "max_file_bytes" in result.output and f"limit {USER_MAX_FILE}" in result.output
+    finally:
+        await erin.close()

@@ -20,6 +20,7 @@ from tests.files.conftest import (
     MIB,
     OWNER_QUOTA,
     RPC_ERRORS,
+    USER_MAX_FILE,
     code_of,
     details_of_error,
     files_client,
@@ -300,17 +301,20 @@ async def test_another_users_file_is_not_found(files_node: RunningNode) -> None:
         await bob.close()
 
 
-async def test_stored_bytes_per_owner_is_a_quota(files_node: RunningNode) -> None:
+async def test_file_bytes_is_a_quota_per_identity(files_node: RunningNode) -> None:
     carol = User(files_node, "carol-files")
     try:
         files = files_client(carol)
-        await files.upload(content(LIMIT, seed=21), name="a.bin")
-        await files.upload(content(LIMIT, seed=22), name="b.bin")
-        over = content(OWNER_QUOTA - 2 * LIMIT + 1, seed=23)
+        for seed in range(OWNER_QUOTA // USER_MAX_FILE - 1):
+            await files.upload(content(USER_MAX_FILE, seed=21 + seed), name=f"{seed}.bin")
+        await files.upload(content(2 * MIB, seed=29), name="half.bin")
+        held = OWNER_QUOTA - USER_MAX_FILE + 2 * MIB
+        over = content(OWNER_QUOTA - held + 1, seed=23)
         with pytest.raises(RPC_ERRORS) as caught:
             await files.upload(over, name="c.bin")
         assert code_of(caught.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert reason_of(caught.value) == "QUOTA_FILE_BYTES"
+        assert "file_bytes" in details_of_error(caught.value)
         # On the wire: a QuotaFailure naming the quota and its limit.
         header = file_pb2.UploadFileHeader(
             name="c.bin", size=len(over), sha256=hashlib.sha256(over).hexdigest()
@@ -319,9 +323,34 @@ async def test_stored_bytes_per_owner_is_a_quota(files_node: RunningNode) -> Non
             await _raw_upload(files_node, header, [over[:CHUNK]], party=carol)
         assert quota_failures_of(raw.value) == [("file_bytes", OWNER_QUOTA)]
         # Exactly what is left fits.
-        await files.upload(content(OWNER_QUOTA - 2 * LIMIT, seed=24), name="d.bin")
+        await files.upload(content(OWNER_QUOTA - held, seed=24), name="d.bin")
     finally:
         await carol.close()
+
+
+async def test_file_quotas_follow_roles(files_node: RunningNode) -> None:
+    """`[quotas] max_file_bytes` holds a user; `[quotas.roles.operator]` lifts it for an
+    operator, up to the node's own cap (`[files] max_file_bytes`) that holds everyone."""
+    dave, olga = User(files_node, "dave-files"), User(files_node, "olga-files")
+    try:
+        big = content(USER_MAX_FILE + 1, seed=31)
+        with pytest.raises(RPC_ERRORS) as caught:
+            await files_client(dave).upload(big, name="big.bin")
+        assert code_of(caught.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason_of(caught.value) == "QUOTA_MAX_FILE_BYTES"
+        assert "header.size" in details_of_error(caught.value)
+        assert _leftovers(files_node) == []
+        assert (await files_client(olga).upload(big, name="big.bin")).size == len(big)
+        with pytest.raises(RPC_ERRORS) as caught:
+            await files_client(olga).upload(content(LIMIT + 1, seed=32), name="huge.bin")
+        assert reason_of(caught.value) == "FILE_TOO_LARGE"
+        # The operator's file_bytes is twice the users': more than a user's fits.
+        operators = files_client(olga)
+        for seed in range(OWNER_QUOTA // LIMIT + 1):
+            await operators.upload(content(LIMIT, seed=40 + seed), name=f"{seed}.bin")
+    finally:
+        await dave.close()
+        await olga.close()
 
 
 async def test_delete_removes_the_blob_when_nobody_else_holds_it(files_node: RunningNode) -> None:

@@ -1,6 +1,7 @@
 """A launch forwarded to a peer brings its input files (the peer pulls them from the
-forwarding node over mTLS, hashes checked); the outputs of the forwarded run are listed and
-downloaded through the node the client used. Real registry, two nodes, Ray."""
+forwarding node over mTLS, hashes checked, as files of the launching user that spend the
+user's file quota there); the outputs of the forwarded run are listed and downloaded
+through the node the client used. Real registry, two nodes, Ray."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ import pytest
 from kodoclient.files import FilesClient
 from kodosumi.jsonvalue import value_to_python
 from kodosumi.rpc.channel import open_sync_channel
+from kodosumi.rpc.status import quota_failures_of
 from kodosumi.server_identity import ServerExpectation
+from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial
 from kodosumi.v1 import event_pb2, file_pb2, file_pb2_grpc, flow_pb2
 from kodosumid.app import NodeApp
 from kodosumid.config import FlowEntry
 from kodosumid.network.peers import Liveness
-from tests.files.conftest import RPC_ERRORS, code_of
+from kodosumid.quotas import quotas_config
+from tests.files.conftest import RPC_ERRORS, code_of, reason_of
 from tests.node.conftest import TEST_FLOWS
 from tests.node.helpers import collect, eventually
 from tests.peers.conftest import Client, Cluster, peer_pki
@@ -29,6 +33,10 @@ from tests.peers.conftest import Client, Cluster, peer_pki
 pytestmark = [pytest.mark.ray]
 
 ECHO = FlowEntry("file-echo", "tests.flowlib:file_echo")
+MIB = 1024 * 1024
+# Each user's files, on either node.
+USER_FILE_BYTES = 2 * MIB
+QUOTAS = quotas_config({"file_bytes": USER_FILE_BYTES})
 
 
 @dataclass
@@ -49,8 +57,8 @@ async def forwarding(
     cluster = Cluster(peer_pki(folder / "pki"), folder)
     try:
         registry = await cluster.registry()
-        b = await cluster.node("node-b", (ECHO,), registry=registry)
-        a = await cluster.node("node-a", tuple(TEST_FLOWS[:1]), registry=registry)
+        b = await cluster.node("node-b", (ECHO,), registry=registry, quotas=QUOTAS)
+        a = await cluster.node("node-a", tuple(TEST_FLOWS[:1]), registry=registry, quotas=QUOTAS)
         assert a.network is not None and b.network is not None
         a_table, b_table = a.network.table, b.network.table
 
@@ -91,13 +99,15 @@ async def test_a_forwarded_run_brings_its_input_and_its_output_comes_back(
     result = value_to_python(next(e.result.json for e in events if e.HasField("result")))
     assert result["files"]["doc"]["size"] == len(data)
 
-    # The peer holds a copy of the input (pulled, hash checked) owned by node A.
+    # The peer holds a copy of the input (pulled, hash checked), the user's: it counts
+    # against the user's file quota there.
     b_files = forwarding.b.files
     assert b_files is not None
     listed_on_b = await b_files.store.files_of(execution.execution_id)
     inputs = [r for link, r in listed_on_b if link.direction == "in"]
     assert [r.sha256 for r in inputs] == [hashlib.sha256(data).hexdigest()]
-    assert inputs[0].owner.endswith("/node/node-a")
+    assert inputs[0].owner.endswith("/user/alice")
+    assert await b_files.store.stored_bytes(inputs[0].owner) == len(data)
 
     # Through node A: the listing and the output's download come from the peer.
     listed = await forwarding.files.list(execution.execution_id)
@@ -135,3 +145,53 @@ async def test_a_peer_reads_only_what_was_forwarded_to_it(forwarding: Forwarding
             file_pb2.StatFileRequest(file_id=secret.file_id), timeout=10
         )
     assert code_of(caught2.value) == grpc.StatusCode.NOT_FOUND
+
+
+async def _forward(user: Client, file_id: str) -> str:
+    launched = await user.flows.LaunchExecution(
+        flow_pb2.LaunchExecutionRequest(flow="file-echo", files={"doc": file_id}), timeout=60
+    )
+    events = await collect(user.flows, launched.execution.execution_id, timeout=120)
+    assert events[-1].status_changed.status == event_pb2.EXECUTION_STATUS_SUCCEEDED
+    return launched.execution.execution_id
+
+
+async def test_a_full_quota_on_one_node_is_not_escaped_through_a_peer(
+    forwarding: Forwarding,
+) -> None:
+    """Mallory fills her file quota on node A, frees it there by deleting the run that
+    took her file to node B, and forwards another: node B holds her to her quota there."""
+    tls = forwarding.cluster.pki.pki.user("mallory")
+    mallory = forwarding.cluster.client(forwarding.a.address, tls)
+    sync = open_sync_channel(forwarding.a.address, tls, expect=ServerExpectation.node())
+    files = FilesClient(mallory.channel, upload_channel=lambda: sync)
+    b_files = forwarding.b.files
+    assert b_files is not None
+    try:
+        first = await files.upload(b"\x01" * (3 * MIB // 2), name="first.bin")
+        execution_id = await _forward(mallory, first.file_id)
+        with pytest.raises(RPC_ERRORS) as full:
+            await files.upload(b"\x02" * MIB, name="second.bin")
+        assert reason_of(full.value) == "QUOTA_FILE_BYTES"
+        # Deleting the run frees her quota on node A; node B still holds her first file.
+        await mallory.flows.DeleteExecution(
+            flow_pb2.DeleteExecutionRequest(execution_id=execution_id), timeout=30
+        )
+        second = await files.upload(b"\x02" * MIB, name="second.bin")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await mallory.flows.LaunchExecution(
+                flow_pb2.LaunchExecutionRequest(flow="file-echo", files={"doc": second.file_id}),
+                timeout=60,
+            )
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason_of(caught.value) == "QUOTA_FILE_BYTES"
+        assert "mallory" in (caught.value.details() or "")
+        assert quota_failures_of(caught.value) == [("file_bytes", USER_FILE_BYTES)]
+        # Nothing of the refused file reached node B.
+        mallory_id = str(SpiffeId.user(forwarding.cluster.pki.domain, "mallory"))
+        assert await b_files.store.stored_bytes(mallory_id) == 3 * MIB // 2
+        assert not b_files.blobs.exists(second.sha256)
+        assert list(b_files.blobs.tmp_dir.iterdir()) == []
+    finally:
+        sync.close()
+        await mallory.close()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kodosumi.authz import Principal
 from kodosumi.errors import InvalidArgument, QuotaExceeded
 from kodosumi.spiffe import SpiffeId
+from kodosumid.config import load_config
 from kodosumid.event_store import ExecutionRecord, StatusChange
 from kodosumid.quotas import Limits, Quotas, QuotasConfig, quotas_config
 
@@ -111,3 +114,60 @@ def test_seed_counts_open_executions_after_a_restart() -> None:
         quotas.admit_launch(ANN)
     quotas.ended("e1")
     quotas.admit_launch(ANN).release()
+
+
+async def test_file_quotas_per_role_and_group_with_uploads_in_progress() -> None:
+    config = quotas_config(
+        {
+            "file_bytes": 100,
+            "max_file_bytes": 60,
+            "groups": {"research": {"file_bytes": 1000, "max_file_bytes": 0}},
+        }
+    )
+    quotas = Quotas(config)
+    stored = {ANN.id: 30}
+
+    async def stored_bytes(owner: str) -> int:
+        return stored.get(owner, 0)
+
+    with pytest.raises(QuotaExceeded, match="max_file_bytes") as big:
+        await quotas.admit_file(ANN, 61, stored_bytes)
+    assert (big.value.quota, big.value.limit, big.value.reason) == (
+        "max_file_bytes",
+        60,
+        "QUOTA_MAX_FILE_BYTES",
+    )
+    # 30 stored + 50 being stored: 20 left, counted before anything is stored.
+    first = await quotas.admit_file(ANN, 50, stored_bytes)
+    with pytest.raises(QuotaExceeded, match="file_bytes") as full:
+        await quotas.admit_file(ANN, 21, stored_bytes)
+    assert (full.value.quota, full.value.limit, full.value.subject) == ("file_bytes", 100, ANN.id)
+    last = await quotas.admit_file(ANN, 20, stored_bytes)
+    first.release()
+    first.release()  # once only
+    last.release()
+    assert (await quotas.admit_file(ANN, 60, stored_bytes)) is not None
+    # A group raises both; admins and machines are not held.
+    await quotas.admit_file(BOB, 900, stored_bytes)
+    await quotas.admit_file(ADMIN, 10**12, stored_bytes)
+    node = Principal(SpiffeId.node("d.test", "n1"), frozenset({"node"}))
+    await quotas.admit_file(node, 10**12, stored_bytes)
+
+
+def test_file_quotas_come_from_the_nodes_toml(tmp_path: Path) -> None:
+    toml = tmp_path / "node.toml"
+    toml.write_text(
+        "[files]\nmax_file_bytes = 5000\n"
+        "[quotas]\nfile_bytes = 100\nmax_file_bytes = 10\n"
+        "[quotas.roles.operator]\nmax_file_bytes = 50\n"
+    )
+    config = load_config(toml, env={})
+    assert config.files.max_file_bytes == 5000
+    operator = Principal(SpiffeId.user("d.test", "olga"), frozenset({"operator"}))
+    ann = config.quotas.limits_for(ANN)
+    assert (ann.file_bytes, ann.max_file_bytes) == (100, 10)
+    assert config.quotas.limits_for(operator).max_file_bytes == 50
+    # The per-owner setting of [files] moved to the quotas: an old file says where.
+    toml.write_text("[files]\nstored_bytes_per_owner = 100\n")
+    with pytest.raises(InvalidArgument, match=r"stored_bytes_per_owner.*\[quotas\] file_bytes"):
+        load_config(toml, env={})
