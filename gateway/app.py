@@ -94,7 +94,7 @@ class Gateway:
                 f"services[{index}] ({config.path}): flow {config.flow!r}: {e.field}: {e.why}"
             ) from None
         backend = backend_for(self.config, config, self.backends, self.tls)
-        return Service(config, link, backend, schema, fields)
+        return Service(config, link, backend, schema, fields, flow)
 
     async def availability(self, service: Service) -> tuple[bool, str]:
         cached = self._availability.get(service.config.path)

@@ -34,6 +34,7 @@ from gateway.job_store import JobStore
 from gateway.jobs import Job, JobState, PaymentState
 from gateway.node_link import KodoclientError, NodeLink
 from gateway.payments.backend import LockState, PaymentBackend, PaymentError, PaymentUnavailable
+from kodosumi.v1 import flow_pb2
 
 __all__ = ["JobDriver", "Service"]
 
@@ -54,6 +55,12 @@ class Service:
     backend: PaymentBackend
     schema: dict[str, Any]
     fields: list[dict[str, Any]]
+    # The flow as its node describes it; a priced one is launched with a quote of the node.
+    flow: flow_pb2.Flow | None = None
+
+    @property
+    def priced(self) -> bool:
+        return self.flow is not None and self.flow.HasField("price")
 
 
 class JobDriver:
@@ -175,17 +182,32 @@ class JobDriver:
 
     async def _launch(self, job: Job, service: Service) -> bool:
         flow = service.config.flow
+        quote_id = str(job.payment_info.get("quote_id", ""))
         try:
             execution_id = None
-            if job.launching_at < self.started_at:
+            if job.launching_at < self.started_at and not quote_id:
                 # Launched by an earlier process that died before it wrote the id down?
-                claimed = await self.store.claimed_executions()
-                execution_id = await service.link.find_launched(
-                    flow, job.input_data, job.launching_at, claimed
-                )
+                execution_id = await self._find(job, service)
+            if execution_id is None and service.priced and not quote_id:
+                # The quote is written down before the launch: a repeat after a crash uses the
+                # same one, which the node takes once (QUOTE_USED), so the run happens once.
+                assert service.flow is not None
+                quote_id = await service.link.quote(service.flow, job.input_data)
+                info = {**job.payment_info, "quote_id": quote_id}
+                await self._save(job, payment_info=info)
+                return True
             if execution_id is None:
-                execution_id = await service.link.launch(flow, job.input_data)
+                execution_id = await service.link.launch(flow, job.input_data, quote_id)
         except KodoclientError as e:
+            if e.reason == "QUOTE_USED":
+                execution_id = await self._find(job, service)
+                if execution_id is not None:
+                    await self._save(job, execution_id=execution_id, state=JobState.RUNNING)
+                    return True
+            if e.reason == "QUOTE_EXPIRED":
+                info = {k: v for k, v in job.payment_info.items() if k != "quote_id"}
+                await self._save(job, payment_info=info)
+                return True
             if e.code in _NODE_DOWN:
                 waited = self.now() - job.launching_at
                 if self.config.node_down == "wait" and waited < self.config.node_wait_seconds:
@@ -198,6 +220,12 @@ class JobDriver:
             return True
         await self._save(job, execution_id=execution_id, state=JobState.RUNNING)
         return True
+
+    async def _find(self, job: Job, service: Service) -> str | None:
+        claimed = await self.store.claimed_executions()
+        return await service.link.find_launched(
+            service.config.flow, job.input_data, job.launching_at, claimed
+        )
 
     async def _follow(self, job: Job, service: Service) -> bool:
         view = ExecutionView()

@@ -60,9 +60,17 @@ class NodeLink:
     def schema_of(flow: flow_pb2.Flow) -> dict[str, Any]:
         return struct_to_dict(flow.input_schema) if flow.HasField("input_schema") else {}
 
-    async def launch(self, flow: str, inputs: dict[str, Any]) -> str:
-        execution = await self.client.launch(flow, inputs)
+    async def launch(self, flow: str, inputs: dict[str, Any], quote_id: str = "") -> str:
+        execution = await self.client.launch(flow, inputs, quote_id=quote_id)
         return execution.execution_id
+
+    async def quote(self, flow: flow_pb2.Flow, inputs: dict[str, Any]) -> str:
+        """A quote of the node for one run of a priced flow (the run is charged by its terms
+        and held to its ceiling); bounded by the flow's own timeout where it charges by time."""
+        quote = await self.client.quotes().request(
+            flow.name, inputs, max_seconds=flow.timeout_seconds or 0.0
+        )
+        return quote.quote_id
 
     async def find_launched(
         self, flow: str, inputs: dict[str, Any], since: float, claimed: set[str]

@@ -18,9 +18,12 @@ from typing import Any
 
 import httpx
 
+from gateway.node_link import NodeLink
 from kodosumi.authz import Principal
 from kodosumi.pki import cert_pem, key_pem, write_private, write_public
+from kodosumi.pricing import price_from_mapping
 from kodosumi.spiffe import SpiffeId
+from kodosumi.tls import TlsFiles
 from kodosumid.app import NodeApp
 from kodosumid.config import FlowEntry, TlsPaths
 from registryd.config import AuthConfig
@@ -45,6 +48,12 @@ FLOWS = (
         },
     ),
     FlowEntry("asks", "tests.flowlib:asks"),
+    # A priced flow: the gateway launches it with a quote of the node.
+    FlowEntry(
+        "hello-priced",
+        "tests.flowlib:hello",
+        price=price_from_mapping({"currency": "EUR", "per_run": "0.01"}, "price"),
+    ),
     FlowEntry("fails", "tests.flowlib:fails"),
     FlowEntry("sleepy", "tests.flowlib:sleepy"),
 )
@@ -181,6 +190,13 @@ class Stack:
             self.process.send_signal(sig)
             self.process.wait(30)
         self.process = None
+
+    def gateway_link(self) -> NodeLink:
+        """The node as the gateway sees it (its own identity): its executions, receipts."""
+        identity = self.gateway_state / "identity"
+        tls = TlsFiles(identity / "ca.pem", identity / "cert.pem", identity / "key.pem").read()
+        assert self.node is not None
+        return NodeLink("seller", self.node.address, tls)
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=30.0)

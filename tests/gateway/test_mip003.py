@@ -25,6 +25,7 @@ SERVICES = [
     },
     {"path": "asks", "flow": "asks"},
     {"path": "fails", "flow": "fails"},
+    {"path": "priced", "flow": "hello-priced"},
 ]
 
 
@@ -92,6 +93,22 @@ async def test_a_job_runs_to_completed_with_its_result(http: httpx.AsyncClient) 
     assert again.json()["id"] == job["id"]
     other = {"identifier_from_purchaser": "buyer-0001", "input_data": {"name": "Other"}}
     assert (await http.post("/hello/start_job", json=other)).status_code == 409
+
+
+async def test_a_priced_flow_is_launched_with_a_quote_and_ends_with_a_receipt(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    body = {"identifier_from_purchaser": "q-1", "input_data": {"name": "Quoted"}}
+    started = await http.post("/priced/start_job", json=body)
+    done = await wait_status(http, "/priced", started.json()["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done
+    link = stack.gateway_link()
+    try:
+        (run,) = [e async for e in link.client.list_executions(flow="hello-priced")]
+        receipt = await link.client.quotes().receipt(run.execution_id)
+    finally:
+        await link.close()
+    assert receipt.quote_id and receipt.execution_id == run.execution_id
 
 
 async def test_a_failing_flow_is_failed_with_its_reason(http: httpx.AsyncClient) -> None:
@@ -172,7 +189,7 @@ async def test_the_agent_cards_are_signed_by_the_gateway(
     from kodosumi.agent_card import verify_card
 
     whole = (await http.get("/.well-known/agent-card.json")).json()
-    assert {s["id"] for s in whole["skills"]} == {"hello", "asks", "fails"}
+    assert {s["id"] for s in whole["skills"]} == {"hello", "asks", "fails", "priced"}
     one = (await http.get("/hello/.well-known/agent-card.json")).json()
     assert [s["id"] for s in one["skills"]] == ["hello"]
     assert stack.node is not None

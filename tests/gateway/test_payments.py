@@ -14,8 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.node_link import NodeLink
-from kodosumi.tls import TlsFiles
 from tests.gateway.masumi_standin import API_KEY, MasumiStandIn
 from tests.gateway.stack import Stack, wait_status
 
@@ -160,10 +158,7 @@ async def test_a_gateway_killed_mid_job_resumes_without_launching_or_paying_twic
         done = await wait_status(http, "/sleepy", job["id"], {"completed", "failed"})
     assert done["status"] == "completed" and done["result"] == "slept"
     # One execution of that job on the node, one payment request, one result submitted.
-    identity = stack.gateway_state / "identity"
-    tls = TlsFiles(identity / "ca.pem", identity / "cert.pem", identity / "key.pem").read()
-    assert stack.node is not None
-    link = NodeLink("seller", stack.node.address, tls)
+    link = stack.gateway_link()
     try:
         runs = [e async for e in link.client.list_executions(flow="sleepy")]
     finally:
