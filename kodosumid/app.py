@@ -193,7 +193,6 @@ class NodeApp(NodeParts):
         self._pool_task = asyncio.get_running_loop().create_task(self._start_pool(bound))
         self.pool.ready = self._pool_task
         await executions.recover()
-        market.start()  # receipts of quoted runs that ended while the node was down
         if config.retention_seconds > 0:
             self._retention_task = asyncio.get_running_loop().create_task(
                 executions.keep_for(config.retention_seconds)
@@ -205,6 +204,13 @@ class NodeApp(NodeParts):
         # Roles, groups and revocations from the auth provider (kodosumid/auth/link.py).
         if self.credentials is not None and self.credentials.auth_address:
             self.auth = NodeAuth(self.credentials, config.auth, local_roles, config.state_dir)
+            if self.auth.ledger is not None:
+                # Quoted launches hold their ceiling, receipts settle it (docs/market.md).
+                market.launch_hooks.append(self.auth.ledger.reserve)
+                market.receipt_sinks.append(self.auth.ledger.settle)
+        # Receipts of quoted runs that ended while the node was down: after the ledger's sink
+        # is in place, so that they are settled too.
+        market.start()
         authenticator = Authenticator(
             trust_domain=trust_domain or None,
             roles=self.auth.grants if self.auth else local_roles,

@@ -9,8 +9,9 @@ import pytest
 
 from kodosumi.v1 import ledger_pb2_grpc
 from tests.auth.conftest import AuthRegistry, auth_registry, pki, start_auth_registry
+from tests.node.conftest import ray_cluster
 
-__all__ = ["auth_registry", "pki", "start_auth_registry"]
+__all__ = ["auth_registry", "pki", "ray_cluster", "start_auth_registry"]
 
 
 class Ledgers:
