@@ -208,6 +208,8 @@ class NodeApp(NodeParts):
                 # Quoted launches hold their ceiling, receipts settle it (docs/market.md).
                 market.launch_hooks.append(self.auth.ledger.reserve)
                 market.receipt_sinks.append(self.auth.ledger.settle)
+                # After a restart: settle the open holds whose runs ended (their receipts).
+                self.auth.ledger.receipt_of = market.receipts.issue
         # Receipts of quoted runs that ended while the node was down: after the ledger's sink
         # is in place, so that they are settled too.
         market.start()
