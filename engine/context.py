@@ -82,7 +82,10 @@ class FlowContext:
             raise ExecutionCancelled(self._run.cancel_reason)
 
     def emit(self, event: event_pb2.Event) -> int:
-        """Append a prepared event (one `kind` set); blocks while the buffer is full."""
+        """Append a prepared event (one `kind` set); blocks while the buffer is full. A `usage`
+        event is the engine's alone (it is what the run is billed by): refused."""
+        if event.WhichOneof("kind") == "usage":
+            raise ValueError("a flow may not emit usage events: the engine measures the run")
         return self._run.emit(event)
 
     def log(self, message: str, level: int | str = logging.INFO, logger: str = "") -> None:

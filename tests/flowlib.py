@@ -166,3 +166,16 @@ def file_echo(ctx: FlowContext, suffix: str = "") -> dict[str, Any]:
         saved = ctx.save_file(f"{name}.out", data + suffix.encode())
         seen[name] = {"size": len(data), "writable": writable, "out": saved.file_id}
     return {"files": seen, "pid": os.getpid()}
+
+
+def forges_usage(ctx: FlowContext) -> str:
+    """Tries to report its own (zero) usage before the engine does: refused."""
+    from kodosumi.v1 import event_pb2
+
+    forged = event_pb2.Event()
+    forged.usage.attempt = 1
+    try:
+        ctx.emit(forged)
+    except ValueError as e:
+        return f"refused: {e}"
+    return "emitted"

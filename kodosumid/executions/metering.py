@@ -17,6 +17,8 @@ admins see everybody's.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -35,8 +37,10 @@ from kodosumid.event_store import (
     UsageQuery,
     UsageTotals,
 )
-from kodosumid.event_store.usage_model import NODE
+from kodosumid.event_store.usage_model import NODE, merge_models
 from kodosumid.executions.access import Access
+
+log = logging.getLogger(__name__)
 
 # The `usage` field of `Event` (28, length-delimited) as it starts on the wire: a cheap test
 # that spares parsing the events of a batch that hold none (a false hit is only parsed).
@@ -46,6 +50,12 @@ DEFAULT_SUMMARY_PAGE = 50
 # A summary page ends early, with a token, before its rows pass this (many models per row).
 SUMMARY_PAGE_BYTES = 1024 * 1024
 MAX_FILTER_CHARS = 1024
+# What a stored Usage may hold (engines and peers send it; the store keeps 64-bit integers).
+MAX_ATTEMPTS = 100  # the most `retry.attempts` a flow may have (kodosumid/config/flows.py)
+MAX_MODELS = 64
+MAX_MODEL_CHARS = 200
+MAX_COUNT = 2**63 - 1
+MAX_SECONDS = 1e12
 # Stored events the node reads at most to count an attempt that ended without its engine's
 # usage (a run that died after writing a GiB is counted from its first part): a shared
 # executor that dies ends all its executions at once, each counted on the event loop.
@@ -67,20 +77,36 @@ class UsageRecord:
         return self.own.plus(self.children)
 
 
+def _seconds(value: float) -> float:
+    return value if math.isfinite(value) and 0 <= value <= MAX_SECONDS else 0.0
+
+
+def _count(value: int) -> int:
+    return min(value, MAX_COUNT)
+
+
 def attempt_usage(
     usage: market_pb2.Usage, attempt: int, *, node: str, groups: Sequence[str], at_ns: int
 ) -> AttemptUsage:
+    """A `Usage` message as stored. Its figures come from an engine or a peer and are held to
+    what the store can keep: times finite and >= 0, counts below 2^63, models merged by name
+    (at most `MAX_MODELS`, names cut to `MAX_MODEL_CHARS`)."""
+    models = merge_models(
+        ModelUse(m.model[:MAX_MODEL_CHARS], m.calls, m.input_tokens, m.output_tokens)
+        for m in usage.models[:MAX_MODELS]
+    )
     return AttemptUsage(
         attempt=usage.attempt or attempt,
-        wall_seconds=usage.wall_seconds,
-        cpu_seconds=usage.cpu_seconds,
-        llm_calls=usage.llm_calls,
-        tool_calls=usage.tool_calls,
-        input_bytes=usage.input_bytes,
-        output_bytes=usage.output_bytes,
-        artifact_bytes=usage.artifact_bytes,
+        wall_seconds=_seconds(usage.wall_seconds),
+        cpu_seconds=_seconds(usage.cpu_seconds),
+        llm_calls=_count(usage.llm_calls),
+        tool_calls=_count(usage.tool_calls),
+        input_bytes=_count(usage.input_bytes),
+        output_bytes=_count(usage.output_bytes),
+        artifact_bytes=_count(usage.artifact_bytes),
         models=tuple(
-            ModelUse(m.model, m.calls, m.input_tokens, m.output_tokens) for m in usage.models
+            ModelUse(m.model, _count(m.calls), _count(m.input_tokens), _count(m.output_tokens))
+            for m in models
         ),
         at_ns=at_ns,
         node=node,
@@ -97,10 +123,17 @@ def usage_in(
         if _USAGE_TAG not in data:
             continue
         event = event_pb2.Event.FromString(data)
-        if event.WhichOneof("kind") == "usage":
-            found.append(
-                attempt_usage(event.usage, event.attempt, node=node, groups=groups, at_ns=at_ns)
+        if event.WhichOneof("kind") != "usage":
+            continue
+        attempt = event.usage.attempt or event.attempt
+        # One record per attempt an execution can have (a relaying node's peer says what it
+        # likes): the event's own attempt, within the retry limit.
+        if attempt != event.attempt or not 1 <= attempt <= MAX_ATTEMPTS:
+            log.warning(
+                "usage of attempt %d in an event of attempt %d ignored", attempt, event.attempt
             )
+            continue
+        found.append(attempt_usage(event.usage, attempt, node=node, groups=groups, at_ns=at_ns))
     return found
 
 

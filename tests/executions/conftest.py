@@ -48,6 +48,7 @@ FLOWS = (
     FlowEntry("asks", "tests.flowlib:asks"),
     FlowEntry("flaky", "tests.flowlib:flaky", retry_attempts=3, retry_backoff_seconds=0.05),
     FlowEntry("fails", "tests.flowlib:fails"),
+    FlowEntry("forges-usage", "tests.flowlib:forges_usage"),
 )
 
 

@@ -10,6 +10,7 @@ from kodosumi.authz import Principal
 from kodosumi.errors import InvalidArgument, PermissionDenied
 from kodosumi.v1 import event_pb2
 from kodosumid.event_store import SqliteEventStore
+from kodosumid.executions.metering import usage_in
 from tests.executions.conftest import (
     ANN,
     BOB,
@@ -125,3 +126,58 @@ async def test_the_owners_groups_at_launch_key_group_summaries(domain: Domain) -
     assert attempt.groups == ("lab", "ops")
     page = await domain.service.metering.summarize(ANN, group_by="group", group="lab")
     assert [(r.key, r.totals.runs) for r in page.rows] == [("lab", 1)]
+
+
+async def test_a_flow_cannot_forge_its_usage(domain: Domain) -> None:
+    execution_id = await domain.launch("forges-usage")
+    events = await domain.events(execution_id)
+    assert next(e.result.text for e in events if e.HasField("result")).startswith("refused")
+    assert len([e for e in events if e.HasField("usage")]) == 1  # the engine's own
+    (attempt,) = (await domain.service.usage_of(ANN, execution_id)).attempts
+    assert attempt.source == "engine" and attempt.output_bytes > 0
+
+
+def _usage_event(attempt: int, **figures: object) -> bytes:
+    event = event_pb2.Event(execution_id="e", seq=9, attempt=attempt)
+    event.usage.attempt = attempt
+    for name, value in figures.items():
+        setattr(event.usage, name, value)
+    return event.SerializeToString()
+
+
+def test_what_a_hostile_peer_claims_is_held_to_what_the_store_keeps() -> None:
+    bad = event_pb2.Event(execution_id="e", seq=1, attempt=1)
+    bad.usage.attempt = 1
+    bad.usage.wall_seconds = float("nan")
+    bad.usage.cpu_seconds = -5.0
+    bad.usage.output_bytes = 2**64 - 1
+    for _ in range(2):  # the same model twice, and a name far too long
+        bad.usage.models.add(model="m", calls=1, input_tokens=2**64 - 1)
+    bad.usage.models.add(model="x" * 5000, calls=1)
+    (got,) = usage_in([bad.SerializeToString()], node="peer", groups=(), at_ns=1)
+    assert (got.wall_seconds, got.cpu_seconds, got.output_bytes) == (0.0, 0.0, 2**63 - 1)
+    assert next((m.model, m.calls, m.input_tokens) for m in got.models) == ("m", 2, 2**63 - 1)
+    assert len(got.models[1].model) == 200
+    # An attempt out of range, or not the event's own, is no record at all.
+    assert usage_in([_usage_event(0), _usage_event(101)], node="p", groups=(), at_ns=1) == []
+    mismatched = event_pb2.Event(attempt=2)
+    mismatched.usage.attempt = 3
+    assert usage_in([mismatched.SerializeToString()], node="p", groups=(), at_ns=1) == []
+
+
+async def test_a_hostile_peers_usage_is_stored_without_breaking_the_batch(
+    domain: Domain,
+) -> None:
+    execution_id = await domain.launch("hello")
+    await domain.events(execution_id)
+    bad = event_pb2.Event(execution_id=execution_id, seq=1, attempt=2)
+    bad.usage.attempt = 2
+    bad.usage.wall_seconds = float("inf")
+    bad.usage.models.add(model="m", calls=1, input_tokens=2**64 - 1)
+    bad.usage.models.add(model="m", calls=1, input_tokens=2**64 - 1)
+    usage = usage_in([bad.SerializeToString()], node="peer", groups=(), at_ns=1)
+    await domain.store.append({}, {}, {execution_id: usage})
+    attempts = await domain.store.usage_of(execution_id)
+    assert [a.attempt for a in attempts] == [1, 2]
+    assert attempts[1].models[0].calls == 2 and attempts[1].models[0].input_tokens == 2**63 - 1
+    assert attempts[1].wall_seconds == 0.0
