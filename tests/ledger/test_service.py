@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2, status_pb2
 from kodosumi.rpc.status import details_of
 from kodosumi.v1 import ledger_pb2 as pb
 from tests.auth.conftest import AuthRegistry
+from tests.auth.test_hardening import audit_lines
 from tests.ledger.conftest import Ledgers
 
 
@@ -280,7 +281,9 @@ def _admin(registry: AuthRegistry) -> Any:
     )
 
 
-async def test_admin_requests_are_checked_field_by_field(ledgers: Ledgers) -> None:
+async def test_admin_requests_are_checked_field_by_field(
+    ledgers: Ledgers, auth_registry: AuthRegistry
+) -> None:
     admin = ledgers.admin()
     bad = [
         pb.GrantCreditRequest(account="alice", amount="0", currency="EUR"),
@@ -307,3 +310,10 @@ async def test_admin_requests_are_checked_field_by_field(ledgers: Ledgers) -> No
         pb.GrantCreditRequest(account="alice", amount="1", currency="EUR", key="grant-1")
     )
     assert again.replayed and again.entry.entry_id == first.entry.entry_id
+    # Grants are admin actions: each one is in the registry's audit log, with who made it.
+    granted = [
+        line
+        for line in audit_lines(auth_registry.daemon.config.state_dir)
+        if line["event"] == "admin" and line["method"].endswith("/GrantCredit")
+    ]
+    assert len(granted) == 2 and granted[0]["who"].endswith("/user/root")
