@@ -168,13 +168,14 @@ class Stack:
 
     def start_gateway(self, config: Path, timeout: float = 90.0) -> str:
         (self.gateway_state / "gateway.json").unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=open(self.folder / "gateway.log", "a"),  # noqa: SIM115
-            text=True,
-            env=self.env(),
-        )
+        with open(self.folder / "gateway.log", "a") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=self.env(),
+            )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if "listening on" not in line:
@@ -186,9 +187,12 @@ class Stack:
         return self.url
 
     def kill_gateway(self, sig: int = signal.SIGKILL) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(30)
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(sig)
+                self.process.wait(30)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
         self.process = None
 
     def gateway_link(self) -> NodeLink:

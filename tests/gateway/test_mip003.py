@@ -1,5 +1,6 @@
 """The MIP-003 endpoints over the real stack: a registry, a node on Ray, `kodogate` as a
-subprocess with its own enrolled gateway certificate, and a real HTTP client."""
+subprocess with its own enrolled gateway certificate, and a real HTTP client. The last test
+stops the node (`node_down = "fail"`)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ async def stack(
     stack = Stack(Path(tmp_path_factory.mktemp("gateway")))
     await stack.start_daemons()
     await stack.enroll_gateway()
-    await asyncio.to_thread(stack.start_gateway, stack.write_config(SERVICES))
+    config = stack.write_config(SERVICES, gateway={"node_down": "fail"})
+    await asyncio.to_thread(stack.start_gateway, config)
     yield stack
     await stack.stop()
 
@@ -287,3 +289,21 @@ async def test_fuzzed_requests_never_get_a_500(stack: Stack) -> None:
             check()
 
     await asyncio.to_thread(run)
+
+
+async def test_last_a_job_whose_node_is_down_fails_with_the_reason(stack: Stack) -> None:
+    """Runs last in this module: it stops the node."""
+    assert stack.node is not None
+    await stack.node.stop()
+    stack.node = None
+    async with stack.client() as http:
+        await asyncio.sleep(2.1)  # past the availability cache
+        availability = (await http.get("/hello/availability")).json()
+        assert availability["status"] == "unavailable"
+        assert "seller" in availability["message"]
+        body = {"identifier_from_purchaser": "down-1", "input_data": {"name": "x"}}
+        started = await http.post("/hello/start_job", json=body)
+        assert started.status_code == 200
+        done = await wait_status(http, "/hello", started.json()["id"], {"completed", "failed"})
+    assert done["status"] == "failed"
+    assert done["reason"].startswith("NODE_UNAVAILABLE: node 'seller'")
