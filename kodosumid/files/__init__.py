@@ -5,8 +5,9 @@
 - `store.py`: the `FileStore` Protocol (metadata), held to one contract suite
   (`tests/files/test_store_contract.py`) by `memory_store.py` and `sqlite_store.py`.
 - `blobs.py`: the bytes, content-addressed under the state directory (temp file, fsync,
-  rename; 0600); `blob_writer.py` writes an upload (hashed and written in threads beside
-  the network, O_DIRECT), `blob_reader.py` reads one for a download (a block ahead).
+  rename; 0600); `blob_writer.py` writes an upload (hashed and written on two `lane.py`
+  threads beside the network, O_DIRECT), `blob_reader.py` reads one for a download (a
+  block ahead).
 - `access.py`: who may read or add a file.
 - `service.py`: the domain (`Files`): upload, download, stat, list, delete, purge; no gRPC.
 - `servicer.py`: the thin `FileService` servicer and its codec.

@@ -1,11 +1,12 @@
 """An upload on its way to a blob: hashed and written beside the network, in bounded memory.
 
 The event loop only gathers what gRPC received (views of the messages, no copies) into
-batches of 1 MiB. Each batch goes to two lanes, threads of the upload's own that take jobs
-one after another: one hashes it, the other writes it. hashlib and os.write release the
-GIL, so hashing, the disk and the network overlap. At most `DEPTH` batches are on the lanes;
-when the disk or the hash falls behind, the loop waits, stops reading, and gRPC's flow
-control holds the client back: memory stays a few MiB per upload, whatever the file's size.
+batches of 1 MiB. Each batch goes to two lanes (`lane.py`), threads of the upload's own
+that take jobs one after another: one hashes it, the other writes it. hashlib and os.write
+release the GIL, so hashing, the disk and the network overlap. At most `DEPTH` batches are
+on the lanes; when the disk or the hash falls behind, the loop waits, stops reading, and
+gRPC's flow control holds the client back: memory stays a few MiB per upload, whatever the
+file's size.
 
 The temp file is written with O_DIRECT from one aligned buffer when its file system takes
 it (plain writes where it does not, as on tmpfs). Through the page cache, each MiB of an
@@ -19,8 +20,6 @@ back from the disk rather than from memory; downloads stream it a chunk at a tim
 from __future__ import annotations
 
 import asyncio
-import collections
-import concurrent.futures
 import contextlib
 import errno
 import fcntl
@@ -30,6 +29,8 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from kodosumid.files.lane import Lane
 
 FILE_MODE = 0o600
 # Bytes handed to the lanes at once: a thread hand-off costs about what hashing 64 KiB does.
@@ -127,11 +128,11 @@ class BlobWriter:
         self._file = _TempFile(self.temp)
         self._place = place
         self._hash = hashlib.sha256()
-        self._hash_lane = concurrent.futures.ThreadPoolExecutor(1, "blob-hash")
-        self._write_lane = concurrent.futures.ThreadPoolExecutor(1, "blob-write")
-        self._in_flight: collections.deque[concurrent.futures.Future[None]] = collections.deque()
+        self._hash_lane = Lane("blob-hash")
+        self._write_lane = Lane("blob-write")
         self._batch: list[Chunk] = []
         self._batch_bytes = 0
+        self._batches = 0  # handed to the lanes (batch k is job k on both)
         self._open = True
         # Bytes accepted so far (on the lanes, written, or in the batch).
         self.size = 0
@@ -147,11 +148,16 @@ class BlobWriter:
             await self._hand_off()
 
     async def _hand_off(self) -> None:
-        while len(self._in_flight) >= 2 * DEPTH:  # two jobs (hash, write) per batch
-            await asyncio.wrap_future(self._in_flight.popleft())
+        # At most DEPTH batches on the lanes: wait (rarely) for the oldest to be done.
+        if (oldest := self._batches + 1 - DEPTH) > 0:
+            for lane in (self._hash_lane, self._write_lane):
+                if lane.done < oldest:
+                    await lane.wait_for(oldest)
+                lane.check()
         batch, self._batch, self._batch_bytes = self._batch, [], 0
-        self._in_flight.append(self._hash_lane.submit(self._hash_batch, batch))
-        self._in_flight.append(self._write_lane.submit(self._file.write, batch))
+        self._batches += 1
+        self._hash_lane.put(lambda: self._hash_batch(batch))
+        self._write_lane.put(lambda: self._file.write(batch))
 
     def _hash_batch(self, batch: list[Chunk]) -> None:
         for chunk in batch:
@@ -161,8 +167,8 @@ class BlobWriter:
         """Hash and write what was appended."""
         if self._batch:
             await self._hand_off()
-        while self._in_flight:
-            await asyncio.wrap_future(self._in_flight.popleft())
+        await self._hash_lane.wait_for(self._batches)
+        await self._write_lane.wait_for(self._batches)
 
     @property
     def sha256(self) -> str:
@@ -189,26 +195,26 @@ class BlobWriter:
                 raise
 
         try:
-            await asyncio.wrap_future(self._write_lane.submit(finish))
+            await self._write_lane.wait_for(self._write_lane.put(finish, always=True))
         finally:
-            self._shut_lanes()
+            self._close_lanes()
         return sha
 
     async def abort(self) -> None:
-        """Drop the upload: jobs not started are dropped, and the temp file goes once a
+        """Drop the upload: batches not started are dropped, and the temp file goes once a
         write in progress is done (the write lane takes the removal after it). Returns when
         it is gone, even when the caller is cancelled meanwhile."""
         if not self._open:
             return
         self._open = False
         self._batch = []
-        for job in self._in_flight:
-            job.cancel()
-        self._in_flight.clear()
-        removal = self._write_lane.submit(self._file.discard)
-        self._shut_lanes()
-        await asyncio.shield(asyncio.wrap_future(removal))
+        for lane in (self._hash_lane, self._write_lane):
+            lane.drop()
+        removal = self._write_lane.put(self._file.discard, always=True)
+        self._close_lanes()
+        with contextlib.suppress(BaseException):  # a failed write's error is not news here
+            await asyncio.shield(self._write_lane.wait_for(removal))
 
-    def _shut_lanes(self) -> None:
-        self._hash_lane.shutdown(wait=False)
-        self._write_lane.shutdown(wait=False)
+    def _close_lanes(self) -> None:
+        self._hash_lane.close()
+        self._write_lane.close()

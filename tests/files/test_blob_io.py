@@ -64,3 +64,22 @@ async def test_an_aborted_upload_leaves_nothing(store: BlobStore) -> None:
     await writer.abort()  # twice is harmless
     assert list(store.tmp_dir.iterdir()) == []
     assert list(store.blob_dir.iterdir()) == []
+
+
+async def test_a_failed_write_surfaces_and_the_abort_cleans_up(store: BlobStore) -> None:
+    writer = store.writer()
+    write = writer._file.write
+
+    def fail_after_one(batch: list[bytes | memoryview]) -> None:
+        if writer._file.held or os.fstat(writer._file.fd).st_size:
+            raise OSError(28, "No space left on device")
+        write(batch)
+
+    writer._file.write = fail_after_one  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="No space"):
+        for _ in range(8):
+            await writer.append(os.urandom(BATCH_BYTES // 2 + 4097))
+        await writer.commit()
+    await writer.abort()
+    assert list(store.tmp_dir.iterdir()) == []
+    assert list(store.blob_dir.iterdir()) == []
