@@ -67,7 +67,9 @@ class ExecutionRun:
         # the process traces nothing (and exports no metrics): no work per event then.
         self._observe = observers.observer_for(spec)
         # What this attempt uses, sent before the status that ends it (engine/usage.py).
-        self.usage = UsageMeter(spec.attempt, spec.inputs)
+        self.usage = UsageMeter(
+            spec.attempt, spec.inputs, whole_process=spec.isolation == "process"
+        )
         self.ctx = FlowContext(self)
         self.cancel_event = threading.Event()
         self.cancel_status = 0

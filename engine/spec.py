@@ -29,6 +29,9 @@ class ExecutionSpec:
     python_path: tuple[str, ...] = field(default_factory=tuple)
     # Input files (`ctx.files`): dicts of `engine.files.FileRef`.
     files: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    # The flow's isolation: "process" when its executor hosts it alone (its usage then counts
+    # the CPU of the whole process, threads the flow starts included).
+    isolation: str = "shared"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -179,3 +179,18 @@ def forges_usage(ctx: FlowContext) -> str:
     except ValueError as e:
         return f"refused: {e}"
     return "emitted"
+
+
+def burns_in_a_thread(seconds: float) -> str:
+    """Spends `seconds` of CPU in a thread it starts, while its own thread only waits."""
+    import threading
+
+    def spin() -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    worker.join()
+    return "burnt"

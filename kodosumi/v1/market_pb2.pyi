@@ -150,7 +150,9 @@ class Usage(_message.Message):
     wall_seconds: _builtins.float
     """From the attempt's STARTING to its end, wall clock."""
     cpu_seconds: _builtins.float
-    """CPU time of the thread that ran the flow (threads the flow starts itself not counted)."""
+    """CPU time of the flow: of its whole executor process when it ran alone in one (process
+    isolation), else of the thread that ran it (threads it starts not counted).
+    """
     llm_calls: _builtins.int
     """Finished LLM calls (completed or failed), all models."""
     tool_calls: _builtins.int

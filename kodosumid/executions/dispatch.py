@@ -66,6 +66,7 @@ class Dispatcher:
             "node_id": self.config.node_id,
             "traceparent": live.traceparent,
             "python_path": list(self.config.python_path),
+            "isolation": live.flow.isolation,
         }
 
     async def dispatch(self, live: LiveExecution) -> None:

@@ -49,6 +49,8 @@ FLOWS = (
     FlowEntry("flaky", "tests.flowlib:flaky", retry_attempts=3, retry_backoff_seconds=0.05),
     FlowEntry("fails", "tests.flowlib:fails"),
     FlowEntry("forges-usage", "tests.flowlib:forges_usage"),
+    FlowEntry("burns", "tests.flowlib:burns_in_a_thread"),
+    FlowEntry("burns-isolated", "tests.flowlib:burns_in_a_thread", isolation="process"),
 )
 
 

@@ -181,3 +181,14 @@ async def test_a_hostile_peers_usage_is_stored_without_breaking_the_batch(
     assert [a.attempt for a in attempts] == [1, 2]
     assert attempts[1].models[0].calls == 2 and attempts[1].models[0].input_tokens == 2**63 - 1
     assert attempts[1].wall_seconds == 0.0
+
+
+async def test_an_isolated_run_counts_the_cpu_of_the_threads_it_starts(domain: Domain) -> None:
+    """Alone in its process, a run's CPU is the process's; beside other runs, its thread's."""
+    cpu = {}
+    for flow in ("burns", "burns-isolated"):
+        execution_id = await domain.launch(flow, {"seconds": 0.3})
+        await domain.events(execution_id)
+        (attempt,) = (await domain.service.usage_of(ANN, execution_id)).attempts
+        cpu[flow] = attempt.cpu_seconds
+    assert cpu["burns"] < 0.2 and cpu["burns-isolated"] >= 0.29
