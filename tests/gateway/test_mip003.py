@@ -174,6 +174,20 @@ async def test_bad_requests_get_400_404_409_413(http: httpx.AsyncClient) -> None
     assert (await http.post("/hello/start_job", json=huge)).status_code == 413
 
 
+async def test_a_job_is_only_seen_under_its_own_service(http: httpx.AsyncClient) -> None:
+    """Job ids and file links do not cross services, and the gateway serves no file of the
+    node that its job's result does not link."""
+    body = {"identifier_from_purchaser": "iso-1", "input_data": {"name": "Iso"}}
+    job_id = (await http.post("/hello/start_job", json=body)).json()["id"]
+    await wait_status(http, "/hello", job_id, {"completed", "failed"})
+    assert (await http.get("/asks/status", params={"job_id": job_id})).status_code == 404
+    answer = {"job_id": job_id, "status_id": job_id, "input_data": {"n": 1}}
+    assert (await http.post("/asks/provide_input", json=answer)).status_code == 404
+    assert (await http.post("/hello/provide_input", json=answer)).status_code == 409
+    assert (await http.get(f"/hello/files/{job_id}/sha256-0000")).status_code == 404
+    assert (await http.get(f"/asks/files/{job_id}/x")).status_code == 404
+
+
 async def test_health_and_metrics(http: httpx.AsyncClient) -> None:
     health = await http.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
