@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 BUF := $(BIN)/buf
 DEMO_HOME := .state/demo
 
-.PHONY: demo demo-network test lint proto bench install clean
+.PHONY: demo demo-network demo-gateway test lint proto bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: $(STAMP)
 ## node B offers through node A, its events relayed live; stops everything at the end.
 demo-network: $(STAMP)
 	$(BIN)/python tools/demo_network.py
+
+## A flow bought over MIP-003 with curl: a node and kodogate (subprocesses), then
+## availability, input_schema, start_job and status; stops both at the end (docs/gateway.md).
+demo-gateway: $(STAMP)
+	$(BIN)/python tools/demo_gateway.py
 
 ## Install what the tests need and run them.
 test: $(STAMP)
