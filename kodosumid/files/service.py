@@ -22,6 +22,7 @@ from kodosumi.clock import Clock, SystemClock
 from kodosumi.errors import (
     FailedPrecondition,
     InvalidArgument,
+    NotFound,
     ResourceExhausted,
 )
 from kodosumi.spiffe import InvalidSpiffeId
@@ -285,7 +286,10 @@ class Files:
             records = await pull_inputs(self, self.peers, principal, node_id, files, forwarded_for)
         else:
             for name, file_id in files.items():
-                records[name] = await self.access.readable(principal, file_id)
+                try:
+                    records[name] = await self.access.readable(principal, file_id)
+                except NotFound as e:  # which of the launch's files, as docs/files.md says
+                    raise NotFound(f"files.{name}: {e.message}", reason=e.reason) from None
         return [
             InputFile(name, r.file_id, r.sha256, r.size, r.media_type, r.name)
             for name, r in sorted(records.items())

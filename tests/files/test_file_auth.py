@@ -1,21 +1,26 @@
 """Who may call FileService, over mTLS against a real node: rejected handshakes, identities
 without the right, a flow identity reading only its own executions' files, a registry
-identity refused by the table."""
+identity refused by the table, a user naming someone else as whom a launch is for."""
 
 from __future__ import annotations
 
 import grpc
 import pytest
 
+from kodosumi.authz import Principal
+from kodosumi.errors import InvalidArgument
 from kodosumi.pki import CertificateAuthority, cert_pem, create_ca, key_pem
 from kodosumi.rpc.channel import open_channel
 from kodosumi.server_identity import ServerExpectation
 from kodosumi.spiffe import SpiffeId
 from kodosumi.tls import TlsMaterial, pki_dir
 from kodosumi.v1 import event_pb2, file_pb2, file_pb2_grpc, flow_pb2
+from kodosumid.files.peer_pull import _owner
+from kodosumid.network.peer_client import FORWARDED_FOR
 from tests.files.conftest import files_client
 from tests.node.conftest import RunningNode
 from tests.node.helpers import collect
+from tests.node.users import User
 
 pytestmark = [pytest.mark.ray]
 
@@ -100,3 +105,30 @@ async def test_a_flow_identity_reads_only_its_own_executions_files(
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     finally:
         await channel.close()
+
+
+async def test_a_user_cannot_launch_with_files_for_someone_else(files_node: RunningNode) -> None:
+    """`kodosumi-forwarded-for` is what a peer node says; from a user it changes nothing:
+    naming another user gets her neither that user's files nor that user's quota."""
+    ann, bob = User(files_node, "ann-fwd"), User(files_node, "bob-fwd")
+    try:
+        anns = await files_client(ann).upload(b"ann's notes", name="notes.txt")
+        request = flow_pb2.LaunchExecutionRequest(flow="file-echo", files={"doc": anns.file_id})
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await bob.flows.LaunchExecution(
+                request, timeout=30, metadata=((FORWARDED_FOR, str(ann.identity)),)
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "files.doc" in (caught.value.details() or "")
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+def test_the_user_a_peer_names_must_be_of_its_trust_domain() -> None:
+    node = Principal(SpiffeId.node("a.test", "node-a"), frozenset({"node"}))
+    assert _owner(node, "") == "spiffe://a.test/node/node-a"
+    assert _owner(node, "spiffe://a.test/user/alice") == "spiffe://a.test/user/alice"
+    for bad in ("alice", "spiffe://b.test/user/alice"):
+        with pytest.raises(InvalidArgument, match="forwarded_for"):
+            _owner(node, bad)
