@@ -14,6 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.input_hash import input_hash
+from gateway.job_store import JobStore
+from gateway.jobs import Job, JobState, PaymentState
+from kodosumi.jsonvalue import struct_to_dict
 from tests.gateway.masumi_standin import API_KEY, MasumiStandIn
 from tests.gateway.stack import Stack, wait_status
 
@@ -167,3 +171,62 @@ async def test_a_gateway_killed_mid_job_resumes_without_launching_or_paying_twic
     payments = [p for p in standin.payments.values() if p["identifierFromPurchaser"] == buyer]
     assert len(payments) == 1
     assert payments[0]["NextAction"]["requestedAction"] == "SubmitResultRequested"
+
+
+async def test_a_launch_the_gateway_did_not_write_down_is_adopted_not_repeated(
+    stack: Stack, standin: MasumiStandIn
+) -> None:
+    """The narrowest crash: the node took the launch, the gateway died before it wrote the
+    execution id. The next process finds the run (its own, same flow and inputs, unclaimed)
+    and follows it instead of launching again."""
+    buyer, inputs = purchaser(5), {"seconds": 0.2}
+    stack.kill_gateway()
+    # What the dead process had done: a payment requested and locked, the job `launching`
+    # with no execution id, and the launch itself on the node.
+    async with httpx.AsyncClient(base_url=standin.url, headers={"token": API_KEY}) as pay:
+        created = await pay.post(
+            "/api/v1/payment/",
+            json={
+                "inputHash": input_hash(inputs, buyer),
+                "network": "Preprod",
+                "agentIdentifier": AGENT,
+                "payByTime": "2999-01-01T00:00:00.000Z",
+                "submitResultTime": "2999-01-02T00:00:00.000Z",
+                "identifierFromPurchaser": buyer,
+            },
+        )
+    ref = created.json()["data"]["blockchainIdentifier"]
+    standin.lock(ref)
+    link = stack.gateway_link()
+    try:
+        launched = await link.launch("sleepy", inputs)
+    finally:
+        await link.close()
+    store = await JobStore.open(stack.gateway_state / "jobs.sqlite")
+    try:
+        job, _ = await store.create(
+            Job("crash-job", "sleepy", buyer, inputs, input_hash(inputs, buyer))
+        )
+        await store.update(
+            job,
+            state=JobState.LAUNCHING,
+            payment=PaymentState.LOCKED,
+            payment_ref=ref,
+            launching_at=time.time() - 1,
+        )
+    finally:
+        await store.close()
+    await asyncio.to_thread(stack.start_gateway, stack.config_path)
+    async with stack.client() as http:
+        done = await wait_status(http, "/sleepy", "crash-job", {"completed", "failed"})
+    assert done["status"] == "completed", done
+    link = stack.gateway_link()
+    try:
+        runs = [
+            e.execution_id
+            async for e in link.client.list_executions(flow="sleepy")
+            if struct_to_dict(e.inputs) == inputs
+        ]
+    finally:
+        await link.close()
+    assert runs == [launched]
