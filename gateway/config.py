@@ -17,11 +17,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from kodosumi.config_loader import ConfigError, TomlFile, read_toml
+from gateway.toml_reads import Reader, amount, keys, number, string, table
+from kodosumi.config_loader import ConfigError, read_toml
 from kodosumi.paths import default_state_dir
 
 __all__ = [
@@ -39,9 +40,6 @@ __all__ = [
 BACKENDS = ("ledger", "masumi", "free")
 NODE_DOWN_POLICIES = ("wait", "fail")
 _PATH = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-# Masumi amounts are integers in the asset's smallest unit (lovelace); the ledger's are
-# decimals with at most 9 places (docs/market.md). Both are written as strings.
-_MAX_AMOUNT = Decimal(10) ** 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,57 +133,8 @@ class GatewayConfig:
         return self.state_dir / "identity"
 
 
-class _Reader:
-    """Typed reads of one table that name `file:line: key` on a mistake."""
-
-    def __init__(self, toml: TomlFile) -> None:
-        self.toml = toml
-
-    def fail(self, where: str, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{where}: {key}: {message}")
-
-    def table_where(self, table: tuple[str, ...], key: str | None = None) -> str:
-        return self.toml.where(table, key)
-
-    def item_where(self, index: int, path: tuple[str, ...]) -> str:
-        line = self.toml.line_of_item("services", index, path)
-        return f"{self.toml.path}:{line}" if line is not None else str(self.toml.path)
-
-
-def _keys(data: Mapping[str, Any], allowed: set[str], raise_at: Any, name: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise raise_at(key, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
-
-
-def _string(value: Any, fail: Any, key: str) -> str:
-    if not isinstance(value, str):
-        raise fail(key, "a string")
-    return value
-
-
-def _number(value: Any, fail: Any, key: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise fail(key, f"a number from {low:g} to {high:g}")
-    return float(value)
-
-
-def _amount(value: Any, fail: Any, key: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise fail(key, "an amount (a number or a decimal string)")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise fail(key, f"an amount, not {value!r}") from None
-    if not amount.is_finite() or amount < 0 or amount >= _MAX_AMOUNT:
-        raise fail(key, "an amount >= 0 and below 10^18")
-    if -amount.as_tuple().exponent > 9:  # type: ignore[operator]
-        raise fail(key, "at most 9 decimal places")
-    return amount
-
-
 def _service(
-    reader: _Reader, index: int, data: Any, nodes: Mapping[str, NodeTarget]
+    reader: Reader, index: int, data: Any, nodes: Mapping[str, NodeTarget]
 ) -> ServiceConfig:
     def fail_at(path: tuple[str, ...]) -> Any:
         def fail(key: str, message: str) -> ConfigError:
@@ -199,14 +148,14 @@ def _service(
         raise ConfigError(f"{reader.toml.path}: services[{index}]: a table")
     allowed = {"path", "node", "flow", "name", "description", "price", "agent_identifier",
                "seller_vkey", "demo"}  # fmt: skip
-    _keys(data, allowed, fail, "services")
+    keys(data, allowed, fail, "services")
     for required in ("path", "flow"):
         if required not in data:
             raise fail(required, "required")
-    path = _string(data["path"], fail, "path").strip("/")
+    path = string(data["path"], fail, "path").strip("/")
     if not _PATH.match(path):
         raise fail("path", "lower-case letters, digits, '-' and '_' (one path segment)")
-    node = _string(data.get("node", next(iter(nodes), "")), fail, "node")
+    node = string(data.get("node", next(iter(nodes), "")), fail, "node")
     if node not in nodes:
         raise fail("node", f"no [nodes.{node}] table (known: {', '.join(sorted(nodes)) or 'none'})")
     price = None
@@ -215,13 +164,13 @@ def _service(
         pfail = fail_at(("price",))
         if not isinstance(raw, dict):
             raise fail("price", "a table (amount, unit or currency)")
-        _keys(raw, {"amount", "unit", "currency"}, pfail, "price")
+        keys(raw, {"amount", "unit", "currency"}, pfail, "price")
         if "amount" not in raw:
             raise pfail("amount", "required")
         price = Price(
-            _amount(raw["amount"], pfail, "amount"),
-            _string(raw.get("unit", ""), pfail, "unit"),
-            _string(raw.get("currency", ""), pfail, "currency"),
+            amount(raw["amount"], pfail, "amount"),
+            string(raw.get("unit", ""), pfail, "unit"),
+            string(raw.get("currency", ""), pfail, "currency"),
         )
     demo_input, demo_output = None, ""
     if "demo" in data:
@@ -229,38 +178,29 @@ def _service(
         dfail = fail_at(("demo",))
         if not isinstance(demo, dict):
             raise fail("demo", "a table (input, output)")
-        _keys(demo, {"input", "output"}, dfail, "demo")
+        keys(demo, {"input", "output"}, dfail, "demo")
         if not isinstance(demo.get("input"), dict):
             raise dfail("input", "a table: example input_data")
         demo_input = demo["input"]
-        demo_output = _string(demo.get("output", ""), dfail, "output")
+        demo_output = string(demo.get("output", ""), dfail, "output")
     return ServiceConfig(
         path=path,
         node=node,
-        flow=_string(data["flow"], fail, "flow"),
-        name=_string(data.get("name", ""), fail, "name"),
-        description=_string(data.get("description", ""), fail, "description"),
+        flow=string(data["flow"], fail, "flow"),
+        name=string(data.get("name", ""), fail, "name"),
+        description=string(data.get("description", ""), fail, "description"),
         price=price,
-        agent_identifier=_string(data.get("agent_identifier", ""), fail, "agent_identifier"),
-        seller_vkey=_string(data.get("seller_vkey", ""), fail, "seller_vkey"),
+        agent_identifier=string(data.get("agent_identifier", ""), fail, "agent_identifier"),
+        seller_vkey=string(data.get("seller_vkey", ""), fail, "seller_vkey"),
         demo_input=demo_input,
         demo_output=demo_output,
     )
 
 
-def _table(reader: _Reader, data: Mapping[str, Any], name: tuple[str, ...]) -> dict[str, Any]:
-    value: Any = data
-    for part in name:
-        value = value.get(part, {}) if isinstance(value, dict) else None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{reader.table_where(name)}: {'.'.join(name)}: a table")
-    return value
-
-
-def _ledger(reader: _Reader, data: Mapping[str, Any], failer: Any) -> LedgerSettings:
-    ledger = _table(reader, data, ("payments", "ledger"))
+def _ledger(reader: Reader, data: Mapping[str, Any], failer: Any) -> LedgerSettings:
+    ledger = table(reader, data, ("payments", "ledger"))
     lfail = failer(("payments", "ledger"))
-    _keys(ledger, {"registry", "registry_id", "hold_ttl_seconds", "purchasers"}, lfail, "ledger")
+    keys(ledger, {"registry", "registry_id", "hold_ttl_seconds", "purchasers"}, lfail, "ledger")
     purchasers: dict[str, str] = {}
     raw = ledger.get("purchasers", {})
     if not isinstance(raw, dict):
@@ -274,9 +214,9 @@ def _ledger(reader: _Reader, data: Mapping[str, Any], failer: Any) -> LedgerSett
             raise lfail("purchasers", f"{digest[:12]}...: an account user/NAME")
         purchasers[digest] = account
     return LedgerSettings(
-        registry=_string(ledger.get("registry", ""), lfail, "registry"),
-        registry_id=_string(ledger.get("registry_id", ""), lfail, "registry_id"),
-        hold_ttl_seconds=_number(
+        registry=string(ledger.get("registry", ""), lfail, "registry"),
+        registry_id=string(ledger.get("registry_id", ""), lfail, "registry_id"),
+        hold_ttl_seconds=number(
             ledger.get("hold_ttl_seconds", 3600.0), lfail, "hold_ttl_seconds", 60, 7 * 86400
         ),
         purchasers=purchasers,
@@ -288,10 +228,10 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> GatewayConf
     `api_key_env` names (default `KODOGATE_MASUMI_API_KEY`), never only from the file."""
     env = os.environ if env is None else env
     toml = read_toml(path)
-    reader = _Reader(toml)
+    reader = Reader(toml)
     data = toml.data
     top_fail = lambda key, message: ConfigError(f"{toml.path}: {key}: {message}")  # noqa: E731
-    _keys(data, {"gateway", "tls", "nodes", "payments", "services"}, top_fail, "")
+    keys(data, {"gateway", "tls", "nodes", "payments", "services"}, top_fail, "")
     base = path.parent
 
     def failer(table: tuple[str, ...]) -> Any:
@@ -300,83 +240,83 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> GatewayConf
 
         return fail
 
-    gw = _table(reader, data, ("gateway",))
+    gw = table(reader, data, ("gateway",))
     gfail = failer(("gateway",))
-    _keys(gw, {"id", "listen", "state_dir", "public_url", "max_body_bytes", "node_down",
+    keys(gw, {"id", "listen", "state_dir", "public_url", "max_body_bytes", "node_down",
                "node_wait_seconds", "call_timeout_seconds"}, gfail, "gateway")  # fmt: skip
     values: dict[str, Any] = {}
     if "id" in gw:
-        values["gateway_id"] = _string(gw["id"], gfail, "id")
+        values["gateway_id"] = string(gw["id"], gfail, "id")
     for key in ("listen", "public_url"):
         if key in gw:
-            values[key] = _string(gw[key], gfail, key)
+            values[key] = string(gw[key], gfail, key)
     if "listen" in values and not re.match(r"^[^\s]+:\d{1,5}$", values["listen"]):
         raise gfail("listen", "host:port")
     if "state_dir" in gw:
-        values["state_dir"] = base / _string(gw["state_dir"], gfail, "state_dir")
+        values["state_dir"] = base / string(gw["state_dir"], gfail, "state_dir")
     if "max_body_bytes" in gw:
         values["max_body_bytes"] = int(
-            _number(gw["max_body_bytes"], gfail, "max_body_bytes", 1024, 1 << 30)
+            number(gw["max_body_bytes"], gfail, "max_body_bytes", 1024, 1 << 30)
         )
     if "node_down" in gw:
-        values["node_down"] = _string(gw["node_down"], gfail, "node_down")
+        values["node_down"] = string(gw["node_down"], gfail, "node_down")
         if values["node_down"] not in NODE_DOWN_POLICIES:
             raise gfail("node_down", "'wait' or 'fail'")
     for key, low, high in (("node_wait_seconds", 1, 86400 * 7), ("call_timeout_seconds", 0.1, 600)):
         if key in gw:
-            values[key] = _number(gw[key], gfail, key, low, high)
+            values[key] = number(gw[key], gfail, key, low, high)
 
-    tls = _table(reader, data, ("tls",))
+    tls = table(reader, data, ("tls",))
     tfail = failer(("tls",))
-    _keys(tls, {"ca_cert", "cert", "key"}, tfail, "tls")
+    keys(tls, {"ca_cert", "cert", "key"}, tfail, "tls")
     for key in ("ca_cert", "cert", "key"):
         if key in tls:
-            values[key] = base / _string(tls[key], tfail, key)
+            values[key] = base / string(tls[key], tfail, key)
 
     nodes: dict[str, NodeTarget] = {}
-    for name, raw in _table(reader, data, ("nodes",)).items():
+    for name, raw in table(reader, data, ("nodes",)).items():
         nfail = failer(("nodes", name))
         if not isinstance(raw, dict):
             raise nfail("address", "a table")
-        _keys(raw, {"address", "node_id"}, nfail, "nodes")
+        keys(raw, {"address", "node_id"}, nfail, "nodes")
         if "address" not in raw:
             raise nfail("address", "required")
         nodes[name] = NodeTarget(
-            _string(raw["address"], nfail, "address"),
-            _string(raw.get("node_id", ""), nfail, "node_id"),
+            string(raw["address"], nfail, "address"),
+            string(raw.get("node_id", ""), nfail, "node_id"),
         )
     values["nodes"] = nodes
 
-    pay = _table(reader, data, ("payments",))
+    pay = table(reader, data, ("payments",))
     pfail = failer(("payments",))
-    _keys(pay, {"backend", "poll_interval_seconds", "pay_timeout_seconds", "masumi",
+    keys(pay, {"backend", "poll_interval_seconds", "pay_timeout_seconds", "masumi",
                 "ledger"}, pfail, "payments")  # fmt: skip
     if "backend" in pay:
-        values["backend"] = _string(pay["backend"], pfail, "backend")
+        values["backend"] = string(pay["backend"], pfail, "backend")
         if values["backend"] not in BACKENDS:
             raise pfail("backend", f"one of: {', '.join(BACKENDS)}")
     if "poll_interval_seconds" in pay:
-        values["poll_interval_seconds"] = _number(
+        values["poll_interval_seconds"] = number(
             pay["poll_interval_seconds"], pfail, "poll_interval_seconds", 0.01, 3600
         )
     if "pay_timeout_seconds" in pay:
-        values["pay_timeout_seconds"] = _number(
+        values["pay_timeout_seconds"] = number(
             pay["pay_timeout_seconds"], pfail, "pay_timeout_seconds", 1, 86400 * 30
         )
     values["ledger"] = _ledger(reader, data, failer)
-    masumi = _table(reader, data, ("payments", "masumi"))
+    masumi = table(reader, data, ("payments", "masumi"))
     mfail = failer(("payments", "masumi"))
-    _keys(masumi, {"url", "api_key", "api_key_env", "network", "pay_window_seconds",
+    keys(masumi, {"url", "api_key", "api_key_env", "network", "pay_window_seconds",
                    "submit_window_seconds"}, mfail, "masumi")  # fmt: skip
-    key_env = _string(masumi.get("api_key_env", "KODOGATE_MASUMI_API_KEY"), mfail, "api_key_env")
+    key_env = string(masumi.get("api_key_env", "KODOGATE_MASUMI_API_KEY"), mfail, "api_key_env")
     values["masumi"] = MasumiSettings(
-        url=_string(masumi.get("url", ""), mfail, "url").rstrip("/"),
-        api_key=env.get(key_env) or _string(masumi.get("api_key", ""), mfail, "api_key"),
-        network=_string(masumi.get("network", "Preprod"), mfail, "network"),
-        pay_window_seconds=_number(
+        url=string(masumi.get("url", ""), mfail, "url").rstrip("/"),
+        api_key=env.get(key_env) or string(masumi.get("api_key", ""), mfail, "api_key"),
+        network=string(masumi.get("network", "Preprod"), mfail, "network"),
+        pay_window_seconds=number(
             masumi.get("pay_window_seconds", 12 * 3600), mfail, "pay_window_seconds", 360, 2.6e6
         ),
-        submit_window_seconds=_number(
+        submit_window_seconds=number(
             masumi.get("submit_window_seconds", 24 * 3600),
             mfail,
             "submit_window_seconds",
