@@ -30,7 +30,7 @@ class BudgetPort(Protocol):
         them (`len(events)`), or up to and including the one that passed it."""
         ...
 
-    def due(self, execution_id: str, now_ns: int) -> str:
+    async def due(self, execution_id: str, now_ns: int) -> str:
         """Why the run must stop now (its run time passed the ceiling), or ""."""
         ...
 

@@ -68,7 +68,7 @@ class DrainCaps:
         now_ns = self.clock.now_ns()
         for eid in list(executor.executions):
             live = self.live.get(eid)
-            reason = self.budget.due(eid, now_ns) if live is not None else ""
+            reason = await self.budget.due(eid, now_ns) if live is not None else ""
             if live is not None and reason:
                 await self._end_capped(live, executor, reason)
 

@@ -79,8 +79,9 @@ class Meter:
                 return i + 1
         return len(events)
 
-    def due(self, execution_id: str, now_ns: int) -> str:
-        run = self._runs.get(execution_id)
+    async def due(self, execution_id: str, now_ns: int) -> str:
+        # Loaded here too: a node restarted mid-run holds a silent run to its ceiling.
+        run = await self._load(execution_id)
         if run is None or not run.fold.start_ns or run.fold.end_ns:
             return ""
         assert run.terms.price is not None

@@ -209,19 +209,18 @@ class Quotes:
                 f"quote {quote_id} was used by execution {stored.execution_id} already",
                 reason="QUOTE_USED",
             )
-        mismatch = [
-            what
-            for what, same in (
-                (f"flow {terms.flow!r}", terms.flow == flow.name),
-                (f"flow version {terms.flow_version!r}", terms.flow_version == flow.version),
-                ("other inputs", terms.inputs_sha256 == inputs_sha256(inputs)),
+        mismatch = []
+        if terms.flow != flow.name:
+            mismatch.append(f"it is for flow {terms.flow!r}, not {flow.name!r}")
+        elif terms.flow_version != flow.version:
+            mismatch.append(
+                f"it is for version {terms.flow_version!r} of the flow, now {flow.version!r}"
             )
-            if not same
-        ]
+        if terms.inputs_sha256 != inputs_sha256(inputs):
+            mismatch.append("it is for other inputs (their sha256 differs)")
         if mismatch:
             raise FailedPrecondition(
-                f"quote {quote_id} is for {' and '.join(mismatch)} than this launch "
-                f"(flow {flow.name!r})",
+                f"quote {quote_id} does not match this launch: {'; '.join(mismatch)}",
                 reason="QUOTE_MISMATCH",
             )
         if not await self.store.claim(quote_id, execution_id):

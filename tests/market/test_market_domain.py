@@ -38,6 +38,11 @@ FLOW = FlowEntry(
         "price",
     ),
 )
+TIMED = FlowEntry(
+    "timed",
+    "tests.flowlib:sleepy",
+    price=price_from_mapping({"currency": "EUR", "per_second": "1"}, "price"),
+)
 S = event_pb2
 
 
@@ -45,7 +50,7 @@ def market(clock: ManualClock) -> tuple[Market, MemoryEventStore]:
     events = MemoryEventStore(clock=clock.now_ns)
     built = Market(
         node_id="n1",
-        catalog=Catalog([FLOW]),
+        catalog=Catalog([FLOW, TIMED]),
         contracts=MemoryContractStore(),
         events=events,
         signer=lambda: (key_pem(KEY), cert_pem(CERT)),
@@ -140,3 +145,25 @@ async def test_the_meter_cuts_right_after_the_call_that_passes_the_ceiling() -> 
     assert await m.meter.admit("e1", batch) == 4
     assert m.meter.exceeded("e1").startswith("BUDGET_EXCEEDED")
     assert await m.meter.admit("other", batch) == len(batch)  # no quote: not metered
+
+
+async def test_run_time_passing_the_ceiling_is_due_even_after_a_restart() -> None:
+    clock = ManualClock(time.time())
+    m, events = market(clock)
+    terms, _ = await m.quotes.request(ANN, "timed", {}, max_seconds=2)
+    now = clock.now_ns()
+    record = ExecutionRecord(
+        "e1", "timed", str(ANN.identity), S.EXECUTION_STATUS_PENDING, "", {}, now
+    )
+    await events.create_execution(record, [status("e1", 1, S.EXECUTION_STATUS_PENDING, now)])
+    await m.quotes.redeem(ANN, terms.quote_id, TIMED, {}, "e1")
+    running = [status("e1", 2, S.EXECUTION_STATUS_RUNNING, now)]
+    await events.append(
+        {"e1": (2, running)}, {"e1": [StatusChange(2, S.EXECUTION_STATUS_RUNNING, "")]}
+    )
+    # A fresh meter (a restarted node) that has seen no batch of the run yet.
+    restarted, _ = market(clock)
+    restarted.meter.contracts = m.contracts
+    restarted.meter.events = events
+    assert await restarted.meter.due("e1", now + 2 * 10**9) == ""
+    assert (await restarted.meter.due("e1", now + 2_100_000_000)).startswith("BUDGET_EXCEEDED")
