@@ -188,6 +188,40 @@ async def test_a_job_is_only_seen_under_its_own_service(http: httpx.AsyncClient)
     assert (await http.get(f"/asks/files/{job_id}/x")).status_code == 404
 
 
+async def test_admins_make_gateway_tokens_and_a_gateway_cannot(stack: Stack) -> None:
+    """CreateEnrollmentToken for the gateway kind over the wire (what `koco gateway token`
+    sends); the gateway's own certificate may not make tokens."""
+    import grpc
+
+    from kodosumi.rpc.channel import open_channel
+    from kodosumi.server_identity import ServerExpectation
+    from kodosumi.tls import TlsFiles
+    from kodosumi.v1 import auth_pb2, auth_pb2_grpc
+    from tests.gateway.stack import ADMIN, DOMAIN
+
+    assert stack.registry is not None
+    request = auth_pb2.CreateEnrollmentTokenRequest(kind=auth_pb2.IDENTITY_KIND_GATEWAY, name="gw2")
+    admin = open_channel(
+        stack.registry.address, stack.pki.user(ADMIN), expect=ServerExpectation.registry()
+    )
+    identity = stack.gateway_state / "identity"
+    own = TlsFiles(identity / "ca.pem", identity / "cert.pem", identity / "key.pem").read()
+    gateway = open_channel(stack.registry.address, own, expect=ServerExpectation.registry())
+    try:
+        made = await auth_pb2_grpc.AuthServiceStub(admin).CreateEnrollmentToken(request, timeout=10)
+        assert made.identity == f"spiffe://{DOMAIN}/gateway/gw2"
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await auth_pb2_grpc.AuthServiceStub(gateway).CreateEnrollmentToken(request, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        me = await auth_pb2_grpc.AuthServiceStub(gateway).WhoAmI(
+            auth_pb2.WhoAmIRequest(), timeout=10
+        )
+        assert me.identity == f"spiffe://{DOMAIN}/gateway/gw" and list(me.roles) == ["gateway"]
+    finally:
+        await admin.close()
+        await gateway.close()
+
+
 async def test_health_and_metrics(http: httpx.AsyncClient) -> None:
     health = await http.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
