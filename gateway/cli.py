@@ -55,15 +55,16 @@ def _credentials(config: GatewayConfig) -> TlsMaterial:
 
 
 async def _serve(config: GatewayConfig) -> None:
-    gateway = Gateway(config, _credentials(config))
-    app = await gateway.start()
     host, port = config.host_port
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     address = f"{host}:{sock.getsockname()[1]}"
     if not config.public_url:
-        gateway.config = config = replace(config, public_url=f"http://{address}")
+        # Known before any job is driven: results link files under it.
+        config = replace(config, public_url=f"http://{address}")
+    gateway = Gateway(config, _credentials(config))
+    app = await gateway.start()
     server = uvicorn.Server(
         uvicorn.Config(gateway.asgi(app), log_level="warning", access_log=False, lifespan="off")
     )

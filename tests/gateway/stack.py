@@ -55,6 +55,7 @@ FLOWS = (
         price=price_from_mapping({"currency": "EUR", "per_run": "0.01"}, "price"),
     ),
     FlowEntry("fails", "tests.flowlib:fails"),
+    FlowEntry("report", "tests.gateway.flows:report"),
     FlowEntry("sleepy", "tests.flowlib:sleepy"),
 )
 

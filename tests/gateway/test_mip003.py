@@ -27,6 +27,7 @@ SERVICES = [
     {"path": "asks", "flow": "asks"},
     {"path": "fails", "flow": "fails"},
     {"path": "priced", "flow": "hello-priced"},
+    {"path": "report", "flow": "report"},
 ]
 
 
@@ -111,6 +112,21 @@ async def test_a_priced_flow_is_launched_with_a_quote_and_ends_with_a_receipt(
     finally:
         await link.close()
     assert receipt.quote_id and receipt.execution_id == run.execution_id
+
+
+async def test_files_a_run_saved_are_links_the_gateway_serves(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    body = {"identifier_from_purchaser": "r-1", "input_data": {"name": "Ada"}}
+    job_id = (await http.post("/report/start_job", json=body)).json()["id"]
+    done = await wait_status(http, "/report", job_id, {"completed", "failed"})
+    assert done["status"] == "completed", done
+    text, link_line = done["result"].split("\n\n")
+    assert text == "report ready for Ada"
+    name, url = link_line.split(": ", 1)
+    assert name == "report.txt" and url.startswith(f"{stack.url}/report/files/{job_id}/")
+    served = await http.get(url.removeprefix(stack.url))
+    assert served.status_code == 200 and served.content == b"report for Ada\n"
 
 
 async def test_a_failing_flow_is_failed_with_its_reason(http: httpx.AsyncClient) -> None:
@@ -239,7 +255,7 @@ async def test_the_agent_cards_are_signed_by_the_gateway(
     from kodosumi.agent_card import verify_card
 
     whole = (await http.get("/.well-known/agent-card.json")).json()
-    assert {s["id"] for s in whole["skills"]} == {"hello", "asks", "fails", "priced"}
+    assert {s["id"] for s in whole["skills"]} == {"hello", "asks", "fails", "priced", "report"}
     one = (await http.get("/hello/.well-known/agent-card.json")).json()
     assert [s["id"] for s in one["skills"]] == ["hello"]
     assert stack.node is not None
