@@ -332,6 +332,8 @@ async def test_koco_quotes_runs_fetches_and_verifies_and_catches_tampering(
     forged_run = await koco(node, "verify", str(receipt_file))
     assert forged_run.exit_code == 5, forged_run.output
     assert "changed after the node signed it" in forged_run.output
+    bad = await koco(node, "quote", "priced-sleepy", "-i", "seconds=1", "--max-seconds", "-1")
+    assert bad.exit_code == 2 and "limits.max_seconds" in bad.output, bad.output
     # --max-cost quotes first and refuses a ceiling above it before anything runs.
     over = await koco(node, "run", "priced-hello", "-i", "name=x", "--max-cost", "0.01")
     assert over.exit_code == 6 and "above --max-cost 0.01" in over.output, over.output
