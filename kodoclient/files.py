@@ -8,9 +8,9 @@
 
 Uploads stream the content in chunks of 256 KiB after a header with its size, hashing it
 on the way: its SHA-256 goes last, in a trailer, and the node checks both (a file is read
-once; `kodosumi/file_wire.py`). Downloads write `<path>.part` and rename it
-once the SHA-256 checks out; an interrupted download resumes from the end of the `.part`
-file, in the same call (a broken connection) or a later one.
+once; `kodosumi/file_wire.py`). Downloads write `<path>.part`, hashing it as it arrives,
+and rename it once the SHA-256 checks out; an interrupted download resumes from the end of
+the `.part` file, in the same call (a broken connection) or a later one.
 """
 
 from __future__ import annotations
@@ -57,6 +57,28 @@ def sha256_of(path: Path) -> str:
         while block := f.read(_READ_BYTES):
             digest.update(block)
     return digest.hexdigest()
+
+
+class _PartHash:
+    """The SHA-256 and size of what a download wrote to its `.part` so far."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.hash.update(chunk)
+        self.size += len(chunk)
+
+    @classmethod
+    def of(cls, part: Path) -> _PartHash:
+        """Of a `.part` on disk (blocking)."""
+        found = cls()
+        if part.exists():
+            with open(part, "rb") as f:
+                while block := f.read(_READ_BYTES):
+                    found.add(block)
+        return found
 
 
 def media_type_of(name: str) -> str:
@@ -157,24 +179,32 @@ class FilesClient:
         if not resume:
             part.unlink(missing_ok=True)
         info: file_pb2.FileInfo | None = None
+        written = _PartHash()  # hashed as it is written: the file is not read back
         for attempt in range(attempts):
             offset = part.stat().st_size if part.exists() else 0
+            if written.size != offset:  # a .part from before, or a write cut short
+                written = await asyncio.to_thread(_PartHash.of, part)
             try:
-                info = await self._download_from(file_id, part, offset, progress)
+                info = await self._download_from(file_id, part, offset, progress, written)
                 break
             except grpc.aio.AioRpcError as e:
                 if e.code() not in _RETRYABLE or attempt == attempts - 1:
                     raise KodoclientError.from_rpc(e, "DownloadFile") from None
                 await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
         assert info is not None
-        if await asyncio.to_thread(sha256_of, part) != info.sha256:
+        if written.hash.hexdigest() != info.sha256:
             part.unlink(missing_ok=True)
             raise FileCorrupted(f"file {file_id}: the downloaded content's SHA-256 differs")
         os.replace(part, dest)
         return info
 
     async def _download_from(
-        self, file_id: str, part: Path, offset: int, progress: Progress | None
+        self,
+        file_id: str,
+        part: Path,
+        offset: int,
+        progress: Progress | None,
+        written: _PartHash,
     ) -> file_pb2.FileInfo:
         request = file_pb2.DownloadFileRequest(file_id=file_id, offset=offset)
         info: file_pb2.FileInfo | None = None
@@ -190,6 +220,7 @@ class FilesClient:
                 view = memoryview(response.chunk)
                 while view:
                     view = view[os.write(fd, view) :]
+                written.add(response.chunk)
                 offset += len(response.chunk)
                 if progress is not None and info is not None:
                     progress(offset, info.size)

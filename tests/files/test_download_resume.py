@@ -36,9 +36,9 @@ async def test_a_cut_connection_resumes_the_download(
     offsets: list[int] = []
     original = files._download_from
 
-    async def spied(file_id: str, part: Path, offset: int, progress: object) -> object:
+    async def spied(file_id: str, part: Path, offset: int, *rest: object) -> object:
         offsets.append(offset)
-        return await original(file_id, part, offset, progress)  # type: ignore[arg-type]
+        return await original(file_id, part, offset, *rest)  # type: ignore[arg-type]
 
     files._download_from = spied  # type: ignore[method-assign,assignment]
 
