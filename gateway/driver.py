@@ -252,7 +252,14 @@ class JobDriver:
             "open_inputs": tuple(view.open_inputs.values()),
         }
         if view.terminal:
-            result = view.result(lambda file_id: self.link_of_file(job, file_id))
+            view.complete = [a for a in view.complete if a in view.inline]
+            for artifact_id in view.complete:
+                name, media, data = view.inline[artifact_id]
+                await self.store.put_artifact(job.job_id, artifact_id, name, media, bytes(data))
+            result = view.result(
+                lambda file_id: self.link_of_file(job, file_id),
+                lambda artifact_id: self.link_of_file(job, f"artifacts/{artifact_id}"),
+            )
             changes["result"] = result
             changes["result_hash"] = output_hash(result, job.purchaser)
             changes["reason"] = view.reason

@@ -17,7 +17,11 @@ from kodosumi.jsonvalue import struct_to_dict, value_to_python
 from kodosumi.statuses import status_word
 from kodosumi.v1 import event_pb2
 
-__all__ = ["ExecutionView", "apply"]
+__all__ = ["MAX_INLINE_BYTES", "ExecutionView", "apply"]
+
+# Inline artifacts a job keeps, at most, in the gateway (memory while following, then its
+# database); the rest are left out of the result: files are how large outputs travel.
+MAX_INLINE_BYTES = 8 << 20
 
 _S = event_pb2
 
@@ -29,13 +33,21 @@ class ExecutionView:
     open_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     text: str = ""
     files: list[tuple[str, str]] = field(default_factory=list)  # (name, file_id)
+    # Inline artifacts (content in the events): id -> (name, media type, bytes so far).
+    inline: dict[str, tuple[str, str, bytearray]] = field(default_factory=dict)
+    complete: list[str] = field(default_factory=list)  # inline artifact ids, in order
+    inline_bytes: int = 0
+    dropped: set[str] = field(default_factory=set)  # over MAX_INLINE_BYTES
     reason: str = ""
     terminal: bool = False
 
-    def result(self, link: Any) -> str:
-        """The flattened result; `link(file_id)` is the URL a file is served at."""
+    def result(self, link: Any, inline_link: Any = None) -> str:
+        """The flattened result; `link(file_id)` is the URL a file is served at,
+        `inline_link(artifact_id)` the URL of an inline artifact the gateway kept."""
         lines = [self.text] if self.text else []
         lines += [f"{name}: {link(file_id)}" for name, file_id in self.files]
+        if inline_link is not None:
+            lines += [f"{self.inline[a][0]}: {inline_link(a)}" for a in self.complete]
         return "\n\n".join(lines) if lines and self.text else "\n".join(lines)
 
 
@@ -90,6 +102,25 @@ def apply(view: ExecutionView, event: event_pb2.Event) -> bool:
     if kind == "artifact" and event.artifact.file_id:
         view.files.append((event.artifact.name or event.artifact.file_id, event.artifact.file_id))
         return True
+    if kind == "artifact":
+        artifact = event.artifact
+        if artifact.artifact_id in view.dropped:
+            return False
+        view.inline_bytes += len(artifact.data)
+        if view.inline_bytes > MAX_INLINE_BYTES:
+            # This one is left out whole; what it had counted is free again for others.
+            view.dropped.add(artifact.artifact_id)
+            held = view.inline.pop(artifact.artifact_id, None)
+            view.inline_bytes -= len(artifact.data) + (len(held[2]) if held else 0)
+            return False
+        _, _, data = view.inline.setdefault(
+            artifact.artifact_id,
+            (artifact.name or artifact.artifact_id, artifact.media_type, bytearray()),
+        )
+        data.extend(artifact.data)
+        if artifact.last_chunk and artifact.artifact_id not in view.complete:
+            view.complete.append(artifact.artifact_id)
+        return False
     if kind == "error" and not view.reason:
         view.reason = f"{event.error.type}: {event.error.message}".strip(": ")
     return False

@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     UNIQUE (service, purchaser)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS artifacts (
+    job_id TEXT NOT NULL,
+    artifact_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, artifact_id)
+);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_execution ON jobs (execution_id)
     WHERE execution_id != '';
 """
@@ -174,6 +182,24 @@ class JobStore:
         ) as c:
             rows = await c.fetchall()
         return [_job(r) for r in rows]
+
+    async def put_artifact(
+        self, job_id: str, artifact_id: str, name: str, media_type: str, data: bytes
+    ) -> None:
+        """Keep an inline artifact of a job (the same one again replaces it: a replayed
+        stream writes what it wrote before)."""
+        await self._db.execute(
+            "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?)",
+            (job_id, artifact_id, name, media_type, data),
+        )
+
+    async def artifact(self, job_id: str, artifact_id: str) -> tuple[str, str, bytes] | None:
+        async with self._db.execute(
+            "SELECT name, media_type, data FROM artifacts WHERE job_id = ? AND artifact_id = ?",
+            (job_id, artifact_id),
+        ) as c:
+            row = await c.fetchone()
+        return (row[0], row[1], bytes(row[2])) if row else None
 
     async def claimed_executions(self) -> set[str]:
         async with self._db.execute("SELECT execution_id FROM jobs WHERE execution_id != ''") as c:

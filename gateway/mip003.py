@@ -240,6 +240,15 @@ def service_router(
             raise ApiError.bad_input([FieldViolation("input_data", str(e))]) from None
         return {"input_hash": digest, "signature": sign(digest)}
 
+    @router.get("/files/{job_id}/artifacts/{artifact_id}")
+    async def get_artifact(job_id: str, artifact_id: str) -> Response:
+        job = await store.get(job_id)
+        found = await store.artifact(job_id, artifact_id) if job else None
+        if job is None or job.service != config.path or found is None:
+            raise ApiError(404, "no such artifact")
+        _, media_type, data = found
+        return Response(data, media_type=media_type or "application/octet-stream")
+
     @router.get("/files/{job_id}/{file_id}")
     async def get_file(job_id: str, file_id: str) -> Response:
         job = await store.get(job_id)

@@ -56,6 +56,7 @@ FLOWS = (
     ),
     FlowEntry("fails", "tests.flowlib:fails"),
     FlowEntry("report", "tests.gateway.flows:report"),
+    FlowEntry("summary", "tests.gateway.flows:summary"),
     FlowEntry("sleepy", "tests.flowlib:sleepy"),
 )
 

@@ -28,6 +28,7 @@ SERVICES = [
     {"path": "fails", "flow": "fails"},
     {"path": "priced", "flow": "hello-priced"},
     {"path": "report", "flow": "report"},
+    {"path": "summary", "flow": "summary"},
 ]
 
 
@@ -127,6 +128,21 @@ async def test_files_a_run_saved_are_links_the_gateway_serves(
     assert name == "report.txt" and url.startswith(f"{stack.url}/report/files/{job_id}/")
     served = await http.get(url.removeprefix(stack.url))
     assert served.status_code == 200 and served.content == b"report for Ada\n"
+
+
+async def test_inline_artifacts_are_kept_and_linked(stack: Stack, http: httpx.AsyncClient) -> None:
+    body = {"identifier_from_purchaser": "s-1", "input_data": {"name": "Ada"}}
+    job_id = (await http.post("/summary/start_job", json=body)).json()["id"]
+    done = await wait_status(http, "/summary", job_id, {"completed", "failed"})
+    assert done["status"] == "completed", done
+    text, link_line = done["result"].split("\n\n")
+    name, url = link_line.split(": ", 1)
+    assert text == "summary ready for Ada" and name == "summary.json"
+    served = await http.get(url.removeprefix(stack.url))
+    assert served.status_code == 200 and served.json() == {"name": "Ada", "words": 2}
+    assert served.headers["content-type"].startswith("application/json")
+    other = await http.get(url.removeprefix(stack.url).replace("/summary/", "/hello/"))
+    assert other.status_code == 404
 
 
 async def test_a_failing_flow_is_failed_with_its_reason(http: httpx.AsyncClient) -> None:
@@ -255,7 +271,14 @@ async def test_the_agent_cards_are_signed_by_the_gateway(
     from kodosumi.agent_card import verify_card
 
     whole = (await http.get("/.well-known/agent-card.json")).json()
-    assert {s["id"] for s in whole["skills"]} == {"hello", "asks", "fails", "priced", "report"}
+    assert {s["id"] for s in whole["skills"]} == {
+        "hello",
+        "asks",
+        "fails",
+        "priced",
+        "report",
+        "summary",
+    }
     one = (await http.get("/hello/.well-known/agent-card.json")).json()
     assert [s["id"] for s in one["skills"]] == ["hello"]
     assert stack.node is not None

@@ -119,3 +119,25 @@ def test_the_masumi_api_key_comes_from_the_environment(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, text), env={"KODOGATE_MASUMI_API_KEY": "secret-123"})
     assert config.masumi.api_key == "secret-123" and config.masumi.url == "http://127.0.0.1:9"
     assert "secret-123" not in repr(config)
+
+
+def test_inline_artifacts_are_kept_up_to_the_limit_and_the_rest_left_out() -> None:
+    """A flow emitting a huge inline artifact cannot fill the gateway's memory: that one is
+    left out whole (files are how large outputs travel), smaller ones are still kept."""
+    from gateway.job_fold import MAX_INLINE_BYTES, ExecutionView, apply
+    from kodosumi.v1 import event_pb2
+
+    view = ExecutionView()
+    chunk = 1 << 20
+    for i in range(MAX_INLINE_BYTES // chunk + 2):
+        event = event_pb2.Event()
+        event.artifact.artifact_id, event.artifact.name = "big", "big.bin"
+        event.artifact.data = b"x" * chunk
+        event.artifact.last_chunk = i == MAX_INLINE_BYTES // chunk + 1
+        apply(view, event)
+    small = event_pb2.Event()
+    small.artifact.artifact_id, small.artifact.name = "small", "small.txt"
+    small.artifact.data, small.artifact.last_chunk = b"ok", True
+    apply(view, small)
+    assert view.complete == ["small"] and view.dropped == {"big"}
+    assert view.inline_bytes == 2 and set(view.inline) == {"small"}
