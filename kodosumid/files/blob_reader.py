@@ -1,17 +1,18 @@
-"""A blob read for a download: from an offset, a block ahead, in a thread, in bounded memory.
+"""A blob read for a download: from an offset, read ahead in a thread, in bounded memory.
 
 A download is a loop of "read a chunk, send it". Reading on the event loop stalls every other
 call for as long as the disk takes; reading through the page cache makes each MiB of a cold
 blob fresh memory for the kernel (costly on this machine's VMs, see `blob_writer.py`). So
 the file is read a 1 MiB block at a time with O_DIRECT (plain reads where the file system
-refuses it) into one of two aligned buffers, in a thread, the next block while the chunks of
-the current one go out: the loop only slices views (no copies; the framing of each response
-is the one copy). Memory: two blocks per download, whatever the file's size.
+refuses it) into one of three aligned buffers, in a thread, two blocks ahead of the one
+whose chunks go out: the loop only slices views (no copies; the framing of each response is
+the one copy). Memory: three blocks per download, whatever the file's size.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import errno
 import fcntl
@@ -23,6 +24,8 @@ from pathlib import Path
 from kodosumid.files.blob_writer import ALIGN
 
 BLOCK_BYTES = 1024 * 1024
+# Blocks read ahead of the one going out: a slow read (a busy disk) does not stall the stream.
+AHEAD = 2
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
 
@@ -58,23 +61,26 @@ async def read_blob(path: Path, offset: int, chunk_bytes: int) -> AsyncIterator[
     lane = concurrent.futures.ThreadPoolExecutor(1, "blob-read")
     fd = await loop.run_in_executor(lane, _open, path)
     try:
-        buffers = [memoryview(mmap.mmap(-1, BLOCK_BYTES)) for _ in range(2)]
+        buffers = [memoryview(mmap.mmap(-1, BLOCK_BYTES)) for _ in range(AHEAD + 1)]
         position = offset - offset % ALIGN  # direct reads start on a block
         skip = offset - position
-        which = 0
-        pending = loop.run_in_executor(lane, _read, fd, buffers[which], position)
-        while True:
+        reads: collections.deque[tuple[asyncio.Future[int], memoryview]] = collections.deque()
+        for buffer in buffers[:AHEAD]:
+            reads.append((loop.run_in_executor(lane, _read, fd, buffer, position), buffer))
+            position += BLOCK_BYTES
+        spare = buffers[AHEAD]
+        while reads:
+            pending, block = reads.popleft()
             got = await pending
-            block = buffers[which]
-            position += got
-            which ^= 1
             if got == BLOCK_BYTES:  # more may follow: read it while this block goes out
-                pending = loop.run_in_executor(lane, _read, fd, buffers[which], position)
+                reads.append((loop.run_in_executor(lane, _read, fd, spare, position), spare))
+                position += BLOCK_BYTES
             for start in range(skip, got, chunk_bytes):
                 yield block[start : min(start + chunk_bytes, got)]
             skip = 0
             if got < BLOCK_BYTES:
                 return
+            spare = block  # all its chunks went out
     finally:
-        lane.submit(os.close, fd)  # after a read in progress
+        lane.submit(os.close, fd)  # after the reads in progress
         lane.shutdown(wait=False)
