@@ -25,17 +25,14 @@ class QuotePort(Protocol):
 
 
 class BudgetPort(Protocol):
-    async def admit(self, execution_id: str, events: list[bytes]) -> int:
-        """How many of these drained events (in order) fit under the run's ceiling: all of
-        them (`len(events)`), or up to and including the one that passed it."""
+    async def admit(self, execution_id: str, events: list[bytes]) -> tuple[int, str]:
+        """How many of these drained events (in order) to store, and why the run must stop
+        ("" while it fits its ceiling): all of them and "", or those up to and including the
+        one that passed the ceiling — possibly the last — and the reason."""
         ...
 
     async def due(self, execution_id: str, now_ns: int) -> str:
         """Why the run must stop now (its run time passed the ceiling), or ""."""
-        ...
-
-    def exceeded(self, execution_id: str) -> str:
-        """The reason to end it with, after `admit` kept fewer than all events."""
         ...
 
     def forget(self, execution_id: str) -> None:

@@ -149,7 +149,7 @@ class Drainer(DrainCaps):
         batches: dict[str, tuple[int, list[bytes]]] = {}
         changes: dict[str, list[StatusChange]] = {}
         too_large: list[LiveExecution] = []
-        over_budget: list[LiveExecution] = []
+        over_budget: list[tuple[LiveExecution, str]] = []
         for eid, drained in events.items():
             live = self.live.get(eid)
             if live is None or not drained:
@@ -164,10 +164,10 @@ class Drainer(DrainCaps):
             if first != live.stored_seq + 1:
                 log.error("gap in %s: stored %d, next %d", eid, live.stored_seq, first)
             if self.budget is not None and not live.peer:
-                keep = await self.budget.admit(eid, datas)
-                if keep < len(datas):
+                keep, why = await self.budget.admit(eid, datas)
+                if why:  # the run passed its ceiling at the last event kept
                     datas = datas[:keep]
-                    over_budget.append(live)
+                    over_budget.append((live, why))
                     if not datas:
                         continue
             # A relayed execution's stream is capped by its relay loop.
@@ -183,9 +183,9 @@ class Drainer(DrainCaps):
             await self._end_capped(live, executor, too_large_reason(self.max_bytes))
         if batches:
             await self._store_batches(executor, batches, changes)
-        for live in over_budget:
-            if live.execution_id in self.live and self.budget is not None:
-                await self._end_capped(live, executor, self.budget.exceeded(live.execution_id))
+        for live, why in over_budget:
+            if live.execution_id in self.live:
+                await self._end_capped(live, executor, why)
 
     async def _store_batches(
         self,

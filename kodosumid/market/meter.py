@@ -69,15 +69,15 @@ class Meter:
         )
         return True
 
-    async def admit(self, execution_id: str, events: list[bytes]) -> int:
+    async def admit(self, execution_id: str, events: list[bytes]) -> tuple[int, str]:
         run = await self._load(execution_id)
         if run is None:
-            return len(events)
+            return len(events), ""
         for i, data in enumerate(events):
             event = event_pb2.Event.FromString(data)
             if run.fold.feed(event) and self._over(run, event.time_unix_nano):
-                return i + 1
-        return len(events)
+                return i + 1, run.reason
+        return len(events), ""
 
     async def due(self, execution_id: str, now_ns: int) -> str:
         # Loaded here too: a node restarted mid-run holds a silent run to its ceiling.
@@ -88,10 +88,6 @@ class Meter:
         if not run.terms.price.per_second:
             return ""
         return run.reason if self._over(run, now_ns) else ""
-
-    def exceeded(self, execution_id: str) -> str:
-        run = self._runs.get(execution_id)
-        return run.reason if run is not None else "BUDGET_EXCEEDED"
 
     def forget(self, execution_id: str) -> None:
         self._runs.pop(execution_id, None)

@@ -142,9 +142,18 @@ async def test_the_meter_cuts_right_after_the_call_that_passes_the_ceiling() -> 
     await m.quotes.redeem(ANN, terms.quote_id, FLOW, {}, "e1")
     batch = [status("e1", 2, S.EXECUTION_STATUS_RUNNING, now)]
     batch += [llm("e1", 3 + i, 400, now) for i in range(4)]  # 1 + 0.4 * n passes 2 at n = 3
-    assert await m.meter.admit("e1", batch) == 4
-    assert m.meter.exceeded("e1").startswith("BUDGET_EXCEEDED")
-    assert await m.meter.admit("other", batch) == len(batch)  # no quote: not metered
+    kept, why = await m.meter.admit("e1", batch)
+    assert kept == 4 and why.startswith("BUDGET_EXCEEDED")
+    assert await m.meter.admit("other", batch) == (len(batch), "")  # no quote: not metered
+    # The call that passes the ceiling may be the last of its batch: the run stops there too.
+    m2, events2 = market(clock)
+    terms2, _ = await m2.quotes.request(ANN, "tok", {}, max_tokens=1000)
+    await events2.create_execution(record, [status("e1", 1, S.EXECUTION_STATUS_PENDING, now)])
+    await m2.quotes.redeem(ANN, terms2.quote_id, FLOW, {}, "e1")
+    for one in batch[:3]:
+        assert await m2.meter.admit("e1", [one]) == (1, "")
+    kept, why = await m2.meter.admit("e1", [batch[3]])
+    assert kept == 1 and why.startswith("BUDGET_EXCEEDED")
 
 
 async def test_run_time_passing_the_ceiling_is_due_even_after_a_restart() -> None:
