@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 BUF := $(BIN)/buf
 DEMO_HOME := .state/demo
 
-.PHONY: demo demo-network demo-gateway test lint proto bench install clean
+.PHONY: demo demo-network demo-gateway demo-market test lint proto bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ demo-network: $(STAMP)
 ## availability, input_schema, start_job and status; stops both at the end (docs/gateway.md).
 demo-gateway: $(STAMP)
 	$(BIN)/python tools/demo_gateway.py
+
+## The marketplace: a registry and two nodes with priced flows; an admin credits a user and
+## sets a budget; the user browses, quotes, runs, verifies receipts, sees balance and usage;
+## badges earned; then a flow bought over MIP-003 with curl through kodogate (docs/market.md).
+demo-market: $(STAMP)
+	$(BIN)/python tools/demo_market.py
 
 ## Install what the tests need and run them.
 test: $(STAMP)

@@ -79,10 +79,24 @@ def say(text: str) -> None:
     print(f"\n\033[1m==> {text}\033[0m", flush=True)
 
 
+def demo_flows() -> dict[str, str]:
+    """The flows of each node (catalog TOML): node B offers countdown, node A does not."""
+    return {"node-a": HELLO, "node-b": HELLO + COUNTDOWN}
+
+
 @dataclass
 class Network:
     home: Path
     python: str = sys.executable
+    # What a demo built on this one changes: each node's flows (TOML), more node settings,
+    # the registry's TOML (`--config`) and more of its arguments, the home's marker file.
+    flows: dict[str, str] = field(default_factory=demo_flows)
+    node_extra: str = ""
+    registry_toml: str = ""
+    registry_args: tuple[str, ...] = ()
+    # Nodes ask the registry as their auth provider (roles, its ledger for priced runs).
+    registry_auth: bool = False
+    marker: str = MARKER
     daemons: list[Daemon] = field(default_factory=list)
     registry_address: str = ""
     node_addresses: dict[str, str] = field(default_factory=dict)
@@ -101,12 +115,12 @@ class Network:
     def prepare(self) -> None:
         """A fresh home: a CA, certificates for both nodes and the user, node configs."""
         if self.home.exists():
-            if not (self.home / MARKER).exists():
+            if not (self.home / self.marker).exists():
                 raise DemoError(f"{self.home} exists and is not a demo home; pick another --home")
             self._refuse_if_running()
             shutil.rmtree(self.home)
         (self.home / "logs").mkdir(parents=True)
-        (self.home / MARKER).write_text("state of tools/demo_network.py; removed on the next run\n")
+        (self.home / self.marker).write_text("state of a kodosumi demo; removed on the next run\n")
         ca_cert, ca_key = self.ca_files
         ca_cert.parent.mkdir(mode=0o700)
         ca = CertificateAuthority.create(DOMAIN, ca_cert, ca_key)
@@ -126,8 +140,8 @@ class Network:
             )
             write_public(folder / "tls" / "node.pem", cert_pem(cert))
             write_private(folder / "tls" / "node.key", key_pem(key))
-            flows = HELLO + (COUNTDOWN if node_id == "node-b" else "")
-            (self.home / f"{node_id}.toml").write_text(node_toml(node_id) + flows)
+            config = node_toml(node_id) + self.node_extra + self.flows[node_id]
+            (self.home / f"{node_id}.toml").write_text(config)
         print(f"CA of trust domain {DOMAIN}: {ca_cert}")
         print(f"certificates for {', '.join(NODES)} and user {local_user_name()} issued from it")
 
@@ -202,9 +216,15 @@ class Network:
     async def start_registry(self) -> None:
         ca_cert, ca_key = self.ca_files
         state = self.home / "registry"
+        config: tuple[str, ...] = ()
+        if self.registry_toml:
+            (self.home / "registry.toml").write_text(self.registry_toml)
+            config = ("--config", str(self.home / "registry.toml"))
         self.start(
             "registryd",
             "registryd",
+            *config,
+            *self.registry_args,
             "--state-dir",
             str(state),
             "--listen",
@@ -227,6 +247,9 @@ class Network:
     async def start_nodes(self) -> None:
         for node_id in NODES:
             config = self.home / f"{node_id}.toml"
+            if self.registry_auth:  # known once the registry serves (it picks its port)
+                with config.open("a") as toml:
+                    toml.write(f'\n[auth]\naddress = "{self.registry_address}"\n')
             self.start(
                 node_id,
                 "kodosumid",
@@ -272,15 +295,21 @@ class Network:
                 PEERS_DEADLINE,
             )
 
-    def koco(self, *args: str) -> int:
-        """Run `koco ARGS` against node A (output straight to this terminal)."""
+    def koco(self, *args: str, node: str = "node-a") -> int:
+        """Run `koco ARGS` against `node` (output straight to this terminal)."""
         print(f"\n$ koco {' '.join(args)}", flush=True)
-        env = self.env()
-        env["KODOSUMI_NODE"] = self.node_addresses["node-a"]
-        env["KODOSUMI_REGISTRY"] = self.registry_address
         return subprocess.run(
-            [self.python, "-m", "kodoclient", *args], cwd=ROOT, env=env, check=False
+            self.koco_command(*args), env=self.koco_env(node), check=False
         ).returncode
+
+    def koco_command(self, *args: str) -> list[str]:
+        return [self.python, "-m", "kodoclient", *args]
+
+    def koco_env(self, node: str = "node-a") -> dict[str, str]:
+        env = self.env()
+        env["KODOSUMI_NODE"] = self.node_addresses[node]
+        env["KODOSUMI_REGISTRY"] = self.registry_address
+        return env
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

@@ -43,6 +43,7 @@ key = "{node_id}/tls/node.key"
 heartbeat_interval = 2.0
 retry_initial_seconds = 0.2
 retry_max_seconds = 2.0
+stats_refresh_seconds = 1.0       # service figures with each heartbeat: badges come quickly
 
 [peers]
 health_interval_seconds = 1.0
