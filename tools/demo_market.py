@@ -24,14 +24,11 @@ Logs go to `<home>/logs/`; `--home DIR` (default .state/demo-market), `--keep-ru
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
-import signal
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,7 +39,7 @@ from kodosumi.pki import CertificateAuthority, cert_pem, key_pem, write_private,
 from kodosumi.spiffe import SpiffeId  # noqa: E402
 from kodosumi.tls import local_user_name  # noqa: E402
 from tools import demo_gateway  # noqa: E402
-from tools.demo_network import DOMAIN, Network, _terminate, say  # noqa: E402
+from tools.demo_network import DOMAIN, Network, demo_main, say  # noqa: E402
 from tools.demo_network_configs import COUNTDOWN, HELLO  # noqa: E402
 from tools.demo_network_daemons import DemoError, json_field  # noqa: E402
 
@@ -86,16 +83,9 @@ min_runs = 1
 class Market:
     """The market demo over a `Network` (which owns the daemons and stops them)."""
 
-    def __init__(self, home: Path) -> None:
-        self.network = Network(
-            home,
-            flows={"node-a": PRICED_HELLO, "node-b": PRICED_COUNTDOWN},
-            registry_toml=REGISTRY_TOML,
-            registry_args=("--admin", ADMIN),
-            registry_auth=True,
-            marker=".demo-market",
-        )
-        self.home = home
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self.home = network.home
         self.user = local_user_name()
 
     # -- identities ----------------------------------------------------------------------
@@ -267,8 +257,8 @@ class Market:
         self.koco("balance", f"gateway/{GATEWAY_ID}", admin=True)
 
 
-async def run(market: Market, keep_running: bool) -> int:
-    network = market.network
+async def run(network: Network, keep_running: bool) -> int:
+    market = Market(network)
     say(f"a CA and certificates ({network.home})")
     network.prepare()
     market.issue_identities()
@@ -280,40 +270,24 @@ async def run(market: Market, keep_running: bool) -> int:
     await market.badges()
     await market.buy_over_mip003()
     if keep_running:
-        say("the market keeps running; Ctrl-C stops it")
-        print(f"try: KODOSUMI_HOME={network.home} KODOSUMI_NODE={network.node_addresses['node-a']}")
-        print(f"     KODOSUMI_REGISTRY={network.registry_address} koco market")
-        while True:
-            network.check_running()
-            await asyncio.sleep(0.2)
+        await network.keep_running("market")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="demo state (wiped)")
-    parser.add_argument(
-        "--keep-running", action="store_true", help="leave the market up until Ctrl-C"
+def market_network(home: Path) -> Network:
+    """The network demo's, with priced flows, badge levels, an admin and the ledger."""
+    return Network(
+        home,
+        flows={"node-a": PRICED_HELLO, "node-b": PRICED_COUNTDOWN},
+        registry_toml=REGISTRY_TOML,
+        registry_args=("--admin", ADMIN),
+        registry_auth=True,
+        marker=".demo-market",
     )
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    market = Market(args.home.expanduser().resolve())
-    started = time.monotonic()
-    code = 1
-    try:
-        code = asyncio.run(run(market, args.keep_running))
-    except DemoError as e:
-        print(f"\ndemo-market: {e}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        code = 130
-    finally:
-        say("stopping the market")
-        market.network.stop()
-    if code == 0:
-        took = time.monotonic() - started
-        print(f"done in {took:.0f} s; logs in {market.home / 'logs'}")
-    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return demo_main(argv, __doc__, "demo-market", DEFAULT_HOME, market_network, run)
 
 
 if __name__ == "__main__":

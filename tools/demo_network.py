@@ -28,10 +28,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the repo's packages first
@@ -204,6 +205,15 @@ class Network:
                 raise DemoError(f"not within {deadline:.0f} s: {what} (logs: {logs})")
             await asyncio.sleep(POLL_INTERVAL)
 
+    async def keep_running(self, try_command: str) -> None:
+        """Until Ctrl-C (or a daemon exits): say how to reach the network with koco."""
+        say("the daemons keep running; Ctrl-C stops them")
+        print(f"try: KODOSUMI_HOME={self.home} KODOSUMI_NODE={self.node_addresses['node-a']}")
+        print(f"     KODOSUMI_REGISTRY={self.registry_address} koco {try_command}")
+        while True:
+            self.check_running()
+            await asyncio.sleep(POLL_INTERVAL)
+
     def stop(self) -> None:
         """SIGTERM the nodes (they deregister), then the registry; SIGKILL stragglers."""
         stop_daemons(self.daemons)
@@ -335,38 +345,48 @@ async def run(network: Network, keep_running: bool) -> int:
     if failed:
         raise DemoError(f"a koco command failed (exit {failed})")
     if keep_running:
-        say("the network keeps running; Ctrl-C stops it")
-        print(f"try: KODOSUMI_HOME={network.home} KODOSUMI_NODE={network.node_addresses['node-a']}")
-        print(f"     KODOSUMI_REGISTRY={network.registry_address} koco watch-registry")
-        while True:
-            network.check_running()
-            await asyncio.sleep(POLL_INTERVAL)
+        await network.keep_running("watch-registry")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="demo state (wiped)")
+def demo_main(
+    argv: list[str] | None,
+    doc: str | None,
+    name: str,
+    default_home: Path,
+    make: Callable[[Path], Network],
+    demo: Callable[[Network, bool], Coroutine[Any, Any, int]],
+) -> int:
+    """What a demo script's `main` does: `--home`, `--keep-running`, run `demo` on the
+    network `make` builds, and stop every daemon whatever happens (Ctrl-C, SIGTERM, failure)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else "")
+    parser.add_argument("--home", type=Path, default=default_home, help="demo state (wiped)")
     parser.add_argument(
-        "--keep-running", action="store_true", help="leave the network up until Ctrl-C"
+        "--keep-running", action="store_true", help="leave the daemons up until Ctrl-C"
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    network = Network(args.home.expanduser().resolve())
+    network = make(args.home.expanduser().resolve())
+    started = time.monotonic()
     code = 1
     try:
-        code = asyncio.run(run(network, args.keep_running))
+        code = asyncio.run(demo(network, args.keep_running))
     except DemoError as e:
-        print(f"\ndemo-network: {e}", file=sys.stderr)
+        print(f"\n{name}: {e}", file=sys.stderr)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         code = 130
     finally:
-        say("stopping the network")
+        say("stopping the daemons")
         network.stop()
     if code == 0:
-        print("done; logs in " + str(network.home / "logs"))
+        took = time.monotonic() - started
+        print(f"done in {took:.0f} s; logs in {network.home / 'logs'}")
     return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return demo_main(argv, __doc__, "demo-network", DEFAULT_HOME, Network, run)
 
 
 if __name__ == "__main__":
