@@ -104,7 +104,7 @@ class Market:
 
     # -- koco ----------------------------------------------------------------------------
 
-    def koco(self, *args: str, node: str = "node-a", admin: bool = False) -> str:
+    async def koco(self, *args: str, node: str = "node-a", admin: bool = False) -> str:
         """Run `koco ARGS` (as the admin with `admin`), print the command and its output and
         return the output; a failing command stops the demo."""
         identity: tuple[str, ...] = ()
@@ -116,81 +116,94 @@ class Market:
         shown = " ".join(("koco", *identity, *args)).replace(str(self.home), "$DEMO")
         print(f"\n$ {shown}", flush=True)
         command = self.network.koco_command(*identity, *args)
-        done = subprocess.run(
-            command,
+        # A child of the event loop, not a blocking call: Ctrl-C (which cancels the demo's
+        # task) is seen at once, and the child is killed rather than left behind.
+        child = await asyncio.create_subprocess_exec(
+            *command,
             cwd=ROOT,
             env=self.network.koco_env(node),
-            capture_output=True,
-            text=True,
-            check=False,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
-        print((done.stdout + done.stderr).rstrip(), flush=True)
-        if done.returncode:
-            raise DemoError(f"koco {args[0]} failed (exit {done.returncode})")
-        return done.stdout
+        lines: list[str] = []
+        try:
+            assert child.stdout is not None
+            async for raw in child.stdout:  # live, as `koco run` shows a run's events
+                lines.append(raw.decode(errors="replace"))
+                print(lines[-1], end="", flush=True)
+            await child.wait()
+        except BaseException:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+            raise
+        text = "".join(lines)
+        if child.returncode:
+            raise DemoError(f"koco {args[0]} failed (exit {child.returncode})")
+        return text
 
-    def balance(self) -> Decimal:
+    async def balance(self) -> Decimal:
         """The user's posted EUR balance (koco balance --json)."""
-        for line in self.koco("--json", "balance").splitlines():
+        for line in (await self.koco("--json", "balance")).splitlines():
             row = json.loads(line)
             if row.get("currency") == "EUR":
                 return Decimal(str(row["balance"]))
         return Decimal(0)
 
-    def receipt(self, execution_id: str, node: str) -> Decimal:
+    async def receipt(self, execution_id: str, node: str) -> Decimal:
         """Fetch the run's receipt into <home>/<id>.receipt.json, verify it offline, and
         return its amount."""
         path = self.home / f"{execution_id}.receipt.json"
-        self.koco("receipt", execution_id, "-o", str(path), node=node)
-        self.koco("verify", str(path))
+        await self.koco("receipt", execution_id, "-o", str(path), node=node)
+        await self.koco("verify", str(path))
         return Decimal(str(json.loads(path.read_text())["receipt"]["amount"]))
 
     # -- the demo ------------------------------------------------------------------------
 
-    def admin_steps(self) -> None:
+    async def admin_steps(self) -> None:
         say("the admin grants credit and sets the user's budget")
-        self.koco("credit", "grant", self.user, "5", "EUR", admin=True)
-        self.koco("budget", "set", self.user, "2", "EUR", "--period", "day", admin=True)
-        self.koco("credit", "grant", f"gateway/{GATEWAY_ID}", "5", "EUR", admin=True)
+        await self.koco("credit", "grant", self.user, "5", "EUR", admin=True)
+        await self.koco("budget", "set", self.user, "2", "EUR", "--period", "day", admin=True)
+        await self.koco("credit", "grant", f"gateway/{GATEWAY_ID}", "5", "EUR", admin=True)
 
-    def buy_with_koco(self) -> None:
+    async def buy_with_koco(self) -> None:
         say("browse the market: prices (badges come once runs are measured)")
-        self.koco("market", "--sort", "price")
-        self.koco("flows", "--all")
+        await self.koco("market", "--sort", "price")
+        await self.koco("flows", "--all")
 
         say("a signed quote from node-a for hello, verified offline with the CA certificate")
         quote = self.home / "quote.json"
-        self.koco("quote", "hello", "-i", "name=market", "-o", str(quote))
-        self.koco("verify", str(quote))
+        await self.koco("quote", "hello", "-i", "name=market", "-o", str(quote))
+        await self.koco("verify", str(quote))
         quote_id = str(json.loads(quote.read_text())["quote"]["jti"])
 
         say("run with the quote; then countdown on node-b with --max-cost (quotes first)")
-        before = self.balance()
-        first = self.run_id("run", "hello", "-i", "name=market", "--quote", quote_id)
-        second = self.run_id(
+        before = await self.balance()
+        first = await self.run_id("run", "hello", "-i", "name=market", "--quote", quote_id)
+        second = await self.run_id(
             "run", "countdown", "-i", "steps=3", "-i", "pause=0.3", "--max-cost", "1",
             node="node-b",
         )  # fmt: skip
 
         say("the receipts, verified offline: what each run used and cost")
-        charged = self.receipt(first, "node-a") + self.receipt(second, "node-b")
+        charged = await self.receipt(first, "node-a") + await self.receipt(second, "node-b")
         say("the balance moved by the receipts' amounts")
-        after = self.balance()
-        self.koco("ledger")
-        self.koco("budget", "show")
+        after = await self.balance()
+        await self.koco("ledger")
+        await self.koco("budget", "show")
         print(f"\nbalance {before} -> {after}: moved by {before - after}, receipts {charged}")
         if before - after != charged:
             raise DemoError(f"the balance moved by {before - after}, the receipts say {charged}")
         print("balance moved by the receipts' amounts: ok")
 
         say("metered usage, by flow, on each node")
-        self.koco("usage", "--by", "flow")
-        self.koco("usage", "--by", "flow", node="node-b")
+        await self.koco("usage", "--by", "flow")
+        await self.koco("usage", "--by", "flow", node="node-b")
 
-    def run_id(self, *args: str, node: str = "node-a") -> str:
+    async def run_id(self, *args: str, node: str = "node-a") -> str:
         """`koco run`, shown live; its execution id from `koco ls` afterwards."""
-        self.koco(*args, node=node)
-        listing = self.koco("--json", "ls", "--limit", "1", node=node)
+        await self.koco(*args, node=node)
+        listing = await self.koco("--json", "ls", "--limit", "1", node=node)
         return str(json.loads(listing.splitlines()[0])["execution_id"])
 
     async def badges(self) -> None:
@@ -207,8 +220,8 @@ class Market:
             return sum(1 for s in levels if s.get("badge_level")) >= 2
 
         await self.network.wait_for("both priced flows hold a badge", earned, BADGE_DEADLINE)
-        self.koco("market", "--sort", "price")
-        self.koco("verify", "--node", "node-b", "--flow", "countdown")
+        await self.koco("market", "--sort", "price")
+        await self.koco("verify", "--node", "node-b", "--flow", "countdown")
 
     async def buy_over_mip003(self) -> None:
         say("kodogate sells node-a's hello over MIP-003, paid through the ledger")
@@ -242,7 +255,7 @@ class Market:
         await self.network.wait_for("kodogate serves", serving, GATEWAY_DEADLINE)
         url = json_field(state / "gateway.json", "url")
         print(f"kodogate at {url}; the user's API key goes in the token header")
-        before = self.balance()
+        before = await self.balance()
         body: dict[str, object] = {
             "identifier_from_purchaser": "demo-market-0001",
             "input_data": {"name": "MIP-003"},
@@ -252,9 +265,9 @@ class Market:
             raise DemoError(f"the MIP-003 job ended {status}")
         print("MIP-003 job completed")
         say("the user paid the gateway its price; the gateway paid node-a the run")
-        after = self.balance()
+        after = await self.balance()
         print(f"\nbalance {before} -> {after}")
-        self.koco("balance", f"gateway/{GATEWAY_ID}", admin=True)
+        await self.koco("balance", f"gateway/{GATEWAY_ID}", admin=True)
 
 
 async def run(network: Network, keep_running: bool) -> int:
@@ -265,8 +278,8 @@ async def run(network: Network, keep_running: bool) -> int:
     say("the registry (ledger, badge levels, admin 'admin') and two nodes with priced flows")
     await network.start_registry()
     await network.start_nodes()
-    market.admin_steps()
-    market.buy_with_koco()
+    await market.admin_steps()
+    await market.buy_with_koco()
     await market.badges()
     await market.buy_over_mip003()
     if keep_running:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,34 @@ def test_a_folder_that_is_not_a_demo_home_is_left_alone(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "is not a demo home" in done.stderr
     assert (home / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_demo_stops_every_daemon(tmp_path: Path) -> None:
+    home = tmp_path / "market"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    demo = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--home", str(home)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert demo.stdout is not None
+    seen = []
+    try:
+        for line in demo.stdout:  # the demo ends by itself if the line never comes
+            seen.append(line)
+            if "the admin grants credit" in line:  # registry and both nodes are up
+                demo.send_signal(signal.SIGINT)
+                break
+        rest, _ = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    out = "".join(seen) + rest
+    assert demo.returncode == 130, out[-3000:]
+    assert "interrupted" in out and "stopping registryd" in out
+    assert processes_naming(str(home)) == []
