@@ -47,7 +47,9 @@ DEFAULT_HOME = ROOT / ".state" / "demo-market"
 ADMIN = "admin"
 GATEWAY_ID = "demo"
 API_KEY = "demo-market-key"  # the user's API key at the gateway (its SHA-256 is configured)
+GATEWAY_PRICE = Decimal("0.50")  # what the gateway charges for hello (node-a: 0.05 a run)
 BADGE_DEADLINE = 30.0
+SETTLE_DEADLINE = 15.0
 GATEWAY_DEADLINE = 60.0
 
 PRICED_HELLO = (
@@ -104,9 +106,11 @@ class Market:
 
     # -- koco ----------------------------------------------------------------------------
 
-    async def koco(self, *args: str, node: str = "node-a", admin: bool = False) -> str:
-        """Run `koco ARGS` (as the admin with `admin`), print the command and its output and
-        return the output; a failing command stops the demo."""
+    async def koco(
+        self, *args: str, node: str = "node-a", admin: bool = False, quiet: bool = False
+    ) -> str:
+        """Run `koco ARGS` (as the admin with `admin`), print the command and its output
+        (unless `quiet`) and return the output; a failing command stops the demo."""
         identity: tuple[str, ...] = ()
         if admin:
             ca_cert = str(self.network.ca_files[0])
@@ -114,7 +118,8 @@ class Market:
             cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
             identity = ("--ca", ca_cert, "--cert", cert, "--key", key)
         shown = " ".join(("koco", *identity, *args)).replace(str(self.home), "$DEMO")
-        print(f"\n$ {shown}", flush=True)
+        if not quiet:
+            print(f"\n$ {shown}", flush=True)
         command = self.network.koco_command(*identity, *args)
         # A child of the event loop, not a blocking call: Ctrl-C (which cancels the demo's
         # task) is seen at once, and the child is killed rather than left behind.
@@ -130,7 +135,8 @@ class Market:
             assert child.stdout is not None
             async for raw in child.stdout:  # live, as `koco run` shows a run's events
                 lines.append(raw.decode(errors="replace"))
-                print(lines[-1], end="", flush=True)
+                if not quiet:
+                    print(lines[-1], end="", flush=True)
             await child.wait()
         except BaseException:
             if child.returncode is None:
@@ -142,9 +148,9 @@ class Market:
             raise DemoError(f"koco {args[0]} failed (exit {child.returncode})")
         return text
 
-    async def balance(self) -> Decimal:
+    async def balance(self, quiet: bool = False) -> Decimal:
         """The user's posted EUR balance (koco balance --json)."""
-        for line in (await self.koco("--json", "balance")).splitlines():
+        for line in (await self.koco("--json", "balance", quiet=quiet)).splitlines():
             row = json.loads(line)
             if row.get("currency") == "EUR":
                 return Decimal(str(row["balance"]))
@@ -241,13 +247,14 @@ class Market:
             'flow = "hello"',
             'name = "Hello"',
             "[services.price]",
-            'amount = "0.50"',
+            f'amount = "{GATEWAY_PRICE}"',
             'currency = "EUR"',
         ]
         address = self.network.node_addresses["node-a"]
         config = self.home / "gateway.toml"
         config.write_text(demo_gateway.gateway_toml(state, "node-a", address, tail))
-        self.network.start("kodogate", "gateway", "serve", "--config", str(config))
+        command = ("serve", "--config", str(config))
+        self.network.start("kodogate", "gateway", *command, shown="kodogate")
 
         async def serving() -> bool:
             return bool(json_field(state / "gateway.json", "url"))
@@ -265,9 +272,15 @@ class Market:
             raise DemoError(f"the MIP-003 job ended {status}")
         print("MIP-003 job completed")
         say("the user paid the gateway its price; the gateway paid node-a the run")
+
+        async def settled() -> bool:  # the gateway settles the user's hold as the job ends
+            return await self.balance(quiet=True) == before - GATEWAY_PRICE
+
+        await self.network.wait_for("the job's hold is settled", settled, SETTLE_DEADLINE)
         after = await self.balance()
-        print(f"\nbalance {before} -> {after}")
+        await self.koco("ledger", "--limit", "1")
         await self.koco("balance", f"gateway/{GATEWAY_ID}", admin=True)
+        print(f"\nbalance {before} -> {after}: the service's price {GATEWAY_PRICE} EUR")
 
 
 async def run(network: Network, keep_running: bool) -> int:

@@ -165,11 +165,12 @@ class Network:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
         return env
 
-    def start(self, name: str, module: str, *args: str) -> Daemon:
+    def start(self, name: str, module: str, *args: str, shown: str = "") -> Daemon:
         log = self.home / "logs" / f"{name}.log"
         log_file = log.open("wb")
         command = [self.python, "-m", module, *args]
-        print("$ " + " ".join([module, *args]).replace(str(self.home), "$DEMO"), flush=True)
+        line = " ".join([shown or module, *args]).replace(str(self.home), "$DEMO")
+        print(f"$ {line}", flush=True)
         # A session of its own: Ctrl-C reaches only this script, which stops the daemons in
         # order; and the daemon's Ray processes share its process group.
         process = subprocess.Popen(

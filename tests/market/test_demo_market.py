@@ -65,8 +65,9 @@ def test_the_market_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "$ curl -s -X POST" in out and "/hello/start_job" in out
     assert '"status": "completed"' in out and "MIP-003 job completed" in out
     assert '"result": "Hello, MIP-003!"' in out
+    assert "the service's price 0.50 EUR" in out  # the user's balance moved by it
     # Nothing left running.
-    assert "$ kodosumid --config" in out and "$ gateway serve" in out
+    assert "$ kodosumid --config" in out and "$ kodogate serve" in out
     assert processes_naming(str(home)) == []
 
 
