@@ -59,7 +59,7 @@ async def replay_then_follow(
                     return
                 if tail.closed:
                     break  # the writer stopped: what it stored last, then the end
-                await tail.changed()
+                await tail.wait_changed()
                 continue
             cursor, response = found
             yield response

@@ -104,7 +104,17 @@ class Tail:
         return found
 
     def changed(self) -> asyncio.Future[None]:
-        """Done at the next append or close; one future for all followers."""
+        """Done at the next append or close; one future for all followers.
+
+        Await it through `wait_changed`: a task cancelled while awaiting a future cancels
+        that future, and a shared one would take every other follower down with it."""
         if self._changed is None:
             self._changed = asyncio.get_running_loop().create_future()
         return self._changed
+
+    async def wait_changed(self) -> None:
+        """Until the next append or close. One follower going away (its watcher hung up,
+        its task cancelled) leaves the others waiting: the shared future is shielded.
+        Unshielded, the cancel reached the other followers' serving tasks, which gRPC took
+        for their clients' cancels: their calls hung with no status and no more events."""
+        await asyncio.shield(self.changed())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
@@ -121,3 +123,34 @@ def _bad_fields(error: grpc.aio.AioRpcError) -> list[str]:
                     detail.Unpack(bad)
                     return [v.field for v in bad.field_violations]
     return []
+
+
+async def test_a_watcher_hanging_up_leaves_the_other_watchers_of_the_run(
+    shared_node: RunningNode,
+) -> None:
+    """Two clients watch a run that waits for input; one hangs up while both wait at the
+    live end. The other still gets the rest of the run once it is answered (before the fix,
+    the hang-up cancelled the shared wake-up and the other call hung with no status)."""
+    execution_id = await launch(shared_node.flows, "asks")
+    request = flow_pb2.WatchExecutionRequest(execution_id=execution_id)
+    staying = shared_node.flows.WatchExecution(request, timeout=120)
+    leaving = shared_node.flows.WatchExecution(request, timeout=120)
+    asked: list[event_pb2.Event] = []
+    for call, seen in ((staying, asked), (leaving, [])):
+        while not any(e.HasField("input_requested") for e in seen):
+            seen.extend((await asyncio.wait_for(call.read(), 60)).events)  # type: ignore[union-attr]
+    await _wait_status(shared_node, execution_id, S.EXECUTION_STATUS_AWAITING_INPUT)
+
+    async def both_wait_at_the_end() -> bool:
+        tail = shared_node.app.executions.hub._tails.get(execution_id)  # type: ignore[union-attr]
+        return tail is not None and tail.followers == 2 and tail._changed is not None
+
+    await eventually(both_wait_at_the_end)
+    leaving.cancel()
+    request_id = next(e.input_requested.request_id for e in asked if e.HasField("input_requested"))
+    await _provide(shared_node, execution_id, request_id, {"n": 3})
+    rest: list[event_pb2.Event] = []
+    async with asyncio.timeout(60):
+        async for response in staying:
+            rest.extend(response.events)
+    assert statuses(rest)[-1] == S.EXECUTION_STATUS_SUCCEEDED

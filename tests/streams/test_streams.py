@@ -4,6 +4,7 @@ shared pages hand every follower the same bytes, replay-then-follow is gapless."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -58,6 +59,23 @@ async def test_tail_is_bounded_and_shared() -> None:
     newest = tail.after(8)
     assert newest is not None and [c.last_seq for c in newest] == [9]
     assert tail.after(0) is None  # trimmed: read the store
+
+
+async def test_a_follower_going_away_leaves_the_others_waiting() -> None:
+    """Two watchers of one execution wait on its tail; one hangs up (its serving task is
+    cancelled). The other must still be woken by the next append — not cancelled with it
+    (gRPC took that cancel for its client's and the call hung, seen in CI)."""
+    tail = Tail()
+    leaving = asyncio.ensure_future(tail.wait_changed())
+    staying = asyncio.ensure_future(tail.wait_changed())
+    await asyncio.sleep(0)  # both wait now
+    leaving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await leaving
+    assert not staying.done()
+    tail.append(chunks(1, [_event(1)]))
+    await asyncio.wait_for(staying, 5)
+    assert not staying.cancelled()
 
 
 @given(st.lists(st.integers(1, 5), min_size=1, max_size=60), st.integers(0, 2000), st.data())
