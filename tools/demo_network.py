@@ -327,6 +327,13 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # SIGTERM to the demo: clean up as for Ctrl-C
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # Ctrl-C raises where the demo is, as outside asyncio. asyncio.run's own handler only
+    # cancels the main task, and a cancel that lands as an awaited step finishes can be
+    # swallowed (Python 3.11's wait_for): the demo then ran on to the end and exited 0.
+    raise KeyboardInterrupt
+
+
 async def run(network: Network, keep_running: bool) -> int:
     say(f"a CA and certificates ({network.home})")
     network.prepare()
@@ -367,6 +374,7 @@ def demo_main(
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _interrupt)  # asyncio.run keeps a handler it finds set
     network = make(args.home.expanduser().resolve())
     started = time.monotonic()
     code = 1
