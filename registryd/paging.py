@@ -14,13 +14,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from kodosumi.errors import InvalidArgument
 from registryd.model import FlowOffer, FlowOfferPage, NodePage, NodeQuery, NodeRecord
 from registryd.store import NODE_SNAPSHOT_BYTES, RegistryStore
 
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
 # Bytes of one ListNodes page, about: far below the 4 MiB clients accept by default.
 LIST_PAGE_BYTES = 1024 * 1024
 # Nodes read from the store at a time while a page fills.
 STORE_BATCH = 8
+
+
+def page_size_of(requested: int) -> int:
+    """The nodes a page may hold: the caller's `page_size`, defaulted and capped."""
+    if requested < 0:
+        raise InvalidArgument.field("page_size", "must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def node_size(node: NodeRecord) -> int:

@@ -50,7 +50,7 @@ from registryd.model import (
     NodeRecord,
     NodeState,
 )
-from registryd.paging import OfferKey, node_page, offer_page
+from registryd.paging import MAX_PAGE_SIZE, OfferKey, node_page, offer_page, page_size_of
 from registryd.policy import check_node_writer
 from registryd.service_levels import ServiceBook, ServiceLevels
 from registryd.service_stats import ServiceReport, check_report
@@ -59,9 +59,6 @@ from registryd.validate import check_announcement, check_node_id
 from registryd.watch import Watch, open_watch
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 
 
 class Registry:
@@ -333,7 +330,7 @@ class Registry:
 
     async def list_nodes(self, query: NodeQuery, page_size: int = 0) -> NodePage:
         """A page of nodes, bounded in count and in bytes (registryd/paging.py)."""
-        size = _page_size(page_size)
+        size = page_size_of(page_size)
         page = await node_page(self.store, query, size, await self.store.revision())
         return replace(page, nodes=[self._live(n) for n in page.nodes])
 
@@ -395,12 +392,6 @@ class Registry:
     def _publish(self, changes: list[Change]) -> None:
         if changes:
             self._feed.publish(changes[-1].revision)
-
-
-def _page_size(requested: int) -> int:
-    if requested < 0:
-        raise InvalidArgument.field("page_size", "must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def _last_load(lease: Lease | None, before: NodeRecord | None) -> NodeLoad:

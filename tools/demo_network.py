@@ -328,9 +328,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # Ctrl-C raises where the demo is, as outside asyncio. asyncio.run's own handler only
-    # cancels the main task, and a cancel that lands as an awaited step finishes can be
-    # swallowed (Python 3.11's wait_for): the demo then ran on to the end and exited 0.
+    # asyncio.run's own handler only cancels the main task, which a step may swallow.
     raise KeyboardInterrupt
 
 

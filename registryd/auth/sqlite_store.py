@@ -29,73 +29,8 @@ from registryd.auth.model import (
     TokenRecord,
     User,
 )
+from registryd.auth.sqlite_schema import BADGE_COLUMNS, SCHEMA
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS auth_users (
-    name TEXT PRIMARY KEY,
-    roles TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS auth_groups (
-    name TEXT PRIMARY KEY,
-    description TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS auth_members (
-    user_name TEXT NOT NULL REFERENCES auth_users (name) ON DELETE CASCADE,
-    group_name TEXT NOT NULL REFERENCES auth_groups (name) ON DELETE CASCADE,
-    PRIMARY KEY (user_name, group_name)
-);
-CREATE TABLE IF NOT EXISTS auth_tokens (
-    secret_hash TEXT PRIMARY KEY,
-    identity TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    created_by TEXT NOT NULL,
-    used_at REAL,
-    names TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS auth_host_names (
-    identity TEXT PRIMARY KEY,
-    names TEXT NOT NULL,
-    approved_at REAL NOT NULL,
-    approved_by TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS auth_certificates (
-    serial TEXT PRIMARY KEY,
-    identity TEXT NOT NULL,
-    not_before REAL NOT NULL,
-    not_after REAL NOT NULL,
-    issued_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS auth_certificates_by_identity ON auth_certificates (identity);
-CREATE TABLE IF NOT EXISTS auth_revoked_serials (
-    serial TEXT PRIMARY KEY,
-    identity TEXT NOT NULL,
-    not_after REAL NOT NULL,
-    revoked_at REAL NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS auth_revoked_identities (
-    identity TEXT PRIMARY KEY,
-    revoked_at REAL NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS auth_badges (
-    badge_id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    token TEXT NOT NULL,
-    issued_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    facts TEXT NOT NULL
-);
-"""
-# Columns added to auth_badges after it first shipped (service-level badges, issue 15).
-_BADGE_COLUMNS = (
-    ("level", "TEXT NOT NULL DEFAULT ''"),
-    ("revoked_at", "REAL NOT NULL DEFAULT 0"),
-    ("revoke_reason", "TEXT NOT NULL DEFAULT ''"),
-)
 _BADGE_ROW = (
     "badge_id, kind, subject, token, issued_at, expires_at, facts, level, revoked_at, revoke_reason"
 )
@@ -115,7 +50,7 @@ class SqliteAuthStore:
     async def open(cls, path: Path) -> SqliteAuthStore:
         conn = await sqlite.connect(path, foreign_keys=True)
         try:
-            await conn.executescript(_SCHEMA)
+            await conn.executescript(SCHEMA)
             columns = await conn.execute_fetchall("PRAGMA table_info(auth_tokens)")
             if "names" not in {c[1] for c in columns}:
                 # Databases made before tokens named host names.
@@ -124,7 +59,7 @@ class SqliteAuthStore:
                 )
             columns = await conn.execute_fetchall("PRAGMA table_info(auth_badges)")
             have = {c[1] for c in columns}
-            for name, kind in _BADGE_COLUMNS:
+            for name, kind in BADGE_COLUMNS:
                 if name not in have:
                     await conn.execute(f"ALTER TABLE auth_badges ADD COLUMN {name} {kind}")
         except BaseException:
